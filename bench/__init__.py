@@ -1,0 +1,1 @@
+"""Benchmarks and their synthetic fleets; run on demand, never from the test suite's timing."""

@@ -1,0 +1,3 @@
+"""feedbackctl: runtime informs authority; it never replaces it."""
+
+__version__ = "0.1.0"

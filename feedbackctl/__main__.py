@@ -1,0 +1,3 @@
+from feedbackctl.cli import main
+
+main()

@@ -1,0 +1,59 @@
+"""The authority ref as one consistent read: settings, policy and claims.
+
+Everything is read from git's object database at one commit, never from the
+work tree, so it works on bare repos and cannot see half-edited files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from feedbackctl.authority.claims import parse_claims
+from feedbackctl.authority.config import Settings, load_settings
+from feedbackctl.authority.gitrepo import GitRepo
+from feedbackctl.core.models import Claim
+from feedbackctl.errors import FeedbackError
+
+
+@dataclass
+class Snapshot:
+    repo: GitRepo
+    branch: str  # short branch name of the authority ref
+    commit: str
+    settings: Settings
+    claims: list[Claim]
+    errors: list[FeedbackError] = field(default_factory=list)
+
+    def claim(self, name: str) -> Claim | None:
+        return next((c for c in self.claims if c.name == name), None)
+
+    def read(self, path: str) -> bytes | None:
+        return self.repo.read_file(self.commit, path)
+
+
+def open_repo(path: str | Path) -> GitRepo:
+    return GitRepo.open(path)
+
+
+def branch_of(repo: GitRepo, ref: str | None) -> str:
+    name = ref or repo.default_ref()
+    return name.removeprefix("refs/heads/")
+
+
+def load_snapshot(repo: GitRepo, ref: str | None) -> Snapshot:
+    branch = branch_of(repo, ref)
+    commit = repo.resolve(branch)
+    settings = load_settings(repo, commit)
+    cfg = settings.config
+    listed = [
+        (path, blob)
+        for path, blob in repo.list_files(commit, cfg.claim_paths)
+        if not path.startswith(f"{cfg.policies_dir}/") and path != ".feedbackctl.yaml"
+    ]
+    contents = repo.read_blobs([blob for _, blob in listed])
+    claim_set = parse_claims(
+        [(path, blob, contents[blob]) for path, blob in listed],
+        kinds=cfg.claim_kinds or None,
+    )
+    return Snapshot(repo, branch, commit, settings, list(claim_set.claims), list(claim_set.errors))

@@ -1,0 +1,128 @@
+"""The authority writer: minimal claim edits, committed with trailers and CAS.
+
+Commits are built in the object database on top of the commit that was read
+(never a checkout or the shared index), and the branch is moved with
+compare-and-swap, so two concurrent runs cannot both apply a change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from feedbackctl.authority.gitrepo import GitRepo
+from feedbackctl.authority.trailers import format_message
+from feedbackctl.authority.yamldoc import edit_value
+from feedbackctl.core.models import Claim, Scalar
+from feedbackctl.errors import ClaimError
+
+
+@dataclass
+class Plan:
+    """One commit to write: file edits plus the audit record."""
+
+    subject: str
+    body: str = ""
+    trailers: list[dict[str, str]] = field(default_factory=list)
+    edits: dict[str, bytes | None] = field(default_factory=dict)
+
+    @property
+    def message(self) -> str:
+        return format_message(self.subject, self.body, self.trailers)
+
+
+class Staging:
+    """File texts at a base commit, edited in memory before a commit is built."""
+
+    def __init__(self, repo: GitRepo, base: str) -> None:
+        self.repo = repo
+        self.base = base
+        self.texts: dict[str, str] = {}
+
+    def text(self, path: str) -> str:
+        if path not in self.texts:
+            raw = self.repo.read_file(self.base, path)
+            if raw is None:
+                raise ClaimError(path, f"{path} does not exist at {self.base[:8]}; re-run")
+            self.texts[path] = raw.decode("utf-8")
+        return self.texts[path]
+
+    def set_value(self, claim: Claim, field_name: str, value: Scalar) -> str:
+        """Splice ``spec.<field>`` of ``claim`` to ``value``; returns the edited path."""
+        loc = claim.locations.get(f"spec.{field_name}")
+        if loc is None:
+            raise ClaimError(
+                claim.name,
+                f"spec.{field_name} is not set in {claim.path}; "
+                "adding a field is a structural edit, make it by hand",
+            )
+        if value is None:
+            raise ClaimError(claim.name, f"cannot set spec.{field_name} to null")
+        text = self.text(loc.path)
+        self.texts[loc.path] = edit_value(loc.path, text, loc.doc_index, ("spec", field_name), value)
+        return loc.path
+
+    def put(self, path: str, content: str | None) -> None:
+        self.texts[path] = content if content is not None else ""
+        if content is None:
+            self.texts.pop(path)
+
+    def edits(self, deleted: Sequence[str] = ()) -> dict[str, bytes | None]:
+        out: dict[str, bytes | None] = {p: t.encode("utf-8") for p, t in self.texts.items()}
+        for p in deleted:
+            out[p] = None
+        return out
+
+
+def write(
+    repo: GitRepo,
+    branch: str,
+    base: str,
+    plan: Plan,
+    now: datetime,
+    author: tuple[str, str] | None = None,
+) -> str:
+    """Commit ``plan`` on ``base`` and move ``branch`` to it with CAS.
+
+    Raises ConflictError when the branch moved since ``base`` was read; the
+    caller re-reads, re-evaluates and tries again.
+    """
+    new = repo.write_commit(base, plan.edits, plan.message, now, author=author)
+    repo.advance(branch, new, base)
+    return new
+
+
+def trailer(
+    kind: str,
+    claim: str,
+    field_name: str | None = None,
+    *,
+    old: Scalar = None,
+    new: Scalar = None,
+    source: str | None = None,
+    rule: str | None = None,
+    risk: str | None = None,
+    evidence: str | None = None,
+    tags: Sequence[str] = (),
+) -> dict[str, str]:
+    """One change's ``Feedback-*`` trailers, in SPEC order, empty keys left out."""
+    values: Mapping[str, object] = {
+        "Feedback-Kind": kind,
+        "Feedback-Claim": claim,
+        "Feedback-Field": f"spec.{field_name}" if field_name else None,
+        "Feedback-From": old,
+        "Feedback-To": new,
+        "Feedback-Source": source,
+        "Feedback-Rule": rule,
+        "Feedback-Risk": risk,
+        "Feedback-Evidence": evidence,
+        "Feedback-Tags": ", ".join(tags) if tags else None,
+    }
+    return {k: _trailer_text(v) for k, v in values.items() if v is not None}
+
+
+def _trailer_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

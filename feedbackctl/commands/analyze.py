@@ -1,0 +1,78 @@
+"""``feedbackctl analyze`` and ``feedbackctl recommendations dismiss|accept``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from feedbackctl.authority.snapshot import open_repo
+from feedbackctl.clock import now_or
+from feedbackctl.commands.options import (
+    Detailed,
+    DryRun,
+    Metrics,
+    Now,
+    Output,
+    OutputOpt,
+    Ref,
+    Repo,
+    exit_code,
+)
+from feedbackctl.patterns.recommend import StatusChange, analyze, set_status
+from feedbackctl.render import print_report
+
+
+def analyze_command(
+    repo: Repo = ".",
+    ref: Ref = None,
+    metrics: Metrics = None,
+    now: Now = None,
+    output: OutputOpt = Output.table,
+    write: Annotated[
+        bool, typer.Option("--write", help="Commit ConfigurationRecommendation sidecars.")
+    ] = False,
+    dry_run: DryRun = False,
+    detailed_exitcode: Detailed = False,
+) -> int:
+    """Report what runtime signals say about each tuned field (Pattern 4)."""
+    report = analyze(open_repo(repo), ref, metrics, now_or(now), write_sidecars=write, dry_run=dry_run)
+    print_report(report, output.value, title=f"feedbackctl analyze @ {report.branch}")
+    return exit_code(report, detailed_exitcode)
+
+
+recommendations = typer.Typer(help="Dismiss or accept ConfigurationRecommendation entries.")
+
+
+def _status(status: str):  # type: ignore[no-untyped-def]
+    def command(
+        claim: Annotated[str, typer.Argument(help="Claim metadata.name")],
+        field: Annotated[str, typer.Argument(help="Field, e.g. lambdaMemory")],
+        repo: Repo = ".",
+        ref: Ref = None,
+        now: Now = None,
+        reason: Annotated[str, typer.Option("--reason", help="Why, recorded in the commit.")] = "",
+        output: OutputOpt = Output.table,
+        dry_run: DryRun = False,
+    ) -> int:
+        report = set_status(
+            open_repo(repo),
+            ref,
+            StatusChange(claim, field.removeprefix("spec."), status),
+            now_or(now),
+            dry_run=dry_run,
+            reason=reason,
+        )
+        print_report(report, output.value, title="recommendations")
+        return exit_code(report, False)
+
+    return command
+
+
+recommendations.command("dismiss", help="Mark a recommendation dismissed (a commit).")(_status("dismissed"))
+recommendations.command("accept", help="Apply a recommendation to the claim (a commit).")(_status("accepted"))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("analyze")(analyze_command)
+    app.add_typer(recommendations, name="recommendations")

@@ -1,0 +1,44 @@
+"""Option types shared by the repo-reading commands (SPEC section 5 contracts)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from feedbackctl.errors import EXIT_CHANGES, EXIT_OK, EXIT_RUNTIME
+from feedbackctl.render import Report
+
+
+class Output(StrEnum):
+    table = "table"
+    json = "json"
+
+
+Repo = Annotated[str, typer.Option("--repo", help="Any path inside a git work tree, or a bare repo.")]
+Ref = Annotated[
+    str | None, typer.Option("--ref", help="Authority branch (default: the repo's current branch).")
+]
+Metrics = Annotated[
+    str | None,
+    typer.Option("--metrics", help="A metric fixtures directory, or 'cloudwatch'."),
+]
+Now = Annotated[
+    str | None, typer.Option("--now", help="Evaluation time, ISO-8601 (default: the real clock).")
+]
+OutputOpt = Annotated[Output, typer.Option("--output", help="table for people, json for scripts.")]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Decide and report; write nothing.")]
+Detailed = Annotated[
+    bool,
+    typer.Option("--detailed-exitcode", help="Exit 3 when changes were made or are recommended."),
+]
+Push = Annotated[bool, typer.Option("--push", help="Push to the remote with an explicit-SHA lease.")]
+
+
+def exit_code(report: Report, detailed: bool) -> int:
+    if report.problems:
+        return EXIT_RUNTIME
+    if detailed and report.changed:
+        return EXIT_CHANGES
+    return EXIT_OK

@@ -1,0 +1,262 @@
+"""The pure decision core: claim + policy + series + history + now -> decisions.
+
+``recommend`` answers "what do the signals say about each tuned field?"
+(used by ``analyze`` and as the first stage of everything else).
+``autotune`` runs the recommendation through the runaway guards in
+``guards.py``. Nothing here touches git, AWS, files, the clock or a terminal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from feedbackctl.core import guards
+from feedbackctl.core.models import (
+    Claim,
+    Decision,
+    Direction,
+    Evidence,
+    FieldHistory,
+    FleetHistory,
+    Note,
+    Outcome,
+    Series,
+)
+from feedbackctl.core.policy import Policy, Rule, Source
+from feedbackctl.core.risk import Change, classify
+from feedbackctl.core.signals import WindowCheck, check_window, round_to_step, size_from_usage
+from feedbackctl.core.tuning import AutoTune, parse_autotune
+from feedbackctl.errors import ClaimError
+
+SIZING_LOOKBACK_MINUTES = 7 * 24 * 60
+# Low-trust sources must show a signal for longer (the seed's "what signals to trust").
+TRUST_WINDOW_FACTOR = {"high": 1, "medium": 1, "low": 2, "very-low": 4}
+
+
+@dataclass(frozen=True)
+class ClaimInputs:
+    """Everything the core needs to know about one claim."""
+
+    claim: Claim
+    series: Mapping[str, Series] = field(default_factory=dict)
+    histories: Mapping[str, FieldHistory] = field(default_factory=dict)
+
+
+def _number(claim: Claim, name: str) -> float | None:
+    value = claim.value(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ClaimError(claim.name, f"spec.{name} is {value!r}, expected a number; fix the claim")
+    if value != value or value < 0:
+        raise ClaimError(claim.name, f"spec.{name} is {value!r}, expected a non-negative number")
+    return float(value)
+
+
+def _as_value(x: float) -> int | float:
+    return int(x) if float(x).is_integer() else round(x, 3)
+
+
+def valid_from(metric: str, inputs: ClaimInputs, policy: Policy) -> float:
+    """First instant whose ``metric`` describes the current configuration.
+
+    The coupling trap: memory_utilization is used/configured, so points from
+    before the last change of lambdaMemory (plus settling) must not count.
+    """
+    start = float("-inf")
+    mp = policy.metrics.get(metric)
+    for coupled in mp.coupled_to if mp else ():
+        last = inputs.histories.get(coupled)
+        change = last.last_change if last else None
+        if change is not None:
+            start = max(start, change.at.timestamp() + policy.limits.settling_minutes * 60)
+    return start
+
+
+def _threshold_for(rule: Rule, tuning: AutoTune) -> tuple[float | None, int]:
+    """The claim's own trigger overrides the policy rule it names."""
+    t = tuning.trigger
+    if (
+        t is not None
+        and rule.direction == "increase"
+        and rule.field in tuning.bounds
+        and t.metric == rule.when.metric
+        and rule.when.relative_to is None
+    ):
+        return t.threshold, t.sustained_minutes
+    return None, rule.sustained_minutes
+
+
+def _confidence(check: WindowCheck, inputs: ClaimInputs, metric: str, vf: float, now: float) -> float:
+    """0.5 for a rule that held, up to +0.35 for 7 days of data, +0.15 for a clear margin."""
+    ev = check.evidence
+    series = inputs.series.get(metric)
+    if ev is None or series is None or len(series) == 0:
+        return 0.0
+    first = max(float(series.ts[0]), vf)
+    span = min(1.0, max(0.0, now - first) / (SIZING_LOOKBACK_MINUTES * 60))
+    margin = 0.0
+    if ev.threshold:
+        margin = min(1.0, abs(ev.value - ev.threshold) / ev.threshold / 0.1)
+    return round(min(0.99, 0.5 + 0.35 * span + 0.15 * margin), 2)
+
+
+def _recommend_field(
+    inputs: ClaimInputs, policy: Policy, tuning: AutoTune, name: str, now: float, source: Source
+) -> Decision | None:
+    claim = inputs.claim
+    current = _number(claim, name)
+    if current is None:
+        return None
+    fp = policy.fields[name]
+    notes: list[Note] = []
+    evidence: list[Evidence] = []
+    fired: tuple[Rule, WindowCheck, float] | None = None
+    any_enough = False
+    factor = TRUST_WINDOW_FACTOR.get(source.trust_level, 1)
+    rules = sorted(policy.rules_for(name), key=lambda r: r.direction != "increase")
+    for rule in rules:
+        threshold, window = _threshold_for(rule, tuning)
+        vf = valid_from(rule.when.metric, inputs, policy)
+        check = check_window(
+            rule.when,
+            inputs.series.get(rule.when.metric),
+            claim.spec,
+            now=now,
+            window_minutes=window * factor,
+            valid_from=vf,
+            limits=policy.limits,
+            threshold=threshold,
+        )
+        any_enough = any_enough or check.enough
+        if check.holds and fired is None:
+            fired = (rule, check, vf)
+        elif not check.holds:
+            notes.append(Note(rule.name, "info", check.detail))
+    value = _as_value(current)
+    if fired is None:
+        outcome = Outcome.HOLD if any_enough else Outcome.NOT_ENOUGH_DATA
+        return Decision(claim.name, name, value, outcome, source=source.name, notes=tuple(notes))
+
+    rule, check, vf = fired
+    assert check.evidence is not None
+    evidence.append(check.evidence)
+    notes.insert(0, Note(rule.name, "fired", check.detail))
+    direction: Direction = rule.direction
+    target: float | None = None
+    if rule.size is not None:
+        sized = size_from_usage(
+            rule.size,
+            inputs.series.get(rule.size.metric),
+            now=now,
+            valid_from=valid_from(rule.size.metric, inputs, policy),
+            lookback_minutes=SIZING_LOOKBACK_MINUTES,
+        )
+        if sized is not None:
+            raw, size_ev = sized
+            evidence.append(size_ev)
+            target = round_to_step(raw, fp.step, direction)
+            notes.append(
+                Note(
+                    "sizing",
+                    "shaped",
+                    f"peak {rule.size.metric} {size_ev.value:.4g} + "
+                    f"{rule.size.margin:.0%} margin, rounded to {fp.step:g}{fp.unit} -> "
+                    f"{target:g}",
+                )
+            )
+    if target is None:
+        target = current + fp.step if direction == "increase" else current - fp.step
+        notes.append(Note("sizing", "shaped", f"no absolute usage data; one step of {fp.step:g}"))
+    if direction == "increase" and target <= current:
+        target = current + fp.step
+        notes.append(Note("sizing", "shaped", f"usage-based size not above current; one step of {fp.step:g}"))
+    if direction == "decrease" and target >= current:
+        notes.append(Note("sizing", "info", f"already right-sized: usage needs {target:g}"))
+        return Decision(
+            claim.name,
+            name,
+            value,
+            Outcome.HOLD,
+            source=source.name,
+            evidence=tuple(evidence),
+            notes=tuple(notes),
+        )
+    uncapped = target
+    clamped = min(max(target, fp.min), fp.max)
+    if clamped != target:
+        notes.append(Note("schema", "shaped", f"clamped to the schema range {fp.min:g}-{fp.max:g}"))
+        target = clamped
+    conf = _confidence(check, inputs, rule.when.metric, vf, now)
+    decision = Decision(
+        claim.name,
+        name,
+        value,
+        Outcome.CHANGE,
+        recommended=_as_value(target),
+        uncapped=_as_value(uncapped),
+        direction=direction,
+        confidence=conf,
+        rule=rule.name,
+        source=source.name,
+        evidence=tuple(evidence),
+        notes=tuple(notes),
+    )
+    if target == current:
+        return replace(
+            decision,
+            outcome=Outcome.BLOCKED,
+            notes=decision.notes + (Note("schema", "blocked", f"already at the schema limit {target:g}"),),
+        )
+    return guards.guardrails(
+        decision, inputs.claim.spec, inputs.series, policy, now, lambda m: valid_from(m, inputs, policy)
+    )
+
+
+def recommend(inputs: ClaimInputs, policy: Policy, now: datetime, source: Source) -> list[Decision]:
+    """One decision per tuned field the claim sets (analyze's answer)."""
+    tuning = parse_autotune(inputs.claim)
+    ts = now.timestamp()
+    out = []
+    for name in policy.tuned_fields:
+        d = _recommend_field(inputs, policy, tuning, name, ts, source)
+        if d is not None:
+            out.append(_with_risk(d, inputs.claim, policy))
+    return out
+
+
+def _with_risk(d: Decision, claim: Claim, policy: Policy) -> Decision:
+    risk = classify([Change(claim.name, d.field, claim.is_production)], policy.risk)
+    return replace(d, risk=risk.level)
+
+
+def autotune(inputs: ClaimInputs, policy: Policy, now: datetime, source: Source) -> list[Decision]:
+    """Recommendations passed through every per-claim runaway guard."""
+    tuning = parse_autotune(inputs.claim)
+    out = []
+    for d in recommend(inputs, policy, now, source):
+        ctx = guards.GuardContext(
+            claim=inputs.claim,
+            tuning=tuning,
+            policy=policy,
+            history=inputs.histories.get(d.field, FieldHistory(inputs.claim.name, d.field)),
+            claim_histories=inputs.histories,
+            now=now,
+            source=source,
+        )
+        out.append(guards.apply(ctx, d))
+    return out
+
+
+def autotune_fleet(
+    fleet_inputs: Sequence[ClaimInputs],
+    policy: Policy,
+    now: datetime,
+    source: Source,
+    fleet: FleetHistory,
+) -> list[Decision]:
+    """Auto-tune decisions for many claims, with the global rate limit applied."""
+    decisions = [d for inputs in fleet_inputs for d in autotune(inputs, policy, now, source)]
+    return guards.rate_limit(decisions, fleet, now, policy.limits)

@@ -1,0 +1,347 @@
+"""The runaway guards, one named function each (SPEC section 3).
+
+Every guard takes a decision and returns it unchanged, shaped (with a
+``shaped`` note) or stopped (``blocked`` note; outcome BLOCKED, or PROPOSE
+where the seed says a human must decide instead). Blocked is an answer.
+
+Order matters: opt-in and trust first (who may act at all), then the time
+gates (flap freeze, cooldown, settling), then the size gates (step, bounds,
+change cap), then the risk ceiling. The global rate limit runs last, across
+all claims of a run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from feedbackctl.core.models import (
+    HUMAN_KINDS,
+    Claim,
+    Decision,
+    FieldChange,
+    FieldHistory,
+    FleetHistory,
+    Note,
+    Outcome,
+    Series,
+)
+from feedbackctl.core.policy import Limits, Policy, Source
+from feedbackctl.core.risk import Change, classify
+from feedbackctl.core.signals import check_window
+from feedbackctl.core.tuning import AutoTune
+
+# Kinds after which a flap freeze no longer counts earlier reversals.
+FREEZE_LIFTING_KINDS = HUMAN_KINDS | {"unfreeze", "reset"}
+
+
+@dataclass(frozen=True)
+class GuardContext:
+    claim: Claim
+    tuning: AutoTune
+    policy: Policy
+    history: FieldHistory
+    claim_histories: Mapping[str, FieldHistory]
+    now: datetime
+    source: Source
+
+
+def _stop(d: Decision, rule: str, detail: str, outcome: Outcome = Outcome.BLOCKED) -> Decision:
+    return replace(d, outcome=outcome, notes=d.notes + (Note(rule, "blocked", detail),))
+
+
+def _shape(d: Decision, rule: str, detail: str, value: float) -> Decision:
+    v = int(value) if float(value).is_integer() else value
+    return replace(d, recommended=v, notes=d.notes + (Note(rule, "shaped", detail),))
+
+
+def _minutes_since(now: datetime, then: datetime) -> float:
+    return (now - then).total_seconds() / 60
+
+
+# --- multi-metric guardrails (also part of analyze) -------------------------
+
+
+def guardrails(
+    d: Decision,
+    spec: Mapping[str, object],
+    series: Mapping[str, Series],
+    policy: Policy,
+    now: float,
+    valid_from: Callable[[str], float],
+) -> Decision:
+    """No change in a guarded direction while a guardrail metric is bad or unknown."""
+    for g in policy.guardrails:
+        if g.blocks not in (d.direction, "any"):
+            continue
+        check = check_window(
+            g.when,
+            series.get(g.when.metric),
+            spec,
+            now=now,
+            window_minutes=g.window_minutes,
+            valid_from=min(valid_from(g.when.metric), now - g.window_minutes * 60),
+            limits=policy.limits,
+        )
+        if check.holds:
+            return _stop(d, g.name, f"{check.detail}: no {d.direction} while it is bad")
+        if not check.enough:
+            return _stop(d, g.name, f"cannot prove health before a {d.direction}: {check.detail}")
+    return d
+
+
+# --- per-claim guards --------------------------------------------------------
+
+
+def opt_in(ctx: GuardContext, d: Decision) -> Decision:
+    if not ctx.tuning.enabled:
+        return _stop(d, "opt-in", "claim has no spec.autoTune.enabled: true; use analyze or propose")
+    if d.field not in ctx.tuning.bounds:
+        return _stop(d, "opt-in", f"spec.autoTune sets no bounds for {d.field}; a human must add them")
+    return d
+
+
+def trust(ctx: GuardContext, d: Decision) -> Decision:
+    s = ctx.source
+    if s.requires_proposal:
+        return _stop(d, "trust", f"source {s.name} requires a proposal", Outcome.PROPOSE)
+    if s.low_trust:
+        return _stop(
+            d, "trust", f"source {s.name} has {s.trust_level} trust; only proposals", Outcome.PROPOSE
+        )
+    return d
+
+
+def _direction(c: FieldChange) -> int:
+    try:
+        old, new = float(c.old), float(c.new)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 0
+    return (new > old) - (new < old)
+
+
+def reversals(changes: Sequence[FieldChange], now: datetime, window_days: int) -> int:
+    """Direction reversals since the last human act, inside the flap window."""
+    since = now - timedelta(days=window_days)
+    directions: list[int] = []
+    for c in changes:
+        if c.kind in FREEZE_LIFTING_KINDS:
+            directions = []
+            continue
+        if c.at < since:
+            continue
+        step = _direction(c)
+        if step:
+            directions.append(step)
+    return sum(1 for a, b in zip(directions, directions[1:], strict=False) if a != b)
+
+
+def flap_freeze(ctx: GuardContext, d: Decision) -> Decision:
+    lim = ctx.policy.limits
+    n = reversals(ctx.history.changes, ctx.now, lim.flap_window_days)
+    if n >= lim.flap_reversals:
+        return _stop(
+            d,
+            "flap-freeze",
+            f"{n} direction reversals in {lim.flap_window_days}d; "
+            "frozen until a human commits the field or runs feedbackctl unfreeze",
+        )
+    return d
+
+
+def cooldown(ctx: GuardContext, d: Decision) -> Decision:
+    minutes = ctx.tuning.cooldown_minutes
+    if minutes is None:
+        minutes = ctx.policy.limits.cooldown_minutes
+    last = next((c for c in reversed(ctx.history.changes) if c.automated), None)
+    if last is not None and _minutes_since(ctx.now, last.at) < minutes:
+        ready = last.at + timedelta(minutes=minutes)
+        return _stop(
+            d,
+            "cooldown",
+            f"last auto-tune {_minutes_since(ctx.now, last.at):.0f}m ago "
+            f"({last.commit[:8]}); cooldown {minutes}m, next at {ready:%Y-%m-%dT%H:%MZ}",
+        )
+    return d
+
+
+def source_cooldown(ctx: GuardContext, d: Decision) -> Decision:
+    s = ctx.source
+    last = None
+    for h in ctx.claim_histories.values():
+        for c in h.changes:
+            if c.source == s.name and (last is None or c.at > last.at):
+                last = c
+    if last is not None and _minutes_since(ctx.now, last.at) < s.cooldown_minutes:
+        return _stop(
+            d,
+            "source-cooldown",
+            f"source {s.name} changed this claim "
+            f"{_minutes_since(ctx.now, last.at):.0f}m ago; its cooldown is {s.cooldown_minutes}m",
+        )
+    return d
+
+
+def settling(ctx: GuardContext, d: Decision) -> Decision:
+    minutes = ctx.policy.limits.settling_minutes
+    last = ctx.history.last_change
+    if last is not None and _minutes_since(ctx.now, last.at) < minutes:
+        who = "a human" if last.kind == "human" else last.kind
+        return _stop(
+            d,
+            "settling",
+            f"{d.field} was changed by {who} "
+            f"{_minutes_since(ctx.now, last.at):.0f}m ago ({last.commit[:8]}); "
+            f"metrics settle for {minutes}m",
+        )
+    return d
+
+
+def _step_of(ctx: GuardContext, field_name: str) -> float:
+    b = ctx.tuning.bounds.get(field_name)
+    if b is not None and b.step is not None:
+        return b.step
+    return ctx.policy.fields[field_name].step
+
+
+def step_limit(ctx: GuardContext, d: Decision) -> Decision:
+    current, target = float(d.current), float(d.recommended)  # type: ignore[arg-type]
+    step = _step_of(ctx, d.field)
+    if abs(target - current) <= step:
+        return d
+    stepped = current + step if target > current else current - step
+    return _shape(d, "step-limit", f"one step of {step:g} per action (wanted {target:g})", stepped)
+
+
+def bounds(ctx: GuardContext, d: Decision) -> Decision:
+    b = ctx.tuning.bounds[d.field]
+    current, target = float(d.current), float(d.recommended)  # type: ignore[arg-type]
+    clamped = min(max(target, b.min), b.max)
+    if clamped == target:
+        return d
+    edge = "upper" if target > b.max else "lower"
+    if clamped == current or (target > current) != (clamped > current):
+        return replace(
+            _stop(
+                d,
+                "bounds",
+                f"at bound: {d.field} is {current:g}, at or past the {edge} bound "
+                f"{clamped:g}; going to {d.uncapped} needs a human",
+                Outcome.PROPOSE,
+            ),
+            recommended=d.uncapped,
+        )
+    return _shape(d, "bounds", f"capped to the {edge} bound {clamped:g} (uncapped {d.uncapped})", clamped)
+
+
+def change_cap(ctx: GuardContext, d: Decision) -> Decision:
+    lim = ctx.policy.limits
+    baseline = ctx.history.baseline
+    if isinstance(baseline, bool) or not isinstance(baseline, int | float):
+        baseline = d.current
+    base = float(baseline)  # type: ignore[arg-type]
+    lo, hi = base * lim.cap_down, base * lim.cap_up
+    current, target = float(d.current), float(d.recommended)  # type: ignore[arg-type]
+    if lo <= target <= hi:
+        return d
+    capped = min(max(target, lo), hi)
+    if (capped - current) * (target - current) > 0 and capped != current:
+        return _shape(
+            d,
+            "change-cap",
+            f"capped to {capped:g}, {lim.cap_up:g}x/{lim.cap_down:g}x of the baseline {base:g}",
+            capped,
+        )
+    return replace(
+        _stop(
+            d,
+            "change-cap",
+            f"{target:g} is beyond {lim.cap_down:g}x-{lim.cap_up:g}x of "
+            f"the baseline {base:g}; needs a proposal",
+            Outcome.PROPOSE,
+        ),
+        recommended=d.uncapped,
+    )
+
+
+def risk_ceiling(ctx: GuardContext, d: Decision) -> Decision:
+    risk = classify([Change(ctx.claim.name, d.field, ctx.claim.is_production)], ctx.policy.risk)
+    d = replace(d, risk=risk.level)
+    if not risk.at_most(ctx.policy.limits.auto_apply_ceiling):
+        return _stop(
+            d,
+            "risk-ceiling",
+            f"{risk.level} risk ({risk.rationale}) is above the "
+            f"auto-apply ceiling {ctx.policy.limits.auto_apply_ceiling}",
+            Outcome.PROPOSE,
+        )
+    if risk.level == "MEDIUM":
+        return replace(
+            d,
+            notes=d.notes
+            + (Note("risk-ceiling", "info", f"MEDIUM auto-apply announced ({risk.rationale})"),),
+        )
+    return d
+
+
+PER_CLAIM_GUARDS: tuple[Callable[[GuardContext, Decision], Decision], ...] = (
+    opt_in,
+    trust,
+    flap_freeze,
+    cooldown,
+    source_cooldown,
+    settling,
+    step_limit,
+    bounds,
+    change_cap,
+    risk_ceiling,
+)
+# Guards that explain why a field with no fresh data cannot act yet.
+TIME_GATES = (flap_freeze, cooldown, settling)
+
+
+def apply(ctx: GuardContext, d: Decision) -> Decision:
+    if d.outcome == Outcome.CHANGE:
+        for guard in PER_CLAIM_GUARDS:
+            d = guard(ctx, d)
+            if d.outcome != Outcome.CHANGE:
+                return d
+        if d.recommended == d.current:
+            return _stop(d, "bounds", "no room to move inside the bounds")
+        return d
+    if d.outcome in (Outcome.NOT_ENOUGH_DATA, Outcome.HOLD) and ctx.tuning.allows(d.field):
+        # Data held back by a recent change: say which gate is holding it.
+        for guard in TIME_GATES:
+            gated = guard(ctx, replace(d, outcome=Outcome.CHANGE))
+            if gated.outcome != Outcome.CHANGE:
+                return replace(gated, outcome=Outcome.BLOCKED)
+    return d
+
+
+# --- fleet guard -------------------------------------------------------------
+
+
+def rate_limit(
+    decisions: Sequence[Decision], fleet: FleetHistory, now: datetime, limits: Limits
+) -> list[Decision]:
+    """At most perRun changes a run and per24h in any rolling 24 h (from trailers)."""
+    since = now - timedelta(hours=24)
+    recent = sum(1 for _, c in fleet.recent if c.automated and c.at >= since)
+    budget = max(0, min(limits.rate_per_run, limits.rate_per_24h - recent))
+    out: list[Decision] = []
+    order = sorted(range(len(decisions)), key=lambda i: (decisions[i].claim, decisions[i].field))
+    granted: set[int] = set()
+    for i in order:
+        if decisions[i].outcome == Outcome.CHANGE and len(granted) < budget:
+            granted.add(i)
+    for i, d in enumerate(decisions):
+        if d.outcome == Outcome.CHANGE and i not in granted:
+            d = _stop(
+                d,
+                "rate-limit",
+                f"{recent} auto-tunes in the last 24h (max "
+                f"{limits.rate_per_24h}), {limits.rate_per_run} per run",
+            )
+        out.append(d)
+    return out

@@ -1,0 +1,212 @@
+"""Plain values the pure decision core takes and returns.
+
+Nothing here touches git, AWS, files, the clock or the terminal.
+Field names are bare spec keys (``lambdaMemory``); trailers add ``spec.``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+Scalar = int | float | str | bool | None
+
+PRODUCTION_ENVIRONMENTS = frozenset({"prod", "production", "prd"})
+
+
+@dataclass(frozen=True)
+class ValueLocation:
+    """Where a scalar's text sits in a file at a commit, for minimal edits."""
+
+    path: str  # repo-relative path of the file that sets the value
+    doc_index: int  # index of the YAML document inside that file
+    start: int  # offset of the scalar's first character in the decoded text
+    end: int  # offset one past its last character
+    line: int  # 1-based
+    column: int  # 1-based
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim document as it is at the authority ref."""
+
+    name: str
+    kind: str
+    api_version: str
+    spec: Mapping[str, Any]
+    path: str
+    doc_index: int = 0
+    namespace: str | None = None
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    locations: Mapping[str, ValueLocation] = field(default_factory=dict)
+    blob: str = ""  # git blob id of the file it came from
+
+    @property
+    def environment(self) -> str | None:
+        env = self.spec.get("environment")
+        return str(env) if env is not None else None
+
+    @property
+    def is_production(self) -> bool:
+        return (self.environment or "").lower() in PRODUCTION_ENVIRONMENTS
+
+    def value(self, name: str) -> Any:
+        return self.spec.get(name)
+
+
+@dataclass(frozen=True)
+class Series:
+    """One metric for one claim: sorted, unique epoch-second timestamps."""
+
+    metric: str
+    ts: npt.NDArray[np.int64]
+    values: npt.NDArray[np.float64]
+
+    def __len__(self) -> int:
+        return int(self.ts.shape[0])
+
+    def since(self, start: float) -> Series:
+        i = int(np.searchsorted(self.ts, start, side="left"))
+        return Series(self.metric, self.ts[i:], self.values[i:])
+
+    def until(self, end: float) -> Series:
+        i = int(np.searchsorted(self.ts, end, side="right"))
+        return Series(self.metric, self.ts[:i], self.values[:i])
+
+    @staticmethod
+    def empty(metric: str) -> Series:
+        return Series(metric, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """A change of one field's value, derived from git history.
+
+    ``kind`` is the ``Feedback-Kind`` trailer value, or ``human`` for a commit
+    without feedbackctl trailers that changed the value.
+    """
+
+    commit: str
+    at: datetime
+    old: Scalar
+    new: Scalar
+    kind: str
+    source: str | None = None
+    rule: str | None = None
+    tags: tuple[str, ...] = ()
+
+    @property
+    def automated(self) -> bool:
+        return self.kind in AUTOMATED_KINDS
+
+
+# Kinds whose changes were made by the tool without a human in the loop.
+AUTOMATED_KINDS = frozenset({"auto-tune", "reset"})
+# Kinds that carry a human's decision: their value counts as a baseline.
+HUMAN_KINDS = frozenset({"human", "approve", "accept", "proposal"})
+# Kinds that never change a value: markers in a field's history.
+MARKER_KINDS = frozenset({"unfreeze", "review", "ack", "reject", "dismiss", "expire", "recommendation"})
+
+
+@dataclass(frozen=True)
+class FieldHistory:
+    """What git says about one claim field: oldest change first."""
+
+    claim: str
+    field: str
+    changes: tuple[FieldChange, ...] = ()
+    baseline: Scalar = None  # value last set by a human (SPEC section 3)
+    frozen_by_human_since: datetime | None = None  # unfreeze / human acts lift a flap freeze
+
+    @property
+    def last_change(self) -> FieldChange | None:
+        """The newest change that actually moved the value (markers skipped)."""
+        return next((c for c in reversed(self.changes) if c.old != c.new), None)
+
+
+@dataclass(frozen=True)
+class FleetHistory:
+    """Feedback-driven changes across all claims inside the rate-limit window."""
+
+    recent: tuple[tuple[str, FieldChange], ...] = ()  # (claim, change), oldest first
+
+
+class Outcome(StrEnum):
+    CHANGE = "change"  # a change is recommended (analyze) or applied (autotune)
+    HOLD = "hold"  # no rule fired: the value fits the signals
+    BLOCKED = "blocked"  # a rule fired but a guard blocked it
+    NOT_ENOUGH_DATA = "not-enough-data"
+    PROPOSE = "propose"  # the change needs a human: route it to a proposal
+
+
+Direction = Literal["increase", "decrease"]
+NoteEffect = Literal["fired", "shaped", "blocked", "info"]
+
+
+@dataclass(frozen=True)
+class Evidence:
+    metric: str
+    statistic: str
+    window_minutes: int
+    points: int
+    value: float
+    threshold: float | None = None
+
+    @property
+    def summary(self) -> str:
+        hours = self.window_minutes / 60
+        window = f"{hours:g}h" if self.window_minutes % 60 == 0 else f"{self.window_minutes}m"
+        cmp = f" vs threshold {self.threshold:g}" if self.threshold is not None else ""
+        return f"{self.metric} {self.statistic}={self.value:.4g}{cmp} over {window}, n={self.points}"
+
+
+@dataclass(frozen=True)
+class Note:
+    """One rule or guard that fired, shaped or blocked a decision, and why."""
+
+    rule: str
+    effect: NoteEffect
+    detail: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    claim: str
+    field: str
+    current: Scalar
+    outcome: Outcome
+    recommended: Scalar = None
+    uncapped: Scalar = None  # the value before bounds/step/cap shaped it (VPA style)
+    direction: Direction | None = None
+    confidence: float = 0.0
+    rule: str | None = None  # the rule that fired
+    source: str | None = None
+    risk: str | None = None
+    evidence: tuple[Evidence, ...] = ()
+    notes: tuple[Note, ...] = ()
+
+    @property
+    def blocked_by(self) -> tuple[str, ...]:
+        return tuple(n.rule for n in self.notes if n.effect == "blocked")
+
+    @property
+    def changes_value(self) -> bool:
+        return self.outcome in (Outcome.CHANGE, Outcome.PROPOSE) and self.recommended != self.current
+
+    @property
+    def reason(self) -> str:
+        """One line: why this outcome (the blocking note first)."""
+        blocked = [n for n in self.notes if n.effect == "blocked"]
+        if blocked:
+            return f"{blocked[0].rule}: {blocked[0].detail}"
+        fired = [n for n in self.notes if n.effect == "fired"]
+        if fired:
+            return f"{fired[0].rule}: {fired[0].detail}"
+        return self.notes[0].detail if self.notes else ""

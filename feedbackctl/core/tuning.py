@@ -1,0 +1,120 @@
+"""The claim-level ``spec.autoTune`` block: human-written bounds for auto-tune.
+
+The seed's form is accepted exactly as written::
+
+    autoTune:
+      enabled: true
+      memoryBounds: {min: 128, max: 512}
+      cooldownMinutes: 60
+      trigger: {metric: memory_utilization, threshold: 90, sustainedMinutes: 30}
+
+The general form adds bounds (and an optional step) for any tuned field::
+
+    autoTune:
+      enabled: true
+      bounds:
+        lambdaTimeout: {min: 10, max: 60, step: 5}
+
+``memoryBounds`` is shorthand for ``bounds.lambdaMemory`` and ``timeoutBounds``
+for ``bounds.lambdaTimeout``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from feedbackctl.core.models import Claim
+from feedbackctl.errors import ClaimError
+
+SHORTHAND_BOUNDS = {"memoryBounds": "lambdaMemory", "timeoutBounds": "lambdaTimeout"}
+
+
+@dataclass(frozen=True)
+class Bounds:
+    min: float
+    max: float
+    step: float | None = None
+
+
+@dataclass(frozen=True)
+class Trigger:
+    metric: str
+    threshold: float
+    sustained_minutes: int
+
+
+@dataclass(frozen=True)
+class AutoTune:
+    enabled: bool = False
+    bounds: Mapping[str, Bounds] = field(default_factory=dict)
+    cooldown_minutes: int | None = None
+    trigger: Trigger | None = None
+
+    def allows(self, field_name: str) -> bool:
+        return self.enabled and field_name in self.bounds
+
+
+def _number(claim: str, key: str, value: Any, *, minimum: float = 0) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        raise ClaimError(claim, f"spec.autoTune.{key}: expected a number, got {value!r}; fix the claim")
+    if value < minimum:
+        raise ClaimError(
+            claim, f"spec.autoTune.{key}: must be at least {minimum:g}, got {value!r}; fix the claim"
+        )
+    return float(value)
+
+
+def _bounds(claim: str, key: str, raw: Any) -> Bounds:
+    if not isinstance(raw, Mapping):
+        raise ClaimError(claim, f"spec.autoTune.{key}: expected a mapping with min and max; fix the claim")
+    lo = _number(claim, f"{key}.min", raw.get("min"))
+    hi = _number(claim, f"{key}.max", raw.get("max"))
+    if lo > hi:
+        raise ClaimError(claim, f"spec.autoTune.{key}: min {lo:g} is greater than max {hi:g}; swap them")
+    step = raw.get("step")
+    return Bounds(lo, hi, _number(claim, f"{key}.step", step, minimum=1e-9) if step is not None else None)
+
+
+def parse_autotune(claim: Claim) -> AutoTune:
+    """Validate and read ``spec.autoTune``; a claim without it does not opt in."""
+    raw = claim.spec.get("autoTune")
+    if raw is None:
+        return AutoTune()
+    name = claim.name
+    if not isinstance(raw, Mapping):
+        raise ClaimError(name, "spec.autoTune: expected a mapping; fix the claim")
+    enabled = raw.get("enabled", False)
+    if not isinstance(enabled, bool):
+        raise ClaimError(name, f"spec.autoTune.enabled: expected true or false, got {enabled!r}")
+    bounds: dict[str, Bounds] = {}
+    for key, field_name in SHORTHAND_BOUNDS.items():
+        if key in raw:
+            bounds[field_name] = _bounds(name, key, raw[key])
+    general = raw.get("bounds") or {}
+    if not isinstance(general, Mapping):
+        raise ClaimError(name, "spec.autoTune.bounds: expected a mapping of field to {min, max}")
+    for field_name, b in general.items():
+        bounds[str(field_name)] = _bounds(name, f"bounds.{field_name}", b)
+    cooldown = raw.get("cooldownMinutes")
+    trigger = None
+    if raw.get("trigger") is not None:
+        t = raw["trigger"]
+        if not isinstance(t, Mapping) or not isinstance(t.get("metric"), str):
+            raise ClaimError(
+                name, "spec.autoTune.trigger: expected metric, threshold and sustainedMinutes; fix the claim"
+            )
+        trigger = Trigger(
+            metric=t["metric"],
+            threshold=_number(name, "trigger.threshold", t.get("threshold")),
+            sustained_minutes=int(
+                _number(name, "trigger.sustainedMinutes", t.get("sustainedMinutes", 30), minimum=1)
+            ),
+        )
+    return AutoTune(
+        enabled=enabled,
+        bounds=bounds,
+        cooldown_minutes=int(_number(name, "cooldownMinutes", cooldown)) if cooldown is not None else None,
+        trigger=trigger,
+    )

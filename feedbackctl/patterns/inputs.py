@@ -1,0 +1,92 @@
+"""Gathering the core's inputs for every claim: metrics, histories, problems.
+
+Shared by analyze, autotune, propose and simulate so that all of them judge
+a claim from the same evidence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from feedbackctl.authority.history import Histories, load_histories
+from feedbackctl.authority.snapshot import Snapshot
+from feedbackctl.core.decide import SIZING_LOOKBACK_MINUTES, ClaimInputs
+from feedbackctl.core.models import Claim
+from feedbackctl.core.policy import Policy, Source
+from feedbackctl.core.tuning import parse_autotune
+from feedbackctl.errors import ClaimError, FeedbackError, UsageError
+from feedbackctl.sources.base import MetricRequest, MetricSource, open_source
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A claim (or file) that could not be processed; the others still are."""
+
+    where: str
+    message: str
+
+    @staticmethod
+    def of(error: FeedbackError) -> Problem:
+        where = error.claim if isinstance(error, ClaimError) else ""
+        return Problem(where, str(error))
+
+
+@dataclass
+class Gathered:
+    inputs: list[ClaimInputs]
+    problems: list[Problem]
+    source: Source
+    histories: Histories
+    notes: list[str] = field(default_factory=list)
+
+
+def needed_metrics(policy: Policy) -> tuple[str, ...]:
+    names: list[str] = []
+    for r in policy.rules:
+        names.append(r.when.metric)
+        if r.size is not None:
+            names.append(r.size.metric)
+    names += [g.when.metric for g in policy.guardrails]
+    return tuple(dict.fromkeys(names))
+
+
+def metric_source(snapshot: Snapshot, metrics: str | None) -> MetricSource:
+    spec = metrics or snapshot.settings.config.metrics_source
+    if not spec:
+        raise UsageError("no metric source: pass --metrics DIR (fixtures) or --metrics cloudwatch")
+    return open_source(spec)
+
+
+def _valid_claims(snapshot: Snapshot, problems: list[Problem]) -> list[Claim]:
+    """Claims whose own settings (autoTune block, names) are usable."""
+    ok = []
+    for c in snapshot.claims:
+        try:
+            parse_autotune(c)
+        except ClaimError as e:
+            problems.append(Problem.of(e))
+            continue
+        ok.append(c)
+    return ok
+
+
+def gather(
+    snapshot: Snapshot, metrics: str | None, now: datetime, *, claims: list[Claim] | None = None
+) -> Gathered:
+    policy = snapshot.settings.policy
+    problems = [Problem.of(e) for e in snapshot.errors]
+    chosen = _valid_claims(snapshot, problems) if claims is None else claims
+    source = metric_source(snapshot, metrics)
+    start = (now - timedelta(minutes=SIZING_LOOKBACK_MINUTES)).timestamp()
+    wanted = needed_metrics(policy)
+    batch = source.fetch([MetricRequest(c, wanted, start, now.timestamp()) for c in chosen], now.timestamp())
+    histories = load_histories(snapshot.repo, snapshot.commit, chosen, policy, now)
+    inputs = []
+    for c in chosen:
+        claim_problems = batch.problems.get(c.name, [])
+        if claim_problems:
+            problems.extend(Problem(c.name, p) for p in claim_problems)
+            continue
+        inputs.append(ClaimInputs(c, batch.series.get(c.name, {}), histories.for_claim(c.name)))
+    return Gathered(inputs, problems, policy.source(source.name), histories)

@@ -1,0 +1,154 @@
+"""Output for people (Rich tables) and for scripts (a stable JSON schema).
+
+JSON goes to stdout alone; messages and problems go to stderr, so
+``--output json`` can be piped. Rich falls back to plain text when stdout is
+not a terminal or ``NO_COLOR`` is set.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from feedbackctl.core.models import Decision, Outcome
+from feedbackctl.patterns.inputs import Problem
+
+JSON_SCHEMA_VERSION = 1
+
+_OUTCOME_STYLE = {
+    Outcome.CHANGE: "green",
+    Outcome.PROPOSE: "yellow",
+    Outcome.BLOCKED: "red",
+    Outcome.HOLD: "dim",
+    Outcome.NOT_ENOUGH_DATA: "magenta",
+}
+
+
+def stdout() -> Console:
+    return Console(highlight=False, soft_wrap=False)
+
+
+def stderr() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+@dataclass
+class Report:
+    """What one command did: decisions, problems, commits and events."""
+
+    command: str
+    now: datetime
+    branch: str | None = None
+    commit: str | None = None
+    decisions: list[Decision] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    commits: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    dry_run: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.commits) or any(d.changes_value for d in self.decisions)
+
+
+def decision_json(d: Decision) -> dict[str, Any]:
+    return {
+        "claim": d.claim,
+        "field": f"spec.{d.field}",
+        "current": d.current,
+        "recommended": d.recommended,
+        "uncapped": d.uncapped,
+        "outcome": d.outcome.value,
+        "direction": d.direction,
+        "confidence": d.confidence,
+        "risk": d.risk,
+        "rule": d.rule,
+        "source": d.source,
+        "reason": d.reason,
+        "blockedBy": list(d.blocked_by),
+        "evidence": [
+            {
+                "metric": e.metric,
+                "statistic": e.statistic,
+                "windowMinutes": e.window_minutes,
+                "points": e.points,
+                "value": e.value,
+                "threshold": e.threshold,
+                "summary": e.summary,
+            }
+            for e in d.evidence
+        ],
+        "notes": [{"rule": n.rule, "effect": n.effect, "detail": n.detail} for n in d.notes],
+    }
+
+
+def report_json(r: Report) -> dict[str, Any]:
+    return {
+        "schemaVersion": JSON_SCHEMA_VERSION,
+        "command": r.command,
+        "now": r.now.isoformat().replace("+00:00", "Z"),
+        "branch": r.branch,
+        "commit": r.commit,
+        "dryRun": r.dry_run,
+        "decisions": [decision_json(d) for d in r.decisions],
+        "commits": r.commits,
+        "events": r.events,
+        "problems": [{"claim": p.where or None, "message": p.message} for p in r.problems],
+        **r.extra,
+    }
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def _value(v: Any) -> str:
+    return "-" if v is None else str(v)
+
+
+def decisions_table(decisions: Sequence[Decision], title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for col in ("claim", "field", "current → recommended", "outcome", "conf", "risk", "why / blocked by"):
+        table.add_column(col, overflow="fold")
+    for d in decisions:
+        arrow = _value(d.current)
+        if d.recommended is not None and d.recommended != d.current:
+            arrow += f" → {d.recommended}"
+            if d.uncapped not in (None, d.recommended):
+                arrow += f" (uncapped {d.uncapped})"
+        style = _OUTCOME_STYLE.get(d.outcome, "")
+        table.add_row(
+            d.claim,
+            d.field,
+            arrow,
+            f"[{style}]{d.outcome.value}[/]" if style else d.outcome.value,
+            f"{d.confidence:.2f}" if d.confidence else "-",
+            d.risk or "-",
+            d.reason,
+        )
+    return table
+
+
+def print_report(r: Report, output: str, *, title: str) -> None:
+    if output == "json":
+        print_json(report_json(r))
+    else:
+        out = stdout()
+        if r.decisions:
+            out.print(decisions_table(r.decisions, title))
+        for c in r.commits:
+            out.print(f"committed {c['sha'][:10]} on {c.get('branch', r.branch)}: {c['subject']}")
+        for e in r.events:
+            if "message" in e:
+                out.print(e["message"])
+    err = stderr()
+    for p in r.problems:
+        err.print(f"error: {p.message}", markup=False)

@@ -1,0 +1,89 @@
+"""Metric sources: what the shell asks for, what it gets back, and where sources come from.
+
+A source turns claims into metric series. Problems with one claim's metrics are
+values (``MetricBatch.problems``), not exceptions, so the other claims are still
+processed (SPEC section 8).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from feedbackctl.core.models import Claim, Series
+from feedbackctl.errors import UsageError
+
+
+@dataclass(frozen=True)
+class MetricRequest:
+    """The metrics wanted for one claim over [start, end] (epoch seconds, inclusive)."""
+
+    claim: Claim
+    metrics: tuple[str, ...]
+    start: float
+    end: float
+
+
+@dataclass
+class MetricBatch:
+    """Series per claim and metric, plus one-line problems per claim."""
+
+    series: dict[str, dict[str, Series]] = field(default_factory=dict)
+    problems: dict[str, list[str]] = field(default_factory=dict)
+
+    def add_series(self, claim: str, series: Series) -> None:
+        self.series.setdefault(claim, {})[series.metric] = series
+
+    def add_problem(self, claim: str, problem: str) -> None:
+        self.problems.setdefault(claim, []).append(problem)
+
+
+class MetricSource(Protocol):
+    name: str  # reported as Feedback-Source, e.g. "metric-fixtures" / "cloudwatch-metrics"
+
+    def fetch(self, requests: Sequence[MetricRequest], now: float) -> MetricBatch: ...
+
+
+SourceFactory = Callable[[str], MetricSource]
+
+# Sources whose modules are imported only when asked for, so a fixtures run never
+# pays for importing boto3. Each module calls register() when imported.
+_BUILTIN_MODULES: dict[str, str] = {
+    "fixtures": "feedbackctl.sources.fixtures",
+    "cloudwatch": "feedbackctl.sources.cloudwatch",
+}
+# Any spec that names no registered kind is a fixtures directory path.
+DEFAULT_KIND = "fixtures"
+
+_factories: dict[str, SourceFactory] = {}
+
+
+def register(kind: str, factory: SourceFactory) -> None:
+    """Make ``--metrics KIND`` (or ``KIND:ARGS``) open a source built by ``factory(spec)``."""
+    _factories[kind] = factory
+
+
+def _factory(kind: str) -> SourceFactory | None:
+    if kind not in _factories and kind in _BUILTIN_MODULES:
+        try:
+            importlib.import_module(_BUILTIN_MODULES[kind])
+        except ModuleNotFoundError as exc:
+            raise UsageError(
+                f"metric source '{kind}' is not available in this install ({exc.name} is missing)"
+            ) from exc
+    return _factories.get(kind)
+
+
+def open_source(spec: str) -> MetricSource:
+    """``cloudwatch`` (or another registered kind) or a fixtures directory path."""
+    if not spec.strip():
+        raise UsageError("--metrics is empty; pass a fixtures directory or 'cloudwatch'")
+    kind = spec.split(":", 1)[0]
+    factory = _factory(kind) if kind in _factories or kind in _BUILTIN_MODULES else None
+    if factory is None:
+        factory = _factory(DEFAULT_KIND)
+    if factory is None:  # pragma: no cover - the fixtures module always registers itself
+        raise UsageError(f"no metric source can open '{spec}'")
+    return factory(spec)
