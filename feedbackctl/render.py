@@ -31,8 +31,16 @@ _OUTCOME_STYLE = {
 }
 
 
+# When stdout is not a terminal (a pipe, cron, CI), tables get room rather than
+# being folded into 80 columns.
+PLAIN_WIDTH = 160
+
+
 def stdout() -> Console:
-    return Console(highlight=False, soft_wrap=False)
+    console = Console(highlight=False, soft_wrap=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, soft_wrap=False, width=PLAIN_WIDTH)
+    return console
 
 
 def stderr() -> Console:
