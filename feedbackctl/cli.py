@@ -7,6 +7,7 @@ or 2, never a traceback (``--debug`` shows one).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import sys
 from typing import Annotated
@@ -25,7 +26,17 @@ app = typer.Typer(
 )
 
 # Each module registers its commands; the list is the CLI's table of contents.
-COMMAND_MODULES = ("analyze", "demo")
+COMMAND_MODULES = (
+    "analyze",
+    "autotune",
+    "propose",
+    "drift",
+    "history",
+    "audit",
+    "simulate",
+    "observe",
+    "demo",
+)
 
 _debug = {"on": False}
 
@@ -38,7 +49,8 @@ def _root(
 
 
 for _name in COMMAND_MODULES:
-    importlib.import_module(f"feedbackctl.commands.{_name}").register(app)
+    if importlib.util.find_spec(f"feedbackctl.commands.{_name}") is not None:
+        importlib.import_module(f"feedbackctl.commands.{_name}").register(app)
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -46,3 +46,24 @@ def repo_factory(tmp_path: Path) -> RepoFactory:
         return make_repo(tmp_path, files, bare_origin=bare_origin, date=date, name=name)
 
     return factory
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    """One moto server (real HTTP on 127.0.0.1) for the whole session."""
+    from tests.motoserver import moto_server
+
+    with moto_server() as url:
+        yield url
+
+
+@pytest.fixture()
+def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A clean moto server and the standard AWS environment pointing at it."""
+    from tests.motoserver import AWS_ENV, reset
+
+    reset(moto_url)
+    for key, value in AWS_ENV.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
+    return moto_url
