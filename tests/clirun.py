@@ -23,10 +23,18 @@ class Result:
         return json.loads(self.stdout)
 
 
-def cli(*args: str, cwd: str | Path | None = None, env: dict[str, str] | None = None,
-        timeout: float = 120) -> Result:
+def cli(
+    *args: str, cwd: str | Path | None = None, env: dict[str, str] | None = None, timeout: float = 120
+) -> Result:
     """``python -m feedbackctl ARGS`` from this source tree, as a subprocess."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1", **(env or {})}
-    proc = subprocess.run([sys.executable, "-m", "feedbackctl", *args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "feedbackctl", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     return Result(proc.returncode, proc.stdout, proc.stderr)

@@ -31,12 +31,23 @@ def claim(name: str = "app-prod", env: str = "prod", autotune: bool = True, **sp
     full: dict[str, Any] = {"environment": env, "lambdaMemory": 256, "lambdaTimeout": 30, **spec}
     if autotune and "autoTune" not in spec:
         full["autoTune"] = SEED_AUTOTUNE
-    return Claim(name=name, kind="ServerlessEventAppClaim", api_version="x.demo/v1", spec=full,
-                 path=f"claims/{name}.yaml")
+    return Claim(
+        name=name,
+        kind="ServerlessEventAppClaim",
+        api_version="x.demo/v1",
+        spec=full,
+        path=f"claims/{name}.yaml",
+    )
 
 
-def series(metric: str, fn: Callable[[float], float], *, hours: float = 24 * 7, step_min: int = 5,
-           end: datetime = NOW) -> Series:
+def series(
+    metric: str,
+    fn: Callable[[float], float],
+    *,
+    hours: float = 24 * 7,
+    step_min: int = 5,
+    end: datetime = NOW,
+) -> Series:
     n = int(hours * 60 / step_min) + 1
     ts = np.array([int(end.timestamp()) - (n - 1 - i) * step_min * 60 for i in range(n)], dtype=np.int64)
     ago = (end.timestamp() - ts) / 60.0
@@ -54,14 +65,30 @@ def healthy(memory: float = 256, used: float = 240, timeout: float = 30) -> dict
     }
 
 
-def change(minutes_ago: float, old: Any, new: Any, kind: str = "auto-tune", source: str | None = None,
-           now: datetime = NOW) -> FieldChange:
-    return FieldChange(f"c{minutes_ago:08.0f}{kind}", now - timedelta(minutes=minutes_ago), old, new, kind,
-                       source=source or ("metric-fixtures" if kind == "auto-tune" else None))
+def change(
+    minutes_ago: float,
+    old: Any,
+    new: Any,
+    kind: str = "auto-tune",
+    source: str | None = None,
+    now: datetime = NOW,
+) -> FieldChange:
+    return FieldChange(
+        f"c{minutes_ago:08.0f}{kind}",
+        now - timedelta(minutes=minutes_ago),
+        old,
+        new,
+        kind,
+        source=source or ("metric-fixtures" if kind == "auto-tune" else None),
+    )
 
 
-def inputs(c: Claim, s: Mapping[str, Series], changes: Mapping[str, list[FieldChange]] | None = None,
-           baseline: Any = None) -> ClaimInputs:
+def inputs(
+    c: Claim,
+    s: Mapping[str, Series],
+    changes: Mapping[str, list[FieldChange]] | None = None,
+    baseline: Any = None,
+) -> ClaimInputs:
     hist = {}
     for f in ("lambdaMemory", "lambdaTimeout"):
         ch = tuple((changes or {}).get(f, []))

@@ -55,8 +55,11 @@ def test_too_few_points_is_not_enough_data() -> None:
 
 def test_stale_data_is_not_enough_data() -> None:
     s = healthy()
-    s["memory_utilization"] = series("memory_utilization", lambda a: 95.0,
-                                     end=NOW.replace(hour=0) - __import__("datetime").timedelta(hours=2))
+    s["memory_utilization"] = series(
+        "memory_utilization",
+        lambda a: 95.0,
+        end=NOW.replace(hour=0) - __import__("datetime").timedelta(hours=2),
+    )
     d = one(recommend(inputs(claim(), s), policy(), NOW, SOURCE))
     assert d.outcome == Outcome.NOT_ENOUGH_DATA
     assert any("old" in n.detail for n in d.notes)
@@ -94,8 +97,11 @@ def test_decrease_needs_the_low_threshold_for_a_full_day() -> None:
 
 @pytest.mark.parametrize(
     ("metric", "bad", "guardrail"),
-    [("errors", 12.0, "errors-healthy"), ("throttles", 3.0, "throttles-healthy"),
-     ("duration_p99", 9000.0, "p99-healthy")],
+    [
+        ("errors", 12.0, "errors-healthy"),
+        ("throttles", 3.0, "throttles-healthy"),
+        ("duration_p99", 9000.0, "p99-healthy"),
+    ],
 )
 def test_no_decrease_while_a_guardrail_metric_is_bad(metric: str, bad: float, guardrail: str) -> None:
     c = claim(env="dev", lambdaMemory=512, lambdaTimeout=10)
@@ -119,14 +125,21 @@ def test_no_decrease_without_data_proving_health() -> None:
 
 def test_p50_alone_never_justifies_a_change() -> None:
     with pytest.raises(PolicyError, match="p50 never justifies a change"):
-        load_policy_docs({"feedback-rules.yaml": ("policies/feedback-rules.yaml", b"""
+        load_policy_docs(
+            {
+                "feedback-rules.yaml": (
+                    "policies/feedback-rules.yaml",
+                    b"""
 rules:
   - name: fast-p50
     field: lambdaMemory
     direction: decrease
     when: {metric: duration_p50, below: 100}
     sustainedMinutes: 60
-""")})
+""",
+                )
+            }
+        )
 
 
 def test_timeout_pressure_sizes_from_p99() -> None:

@@ -84,8 +84,14 @@ def test_risk_ceiling_routes_above_ceiling_to_a_proposal() -> None:
 
 
 def test_flap_freeze_after_two_reversals() -> None:
-    hist = {"lambdaMemory": [change(5 * 1440, 256, 384), change(3 * 1440, 384, 256),
-                             change(2 * 1440, 256, 384), change(1 * 1440, 384, 256)]}
+    hist = {
+        "lambdaMemory": [
+            change(5 * 1440, 256, 384),
+            change(3 * 1440, 384, 256),
+            change(2 * 1440, 256, 384),
+            change(1 * 1440, 384, 256),
+        ]
+    }
     assert reversals(tuple(hist["lambdaMemory"]), NOW, 30) == 3
     d = mem(autotune(inputs(claim(), healthy(), hist, baseline=256), policy(), NOW, SOURCE))
     assert d.outcome == Outcome.BLOCKED
@@ -93,8 +99,14 @@ def test_flap_freeze_after_two_reversals() -> None:
 
 
 def test_a_human_commit_lifts_the_flap_freeze() -> None:
-    hist = {"lambdaMemory": [change(6 * 1440, 256, 384), change(5 * 1440, 384, 256),
-                             change(4 * 1440, 256, 384), change(3 * 1440, 384, 256, kind="human")]}
+    hist = {
+        "lambdaMemory": [
+            change(6 * 1440, 256, 384),
+            change(5 * 1440, 384, 256),
+            change(4 * 1440, 256, 384),
+            change(3 * 1440, 384, 256, kind="human"),
+        ]
+    }
     d = mem(autotune(inputs(claim(), healthy(), hist, baseline=256), policy(), NOW, SOURCE))
     assert d.outcome == Outcome.CHANGE
 
@@ -133,7 +145,9 @@ def test_claims_that_do_not_opt_in_are_never_tuned() -> None:
 def test_rate_limit_per_run_and_per_rolling_day() -> None:
     p = replace(policy(), limits=Limits(rate_per_run=2, rate_per_24h=5))
     fleet_inputs = [inputs(claim(name=f"app-{i}"), healthy(), baseline=256) for i in range(3)]
-    out = [d for d in autotune_fleet(fleet_inputs, p, NOW, SOURCE, FleetHistory()) if d.field == "lambdaMemory"]
+    out = [
+        d for d in autotune_fleet(fleet_inputs, p, NOW, SOURCE, FleetHistory()) if d.field == "lambdaMemory"
+    ]
     assert [d.outcome for d in out] == [Outcome.CHANGE, Outcome.CHANGE, Outcome.BLOCKED]
     assert out[2].blocked_by == ("rate-limit",)
     busy = FleetHistory(tuple((f"x{i}", change(60 * i + 61, 1, 2)) for i in range(4)))
@@ -142,8 +156,9 @@ def test_rate_limit_per_run_and_per_rolling_day() -> None:
 
 
 def test_no_decrease_while_errors_are_bad_even_in_bounds() -> None:
-    c = claim(env="dev", lambdaMemory=512,
-              autoTune={**SEED_AUTOTUNE, "memoryBounds": {"min": 128, "max": 1024}})
+    c = claim(
+        env="dev", lambdaMemory=512, autoTune={**SEED_AUTOTUNE, "memoryBounds": {"min": 128, "max": 1024}}
+    )
     s = healthy(memory=512, used=60)
     s["errors"] = s["errors"].__class__("errors", s["errors"].ts, s["errors"].values + 50)
     d = mem(autotune(inputs(c, s, baseline=512), policy(), NOW, SOURCE))
