@@ -1,0 +1,330 @@
+"""``history``: every feedback-driven change, read back from git; ``review``: closing a capture.
+
+Git history is the audit trail. One first-parent ``git log`` pass over the
+authority branch yields each commit's ``Feedback-*`` trailer groups (one entry
+per change); human edits of tuned fields, which carry no trailers, are found
+by value (the claim file at the commit against its parent) and marked
+``human``.
+
+A change tagged ``requires-review`` (a drift capture) is pending until a
+later commit on the branch records ``Feedback-Kind: review`` with
+``Feedback-Reviews: <sha>``; from then on its effective tag is ``reviewed``,
+so ``history --tag requires-review`` (alias ``--pending-review``) empties.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+
+from feedbackctl.authority.gitrepo import GitRepo
+from feedbackctl.authority.history import (
+    Commit,
+    _value_events,
+    claim_files,
+    claim_values,
+    parse_scalar,
+)
+from feedbackctl.authority.snapshot import branch_of, load_snapshot
+from feedbackctl.authority.trailers import parse_trailers
+from feedbackctl.authority.writer import Plan, trailer, write
+from feedbackctl.clock import parse_instant
+from feedbackctl.core.models import Scalar
+from feedbackctl.errors import ConflictError, FeedbackError, UsageError
+from feedbackctl.render import Report
+
+REVIEW_KIND = "review"
+REVIEWS_KEY = "Feedback-Reviews"
+REQUIRES_REVIEW = "requires-review"
+REVIEWED = "reviewed"
+HUMAN = "human"
+CAS_ATTEMPTS = 5
+
+_RS, _US = "\x1e", "\x1f"
+_RELATIVE = re.compile(r"^(\d+)\s*(m|h|d|w)$")
+_UNIT = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One change (or marker) in the audit trail."""
+
+    commit: str
+    at: datetime
+    author: str
+    kind: str
+    claim: str | None = None
+    field: str | None = None  # bare spec key
+    old: Scalar = None
+    new: Scalar = None
+    source: str | None = None
+    rule: str | None = None
+    risk: str | None = None
+    evidence: str | None = None
+    tags: tuple[str, ...] = ()
+    reviews: str | None = None  # a review: the commit it reviews
+    reviewed_by: str | None = None  # a capture: the review commit that closed it
+
+    @property
+    def pending_review(self) -> bool:
+        return REQUIRES_REVIEW in self.tags and self.reviewed_by is None
+
+    @property
+    def effective_tags(self) -> tuple[str, ...]:
+        if REQUIRES_REVIEW in self.tags and self.reviewed_by is not None:
+            return tuple(REVIEWED if t == REQUIRES_REVIEW else t for t in self.tags)
+        return self.tags
+
+
+@dataclass(frozen=True)
+class HistoryFilter:
+    claim: str | None = None  # glob
+    field: str | None = None  # glob over the bare key
+    kinds: tuple[str, ...] = ()
+    source: str | None = None  # glob
+    tag: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def wants_humans(self) -> bool:
+        return (not self.kinds or HUMAN in self.kinds) and self.tag is None and self.source is None
+
+    def matches(self, e: Entry) -> bool:
+        checks = (
+            self.claim is None or (e.claim is not None and fnmatch.fnmatchcase(e.claim, self.claim)),
+            self.field is None or (e.field is not None and fnmatch.fnmatchcase(e.field, self.field)),
+            not self.kinds or e.kind in self.kinds,
+            self.source is None or (e.source is not None and fnmatch.fnmatchcase(e.source, self.source)),
+            self.tag is None or self.tag in e.effective_tags,
+            self.since is None or e.at >= self.since,
+            self.until is None or e.at <= self.until,
+        )
+        return all(checks)
+
+
+def parse_when(text: str, now: datetime, option: str) -> datetime:
+    """ISO-8601, or a duration before ``now`` like ``90m``, ``24h``, ``7d``, ``2w``."""
+    match = _RELATIVE.match(text.strip())
+    if match:
+        return now - int(match.group(1)) * _UNIT[match.group(2)]
+    return parse_instant(text, option)
+
+
+@dataclass(frozen=True)
+class _Logged:
+    commit: Commit
+    author: str
+
+
+def _read_log(repo: GitRepo, rev: str, since: datetime | None) -> list[_Logged]:
+    """One first-parent pass, newest first: trailers, touched paths and authors."""
+    args = [
+        "log",
+        "--first-parent",
+        "--no-renames",
+        "--name-only",
+        f"--format={_RS}%H{_US}%P{_US}%ct{_US}%an{_US}%B{_US}",
+    ]
+    if since is not None:
+        args.append(f"--since=@{int(since.timestamp())}")
+    args += ["--end-of-options", rev, "--"]
+    out = repo.git(*args).decode("utf-8", "replace")
+    logged = []
+    for record in out.split(_RS)[1:]:
+        sha, parents, ct, author, body, names = record.split(_US, 5)
+        commit = Commit(
+            sha=sha,
+            parent=parents.split()[0] if parents.strip() else None,
+            at=datetime.fromtimestamp(int(ct), UTC),
+            changes=tuple(parse_trailers(body)),
+            paths=tuple(p for p in names.strip().splitlines() if p),
+        )
+        logged.append(_Logged(commit, author))
+    return logged
+
+
+def _tags(group: dict[str, str]) -> tuple[str, ...]:
+    return tuple(t.strip() for t in group.get("Feedback-Tags", "").split(",") if t.strip())
+
+
+def _trailer_entries(logged: Sequence[_Logged]) -> list[Entry]:
+    out = []
+    for item in logged:
+        c = item.commit
+        for g in c.changes:
+            kind = g.get("Feedback-Kind")
+            if not kind:
+                continue
+            out.append(
+                Entry(
+                    commit=c.sha,
+                    at=c.at,
+                    author=item.author,
+                    kind=kind,
+                    claim=g.get("Feedback-Claim"),
+                    field=g["Feedback-Field"].removeprefix("spec.") if g.get("Feedback-Field") else None,
+                    old=parse_scalar(g.get("Feedback-From")),
+                    new=parse_scalar(g.get("Feedback-To")),
+                    source=g.get("Feedback-Source"),
+                    rule=g.get("Feedback-Rule"),
+                    risk=g.get("Feedback-Risk"),
+                    evidence=g.get("Feedback-Evidence"),
+                    tags=_tags(g),
+                    reviews=g.get(REVIEWS_KEY),
+                )
+            )
+    return out
+
+
+def _reviewed(entries: list[Entry]) -> list[Entry]:
+    """Link each requires-review change to the review that closed it (by sha or sha prefix)."""
+    reviews = [(e.reviews.lower(), e.commit) for e in entries if e.kind == REVIEW_KIND and e.reviews]
+    if not reviews:
+        return entries
+    out = []
+    for e in entries:
+        if REQUIRES_REVIEW in e.tags:
+            by = next((sha for ref, sha in reviews if len(ref) >= 7 and e.commit.startswith(ref)), None)
+            if by is not None:
+                e = replace(e, reviewed_by=by)
+        out.append(e)
+    return out
+
+
+@dataclass
+class History:
+    branch: str
+    commit: str
+    entries: list[Entry] = field(default_factory=list)
+
+
+def read_history(repo: GitRepo, ref: str | None, filt: HistoryFilter) -> History:
+    """Every matching entry on the authority branch, newest first."""
+    snapshot = load_snapshot(repo, ref)
+    logged = _read_log(repo, snapshot.commit, filt.since)
+    entries = _trailer_entries(logged)
+    if filt.wants_humans():
+        fields = snapshot.settings.policy.tuned_fields
+        authors = {item.commit.sha: item.author for item in logged}
+        commits = [item.commit for item in logged]
+        for claim, f, change in _value_events(
+            repo, commits, claim_files(snapshot.claims), fields, claim_values
+        ):
+            entries.append(
+                Entry(
+                    change.commit,
+                    change.at,
+                    authors.get(change.commit, ""),
+                    HUMAN,
+                    claim,
+                    f,
+                    change.old,
+                    change.new,
+                )
+            )
+    order = {item.commit.sha: i for i, item in enumerate(logged)}
+    entries.sort(key=lambda e: (order.get(e.commit, 0), e.claim or "", e.field or ""))
+    entries = _reviewed(entries)
+    return History(snapshot.branch, snapshot.commit, [e for e in entries if filt.matches(e)])
+
+
+def entry_json(e: Entry) -> dict[str, object]:
+    return {
+        "commit": e.commit,
+        "at": e.at.isoformat().replace("+00:00", "Z"),
+        "author": e.author,
+        "kind": e.kind,
+        "human": e.kind == HUMAN,
+        "claim": e.claim,
+        "field": f"spec.{e.field}" if e.field else None,
+        "from": e.old,
+        "to": e.new,
+        "source": e.source,
+        "rule": e.rule,
+        "risk": e.risk,
+        "evidence": e.evidence,
+        "tags": list(e.effective_tags),
+        "pendingReview": e.pending_review,
+        "reviewedBy": e.reviewed_by,
+        "reviews": e.reviews,
+    }
+
+
+# --- review -------------------------------------------------------------------------
+
+
+def _resolve_commit(repo: GitRepo, commit: str) -> str:
+    try:
+        return repo.resolve(commit)
+    except UsageError:
+        raise UsageError(
+            f"commit '{commit}' not found in {repo.display}; "
+            "pass a sha from feedbackctl history --pending-review"
+        ) from None
+
+
+def review_of(repo: GitRepo, sha: str, tip: str) -> str | None:
+    """The review commit on the branch (after ``sha``) that already reviews ``sha``."""
+    for item in _read_log(repo, f"{sha}..{tip}", None):
+        for g in item.commit.changes:
+            ref = (g.get(REVIEWS_KEY) or "").lower()
+            if g.get("Feedback-Kind") == REVIEW_KIND and len(ref) >= 7 and sha.startswith(ref):
+                return item.commit.sha
+    return None
+
+
+def record_review(
+    repo: GitRepo, ref: str | None, commit: str, note: str, now: datetime, *, dry_run: bool
+) -> Report:
+    """Commit ``Feedback-Kind: review`` for every requires-review change of ``commit``."""
+    for _ in range(CAS_ATTEMPTS):
+        branch = branch_of(repo, ref)
+        tip = repo.resolve(branch)
+        sha = _resolve_commit(repo, commit)
+        if not repo.is_ancestor(sha, tip):
+            raise UsageError(f"commit {sha[:10]} is not on {branch}; pass --ref the branch that holds it")
+        message = repo.git("log", "-1", "--format=%B", sha, "--").decode("utf-8", "replace")
+        pending = [g for g in parse_trailers(message) if REQUIRES_REVIEW in _tags(g)]
+        if not pending:
+            raise UsageError(
+                f"commit {sha[:10]} carries no change tagged {REQUIRES_REVIEW}; nothing to review "
+                "(see feedbackctl history --pending-review)"
+            )
+        report = Report(f"{REVIEW_KIND}", now, branch, tip, dry_run=dry_run)
+        done = review_of(repo, sha, tip)
+        if done is not None:
+            report.extra["reviewedBy"] = done
+            report.events.append(
+                {"message": f"{sha[:10]} was already reviewed in {done[:10]}; nothing to do"}
+            )
+            return report
+        trailers = []
+        for g in pending:
+            field_name = (g.get("Feedback-Field") or "").removeprefix("spec.") or None
+            trailers.append(
+                {**trailer(REVIEW_KIND, g.get("Feedback-Claim", ""), field_name), REVIEWS_KEY: sha}
+            )
+        first = pending[0]
+        what = " ".join(first.get(k, "") for k in ("Feedback-Kind", "Feedback-Claim", "Feedback-Field"))
+        more = f" and {len(pending) - 1} more" if len(pending) > 1 else ""
+        plan = Plan(
+            subject=f"feedbackctl: review {' '.join(what.split())}{more} ({sha[:10]})",
+            body=note,
+            trailers=trailers,
+        )
+        if dry_run:
+            report.commits.append(
+                {"sha": "(dry-run)", "branch": branch, "subject": plan.subject, "files": []}
+            )
+            return report
+        try:
+            new = write(repo, branch, tip, plan, now)
+        except ConflictError:
+            continue
+        report.extra["reviews"] = sha
+        report.commits.append({"sha": new, "branch": branch, "subject": plan.subject, "files": []})
+        return report
+    raise FeedbackError(f"the branch kept moving during {CAS_ATTEMPTS} attempts; rerun later")
