@@ -40,6 +40,18 @@ COMMAND_MODULES = (
 
 _debug = {"on": False}
 
+# Typer >= 0.24 vendors click (typer._click): its parse errors, Exit and Abort are
+# not click's classes, so both families are caught (a usage error must exit 2).
+_EXITS: tuple[type[Exception], ...] = (click.exceptions.Exit, typer.Exit)
+_ABORTS: tuple[type[BaseException], ...] = (click.exceptions.Abort, typer.Abort)
+_CLICK_ERRORS: tuple[type[Exception], ...] = (click.exceptions.ClickException,)
+try:
+    from typer._click.exceptions import ClickException as _VendoredClickException
+
+    _CLICK_ERRORS += (_VendoredClickException,)
+except ImportError:  # an older typer that uses click itself
+    pass
+
 
 @app.callback()
 def _root(
@@ -57,13 +69,13 @@ def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (tests call this directly)."""
     try:
         result = app(args=argv, standalone_mode=False, prog_name="feedbackctl")
-    except click.exceptions.Exit as e:
-        return int(e.exit_code)
-    except click.exceptions.Abort:
+    except _EXITS as e:
+        return int(getattr(e, "exit_code", 0))
+    except _ABORTS:
         print("feedbackctl: aborted", file=sys.stderr)
         return EXIT_RUNTIME
-    except click.exceptions.ClickException as e:
-        e.show()
+    except _CLICK_ERRORS as e:
+        e.show() if hasattr(e, "show") else print(f"feedbackctl: {e}", file=sys.stderr)
         return EXIT_USAGE
     except FeedbackError as e:
         if _debug["on"]:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from feedbackctl.authority.config import _load_yaml
-from feedbackctl.authority.yamldoc import load_documents
+from feedbackctl.authority.yamldoc import YamlError, load_documents
 from feedbackctl.core.models import Claim, Scalar
 from feedbackctl.core.policy import PolicyError
 from feedbackctl.errors import FeedbackError, UsageError
@@ -101,7 +101,10 @@ class LiveFile:
         except UnicodeDecodeError:
             raise UsageError(f"{self.path}: not valid UTF-8; save the live-state file as UTF-8") from None
         # JSON is YAML; the YAML reader bounds sizes, nesting and aliases.
-        docs = load_documents(str(self.path), text)
+        try:
+            docs = load_documents(str(self.path), text)
+        except YamlError as e:
+            raise UsageError(e.message) from None
         if len(docs) > 1:
             raise UsageError(f"{self.path}: holds {len(docs)} YAML documents; put all claims in one mapping")
         return parse_live_document(docs[0].data if docs else None, str(self.path))
