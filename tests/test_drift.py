@@ -378,6 +378,29 @@ def test_bare_repo_with_push_lands_on_origin_and_follows_it(repo, tmp_path) -> N
     assert head(clone) == pushed
 
 
+def test_push_with_a_review_branch_leaves_origins_main_alone(repo, tmp_path) -> None:
+    work, origin = repo
+    main = head(origin)
+    live = live_file(tmp_path, {PROD_CLAIM: {"lambdaTimeout": 60}})
+    r = drift(work, live, "--push", "--branch", "drift/review")
+    assert r.code == 0, r.stderr
+    assert head(origin) == main and head(work) == main
+    assert head(origin, "drift/review") == head(work, "drift/review")
+    assert git_out(origin, "rev-parse", "drift/review^") == main
+
+
+def test_a_tag_can_be_compared_but_not_captured_into(repo, tmp_path) -> None:
+    work, _ = repo
+    git_out(work, "tag", "v1")
+    before = head(work)
+    live = live_file(tmp_path, {PROD_CLAIM: {"lambdaTimeout": 60}})
+    report = drift(work, live, "--ref", "v1", "--mode", "report", "--output", "json")
+    assert report.code == 0 and report.json()["drift"][0]["status"] == "drift"
+    r = drift(work, live, "--ref", "v1")
+    assert r.code == 2 and "--ref v1 is not a branch" in r.stderr
+    assert head(work) == before and git_out(work, "branch", "--list", "v1") == ""
+
+
 def test_uncommitted_edit_to_the_claim_file_refuses_and_changes_nothing(repo, tmp_path) -> None:
     work, _ = repo
     before = head(work)

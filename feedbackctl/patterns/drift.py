@@ -426,7 +426,7 @@ def _chain(
             problems.append(Problem(f.claim, f"{f.claim}: not found on {target.branch}; capture it by hand"))
             continue
         try:
-            staging.set_value(claim, f.field, f.observed)
+            path = staging.set_value(claim, f.field, f.observed)
         except ClaimError as e:
             problems.append(Problem(f.claim, f"{f.claim}: cannot capture spec.{f.field}: {e.message}"))
             continue
@@ -437,7 +437,8 @@ def _chain(
             done.append(replace(f, status=Status.WOULD_CAPTURE, commit="(dry-run)"))
             continue
         plan = _plan(f, source, authority)
-        tip = repo.write_commit(tip, staging.edits(), plan.message, now)
+        # Each commit sits on the previous one, so only the file just edited changes.
+        tip = repo.write_commit(tip, {path: staging.text(path).encode("utf-8")}, plan.message, now)
         done.append(replace(f, status=Status.CAPTURED, commit=tip))
     return _Chain(tip, done)
 
@@ -525,6 +526,11 @@ def drift(repo: GitRepo, ref: str | None, request: DriftRequest, now: datetime) 
         if request.mode == "report" or not captures:
             report.extra["drift"] = [finding_json(f) for f in findings]
             return report
+        if _local_sha(repo, authority.branch) is None:
+            raise UsageError(
+                f"--ref {authority.branch} is not a branch; captures are commits on a branch "
+                "(use --mode report to compare with a tag or commit)"
+            )
 
         target, base = authority, authority.commit
         remote_target = remote_authority

@@ -16,18 +16,15 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
+import yaml
+
+from feedbackctl.authority.claims import is_claim_kind
 from feedbackctl.authority.gitrepo import GitRepo
-from feedbackctl.authority.history import (
-    Commit,
-    _value_events,
-    claim_files,
-    claim_values,
-    parse_scalar,
-)
+from feedbackctl.authority.history import Commit, claim_files, claim_values, parse_scalar
 from feedbackctl.authority.snapshot import branch_of, load_snapshot
 from feedbackctl.authority.trailers import parse_trailers
 from feedbackctl.authority.writer import Plan, trailer, write
@@ -44,6 +41,7 @@ HUMAN = "human"
 CAS_ATTEMPTS = 5
 
 _RS, _US = "\x1e", "\x1f"
+_FastLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _RELATIVE = re.compile(r"^(\d+)\s*(m|h|d|w)$")
 _UNIT = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
 
@@ -117,32 +115,47 @@ def parse_when(text: str, now: datetime, option: str) -> datetime:
 class _Logged:
     commit: Commit
     author: str
+    blobs: tuple[tuple[str, str | None, str | None], ...] = ()  # (path, blob before, blob after)
 
 
 def _read_log(repo: GitRepo, rev: str, since: datetime | None) -> list[_Logged]:
-    """One first-parent pass, newest first: trailers, touched paths and authors."""
+    """One first-parent pass, newest first: trailers, authors, and the blobs each commit changed."""
     args = [
         "log",
         "--first-parent",
         "--no-renames",
-        "--name-only",
+        "--raw",
+        "--no-abbrev",
+        "-z",
         f"--format={_RS}%H{_US}%P{_US}%ct{_US}%an{_US}%B{_US}",
     ]
     if since is not None:
         args.append(f"--since=@{int(since.timestamp())}")
     args += ["--end-of-options", rev, "--"]
-    out = repo.git(*args).decode("utf-8", "replace")
+    out = repo.git(*args).decode("utf-8", "surrogateescape")
     logged = []
     for record in out.split(_RS)[1:]:
-        sha, parents, ct, author, body, names = record.split(_US, 5)
+        sha, parents, ct, author, body, raw = record.split(_US, 5)
+        blobs = []
+        tokens = raw.split("\0")
+        i = 0
+        while i < len(tokens):
+            meta = tokens[i].strip()
+            i += 1
+            if not meta.startswith(":") or i >= len(tokens):
+                continue
+            _, _, old, new, _status = meta.split(" ", 4)
+            path = tokens[i]
+            i += 1
+            blobs.append((path, None if old == repo.null_oid else old, None if new == repo.null_oid else new))
         commit = Commit(
             sha=sha,
             parent=parents.split()[0] if parents.strip() else None,
             at=datetime.fromtimestamp(int(ct), UTC),
             changes=tuple(parse_trailers(body)),
-            paths=tuple(p for p in names.strip().splitlines() if p),
+            paths=tuple(path for path, _, _ in blobs),
         )
-        logged.append(_Logged(commit, author))
+        logged.append(_Logged(commit, author, tuple(blobs)))
     return logged
 
 
@@ -194,6 +207,62 @@ def _reviewed(entries: list[Entry]) -> list[Entry]:
     return out
 
 
+def _claim_scalars(path: str, content: bytes) -> Mapping[str, Mapping[str, Scalar]]:
+    """{claim: {field: scalar}} of one file version, read fast.
+
+    Plain claim files (no aliases, the usual case) go through PyYAML's C loader
+    without position tracking; anything unusual goes through the guarded reader
+    the rest of the tool uses.
+    """
+    if b"*" in content or b"<<" in content or len(content) > 256 * 1024:
+        return claim_values(path, content)
+    try:
+        docs = list(yaml.load_all(content, Loader=_FastLoader))  # noqa: S506 - safe loader
+    except yaml.YAMLError:
+        return {}  # a version that did not parse set no values
+    out: dict[str, Mapping[str, Scalar]] = {}
+    for doc in docs:
+        if not isinstance(doc, dict) or not is_claim_kind(doc.get("kind")):
+            continue
+        meta, spec = doc.get("metadata"), doc.get("spec")
+        if isinstance(meta, dict) and isinstance(meta.get("name"), str) and isinstance(spec, dict):
+            out[meta["name"]] = {
+                str(k): v for k, v in spec.items() if v is None or isinstance(v, int | float | str | bool)
+            }
+    return out
+
+
+def _human_entries(
+    repo: GitRepo, logged: Sequence[_Logged], files: Mapping[str, set[str]], fields: Sequence[str]
+) -> list[Entry]:
+    """Value changes of tuned fields by commits without trailers for them (humans, merges).
+
+    Every file version is read once, by blob id, in one ``cat-file --batch``:
+    a version after one commit is the version before the next.
+    """
+    todo = [(item, path, old, new) for item in logged for path, old, new in item.blobs if path in files]
+    contents = repo.read_blobs(sorted({b for _, _, old, new in todo for b in (old, new) if b}))
+    parsed: dict[str, Mapping[str, Mapping[str, Scalar]]] = {}
+
+    def values(path: str, blob: str | None) -> Mapping[str, Mapping[str, Scalar]]:
+        if blob is None:
+            return {}
+        if blob not in parsed:
+            parsed[blob] = _claim_scalars(path, contents[blob])
+        return parsed[blob]
+
+    out = []
+    for item, path, old_blob, new_blob in todo:
+        before, after = values(path, old_blob), values(path, new_blob)
+        c = item.commit
+        for claim in sorted(files[path]):
+            for f in fields:
+                old, new = before.get(claim, {}).get(f), after.get(claim, {}).get(f)
+                if old != new and c.trailer_for(claim, f) is None:
+                    out.append(Entry(c.sha, c.at, item.author, HUMAN, claim, f, old, new))
+    return out
+
+
 @dataclass
 class History:
     branch: str
@@ -207,24 +276,13 @@ def read_history(repo: GitRepo, ref: str | None, filt: HistoryFilter) -> History
     logged = _read_log(repo, snapshot.commit, filt.since)
     entries = _trailer_entries(logged)
     if filt.wants_humans():
-        fields = snapshot.settings.policy.tuned_fields
-        authors = {item.commit.sha: item.author for item in logged}
-        commits = [item.commit for item in logged]
-        for claim, f, change in _value_events(
-            repo, commits, claim_files(snapshot.claims), fields, claim_values
-        ):
-            entries.append(
-                Entry(
-                    change.commit,
-                    change.at,
-                    authors.get(change.commit, ""),
-                    HUMAN,
-                    claim,
-                    f,
-                    change.old,
-                    change.new,
-                )
-            )
+        fields = [
+            f
+            for f in snapshot.settings.policy.tuned_fields
+            if filt.field is None or fnmatch.fnmatchcase(f, filt.field)
+        ]
+        claims = [c for c in snapshot.claims if filt.claim is None or fnmatch.fnmatchcase(c.name, filt.claim)]
+        entries += _human_entries(repo, logged, claim_files(claims), fields)
     order = {item.commit.sha: i for i, item in enumerate(logged)}
     entries.sort(key=lambda e: (order.get(e.commit, 0), e.claim or "", e.field or ""))
     entries = _reviewed(entries)
