@@ -28,7 +28,9 @@ def live_state(n_claims: int, drifted: int, seed: int = 0) -> dict[str, dict[str
     live = {}
     every = max(1, n_claims // max(drifted, 1))
     for c in fleet_claims(n_claims, seed):
-        timeout = c.timeout * 2 if drifted and c.index % every == 0 and c.index // every < drifted else c.timeout
+        timeout = (
+            c.timeout * 2 if drifted and c.index % every == 0 and c.index // every < drifted else c.timeout
+        )
         live[c.name] = {"lambdaMemory": c.memory, "lambdaTimeout": timeout}
     return live
 
