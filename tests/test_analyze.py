@@ -245,3 +245,13 @@ def test_recent_human_change_holds_back_coupled_metrics(repo, metrics) -> None:
     ]
     assert prod["outcome"] == "not-enough-data"
     assert "since the last change" in prod["reason"]
+
+
+def test_a_claim_without_metrics_is_not_enough_data_not_an_error(repo, metrics) -> None:
+    work, _ = repo
+    shutil.rmtree(metrics / "messagewall-dev")
+    r = analyze(work, metrics, "--output", "json")
+    assert r.code == 0
+    assert "warning:" in r.stderr and "messagewall-dev: no metrics for claim" in r.stderr
+    dev = by_key(r.json())[("messagewall-dev", "spec.lambdaMemory")]
+    assert dev["outcome"] == "not-enough-data"
