@@ -265,7 +265,9 @@ def test_claim_cache_is_keyed_by_blob_and_survives_corruption(repo, metrics) -> 
     assert analyze(work, metrics, "--output", "json").json()["decisions"] == first
     text = (work / PROD).read_text().replace("lambdaMemory: 256", "lambdaMemory: 192")
     commit_files(work, {PROD: text}, "human resize", date="2026-10-02T00:00:00Z")
-    prod = by_key(analyze(work, metrics, "--output", "json").json())[("messagewall-prod", "spec.lambdaMemory")]
+    prod = by_key(analyze(work, metrics, "--output", "json").json())[
+        ("messagewall-prod", "spec.lambdaMemory")
+    ]
     assert prod["current"] == 192
     cache.write_bytes(b"not a pickle")
     assert analyze(work, metrics, "--output", "json").code == 0
