@@ -12,8 +12,8 @@ import os
 import sys
 from typing import Annotated
 
-import click
 import typer
+from typer.exceptions import TyperException
 
 from feedbackctl.errors import EXIT_RUNTIME, EXIT_USAGE, FeedbackError
 
@@ -40,18 +40,6 @@ COMMAND_MODULES = (
 
 _debug = {"on": False}
 
-# Typer >= 0.24 vendors click (typer._click): its parse errors, Exit and Abort are
-# not click's classes, so both families are caught (a usage error must exit 2).
-_EXITS: tuple[type[Exception], ...] = (click.exceptions.Exit, typer.Exit)
-_ABORTS: tuple[type[BaseException], ...] = (click.exceptions.Abort, typer.Abort)
-_CLICK_ERRORS: tuple[type[Exception], ...] = (click.exceptions.ClickException,)
-try:
-    from typer._click.exceptions import ClickException as _VendoredClickException
-
-    _CLICK_ERRORS += (_VendoredClickException,)
-except ImportError:  # an older typer that uses click itself
-    pass
-
 
 @app.callback()
 def _root(
@@ -69,14 +57,18 @@ def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (tests call this directly)."""
     try:
         result = app(args=argv, standalone_mode=False, prog_name="feedbackctl")
-    except _EXITS as e:
-        return int(getattr(e, "exit_code", 0))
-    except _ABORTS:
+    except typer.Exit as e:
+        return int(e.exit_code)
+    except typer.Abort:
         print("feedbackctl: aborted", file=sys.stderr)
         return EXIT_RUNTIME
-    except _CLICK_ERRORS as e:
-        e.show() if hasattr(e, "show") else print(f"feedbackctl: {e}", file=sys.stderr)
-        return EXIT_USAGE
+    except TyperException as e:  # bad options: typer's usage errors (exit 2)
+        show = getattr(e, "show", None)
+        if callable(show):
+            show()
+        else:
+            print(f"feedbackctl: {e.format_message()}", file=sys.stderr)
+        return int(getattr(e, "exit_code", EXIT_USAGE) or EXIT_USAGE)
     except FeedbackError as e:
         if _debug["on"]:
             raise
