@@ -459,3 +459,16 @@ def test_bad_input_is_a_usage_error_with_one_clear_line(repo, tmp_path, args, me
     assert r.code == 2, (r.stdout, r.stderr)
     assert message in r.stderr and "Traceback" not in r.stderr
     assert head(work) == before
+
+
+def test_demo_captures_the_seeds_break_glass_timeout(tmp_path) -> None:
+    root = tmp_path / "demo"
+    r = cli("demo", "--dir", str(root))
+    assert r.code == 0, r.stderr
+    config = root / "config"
+    log = git_out(config, "log", "--format=%(trailers:key=Feedback-Kind,valueonly,separator=)", "main")
+    assert "drift-capture" in log.splitlines()
+    capture = git_out(config, "log", "-1", "--format=%H", "--grep=capture drift", "main")
+    assert trailers(config, capture)["Feedback-To"] == "60"
+    assert "lambdaTimeout: 60" in git_out(config, "show", f"main:{PROD}")
+    assert "1 capture(s) await review" in r.stdout and f"feedbackctl review {capture[:10]}" in r.stdout

@@ -30,6 +30,7 @@ from typing import Any
 from feedbackctl.authority.config import CONFIG_FILE
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.history import (
+    ValueMemo,
     _trailer_events,
     _value_events,
     claim_files,
@@ -315,8 +316,9 @@ def _recent_changes(
     claims = [c for c in snapshot.claims if c.name in names]
     fields = sorted({f.field for f in drifted})
     commits = list(reversed(read_log(snapshot.repo, snapshot.commit, since=since)))
+    memo = ValueMemo(claim_values, claims)
     events = _trailer_events(commits) + _value_events(
-        snapshot.repo, commits, claim_files(claims), fields, claim_values
+        snapshot.repo, commits, claim_files(claims), fields, memo
     )
     events.sort(key=lambda e: e[2].at)
     return {(claim, f): change for claim, f, change in events if change.old != change.new}

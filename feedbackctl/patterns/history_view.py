@@ -124,6 +124,7 @@ def _read_log(repo: GitRepo, rev: str, since: datetime | None) -> list[_Logged]:
         "log",
         "--first-parent",
         "--no-renames",
+        "--diff-merges=first-parent",
         "--raw",
         "--no-abbrev",
         "-z",
