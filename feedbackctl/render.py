@@ -114,8 +114,14 @@ def report_json(r: Report) -> dict[str, Any]:
     }
 
 
+# Indented JSON goes through the pure-Python encoder; a fleet's report is
+# written compact (the C encoder, several times faster).
+PRETTY_JSON_MAX_DECISIONS = 500
+
+
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+    pretty = len(data.get("decisions", ())) <= PRETTY_JSON_MAX_DECISIONS if isinstance(data, dict) else True
+    sys.stdout.write(json.dumps(data, indent=2 if pretty else None, default=str) + "\n")
 
 
 def _value(v: Any) -> str:
