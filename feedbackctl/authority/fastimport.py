@@ -47,6 +47,11 @@ class RefUpdate:
     old: str | None
 
 
+def read_objects(repo: GitRepo, specs: Sequence[str]) -> dict[str, bytes | None]:
+    """``rev`` or ``rev:path`` -> object content (None when absent), in one ``cat-file --batch``."""
+    return {spec: (got[1] if got is not None else None) for spec, got in repo._cat_batch(specs).items()}
+
+
 def _data(payload: bytes) -> bytes:
     return b"data %d\n%s\n" % (len(payload), payload)
 

@@ -22,9 +22,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from feedbackctl.authority.fastimport import NewCommit, RefUpdate, update_refs, write_commits
+from feedbackctl.authority.fastimport import NewCommit, RefUpdate, read_objects, update_refs, write_commits
 from feedbackctl.authority.gitrepo import DEFAULT_IDENTITY, GitRepo, check_ref_name
-from feedbackctl.authority.history import read_specs
 from feedbackctl.authority.snapshot import Snapshot, load_snapshot
 from feedbackctl.authority.trailers import parse_trailers
 from feedbackctl.authority.writer import Plan, Staging, trailer, write
@@ -146,7 +145,7 @@ def _parse_commit(sha: str, raw: bytes) -> CommitInfo:
 
 def read_commits(repo: GitRepo, shas: Sequence[str]) -> dict[str, CommitInfo]:
     """Commit objects in one ``cat-file --batch``."""
-    raw = read_specs(repo, shas)
+    raw = read_objects(repo, shas)
     return {sha: _parse_commit(sha, data) for sha, data in raw.items() if data is not None}
 
 
@@ -246,7 +245,7 @@ def _read_records(repo: GitRepo, cfg: ProposalConfig, states: Mapping[str, Branc
         path = record_path(cfg, claim, field_name)
         # The tip's record is the latest; a human may have removed it, so fall back.
         specs[name] = [f"{s.tip}:{path}", f"{s.proposal_commit}:{path}"]
-    blobs = read_specs(repo, [spec for pair in specs.values() for spec in pair])
+    blobs = read_objects(repo, [spec for pair in specs.values() for spec in pair])
     for name, (at_tip, at_proposal) in specs.items():
         s = states[name]
         text = blobs.get(at_tip) if s.handoff is None else None

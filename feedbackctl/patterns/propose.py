@@ -26,9 +26,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from feedbackctl.authority.fastimport import NewCommit, RefUpdate, update_refs, write_commits
+from feedbackctl.authority.fastimport import NewCommit, RefUpdate, read_objects, update_refs, write_commits
 from feedbackctl.authority.gitrepo import GitRepo
-from feedbackctl.authority.history import read_specs
 from feedbackctl.authority.snapshot import Snapshot, load_snapshot
 from feedbackctl.authority.writer import Plan, Staging, trailer
 from feedbackctl.core import proposal as record
@@ -332,7 +331,7 @@ def _claim_texts(repo: GitRepo, snapshot: Snapshot, items: Iterable[Item]) -> di
             by_spec[loc.path] = f"{snapshot.commit}:{loc.path}"
     blobs = repo.read_blobs(sorted(set(by_blob.values())))
     texts = {path: blobs[blob].decode("utf-8") for path, blob in by_blob.items()}
-    found = read_specs(repo, sorted(by_spec.values()))
+    found = read_objects(repo, sorted(by_spec.values()))
     for path, spec in by_spec.items():
         raw = found.get(spec)
         if raw is not None:
@@ -373,7 +372,7 @@ def _confirm_unchanged(repo: GitRepo, items: Sequence[Item]) -> None:
     for item in items:
         assert item.existing is not None and item.commit is not None
         specs += [f"{item.existing.tip}:{path}" for path in item.commit.edits]
-    found = read_specs(repo, specs)
+    found = read_objects(repo, specs)
     for item in items:
         assert item.existing is not None and item.commit is not None
         tip = item.existing.tip
