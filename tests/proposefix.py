@@ -47,7 +47,9 @@ def config(**proposals: Any) -> str:
     return yaml.safe_dump({"proposals": proposals})
 
 
-def write_series(root: Path, claim: str, metric: str, value: float, *, hours: float = 30, end: datetime = NOW) -> None:
+def write_series(
+    root: Path, claim: str, metric: str, value: float, *, hours: float = 30, end: datetime = NOW
+) -> None:
     step = 300
     n = int(hours * 3600 / step) + 1
     last = int(end.timestamp())
@@ -57,7 +59,9 @@ def write_series(root: Path, claim: str, metric: str, value: float, *, hours: fl
     (folder / f"{metric}.csv").write_text("timestamp,value\n" + "\n".join(lines) + "\n")
 
 
-def signals(root: Path, claim: str, *, util: float, used: float, p99: float = 9000.0, end: datetime = NOW) -> None:
+def signals(
+    root: Path, claim: str, *, util: float, used: float, p99: float = 9000.0, end: datetime = NOW
+) -> None:
     """A claim's metrics: utilization and peak usage as given, otherwise healthy."""
     for metric, value in {
         "memory_utilization": util,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,6 @@ from feedbackctl.patterns.proposals import ProposalConfig, branch_name, record_p
 from tests.clirun import ROOT, cli
 from tests.gitutil import commit_files, git_out
 from tests.proposefix import (
-    CREATED,
     DEV_BRANCH,
     NOW,
     NOW_TEXT,
@@ -145,7 +143,9 @@ def test_a_field_changed_on_the_base_makes_the_proposal_stale(tmp_path: Path) ->
     s = make_setup(tmp_path, claim_files(max_memory=256))
     run(s)
     tip = s.sha(PROD_BRANCH)
-    commit_files(s.work, {PROD: prod_claim(memory=320, max_memory=256)}, "Set 320 by hand", "2026-11-08T00:10:00Z")
+    commit_files(
+        s.work, {PROD: prod_claim(memory=320, max_memory=256)}, "Set 320 by hand", "2026-11-08T00:10:00Z"
+    )
     signals(s.metrics, "messagewall-prod", util=60.0, used=190.0, end=at(hours=4))  # no longer under pressure
     report = run(s, at(hours=4))
     assert entries(report) == {}
@@ -158,7 +158,9 @@ def test_a_field_changed_on_the_base_makes_the_proposal_stale(tmp_path: Path) ->
 def test_a_stale_proposal_is_replaced_when_the_signal_still_asks(tmp_path: Path) -> None:
     s = make_setup(tmp_path, claim_files(max_memory=256))
     run(s)
-    commit_files(s.work, {PROD: prod_claim(memory=320, max_memory=256)}, "Set 320 by hand", "2026-11-08T00:10:00Z")
+    commit_files(
+        s.work, {PROD: prod_claim(memory=320, max_memory=256)}, "Set 320 by hand", "2026-11-08T00:10:00Z"
+    )
     signals(s.metrics, "messagewall-prod", util=96.0, used=300.0, end=at(hours=4))
     e = entries(run(s, at(hours=4)))[PROD_BRANCH]
     assert (e["action"], e["previousStatus"], e["from"], e["to"]) == ("updated", "stale", 320, 384)
@@ -247,7 +249,10 @@ def test_risk_above_the_ceiling_becomes_a_proposal(tmp_path: Path) -> None:
 
 
 def test_a_source_that_requires_proposals_only_proposes(tmp_path: Path) -> None:
-    sources = "feedbackSources:\n  - {name: metric-fixtures, type: pull, trustLevel: high, requiresProposal: true}\n"
+    sources = (
+        "feedbackSources:\n"
+        "  - {name: metric-fixtures, type: pull, trustLevel: high, requiresProposal: true}\n"
+    )
     s = make_setup(tmp_path, claim_files() | {"policies/sources.yaml": sources})
     e = entries(run(s))[PROD_BRANCH]
     assert (e["reviewReason"], e["to"]) == ("trust", 384)
@@ -331,10 +336,21 @@ def test_a_checked_out_proposal_branch_is_never_moved(tmp_path: Path) -> None:
 
 def test_concurrent_runs_write_each_proposal_once(tmp_path: Path) -> None:
     s = make_setup(tmp_path, claim_files(max_memory=256))
-    argv = [sys.executable, "-m", "feedbackctl", "propose", "--repo", str(s.work), "--metrics", str(s.metrics)]
+    argv = [
+        sys.executable,
+        "-m",
+        "feedbackctl",
+        "propose",
+        "--repo",
+        str(s.work),
+        "--metrics",
+        str(s.metrics),
+    ]
     argv += ["--now", NOW_TEXT, "--output", "json"]
     env = {**__import__("os").environ, "PYTHONPATH": str(ROOT)}
-    procs = [subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(4)]
+    procs = [
+        subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(4)
+    ]
     results = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0, 0], [r[1] for r in results]
     assert len(s.on_branch(PROD_BRANCH)) == 1
@@ -356,7 +372,9 @@ def test_cli_json_and_exit_codes(tmp_path: Path) -> None:
 
 
 def test_bad_prefix_is_a_usage_error(tmp_path: Path) -> None:
-    s = make_setup(tmp_path, claim_files(max_memory=256) | {".feedbackctl.yaml": config(prefix="bad..prefix/")})
+    s = make_setup(
+        tmp_path, claim_files(max_memory=256) | {".feedbackctl.yaml": config(prefix="bad..prefix/")}
+    )
     r = cli("propose", "--repo", str(s.work), "--metrics", str(s.metrics), "--now", NOW_TEXT)
     assert r.code == 2
     assert "proposals.prefix 'bad..prefix/'" in r.stderr and "Traceback" not in r.stderr
@@ -397,5 +415,7 @@ def test_expiry_counts_from_the_proposal_not_the_rerun(tmp_path: Path) -> None:
     signals(s.metrics, "messagewall-prod", util=95.0, used=240.0, end=at(days=1))
     assert entries(run(s, at(days=1)))[PROD_BRANCH]["action"] == "rebased"
     assert s.record(PROD_BRANCH)["status"]["expiresAt"] == "2026-11-15T00:00:00Z"
-    assert yaml.safe_load(git_out(s.work, "show", f"{PROD_BRANCH}:{PROD_RECORD}"))["status"]["state"] == "pending"
-    assert CREATED  # claims were committed well before the metrics window
+    assert (
+        yaml.safe_load(git_out(s.work, "show", f"{PROD_BRANCH}:{PROD_RECORD}"))["status"]["state"]
+        == "pending"
+    )

@@ -127,6 +127,8 @@ def write_commits(repo: GitRepo, commits: Sequence[NewCommit]) -> list[str]:
     for c in commits:
         if c.now.tzinfo is None:
             raise ValueError("commit times must be timezone-aware")
+        for path in c.edits:
+            _path(path)
     scratch = f"{SCRATCH_NAMESPACE}{uuid.uuid4().hex}"
     stream = b"".join(_stream(repo, commits, scratch, _modes(repo, commits)))
     with tempfile.TemporaryDirectory(prefix="feedbackctl-import-") as tmp:
