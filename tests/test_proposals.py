@@ -272,3 +272,49 @@ def test_record_parses_back(bounded: Setup) -> None:
     assert p.expires_at - p.created_at == timedelta(days=7)
     with pytest.raises(record.ProposalError, match="not a ConfigurationProposal"):
         record.parse("kind: Other\n", "x.yaml")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "yes",
+        "No",
+        "null",
+        "1e5",
+        "0x1F",
+        "a: b",
+        "#x",
+        "- a",
+        "ünïcode ✓",
+        "two\nlines",
+        'q"uote',
+        "",
+        "~",
+        "@at",
+    ],
+)
+def test_records_round_trip_awkward_values(text: str) -> None:
+    from feedbackctl.core import proposal as record
+    from feedbackctl.core.models import Evidence
+
+    p = record.Proposal(
+        claim="c",
+        field="we/ird~field",
+        old=text,
+        new=1e20,
+        target_kind="K",
+        target_api_version="g/v1",
+        target_path="c.yaml",
+        base_commit="0" * 40,
+        risk="MEDIUM",
+        risk_rationale=text,
+        policy_result="passed",
+        opened_at=NOW,
+        created_at=NOW,
+        summary=text,
+        evidence=(Evidence("m", "p99", 30, 7, 0.5, None),),
+        confidence=0.5,
+    )
+    back = record.parse(record.render(p), "x.yaml")
+    assert back == p
+    assert record.render(back) == record.render(p)

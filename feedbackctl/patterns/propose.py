@@ -177,8 +177,8 @@ def _classify(item: Item, policy: Policy, now: datetime, snapshot: Snapshot, che
     if s is None:
         item.action = Action.CREATED
         return
-    status, why = status_of(s, {c.name: c for c in snapshot.claims}, now)
-    item.status, item.detail = status, why
+    assert item.status is not None
+    status, why = item.status, item.detail
     p = s.proposal
     if status in (Status.HANDED_OFF, Status.INVALID) or p is None:
         item.action = Action.HANDED_OFF
@@ -208,11 +208,15 @@ def _classify(item: Item, policy: Policy, now: datetime, snapshot: Snapshot, che
     item.detail = f"stale proposal replaced ({why})" if status == Status.STALE else f"was {p.old} -> {p.new}"
 
 
-def _apply_limits(items: Sequence[Item], branches: Mapping[str, BranchState], cfg: ProposalConfig,
-                  snapshot: Snapshot, now: datetime) -> None:  # fmt: skip
+def _apply_limits(
+    items: Sequence[Item],
+    branches: Mapping[str, BranchState],
+    statuses: Mapping[str, tuple[Status, str]],
+    cfg: ProposalConfig,
+    now: datetime,
+) -> None:
     """At most ``max_open`` open and ``max_new_per_hour`` new proposals, counted from the branches."""
-    claims = {c.name: c for c in snapshot.claims}
-    open_now = sum(1 for s in branches.values() if status_of(s, claims, now)[0] in OPEN)
+    open_now = sum(1 for status, _ in statuses.values() if status in OPEN)
     since = now - NEW_WINDOW
     new_recent = sum(1 for s in branches.values() if s.proposal is not None and s.proposal.opened_at > since)
     order = sorted(
@@ -432,15 +436,18 @@ def _push(repo: GitRepo, cfg: ProposalConfig, items: Sequence[Item]) -> None:
 # --- the run -----------------------------------------------------------------------------
 
 
-def _attention(branches: Mapping[str, BranchState], touched: set[str], snapshot: Snapshot,
-               now: datetime) -> list[dict[str, Any]]:  # fmt: skip
+def _attention(
+    branches: Mapping[str, BranchState],
+    statuses: Mapping[str, tuple[Status, str]],
+    touched: set[str],
+    now: datetime,
+) -> list[dict[str, Any]]:
     """Open proposals this run did not touch that a human should look at."""
-    claims = {c.name: c for c in snapshot.claims}
     out = []
     for name, s in sorted(branches.items()):
         if name in touched:
             continue
-        status, why = status_of(s, claims, now)
+        status, why = statuses[name]
         escalated = s.proposal is not None and status == Status.PENDING and record.escalated(s.proposal, now)
         if status in (Status.STALE, Status.HANDED_OFF, Status.EXPIRED, Status.INVALID) or escalated:
             if (
@@ -466,6 +473,83 @@ def _decisions(items: Sequence[Item]) -> list[Decision]:
     return out
 
 
+@dataclass
+class ProposalPlan:
+    """What one attempt will write: items with their commits built, not yet written."""
+
+    snapshot: Snapshot
+    cfg: ProposalConfig
+    items: list[Item]
+    report: Report
+
+
+def plan_candidates(
+    repo: GitRepo,
+    snapshot: Snapshot,
+    candidates: Sequence[Candidate],
+    now: datetime,
+    *,
+    remote: str | None = None,
+    checks: Sequence[SchemaCheck] = (),
+    report: Report | None = None,
+) -> ProposalPlan:
+    """Read the proposal branches, decide each candidate's action, build its commit (objects not yet)."""
+    cfg = proposal_config(snapshot, remote)
+    policy = snapshot.settings.policy
+    report = report or Report("propose", now, snapshot.branch, snapshot.commit)
+    branches = load_branches(repo, cfg, snapshot.commit)
+    if remote:
+        _local_ahead(repo, branches)
+    checked_out = worktree_branches(repo) if repo.work_tree is not None else set()
+    claims = {c.name: c for c in snapshot.claims}
+    statuses = {name: status_of(s, claims, now) for name, s in branches.items()}
+    items: list[Item] = []
+    for cand in sorted(candidates, key=lambda c: (c.decision.claim, c.decision.field)):
+        d = cand.decision
+        claim = claims.get(d.claim)
+        if claim is None:
+            report.problems.append(Problem(d.claim, f"{d.claim}: not found at {snapshot.branch}"))
+            continue
+        change = Change(d.claim, d.field, claim.is_production, value=d.recommended)
+        risk = assess([change], policy.risk, policy.fields, checks)
+        name = branch_name(cfg, d.claim, d.field)
+        item = Item(cand, claim, name, risk, existing=branches.get(name))
+        if item.existing is not None:
+            item.status, item.detail = statuses[name]
+        _classify(item, policy, now, snapshot, checked_out)
+        items.append(item)
+    _apply_limits(items, branches, statuses, cfg, now)
+    _build(repo, snapshot, cfg, items, now, report.problems)
+    report.decisions = _decisions(items)
+    report.extra["proposals"] = [i.json() for i in items]
+    report.events = _attention(branches, statuses, {i.branch for i in items}, now)
+    return ProposalPlan(snapshot, cfg, items, report)
+
+
+def carry_out(repo: GitRepo, plan: ProposalPlan, *, dry_run: bool = False) -> Report:
+    """Write the plan: one fast-import stream, one ref transaction, then pushes (with a remote)."""
+    report, items = plan.report, plan.items
+    report.dry_run = dry_run
+    if dry_run:
+        for item in items:
+            if item.action in WRITES and item.commit is not None:
+                subject = item.commit.message.splitlines()[0]
+                report.commits.append({"sha": "(dry-run)", "branch": item.branch, "subject": subject})
+        return report
+    _write(repo, items)
+    if plan.cfg.remote:
+        _push(repo, plan.cfg, items)
+    for item in items:
+        if item.sha is not None and item.commit is not None:
+            subject = item.commit.message.splitlines()[0]
+            files = sorted(item.commit.edits)
+            report.commits.append(
+                {"sha": item.sha, "branch": item.branch, "subject": subject, "files": files}
+            )
+    report.extra["proposals"] = [i.json() for i in items]
+    return report
+
+
 def propose_candidates(
     repo: GitRepo,
     snapshot: Snapshot,
@@ -482,53 +566,8 @@ def propose_candidates(
     The entry point for other producers of proposals (e.g. observations from
     push sources): give each candidate its proposer type and id.
     """
-    cfg = proposal_config(snapshot, remote)
-    policy = snapshot.settings.policy
-    report = report or Report("propose", now, snapshot.branch, snapshot.commit, dry_run=dry_run)
-    branches = load_branches(repo, cfg, snapshot.commit)
-    if remote:
-        _local_ahead(repo, branches)
-    checked_out = worktree_branches(repo) if repo.work_tree is not None else set()
-    items: list[Item] = []
-    for cand in sorted(candidates, key=lambda c: (c.decision.claim, c.decision.field)):
-        d = cand.decision
-        claim = snapshot.claim(d.claim)
-        if claim is None:
-            report.problems.append(Problem(d.claim, f"{d.claim}: not found at {snapshot.branch}"))
-            continue
-        change = Change(d.claim, d.field, claim.is_production, value=d.recommended)
-        risk = assess([change], policy.risk, policy.fields, checks)
-        name = branch_name(cfg, d.claim, d.field)
-        item = Item(cand, claim, name, risk, existing=branches.get(name))
-        _classify(item, policy, now, snapshot, checked_out)
-        items.append(item)
-    _apply_limits(items, branches, cfg, snapshot, now)
-    _build(repo, snapshot, cfg, items, now, report.problems)
-    report.decisions = _decisions(items)
-    report.extra["proposals"] = [i.json() for i in items]
-    report.events = _attention(branches, {i.branch for i in items}, snapshot, now)
-    if dry_run:
-        for item in items:
-            if item.action in WRITES and item.commit is not None:
-                subject = item.commit.message.splitlines()[0]
-                report.commits.append({"sha": "(dry-run)", "branch": item.branch, "subject": subject})
-        return report
-    _write(repo, items)
-    if remote:
-        _push(repo, cfg, items)
-    for item in items:
-        if item.sha is not None and item.commit is not None:
-            subject = item.commit.message.splitlines()[0]
-            report.commits.append(
-                {
-                    "sha": item.sha,
-                    "branch": item.branch,
-                    "subject": subject,
-                    "files": sorted(item.commit.edits),
-                }
-            )
-    report.extra["proposals"] = [i.json() for i in items]
-    return report
+    plan = plan_candidates(repo, snapshot, candidates, now, remote=remote, checks=checks, report=report)
+    return carry_out(repo, plan, dry_run=dry_run)
 
 
 def propose(
