@@ -500,7 +500,7 @@ def plan_candidates(
     branches = load_branches(repo, cfg, snapshot.commit)
     if remote:
         _local_ahead(repo, branches)
-    checked_out = worktree_branches(repo) if repo.work_tree is not None else set()
+    checked_out = worktree_branches(repo)
     claims = {c.name: c for c in snapshot.claims}
     statuses = {name: status_of(s, claims, now) for name, s in branches.items()}
     items: list[Item] = []
