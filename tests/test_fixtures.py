@@ -205,8 +205,7 @@ BAD_INPUTS = [
     (f"{HEADER}nan,1\n", "2: timestamp 'nan' is neither ISO-8601 nor epoch seconds; fix the row"),
     (
         f"{HEADER}2026-11-01T00:00:00+02:00Z,1\n",
-        "2: timestamp '2026-11-01T00:00:00+02:00Z' is neither ISO-8601 nor epoch seconds; "
-        "fix the row",
+        "2: timestamp '2026-11-01T00:00:00+02:00Z' is neither ISO-8601 nor epoch seconds; fix the row",
     ),
     (
         f"{HEADER}1{'0' * 50},1\n",
@@ -248,8 +247,7 @@ def test_bad_input_names_file_line_and_fix(metrics_dir: Path, text: str, expecte
 
 def test_empty_file(metrics_dir: Path) -> None:
     assert problems(metrics_dir, "") == [
-        f"{metrics_dir}/c/m.csv: file is empty; add the header 'timestamp,value' "
-        "and one row per point"
+        f"{metrics_dir}/c/m.csv: file is empty; add the header 'timestamp,value' and one row per point"
     ]
 
 
@@ -262,8 +260,7 @@ def test_message_uses_the_path_as_the_user_typed_it(
     request = MetricRequest(make_claim("messagewall-prod"), ("memory_utilization",), 0, 4e9)
     assert source.fetch([request], NOW).problems == {
         "messagewall-prod": [
-            "metrics/messagewall-prod/memory_utilization.csv:3: value 'abc' is not a number; "
-            "fix the row"
+            "metrics/messagewall-prod/memory_utilization.csv:3: value 'abc' is not a number; fix the row"
         ]
     }
 
@@ -280,9 +277,7 @@ def test_one_bad_file_does_not_hide_others_in_its_bulk_chunk(
     write(metrics_dir, "c3", "m", HEADER + f"{T0},1\n{T0 + 300}\n")
     batch = fetch(metrics_dir, names, ["m"])
     assert batch.problems == {
-        "c3": [
-            f"{metrics_dir}/c3/m.csv:3: row has 1 field, expected 'timestamp,value'; fix the row"
-        ]
+        "c3": [f"{metrics_dir}/c3/m.csv:3: row has 1 field, expected 'timestamp,value'; fix the row"]
     }
     for i, name in enumerate(names):
         if name != "c3":
@@ -310,11 +305,9 @@ def test_fast_and_string_paths_agree(metrics_dir: Path) -> None:
 def test_missing_claim_directory_and_missing_metric_file(metrics_dir: Path) -> None:
     write(metrics_dir, "present", "memory_utilization", HEADER + f"{T0},1\n")
     batch = fetch(metrics_dir, ["present", "absent"], ["memory_utilization", "errors"])
-    assert batch.problems == {
-        "absent": [
-            f"{metrics_dir}/absent: no metrics for claim; "
-            f"add {metrics_dir}/absent/<metric>.csv files"
-        ]
+    assert batch.problems == {}
+    assert batch.absent == {
+        "absent": f"{metrics_dir}/absent: no metrics for claim; add {metrics_dir}/absent/<metric>.csv files"
     }
     assert set(batch.series["present"]) == {"memory_utilization"}  # no file, no series
     assert "absent" not in batch.series
@@ -412,8 +405,7 @@ def example_batch() -> tuple[MetricBatch, int]:
     # The evaluation time is taken from the data, not hard-coded.
     end = max(at(f.read_text().strip().splitlines()[-1].split(",")[0]) for f in files)
     requests = [
-        MetricRequest(make_claim(c), EXAMPLE_METRICS, 0, end)
-        for c in ("messagewall-prod", "messagewall-dev")
+        MetricRequest(make_claim(c), EXAMPLE_METRICS, 0, end) for c in ("messagewall-prod", "messagewall-dev")
     ]
     return open_source(str(EXAMPLE / "metrics")).fetch(requests, end), end
 
@@ -552,8 +544,7 @@ def test_history_repo_has_trailered_auto_tune_commits_over_a_year(tmp_path: Path
     assert dates == sorted(dates, reverse=True)
 
     fmt = "|".join(
-        ["%H"]
-        + [f"%(trailers:key=Feedback-{k},valueonly,separator=)" for k in ("Claim", "From", "To")]
+        ["%H"] + [f"%(trailers:key=Feedback-{k},valueonly,separator=)" for k in ("Claim", "From", "To")]
     )
     for line in git(repo, "log", "--format=" + fmt, "HEAD~60..HEAD").splitlines():
         sha, claim, old, new = line.split("|")

@@ -32,9 +32,15 @@ class MetricBatch:
 
     series: dict[str, dict[str, Series]] = field(default_factory=dict)
     problems: dict[str, list[str]] = field(default_factory=dict)
+    # Claims the source has no data for at all: not an error (a new claim, a
+    # claim nobody measures yet); their decisions say "not enough data".
+    absent: dict[str, str] = field(default_factory=dict)
 
     def add_series(self, claim: str, series: Series) -> None:
         self.series.setdefault(claim, {})[series.metric] = series
+
+    def add_absent(self, claim: str, message: str) -> None:
+        self.absent[claim] = message
 
     def add_problem(self, claim: str, problem: str) -> None:
         self.problems.setdefault(claim, []).append(problem)

@@ -100,8 +100,7 @@ class FixtureSource:
             )
         if not root.is_dir():
             raise UsageError(
-                f"metrics path '{path}' is not a directory; pass a directory of "
-                "<claim>/<metric>.csv files"
+                f"metrics path '{path}' is not a directory; pass a directory of <claim>/<metric>.csv files"
             )
         return cls(root, path)
 
@@ -122,9 +121,7 @@ class FixtureSource:
             claim_dir = os.path.join(self.root, claim)
             if not os.path.isdir(claim_dir):
                 where = os.path.join(self.display, claim)
-                batch.add_problem(
-                    claim, f"{where}: no metrics for claim; add {where}/<metric>.csv files"
-                )
+                batch.add_absent(claim, f"{where}: no metrics for claim; add {where}/<metric>.csv files")
                 continue
             batch.series.setdefault(claim, {})
             for metric in request.metrics:
@@ -147,9 +144,7 @@ class FixtureSource:
                 batch.add_series(file.claim, result)
         return batch
 
-    def _read(
-        self, claim_dir: str, claim: str, metric: str, request: MetricRequest
-    ) -> _File | str | None:
+    def _read(self, claim_dir: str, claim: str, metric: str, request: MetricRequest) -> _File | str | None:
         try:
             with open(f"{claim_dir}/{metric}.csv", "rb") as handle:
                 data = handle.read()
@@ -174,9 +169,7 @@ def _unsafe_component(name: str) -> str | None:
     return None
 
 
-def _prepare(
-    claim: str, metric: str, root: str, data: bytes, start: float, end: float
-) -> _File | str:
+def _prepare(claim: str, metric: str, root: str, data: bytes, start: float, end: float) -> _File | str:
     if data.startswith(_BOM):
         data = data[len(_BOM) :]
     if b"\r" in data:
@@ -252,9 +245,7 @@ def _fast_rows(files: list[_File]) -> _Rows | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "input contained no data": handled below
-            table = np.loadtxt(
-                io.BytesIO(big), delimiter=",", dtype=np.float64, ndmin=2, comments=None
-            )
+            table = np.loadtxt(io.BytesIO(big), delimiter=",", dtype=np.float64, ndmin=2, comments=None)
     except ValueError:
         return None
     # loadtxt silently skips empty lines; a count mismatch means rows would shift between files.
@@ -392,7 +383,10 @@ def _parse_iso(text: Strs) -> tuple[I64, I8]:
         & (length >= 16)
         & ((sign == ord("+")) | (sign == ord("-")))
         & (at(3) == ord(":"))
-        & digit(h1) & digit(h2) & digit(m1) & digit(m2)
+        & digit(h1)
+        & digit(h2)
+        & digit(m1)
+        & digit(m2)
     )
     # Cut the zone off in place (NUL ends a fixed-width byte string) and parse once.
     for back, mask in ((1, zulu), (6, offset)):
@@ -404,8 +398,10 @@ def _parse_iso(text: Strs) -> tuple[I64, I8]:
     secs, bad = _parse_datetimes(local[known])
     east = np.where(sign == ord("-"), -1, 1)
     shift = east * (
-        (h1.astype(np.int64) - 48) * 36000 + (h2.astype(np.int64) - 48) * 3600
-        + (m1.astype(np.int64) - 48) * 600 + (m2.astype(np.int64) - 48) * 60
+        (h1.astype(np.int64) - 48) * 36000
+        + (h2.astype(np.int64) - 48) * 3600
+        + (m1.astype(np.int64) - 48) * 600
+        + (m2.astype(np.int64) - 48) * 60
     )
     ts = np.zeros(n, dtype=np.int64)
     code = np.zeros(n, dtype=np.int8)
@@ -440,9 +436,7 @@ def _finish(
     _flag(rows.code, rows.ts > now + FUTURE_SLACK_SECONDS, FUTURE)
 
     bad_rows = np.flatnonzero(rows.code != OK)
-    bad_files, first_bad, bad_counts = np.unique(
-        rows.file[bad_rows], return_index=True, return_counts=True
-    )
+    bad_files, first_bad, bad_counts = np.unique(rows.file[bad_rows], return_index=True, return_counts=True)
     problems = {
         int(k): _problem(files[int(k)], int(rows.line[r]), int(rows.code[r]), int(c) - 1, now)
         for k, r, c in zip(bad_files, bad_rows[first_bad], bad_counts, strict=True)
