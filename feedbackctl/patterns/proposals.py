@@ -286,6 +286,8 @@ def status_of(s: BranchState, claims: Mapping[str, Claim], now: datetime) -> tup
     level, _ = record.effective_risk(p, now)
     if level != p.risk:
         return Status.PENDING, f"{p.risk} unacknowledged for 8h: escalated to {level}"
+    if p.acknowledged_at is not None:
+        return Status.PENDING, f"acknowledged by {p.acknowledged_by}; autotune may apply it inside the bounds"
     return Status.PENDING, "waiting for review"
 
 
