@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.history import load_histories
 from feedbackctl.authority.snapshot import load_snapshot
 from feedbackctl.errors import FeedbackError, UsageError
@@ -318,3 +319,57 @@ def test_records_round_trip_awkward_values(text: str) -> None:
     back = record.parse(record.render(p), "x.yaml")
     assert back == p
     assert record.render(back) == record.render(p)
+
+
+def reviewer_clone(s: Setup, tmp_path: Path) -> GitRepo:
+    clone = tmp_path / "reviewer"
+    git_out(tmp_path, "clone", "-q", str(s.origin), str(clone))
+    return GitRepo.open(clone)
+
+
+def test_a_team_reviews_on_the_remote(tmp_path: Path) -> None:
+    s = make_setup(tmp_path, claim_files(max_memory=256))
+    run(s, push=True)  # the cron job's clone
+    reviewer = reviewer_clone(s, tmp_path)
+    rows = lifecycle.list_proposals(reviewer, None, at(hours=1), remote="origin").extra["proposals"]
+    assert [(r["branch"], r["status"]) for r in rows] == [(PROD_BRANCH, "pending")]
+    report = lifecycle.reject(
+        reviewer, None, "messagewall-prod", "lambdaMemory", at(hours=1), remote="origin"
+    )
+    assert report.commits[0]["pushed"] is True
+    assert git_out(
+        s.origin, "log", "-1", "--format=%(trailers:key=Feedback-Kind,valueonly)", PROD_BRANCH
+    ) == ("reject")
+    # The cron job sees the rejection on its next run.
+    signals(s.metrics, "messagewall-prod", util=95.0, used=240.0, end=at(hours=2))
+    assert entries(run(s, at(hours=2), push=True))[PROD_BRANCH]["action"] == "suppressed"
+
+
+def test_approve_on_the_remote_pushes_the_change_and_closes_the_branch(tmp_path: Path) -> None:
+    s = make_setup(tmp_path, claim_files(max_memory=256))
+    run(s, push=True)
+    reviewer = reviewer_clone(s, tmp_path)
+    report = lifecycle.approve(
+        reviewer, None, "messagewall-prod", "lambdaMemory", at(hours=1), remote="origin"
+    )
+    assert report.commits[0]["pushed"] is True
+    assert (
+        git_out(s.origin, "log", "-1", "--format=%(trailers:key=Feedback-Kind,valueonly)", "main")
+        == "approve"
+    )
+    assert "lambdaMemory: 384" in git_out(s.origin, "show", f"main:{PROD}")
+    assert git_out(s.origin, "for-each-ref", "refs/heads/feedback/") == ""
+    # The cron clone pulls; its next run proposes nothing new for the field.
+    git_out(s.work, "pull", "-q", "--ff-only")
+    assert entries(run(s, at(hours=1), push=True)) == {}
+
+
+def test_approve_on_the_remote_needs_the_same_authority_branch(tmp_path: Path) -> None:
+    s = make_setup(tmp_path, claim_files(max_memory=256))
+    run(s, push=True)
+    reviewer = reviewer_clone(s, tmp_path)
+    assert reviewer.work_tree is not None
+    commit_files(reviewer.work_tree, {"NOTES.md": "local only\n"}, "local", "2026-11-08T00:30:00Z")
+    with pytest.raises(FeedbackError, match="bring them together"):
+        lifecycle.approve(reviewer, None, "messagewall-prod", "lambdaMemory", at(hours=1), remote="origin")
+    assert git_out(s.origin, "log", "-1", "--format=%s", "main") == "Initial claims"

@@ -124,12 +124,25 @@ proposals = typer.Typer(help="Review proposal branches: list, show, approve, rej
 Claim = Annotated[str, typer.Argument(help="Claim metadata.name")]
 Field = Annotated[str, typer.Argument(help="Field, e.g. lambdaMemory")]
 Reason = Annotated[str, typer.Option("--reason", help="Why, recorded in the commit.")]
+RemoteOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--remote",
+        help="Act on this remote's proposal branches: fetch them first, push the result with a lease.",
+    ),
+]
 
 
 @proposals.command("list")
-def list_command(repo: Repo = ".", ref: Ref = None, now: Now = None, output: OutputOpt = Output.table) -> int:
+def list_command(
+    repo: Repo = ".",
+    ref: Ref = None,
+    now: Now = None,
+    output: OutputOpt = Output.table,
+    remote: RemoteOpt = None,
+) -> int:
     """Every proposal branch and its status (pending, stale, applied, rejected, ...)."""
-    report = lifecycle.list_proposals(open_repo(repo), ref, now_or(now))
+    report = lifecycle.list_proposals(open_repo(repo), ref, now_or(now), remote=remote)
     _print(report, output, f"proposals @ {report.branch}", key="status")
     return exit_code(report, False)
 
@@ -142,9 +155,10 @@ def show_command(
     ref: Ref = None,
     now: Now = None,
     output: OutputOpt = Output.table,
+    remote: RemoteOpt = None,
 ) -> int:
     """One proposal: its record and the commits on its branch."""
-    report = lifecycle.show_proposal(open_repo(repo), ref, claim, field, now_or(now))
+    report = lifecycle.show_proposal(open_repo(repo), ref, claim, field, now_or(now), remote=remote)
     if output == Output.json:
         print_report(report, "json", title="proposal")
         return 0
@@ -172,6 +186,7 @@ def approve_command(
     reason: Reason = "",
     output: OutputOpt = Output.table,
     dry_run: DryRun = False,
+    remote: RemoteOpt = None,
 ) -> int:
     """Apply the proposal to the authority branch (Feedback-Kind: approve) and close its branch."""
     report = lifecycle.approve(
@@ -191,9 +206,12 @@ def reject_command(
     reason: Reason = "",
     output: OutputOpt = Output.table,
     dry_run: DryRun = False,
+    remote: RemoteOpt = None,
 ) -> int:
     """Reject: recorded on the branch; the same change is not proposed again for 7 days."""
-    report = lifecycle.reject(open_repo(repo), ref, claim, field, now_or(now), reason=reason, dry_run=dry_run)
+    report = lifecycle.reject(
+        open_repo(repo), ref, claim, field, now_or(now), reason=reason, dry_run=dry_run, remote=remote
+    )
     _print(report, output, "proposals reject")
     return exit_code(report, False)
 
@@ -207,9 +225,12 @@ def ack_command(
     now: Now = None,
     output: OutputOpt = Output.table,
     dry_run: DryRun = False,
+    remote: RemoteOpt = None,
 ) -> int:
     """Acknowledge a MEDIUM proposal (within 8 h): autotune may then apply it inside the bounds."""
-    report = lifecycle.acknowledge(open_repo(repo), ref, claim, field, now_or(now), dry_run=dry_run)
+    report = lifecycle.acknowledge(
+        open_repo(repo), ref, claim, field, now_or(now), dry_run=dry_run, remote=remote
+    )
     _print(report, output, "proposals ack")
     return exit_code(report, False)
 
@@ -221,9 +242,10 @@ def expire_command(
     now: Now = None,
     output: OutputOpt = Output.table,
     dry_run: DryRun = False,
+    remote: RemoteOpt = None,
 ) -> int:
     """Close every pending proposal older than 7 days."""
-    report = lifecycle.expire(open_repo(repo), ref, now_or(now), dry_run=dry_run)
+    report = lifecycle.expire(open_repo(repo), ref, now_or(now), dry_run=dry_run, remote=remote)
     _print(report, output, "proposals expire")
     return exit_code(report, False)
 

@@ -291,6 +291,24 @@ def status_of(s: BranchState, claims: Mapping[str, Claim], now: datetime) -> tup
     return Status.PENDING, "waiting for review"
 
 
+def fetch_branches(repo: GitRepo, cfg: ProposalConfig) -> None:
+    """Bring the remote's proposal branches into ``refs/remotes/<remote>/`` (pruning deleted ones)."""
+    remote = cfg.remote
+    assert remote is not None
+    if remote not in repo.git("remote").decode().split():
+        raise UsageError(f"no remote named '{remote}' in {repo.display}; add one with git remote add")
+    spec = f"+refs/heads/{cfg.prefix}*:refs/remotes/{remote}/{cfg.prefix}*"
+    repo.git("fetch", "--prune", "--no-tags", "--quiet", "--end-of-options", remote, spec)
+
+
+def mark_local_work(repo: GitRepo, branches: Mapping[str, BranchState]) -> None:
+    """A local branch with commits the remote lacks is someone's work: treat it as handed off."""
+    for s in branches.values():
+        if s.local and s.remote and s.local != s.remote and not repo.is_ancestor(s.local, s.remote):
+            s.handoff = s.handoff or s.local
+            s.handoff_author = s.handoff_author or "a local commit not on the remote"
+
+
 def worktree_branches(repo: GitRepo) -> set[str]:
     """Branches checked out in any work tree: proposal branches there are never moved."""
     out = repo.git("worktree", "list", "--porcelain").decode("utf-8", "surrogateescape")
@@ -352,10 +370,15 @@ class _Context:
     claims: dict[str, Claim]
 
 
-def _context(repo: GitRepo, ref: str | None, remote: str | None = None) -> _Context:
+def _context(repo: GitRepo, ref: str | None, remote: str | None = None, *, fetch: bool = True) -> _Context:
+    """The authority branch and the proposal branches; with a remote, its branches fetched first."""
     snapshot = load_snapshot(repo, ref)
     cfg = proposal_config(snapshot, remote)
+    if remote and fetch:
+        fetch_branches(repo, cfg)
     branches = load_branches(repo, cfg, snapshot.commit)
+    if remote:
+        mark_local_work(repo, branches)
     return _Context(snapshot, cfg, branches, {c.name: c for c in snapshot.claims})
 
 
@@ -378,8 +401,10 @@ def _find(ctx: _Context, claim: str, field_name: str) -> BranchState:
     return s
 
 
-def show_proposal(repo: GitRepo, ref: str | None, claim: str, field_name: str, now: datetime) -> Report:
-    ctx = _context(repo, ref)
+def show_proposal(
+    repo: GitRepo, ref: str | None, claim: str, field_name: str, now: datetime, *, remote: str | None = None
+) -> Report:
+    ctx = _context(repo, ref, remote)
     s = _find(ctx, claim, field_name)
     report = Report("proposals show", now, ctx.snapshot.branch, ctx.snapshot.commit)
     report.extra["proposal"] = entry(s, *status_of(s, ctx.claims, now), now)
@@ -419,7 +444,12 @@ def _marker(
 
 
 def _write_markers(
-    repo: GitRepo, report: Report, todo: Sequence[tuple[BranchState, NewCommit]], *, dry_run: bool
+    repo: GitRepo,
+    ctx: _Context,
+    report: Report,
+    todo: Sequence[tuple[BranchState, NewCommit]],
+    *,
+    dry_run: bool,
 ) -> None:
     if dry_run:
         for s, c in todo:
@@ -430,10 +460,30 @@ def _write_markers(
     shas = write_commits(repo, [c for _, c in todo])
     update_refs(repo, [RefUpdate(s.ref, sha, s.local) for (s, _), sha in zip(todo, shas, strict=True)])
     for (s, c), sha in zip(todo, shas, strict=True):
-        report.commits.append({"sha": sha, "branch": s.name, "subject": c.message.splitlines()[0]})
+        entry: dict[str, Any] = {"sha": sha, "branch": s.name, "subject": c.message.splitlines()[0]}
+        remote = ctx.cfg.remote
+        if remote:
+            # The lease names the remote sha this decision was made on.
+            if not repo.push(remote, s.name, sha, s.remote):
+                raise ConflictError(f"{s.name} moved on {remote}; re-reading it")
+            entry["pushed"] = True
+        report.commits.append(entry)
 
 
 Step = Callable[[_Context, BranchState, Status, str, Report], None]
+
+
+def _delete_remote(repo: GitRepo, remote: str, ref: str, expected: str) -> bool:
+    """Delete ``ref`` on ``remote`` only if it is still at ``expected`` (explicit-SHA lease)."""
+    args = [
+        "push",
+        "--porcelain",
+        f"--force-with-lease={ref}:{expected}",
+        "--end-of-options",
+        remote,
+        f":{ref}",
+    ]
+    return repo._run(args, check=False).returncode == 0
 
 
 def _one(
@@ -444,9 +494,10 @@ def _one(
     command: str,
     step: Step,
     dry_run: bool,
+    remote: str | None,
 ) -> Report:
     for _ in range(CAS_ATTEMPTS):
-        ctx = _context(repo, ref)
+        ctx = _context(repo, ref, remote, fetch=not dry_run)
         s = _find(ctx, *target)
         status, detail = status_of(s, ctx.claims, now)
         report = Report(
@@ -469,6 +520,7 @@ def reject(
     *,
     reason: str = "",
     dry_run: bool = False,
+    remote: str | None = None,
 ) -> Report:
     """Record the rejection on the branch: the same change is not proposed again for 7 days."""
     who = human_identity(repo)
@@ -485,13 +537,20 @@ def reject(
         subject = f"feedbackctl: reject {p.claim} spec.{p.field} {p.old} -> {p.new}"
         body = f"Rejected by {_ident_text(who)}." + (f"\n\n{reason}" if reason else "")
         c = _marker(ctx, s, closed, "reject", subject, body, now, who)
-        _write_markers(repo, report, [(s, c)], dry_run=dry_run)
+        _write_markers(repo, ctx, report, [(s, c)], dry_run=dry_run)
 
-    return _one(repo, ref, (claim, field_name), now, "reject", step, dry_run)
+    return _one(repo, ref, (claim, field_name), now, "reject", step, dry_run, remote)
 
 
 def acknowledge(
-    repo: GitRepo, ref: str | None, claim: str, field_name: str, now: datetime, *, dry_run: bool = False
+    repo: GitRepo,
+    ref: str | None,
+    claim: str,
+    field_name: str,
+    now: datetime,
+    *,
+    dry_run: bool = False,
+    remote: str | None = None,
 ) -> Report:
     """Acknowledge a MEDIUM proposal: it does not escalate, and autotune may apply it inside bounds."""
     who = human_identity(repo)
@@ -519,9 +578,9 @@ def acknowledge(
         subject = f"feedbackctl: ack {p.claim} spec.{p.field} {p.old} -> {p.new}"
         body = f"Acknowledged by {_ident_text(who)}: autotune may apply it inside the bounds."
         c = _marker(ctx, s, acked, "ack", subject, body, now, who)
-        _write_markers(repo, report, [(s, c)], dry_run=dry_run)
+        _write_markers(repo, ctx, report, [(s, c)], dry_run=dry_run)
 
-    return _one(repo, ref, (claim, field_name), now, "ack", step, dry_run)
+    return _one(repo, ref, (claim, field_name), now, "ack", step, dry_run, remote)
 
 
 def approve(
@@ -534,10 +593,13 @@ def approve(
     reason: str = "",
     dry_run: bool = False,
     checks: Sequence[SchemaCheck] = (),
+    remote: str | None = None,
 ) -> Report:
     """Apply the proposal to the authority branch (``Feedback-Kind: approve``), then close its branch.
 
     Refuses a stale proposal: the value it would replace is no longer there.
+    With a remote, the authority branch must match the remote's, and the
+    approval and the branch deletion are pushed with leases.
     """
     who = human_identity(repo)
 
@@ -594,9 +656,30 @@ def approve(
                 {"sha": "(dry-run)", "branch": ctx.snapshot.branch, "subject": plan.subject}
             )
             return
-        sha = write(repo, ctx.snapshot.branch, ctx.snapshot.commit, plan, now, author=who)
-        report.commits.append({"sha": sha, "branch": ctx.snapshot.branch, "subject": plan.subject,
-                               "files": sorted(plan.edits)})  # fmt: skip
+        authority = ctx.snapshot.branch
+        if remote:
+            there = repo.fetch(remote, authority)
+            if there != ctx.snapshot.commit:
+                raise FeedbackError(
+                    f"{authority} is at {ctx.snapshot.commit[:10]} here but at {(there or 'nothing')[:10]} "
+                    f"on {remote}; bring them together (git pull or git push) and rerun — nothing was changed"
+                )
+        sha = write(repo, authority, ctx.snapshot.commit, plan, now, author=who)
+        done: dict[str, Any] = {"sha": sha, "branch": authority, "subject": plan.subject,
+                                "files": sorted(plan.edits)}  # fmt: skip
+        report.commits.append(done)
+        if remote:
+            if not repo.push(remote, authority, sha, ctx.snapshot.commit):
+                raise FeedbackError(
+                    f"{remote}/{authority} moved while approving; the approval is committed here as "
+                    f"{sha[:10]}: run git pull --rebase and git push"
+                )
+            done["pushed"] = True
+            if s.remote is not None:
+                if _delete_remote(repo, remote, s.ref, s.remote):
+                    report.events.append({"message": f"closed {s.name} on {remote}"})
+                else:
+                    report.events.append({"message": f"{s.name} moved on {remote}; left there"})
         if s.local is not None:
             try:
                 update_refs(repo, [RefUpdate(s.ref, None, s.local)])
@@ -606,13 +689,15 @@ def approve(
                     {"message": f"{s.name} moved meanwhile; left in place (it shows as applied)"}
                 )
 
-    return _one(repo, ref, (claim, field_name), now, "approve", step, dry_run)
+    return _one(repo, ref, (claim, field_name), now, "approve", step, dry_run, remote)
 
 
-def expire(repo: GitRepo, ref: str | None, now: datetime, *, dry_run: bool = False) -> Report:
+def expire(
+    repo: GitRepo, ref: str | None, now: datetime, *, dry_run: bool = False, remote: str | None = None
+) -> Report:
     """Close every pending proposal older than 7 days (an ``expire`` commit on each branch)."""
     for _ in range(CAS_ATTEMPTS):
-        ctx = _context(repo, ref)
+        ctx = _context(repo, ref, remote, fetch=not dry_run)
         report = Report("proposals expire", now, ctx.snapshot.branch, ctx.snapshot.commit, dry_run=dry_run)
         todo = []
         for _, s in sorted(ctx.branches.items()):
@@ -625,7 +710,7 @@ def expire(repo: GitRepo, ref: str | None, now: datetime, *, dry_run: bool = Fal
             body = f"Proposed {record.iso(p.created_at)}; no decision within 7 days."
             todo.append((s, _marker(ctx, s, closed, "expire", subject, body, now, None)))
         try:
-            _write_markers(repo, report, todo, dry_run=dry_run)
+            _write_markers(repo, ctx, report, todo, dry_run=dry_run)
         except ConflictError:
             continue
         return report

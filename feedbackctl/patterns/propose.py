@@ -36,7 +36,7 @@ from feedbackctl.core.models import Claim, Decision, Note, Outcome
 from feedbackctl.core.policy import RISK_LEVELS, Policy, Source
 from feedbackctl.core.proposal import REVIEW_REASONS, Proposal
 from feedbackctl.core.risk import Change, RiskAssessment, SchemaCheck, assess
-from feedbackctl.errors import ClaimError, ConflictError, FeedbackError, UsageError
+from feedbackctl.errors import ClaimError, ConflictError, FeedbackError
 from feedbackctl.patterns.inputs import Problem, gather
 from feedbackctl.patterns.proposals import (
     OPEN,
@@ -44,7 +44,9 @@ from feedbackctl.patterns.proposals import (
     ProposalConfig,
     Status,
     branch_name,
+    fetch_branches,
     load_branches,
+    mark_local_work,
     proposal_config,
     record_path,
     status_of,
@@ -399,25 +401,6 @@ def _write(repo: GitRepo, items: Sequence[Item]) -> None:
     update_refs(repo, updates, reason="feedbackctl propose")
 
 
-def _fetch(repo: GitRepo, cfg: ProposalConfig) -> None:
-    remote = cfg.remote
-    assert remote is not None
-    if remote not in repo.git("remote").decode().split():
-        raise UsageError(
-            f"--push needs a remote named '{remote}' in {repo.display}; add one with git remote add"
-        )
-    spec = f"+refs/heads/{cfg.prefix}*:refs/remotes/{remote}/{cfg.prefix}*"
-    repo.git("fetch", "--prune", "--no-tags", "--quiet", "--end-of-options", remote, spec)
-
-
-def _local_ahead(repo: GitRepo, branches: Mapping[str, BranchState]) -> None:
-    """A local branch with commits the remote lacks is someone's work: treat it as handed off."""
-    for s in branches.values():
-        if s.local and s.remote and s.local != s.remote and not repo.is_ancestor(s.local, s.remote):
-            s.handoff = s.handoff or s.local
-            s.handoff_author = s.handoff_author or "a local commit not on the remote"
-
-
 def _push(repo: GitRepo, cfg: ProposalConfig, items: Sequence[Item]) -> None:
     remote = cfg.remote
     assert remote is not None
@@ -499,7 +482,7 @@ def plan_candidates(
     report = report or Report("propose", now, snapshot.branch, snapshot.commit)
     branches = load_branches(repo, cfg, snapshot.commit)
     if remote:
-        _local_ahead(repo, branches)
+        mark_local_work(repo, branches)
     checked_out = worktree_branches(repo)
     claims = {c.name: c for c in snapshot.claims}
     statuses = {name: status_of(s, claims, now) for name, s in branches.items()}
@@ -586,7 +569,7 @@ def propose(
     for _ in range(CAS_ATTEMPTS):
         snapshot = load_snapshot(repo, ref)
         if push and not dry_run:
-            _fetch(repo, proposal_config(snapshot, remote))
+            fetch_branches(repo, proposal_config(snapshot, remote))
         gathered = gather(snapshot, metrics, now)
         report = Report("propose", now, snapshot.branch, snapshot.commit, problems=gathered.problems,
                         dry_run=dry_run)  # fmt: skip
