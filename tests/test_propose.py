@@ -419,3 +419,19 @@ def test_expiry_counts_from_the_proposal_not_the_rerun(tmp_path: Path) -> None:
         yaml.safe_load(git_out(s.work, "show", f"{PROD_BRANCH}:{PROD_RECORD}"))["status"]["state"]
         == "pending"
     )
+
+
+def test_shards_split_the_claims_and_cover_each_once(tmp_path: Path) -> None:
+    from feedbackctl.authority.shard import Shard
+
+    s = make_setup(tmp_path, three_prod_claims() | {".feedbackctl.yaml": config(maxNewPerHour=10)})
+    with_metrics_for_copies(s)
+    seen: list[str] = []
+    for i in range(3):
+        made = entries(run(s, shard=Shard(i, 3)))
+        assert all(e["action"] == "created" for e in made.values())
+        seen += made
+    assert sorted(seen) == sorted(s.branches()) and len(seen) == 3
+    # A shard outside 0..n-1 is a usage error.
+    r = cli("propose", "--repo", str(s.work), "--metrics", str(s.metrics), "--now", NOW_TEXT, "--shard", "5/3")
+    assert r.code == 2 and "--shard" in r.stderr

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from feedbackctl.authority.shard import parse_shard
 from feedbackctl.authority.snapshot import open_repo
 from feedbackctl.clock import now_or
 from feedbackctl.commands.options import (
@@ -21,6 +22,7 @@ from feedbackctl.commands.options import (
     Push,
     Ref,
     Repo,
+    ShardOpt,
     exit_code,
 )
 from feedbackctl.demo import DemoLayout
@@ -103,6 +105,7 @@ def propose_command(
     output: OutputOpt = Output.table,
     dry_run: DryRun = False,
     detailed_exitcode: Detailed = False,
+    shard: ShardOpt = None,
 ) -> int:
     """Open one proposal branch per change that needs human review (Pattern 1)."""
     report = propose(
@@ -114,6 +117,7 @@ def propose_command(
         push=push,
         dry_run=dry_run,
         remote=remote,
+        shard=parse_shard(shard),
     )
     _print(report, output, f"feedbackctl propose @ {report.branch}")
     return exit_code(report, detailed_exitcode)

@@ -28,6 +28,7 @@ from typing import Any
 
 from feedbackctl.authority.fastimport import NewCommit, RefUpdate, read_objects, update_refs, write_commits
 from feedbackctl.authority.gitrepo import GitRepo
+from feedbackctl.authority.shard import ALL, Shard
 from feedbackctl.authority.snapshot import Snapshot, load_snapshot
 from feedbackctl.authority.writer import Plan, Staging, trailer
 from feedbackctl.core import proposal as record
@@ -424,11 +425,13 @@ def _attention(
     statuses: Mapping[str, tuple[Status, str]],
     touched: set[str],
     now: datetime,
+    shard: Shard,
 ) -> list[dict[str, Any]]:
-    """Open proposals this run did not touch that a human should look at."""
+    """Open proposals this run did not touch that a human should look at (this shard's claims)."""
     out = []
     for name, s in sorted(branches.items()):
-        if name in touched:
+        owner = s.proposal.claim if s.proposal is not None else None
+        if name in touched or (owner not in shard if owner else shard.index != 0):
             continue
         status, why = statuses[name]
         escalated = s.proposal is not None and status == Status.PENDING and record.escalated(s.proposal, now)
@@ -475,6 +478,7 @@ def plan_candidates(
     remote: str | None = None,
     checks: Sequence[SchemaCheck] = (),
     report: Report | None = None,
+    shard: Shard = ALL,
 ) -> ProposalPlan:
     """Read the proposal branches, decide each candidate's action, build its commit (objects not yet)."""
     cfg = proposal_config(snapshot, remote)
@@ -505,7 +509,7 @@ def plan_candidates(
     _build(repo, snapshot, cfg, items, now, report.problems)
     report.decisions = _decisions(items)
     report.extra["proposals"] = [i.json() for i in items]
-    report.events = _attention(branches, statuses, {i.branch for i in items}, now)
+    report.events = _attention(branches, statuses, {i.branch for i in items}, now, shard)
     return ProposalPlan(snapshot, cfg, items, report)
 
 
@@ -564,13 +568,18 @@ def propose(
     dry_run: bool = False,
     remote: str = DEFAULT_REMOTE,
     checks: Sequence[SchemaCheck] = (),
+    shard: Shard = ALL,
 ) -> Report:
-    """Decide, then open or refresh one proposal branch per change that needs review."""
+    """Decide, then open or refresh one proposal branch per change that needs review.
+
+    With a shard, only its claims are decided on; the limits still count every
+    proposal branch (concurrent shards may overshoot them by a few).
+    """
     for _ in range(CAS_ATTEMPTS):
         snapshot = load_snapshot(repo, ref)
         if push and not dry_run:
             fetch_branches(repo, proposal_config(snapshot, remote))
-        gathered = gather(snapshot, metrics, now)
+        gathered = gather(snapshot.restrict(shard), metrics, now)
         report = Report("propose", now, snapshot.branch, snapshot.commit, problems=gathered.problems,
                         dry_run=dry_run)  # fmt: skip
         candidates: list[Candidate] = []
@@ -582,10 +591,11 @@ def propose(
             except ClaimError as e:
                 report.problems.append(Problem.of(e))
         try:
-            return propose_candidates(
-                repo, snapshot, candidates, now, dry_run=dry_run, remote=remote if push else None,
-                checks=checks, report=report,
+            plan = plan_candidates(
+                repo, snapshot, candidates, now, remote=remote if push else None, checks=checks,
+                report=report, shard=shard,
             )  # fmt: skip
+            return carry_out(repo, plan, dry_run=dry_run)
         except (ConflictError, _LeaseLost):
             continue
     raise FeedbackError(f"proposal branches kept moving during {CAS_ATTEMPTS} attempts; rerun later")
