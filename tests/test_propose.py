@@ -433,5 +433,7 @@ def test_shards_split_the_claims_and_cover_each_once(tmp_path: Path) -> None:
         seen += made
     assert sorted(seen) == sorted(s.branches()) and len(seen) == 3
     # A shard outside 0..n-1 is a usage error.
-    r = cli("propose", "--repo", str(s.work), "--metrics", str(s.metrics), "--now", NOW_TEXT, "--shard", "5/3")
+    r = cli(
+        "propose", "--repo", str(s.work), "--metrics", str(s.metrics), "--now", NOW_TEXT, "--shard", "5/3"
+    )
     assert r.code == 2 and "--shard" in r.stderr
