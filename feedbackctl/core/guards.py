@@ -301,8 +301,8 @@ def risk_ceiling(ctx: GuardContext, d: Decision) -> Decision:
 
 
 PER_CLAIM_GUARDS: tuple[Callable[[GuardContext, Decision], Decision], ...] = (
-    opt_in,
     trust,
+    opt_in,
     flap_freeze,
     cooldown,
     source_cooldown,
