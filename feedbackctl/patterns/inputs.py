@@ -14,7 +14,7 @@ from feedbackctl.authority.snapshot import Snapshot
 from feedbackctl.core.decide import SIZING_LOOKBACK_MINUTES, ClaimInputs
 from feedbackctl.core.models import Claim
 from feedbackctl.core.policy import Policy, Source
-from feedbackctl.core.tuning import parse_autotune
+from feedbackctl.core.tuning import check_trigger, parse_autotune
 from feedbackctl.errors import ClaimError, FeedbackError, UsageError
 from feedbackctl.sources.base import MetricRequest, MetricSource, open_source
 
@@ -63,7 +63,7 @@ def _valid_claims(snapshot: Snapshot, problems: list[Problem]) -> list[Claim]:
     ok = []
     for c in snapshot.claims:
         try:
-            parse_autotune(c)
+            check_trigger(c.name, parse_autotune(c), snapshot.settings.policy.rules)
         except ClaimError as e:
             problems.append(Problem.of(e))
             continue
