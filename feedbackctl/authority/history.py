@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 from feedbackctl.authority.claims import parse_claims
 from feedbackctl.authority.gitrepo import GitRepo
+from feedbackctl.authority.kustomize import read_values, rendered_fields
 from feedbackctl.authority.trailers import parse_trailers
 from feedbackctl.core.models import (
     HUMAN_KINDS,
@@ -32,7 +33,7 @@ from feedbackctl.core.models import (
 from feedbackctl.core.policy import Policy
 
 # Reads {claim: {field: value}} out of one file's text (plain claims by default;
-# Kustomize overlays plug in their own reader).
+# reader_for adds the files that set values of Kustomize-rendered claims).
 ValueReader = Callable[[str, bytes], Mapping[str, Mapping[str, Scalar]]]
 
 _RS, _US = "\x1e", "\x1f"
@@ -62,6 +63,21 @@ def claim_values(path: str, content: bytes) -> dict[str, dict[str, Scalar]]:
         c.name: {k: v for k, v in c.spec.items() if v is None or isinstance(v, int | float | str | bool)}
         for c in parsed.claims
     }
+
+
+def reader_for(claims: Sequence[Claim]) -> ValueReader:
+    """Plain claim files, plus the files that set values of Kustomize-rendered claims."""
+    rendered = rendered_fields(claims)
+    if not rendered:
+        return claim_values
+
+    def read(path: str, content: bytes) -> dict[str, dict[str, Scalar]]:
+        values = claim_values(path, content)
+        for claim, fields in read_values(path, content, rendered.get(path, ())).items():
+            values.setdefault(claim, {}).update(fields)
+        return values
+
+    return read
 
 
 @dataclass(frozen=True)
@@ -226,9 +242,10 @@ def load_histories(
     policy: Policy,
     now: datetime,
     *,
-    reader: ValueReader = claim_values,
+    reader: ValueReader | None = None,
 ) -> Histories:
     """Windowed histories of every tuned field of every claim (one log pass)."""
+    reader = reader or reader_for(claims)
     since = now - history_window(policy, claims)
     commits = list(reversed(read_log(repo, commit, since=since)))  # oldest first
     fields = policy.tuned_fields
@@ -261,7 +278,7 @@ def fill_baselines(
     claims: Sequence[Claim],
     histories: Histories,
     *,
-    reader: ValueReader = claim_values,
+    reader: ValueReader | None = None,
 ) -> Histories:
     """Find the human-set value of each claim field that has no baseline yet.
 
@@ -282,6 +299,7 @@ def fill_baselines(
     if not need:
         return Histories(fields, histories.fleet)
     files = claim_files([c for c, _ in need])
+    reader = reader or reader_for([c for c, _ in need])
     commits = read_log(repo, commit, paths=sorted(files))
     found: dict[tuple[str, str], Scalar] = {}
     pending = {(c.name, f) for c, f in need}

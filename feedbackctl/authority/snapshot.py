@@ -9,9 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from feedbackctl.authority.claims import parse_claims
+from feedbackctl.authority.claims import DuplicateClaimError, parse_claims
 from feedbackctl.authority.config import Settings, load_settings
 from feedbackctl.authority.gitrepo import GitRepo
+from feedbackctl.authority.kustomize import load_overlays
+from feedbackctl.authority.xrd import load_xrds, with_schemas
 from feedbackctl.core.models import Claim
 from feedbackctl.errors import FeedbackError
 
@@ -46,14 +48,33 @@ def load_snapshot(repo: GitRepo, ref: str | None) -> Snapshot:
     commit = repo.resolve(branch)
     settings = load_settings(repo, commit)
     cfg = settings.config
+    # Kustomize roots under the claim paths render claims; their files are never plain claims.
+    overlays = load_overlays(repo, commit, cfg.claim_paths, cfg.claim_kinds or None)
     listed = [
         (path, blob)
         for path, blob in repo.list_files(commit, cfg.claim_paths)
-        if not path.startswith(f"{cfg.policies_dir}/") and path != ".feedbackctl.yaml"
+        if not path.startswith(f"{cfg.policies_dir}/")
+        and path != ".feedbackctl.yaml"
+        and not overlays.covers(path)
     ]
     contents = repo.read_blobs([blob for _, blob in listed])
     claim_set = parse_claims(
         [(path, blob, contents[blob]) for path, blob in listed],
         kinds=cfg.claim_kinds or None,
     )
-    return Snapshot(repo, branch, commit, settings, list(claim_set.claims), list(claim_set.errors))
+    claims, duplicates = _unique([*claim_set.claims, *overlays.claims])
+    xrds = load_xrds(repo, commit)
+    claims = with_schemas(claims, xrds, settings.policy)
+    errors = [*claim_set.errors, *overlays.errors, *duplicates, *xrds.errors]
+    return Snapshot(repo, branch, commit, settings, claims, errors)
+
+
+def _unique(claims: list[Claim]) -> tuple[list[Claim], list[FeedbackError]]:
+    """A name both a plain file and an overlay define (or two overlays) is used by neither."""
+    places: dict[str, list[str]] = {}
+    for c in claims:
+        places.setdefault(c.name, []).append(c.path)
+    errors: list[FeedbackError] = [
+        DuplicateClaimError(name, paths) for name, paths in places.items() if len(paths) > 1
+    ]
+    return [c for c in claims if len(places[c.name]) == 1], errors

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -25,7 +26,8 @@ from feedbackctl.core.models import (
     Series,
 )
 from feedbackctl.core.policy import Policy, Rule, Source
-from feedbackctl.core.risk import Change, classify
+from feedbackctl.core.risk import claim_changes, classify
+from feedbackctl.core.schema import value_range
 from feedbackctl.core.signals import WindowCheck, check_window, round_to_step, size_from_usage
 from feedbackctl.core.tuning import AutoTune, parse_autotune
 from feedbackctl.errors import ClaimError
@@ -185,9 +187,20 @@ def _recommend_field(
             notes=tuple(notes),
         )
     uncapped = target
-    clamped = min(max(target, fp.min), fp.max)
+    limits = value_range(claim.schema.get(name, ()), fp.min, fp.max, f"policy fields.{name}")
+    clamped = min(max(target, limits.low), limits.high)
+    if limits.integer and not float(clamped).is_integer():
+        clamped = float(math.ceil(clamped) if direction == "increase" else math.floor(clamped))
+        clamped = min(max(clamped, limits.low), limits.high)
     if clamped != target:
-        notes.append(Note("schema", "shaped", f"clamped to the schema range {fp.min:g}-{fp.max:g}"))
+        notes.append(
+            Note(
+                "schema",
+                "shaped",
+                f"clamped to the schema range {limits.low:g}-{limits.high:g} "
+                f"({limits.high_rule if target > clamped else limits.low_rule})",
+            )
+        )
         target = clamped
     conf = _confidence(check, inputs, rule.when.metric, vf, now)
     decision = Decision(
@@ -204,11 +217,18 @@ def _recommend_field(
         evidence=tuple(evidence),
         notes=tuple(notes),
     )
-    if target == current:
+    if (target <= current) if direction == "increase" else (target >= current):
+        limit = limits.high_rule if direction == "increase" else limits.low_rule
+        why = (
+            f"already at the limit, wanted {uncapped:g}"
+            if target == current
+            else f"the current {current:g} is already outside it; fix the claim by hand"
+        )
         return replace(
             decision,
             outcome=Outcome.BLOCKED,
-            notes=decision.notes + (Note("schema", "blocked", f"already at the schema limit {target:g}"),),
+            recommended=value,
+            notes=decision.notes + (Note("schema", "blocked", f"spec.{name} {limit}: {why}"),),
         )
     return guards.guardrails(
         decision, inputs.claim.spec, inputs.series, policy, now, lambda m: valid_from(m, inputs, policy)
@@ -228,7 +248,7 @@ def recommend(inputs: ClaimInputs, policy: Policy, now: datetime, source: Source
 
 
 def _with_risk(d: Decision, claim: Claim, policy: Policy) -> Decision:
-    risk = classify([Change(claim.name, d.field, claim.is_production)], policy.risk)
+    risk = classify(claim_changes(claim, d.field), policy.risk)
     return replace(d, risk=risk.level)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from feedbackctl.core.models import Claim
 from feedbackctl.core.policy import RISK_LEVELS, RiskPolicy
 
 
@@ -31,6 +32,18 @@ class RiskAssessment:
 
     def at_most(self, ceiling: str) -> bool:
         return RISK_LEVELS.index(self.level) <= RISK_LEVELS.index(ceiling)
+
+
+def claim_changes(claim: Claim, field: str) -> list[Change]:
+    """Changing one field of ``claim``, plus every claim that shares where it is set.
+
+    A value set in a Kustomize base shared by several overlays changes all of
+    them at once: a batch (the sharing claims are assumed to be as production
+    as this one; the core does not see their environments).
+    """
+    loc = claim.locations.get(f"spec.{field}")
+    names = dict.fromkeys([claim.name, *(loc.shared_by if loc is not None else ())])
+    return [Change(name, field, claim.is_production) for name in names]
 
 
 def _raise(level: str, by: int = 1) -> str:

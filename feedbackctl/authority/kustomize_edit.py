@@ -1,0 +1,230 @@
+"""Editing a rendered claim where its value is set, proven by re-rendering every overlay.
+
+The edit is a splice of the one traced scalar (inside the block scalar of an
+inline patch, or in a patch file or base resource), re-parsed to show that
+only that value moved. Then every overlay whose inputs changed is rendered
+again and compared, document by document, with its render at the base
+commit: the intended claims must render the new value and nothing else in any
+rendered document may differ. Otherwise the edit is undone and refused.
+
+A value set where several claims share it (a base used by several overlays)
+is refused unless the caller asks for a batch (``batch=True``): then every
+sharing claim must change, and only those.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from feedbackctl.authority.gitrepo import GitRepo
+from feedbackctl.authority.kustomize import (
+    KustomizeError,
+    RenderedLocation,
+    Tree,
+    map_inline,
+    op_effect,
+    render,
+)
+from feedbackctl.authority.yamldoc import KeyPath, YamlError, edit_value, load_documents
+from feedbackctl.core.models import Claim, Scalar
+from feedbackctl.errors import ClaimError
+
+# (claim kind, claim name, field) -> the value the edit must render
+Expected = dict[tuple[str, str, str], Scalar]
+
+
+class StagedTexts(Protocol):
+    repo: GitRepo
+    base: str
+    texts: dict[str, str]
+    rendered: Expected
+
+    def text(self, path: str) -> str: ...
+
+
+class EditRefused(Exception):
+    """Internal: why the staged edit does not do exactly what was intended."""
+
+
+def set_rendered_value(
+    staging: StagedTexts, claim: Claim, field_name: str, value: int | float | str | bool, *, batch: bool
+) -> str:
+    """Edit where ``spec.<field>`` of a rendered claim is set; verify by re-rendering."""
+    loc = claim.locations[f"spec.{field_name}"]
+    assert isinstance(loc, RenderedLocation)
+    if loc.reason:
+        raise ClaimError(
+            claim.name,
+            f"spec.{field_name} cannot be traced to where it is set ({loc.reason}); "
+            f"edit {loc.overlay or '.'}/ by hand",
+        )
+    where = f"{loc.path}:{loc.line}"
+    others = [n for n in loc.shared_by if n != claim.name]
+    if others and not batch:
+        raise ClaimError(
+            claim.name,
+            f"spec.{field_name} is set in {where}, shared with {', '.join(others)}: editing it there "
+            f"changes {len(loc.shared_by)} claims (a batch change), and overriding it in one overlay "
+            "is a structural edit; only a proposal may do either",
+        )
+    saved_texts, saved_expected = dict(staging.texts), dict(staging.rendered)
+    try:
+        text = staging.text(loc.path)
+        staging.texts[loc.path] = splice(loc, text, field_name, value)
+        for name in loc.shared_by or (claim.name,):
+            staging.rendered[(claim.kind, name, field_name)] = value
+        verify(staging.repo, staging.base, staging.texts, staging.rendered, loc.overlays)
+    except (EditRefused, YamlError, KustomizeError) as why:
+        staging.texts.clear()
+        staging.texts.update(saved_texts)
+        staging.rendered.clear()
+        staging.rendered.update(saved_expected)
+        raise ClaimError(
+            claim.name,
+            f"setting spec.{field_name} to {value!r} at {where} ({loc.setter}): {why}; nothing was written",
+        ) from None
+    return loc.path
+
+
+def splice(loc: RenderedLocation, text: str, field_name: str, value: int | float | str | bool) -> str:
+    """The file's text with the traced scalar set to ``value`` (and nothing else changed)."""
+    if loc.inner_key_path is None:
+        docs = {d.index: d for d in load_documents(loc.path, text)}
+        doc = docs.get(loc.doc_index)
+        _check_still_sets(doc.data if doc is not None else None, loc.key_path, field_name)
+        return edit_value(loc.path, text, loc.doc_index, loc.key_path, value)
+    return _splice_inline(loc, text, field_name, value)
+
+
+def _get(data: Any, key_path: KeyPath) -> Any:
+    for part in key_path:
+        if isinstance(data, Mapping) and part in data or isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+        else:
+            return None
+    return data
+
+
+def _check_still_sets(data: Any, key_path: KeyPath, field_name: str) -> None:
+    if len(key_path) >= 2 and key_path[-1] == "value" and isinstance(key_path[-2], int):
+        if op_effect(_get(data, key_path[:-1]), field_name) != "set":
+            raise EditRefused(f"the op at {list(key_path[:-1])} no longer sets /spec/{field_name}; re-read")
+
+
+def _splice_inline(loc: RenderedLocation, text: str, field_name: str, value: int | float | str | bool) -> str:
+    assert loc.inner_key_path is not None
+    docs = {d.index: d for d in load_documents(loc.path, text)}
+    doc = docs.get(loc.doc_index)
+    outer = doc.positions.get(loc.key_path) if doc is not None else None
+    inner_text = _get(doc.data, loc.key_path) if doc is not None else None
+    if doc is None or outer is None or not isinstance(inner_text, str):
+        raise EditRefused(f"{loc.path} no longer has the patch text at {list(loc.key_path)}; re-read")
+    label = f"{loc.path} ({loc.setter})"
+    inner_docs = {d.index: d for d in load_documents(label, inner_text)}
+    inner_doc = inner_docs.get(loc.inner_doc)
+    _check_still_sets(inner_doc.data if inner_doc is not None else None, loc.inner_key_path, field_name)
+    new_inner = edit_value(label, inner_text, loc.inner_doc, loc.inner_key_path, value)
+    assert inner_doc is not None
+    iloc = inner_doc.positions[loc.inner_key_path]
+    tail = len(inner_text) - iloc.end
+    written = new_inner[iloc.start : len(new_inner) - tail]
+    mapped = map_inline(text, outer, inner_text, iloc.start, iloc.end)
+    if mapped is None or "\n" in written:
+        raise EditRefused("the patch text is not a literal block scalar (|) that can be spliced; edit it by hand")
+    start, end, _, _ = mapped
+    new_text = text[:start] + written + text[end:]
+    after = {d.index: d for d in load_documents(loc.path, new_text)}
+    expected = _replaced(doc.data, loc.key_path, new_inner)
+    got = after.get(loc.doc_index)
+    if got is None or _dump(got.data) != _dump(expected) or len(after) != len(docs):
+        raise EditRefused(f"splicing {loc.path} would change more than the op's value")
+    return new_text
+
+
+def _replaced(data: Any, key_path: KeyPath, value: Any) -> Any:
+    if not key_path:
+        return value
+    head, rest = key_path[0], key_path[1:]
+    copy: Any = dict(data) if isinstance(data, Mapping) else list(data)
+    copy[head] = _replaced(data[head], rest, value)
+    return copy
+
+
+def _dump(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, default=str)
+
+
+# --- verification by rendering ---------------------------------------------------------------
+
+
+def _difference(want: Any, got: Any, path: str = "") -> tuple[str, Any, Any] | None:
+    if isinstance(want, Mapping) and isinstance(got, Mapping):
+        for key in dict.fromkeys([*want, *got]):
+            sub = f"{path}.{key}" if path else str(key)
+            if key not in want or key not in got:
+                return sub, want.get(key), got.get(key)
+            found = _difference(want[key], got[key], sub)
+            if found is not None:
+                return found
+        return None
+    if isinstance(want, list) and isinstance(got, list) and len(want) == len(got):
+        for i, (a, b) in enumerate(zip(want, got, strict=True)):
+            found = _difference(a, b, f"{path}[{i}]")
+            if found is not None:
+                return found
+        return None
+    return None if _dump(want) == _dump(got) else (path, want, got)
+
+
+def _doc_name(data: Mapping[str, Any]) -> str:
+    meta = data.get("metadata")
+    return str(meta.get("name") or "") if isinstance(meta, Mapping) else ""
+
+
+def verify(
+    repo: GitRepo, base: str, texts: Mapping[str, str], expected: Expected, overlays: Sequence[str]
+) -> None:
+    """Raise EditRefused unless the staged texts render exactly the expected changes."""
+    before, after = Tree(repo, base), Tree(repo, base, overrides=texts)
+    changed: list[str] = []
+    for d in overlays:
+        try:
+            old = before.closure(d)
+        except KustomizeError:
+            continue  # broken at the base commit already: it renders no claims to protect
+        try:
+            new = after.closure(d)
+        except KustomizeError as e:
+            raise EditRefused(f"the edit breaks {d or '.'}/ ({e})") from None
+        if old != new:
+            changed.append(d)
+    olds, news = render(before, changed), render(after, changed)
+    reached: set[tuple[str, str]] = set()
+    for d in changed:
+        old_render, new_render = olds[d], news[d]
+        if isinstance(old_render, KustomizeError):
+            continue
+        if isinstance(new_render, KustomizeError):
+            raise EditRefused(f"the edit breaks {d or '.'}/ ({new_render})")
+        if len(old_render.docs) != len(new_render.docs):
+            raise EditRefused(f"the edit changes which resources {d or '.'}/ renders")
+        for old_doc, new_doc in zip(old_render.docs, new_render.docs, strict=True):
+            want = old_doc.data
+            kind, name = (want.get("kind"), _doc_name(want)) if isinstance(want, Mapping) else (None, "")
+            fields = {f: v for (k, n, f), v in expected.items() if (k, n) == (kind, name)}
+            if fields and isinstance(want, Mapping) and isinstance(want.get("spec"), Mapping):
+                want = {**want, "spec": {**want["spec"], **fields}}
+                reached.add((str(kind), name))
+            diff = _difference(want, new_doc.data)
+            if diff is None:
+                continue
+            where, wanted, got = diff
+            label = f"{name or kind or 'a document'} {where}".strip()
+            if where.startswith("spec.") and where.removeprefix("spec.") in fields:
+                raise EditRefused(f"{d or '.'}/ then renders {label} as {got!r}, not {wanted!r}")
+            raise EditRefused(f"it would also change {label} ({wanted!r} -> {got!r}) in {d or '.'}/")
+    missing = sorted({n for (k, n, _) in expected if (k, n) not in reached})
+    if missing:
+        raise EditRefused(f"no overlay renders a changed {', '.join(missing)}")
