@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 from feedbackctl.authority.claims import parse_claims
 from feedbackctl.authority.gitrepo import GitRepo
-from feedbackctl.authority.kustomize import read_values, rendered_fields
+from feedbackctl.authority.overlays import read_values, rendered_fields
 from feedbackctl.authority.trailers import parse_trailers
 from feedbackctl.core.models import (
     HUMAN_KINDS,

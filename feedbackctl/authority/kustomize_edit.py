@@ -19,14 +19,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from feedbackctl.authority.gitrepo import GitRepo
-from feedbackctl.authority.kustomize import (
-    KustomizeError,
-    RenderedLocation,
-    Tree,
-    map_inline,
-    op_effect,
-    render,
-)
+from feedbackctl.authority.kustomize import KustomizeError, Tree, render
+from feedbackctl.authority.overlays import RenderedLocation, map_inline, op_effect
 from feedbackctl.authority.yamldoc import KeyPath, YamlError, edit_value, load_documents
 from feedbackctl.core.models import Claim, Scalar
 from feedbackctl.errors import ClaimError
@@ -100,17 +94,17 @@ def splice(loc: RenderedLocation, text: str, field_name: str, value: int | float
 
 def _get(data: Any, key_path: KeyPath) -> Any:
     for part in key_path:
-        if isinstance(data, Mapping) and part in data or isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+        try:
             data = data[part]
-        else:
+        except (KeyError, IndexError, TypeError):
             return None
     return data
 
 
 def _check_still_sets(data: Any, key_path: KeyPath, field_name: str) -> None:
-    if len(key_path) >= 2 and key_path[-1] == "value" and isinstance(key_path[-2], int):
-        if op_effect(_get(data, key_path[:-1]), field_name) != "set":
-            raise EditRefused(f"the op at {list(key_path[:-1])} no longer sets /spec/{field_name}; re-read")
+    is_op_value = len(key_path) >= 2 and key_path[-1] == "value" and isinstance(key_path[-2], int)
+    if is_op_value and op_effect(_get(data, key_path[:-1]), field_name) != "set":
+        raise EditRefused(f"the op at {list(key_path[:-1])} no longer sets /spec/{field_name}; re-read")
 
 
 def _splice_inline(loc: RenderedLocation, text: str, field_name: str, value: int | float | str | bool) -> str:
@@ -132,7 +126,7 @@ def _splice_inline(loc: RenderedLocation, text: str, field_name: str, value: int
     written = new_inner[iloc.start : len(new_inner) - tail]
     mapped = map_inline(text, outer, inner_text, iloc.start, iloc.end)
     if mapped is None or "\n" in written:
-        raise EditRefused("the patch text is not a literal block scalar (|) that can be spliced; edit it by hand")
+        raise EditRefused("the patch text is not a literal block scalar (|) to splice into; edit it by hand")
     start, end, _, _ = mapped
     new_text = text[:start] + written + text[end:]
     after = {d.index: d for d in load_documents(loc.path, new_text)}

@@ -12,7 +12,7 @@ from pathlib import Path
 from feedbackctl.authority.claims import DuplicateClaimError, parse_claims
 from feedbackctl.authority.config import Settings, load_settings
 from feedbackctl.authority.gitrepo import GitRepo
-from feedbackctl.authority.kustomize import load_overlays
+from feedbackctl.authority.overlays import load_overlays
 from feedbackctl.authority.xrd import load_xrds, with_schemas
 from feedbackctl.core.models import Claim
 from feedbackctl.errors import FeedbackError

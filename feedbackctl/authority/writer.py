@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from feedbackctl.authority.gitrepo import GitRepo
-from feedbackctl.authority.kustomize import RenderedLocation
 from feedbackctl.authority.kustomize_edit import Expected, set_rendered_value
+from feedbackctl.authority.overlays import RenderedLocation
 from feedbackctl.authority.trailers import format_message
 from feedbackctl.authority.yamldoc import edit_value
 from feedbackctl.core.models import Claim, Scalar
