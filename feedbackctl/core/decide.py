@@ -248,8 +248,14 @@ def recommend(inputs: ClaimInputs, policy: Policy, now: datetime, source: Source
 
 
 def _with_risk(d: Decision, claim: Claim, policy: Policy) -> Decision:
-    risk = classify(claim_changes(claim, d.field), policy.risk)
-    return replace(d, risk=risk.level)
+    changes = claim_changes(claim, d.field)
+    risk = classify(changes, policy.risk)
+    d = replace(d, risk=risk.level)
+    if len(changes) > 1 and d.changes_value:
+        others = ", ".join(c.claim for c in changes[1:])
+        note = Note("shared-value", "info", f"the value is shared with {others}: a change is a batch ({risk.rationale})")
+        d = replace(d, notes=d.notes + (note,))
+    return d
 
 
 def autotune(inputs: ClaimInputs, policy: Policy, now: datetime, source: Source) -> list[Decision]:
