@@ -253,7 +253,11 @@ def _with_risk(d: Decision, claim: Claim, policy: Policy) -> Decision:
     d = replace(d, risk=risk.level)
     if len(changes) > 1 and d.changes_value:
         others = ", ".join(c.claim for c in changes[1:])
-        note = Note("shared-value", "info", f"the value is shared with {others}: a change is a batch ({risk.rationale})")
+        note = Note(
+            "shared-value",
+            "info",
+            f"the value is shared with {others}: a change is a batch ({risk.rationale})",
+        )
         d = replace(d, notes=d.notes + (note,))
     return d
 

@@ -95,18 +95,31 @@ class Range:
 
 
 def value_range(rules: Sequence[FieldSchema], low: float, high: float, source: str) -> Range:
-    """Intersect ``[low, high]`` (from ``source``) with every rule's minimum/maximum."""
+    """Intersect ``[low, high]`` (from ``source``) with every rule's minimum/maximum.
+
+    For an integer field the ends are whole numbers inside the bounds (an
+    exclusive maximum of 10 allows 9).
+    """
     low_rule = f"minimum {low:g} ({source})"
     high_rule = f"maximum {high:g} ({source})"
-    integer = False
+    integer = any(s.type == "integer" for s in rules)
     for s in rules:
-        integer = integer or s.type == "integer"
-        if s.minimum is not None and s.minimum > low:
-            low = s.minimum
-            low_rule = s.rule("minimum", s.minimum).removeprefix(f"spec.{s.field} ")
-        if s.maximum is not None and s.maximum < high:
-            high = s.maximum
-            high_rule = s.rule("maximum", s.maximum).removeprefix(f"spec.{s.field} ")
+        if s.minimum is not None:
+            lo = s.minimum
+            if integer:
+                lo = math.floor(lo) + 1 if s.exclusive_minimum else math.ceil(lo)
+            if lo > low:
+                low = lo
+                name = "exclusiveMinimum" if s.exclusive_minimum else "minimum"
+                low_rule = s.rule(name, s.minimum).removeprefix(f"spec.{s.field} ")
+        if s.maximum is not None:
+            hi = s.maximum
+            if integer:
+                hi = math.ceil(hi) - 1 if s.exclusive_maximum else math.floor(hi)
+            if hi < high:
+                high = hi
+                name = "exclusiveMaximum" if s.exclusive_maximum else "maximum"
+                high_rule = s.rule(name, s.maximum).removeprefix(f"spec.{s.field} ")
     return Range(low, high, low_rule, high_rule, integer)
 
 
