@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from feedbackctl.authority.claimcache import ClaimCache
 from feedbackctl.authority.claims import DuplicateClaimError, parse_claims
 from feedbackctl.authority.config import Settings, load_settings
 from feedbackctl.authority.gitrepo import GitRepo
@@ -48,8 +49,9 @@ def load_snapshot(repo: GitRepo, ref: str | None) -> Snapshot:
     commit = repo.resolve(branch)
     settings = load_settings(repo, commit)
     cfg = settings.config
+    kinds = cfg.claim_kinds or None
     # Kustomize roots under the claim paths render claims; their files are never plain claims.
-    overlays = load_overlays(repo, commit, cfg.claim_paths, cfg.claim_kinds or None)
+    overlays = load_overlays(repo, commit, cfg.claim_paths, kinds)
     listed = [
         (path, blob)
         for path, blob in repo.list_files(commit, cfg.claim_paths)
@@ -57,11 +59,12 @@ def load_snapshot(repo: GitRepo, ref: str | None) -> Snapshot:
         and path != ".feedbackctl.yaml"
         and not overlays.covers(path)
     ]
-    contents = repo.read_blobs([blob for _, blob in listed])
+    cache = ClaimCache(repo.git_dir)
+    contents = repo.read_blobs([blob for path, blob in listed if not cache.has(path, blob, kinds)])
     claim_set = parse_claims(
-        [(path, blob, contents[blob]) for path, blob in listed],
-        kinds=cfg.claim_kinds or None,
+        [(path, blob, contents.get(blob, b"")) for path, blob in listed], kinds, parser=cache.parse
     )
+    cache.save()
     claims, duplicates = _unique([*claim_set.claims, *overlays.claims])
     xrds = load_xrds(repo, commit)
     claims = with_schemas(claims, xrds, settings.policy)
