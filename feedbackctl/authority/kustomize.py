@@ -60,6 +60,8 @@ class KustomizeError(FeedbackError):
 # --- the tree at the authority ref ---------------------------------------------------
 
 _LISTINGS: dict[tuple[str, str], dict[str, str]] = {}
+# Parsed YAML by (path, blob id): a blob's content never changes.
+_DOCS: dict[tuple[str, str], list[Doc]] = {}
 
 
 def blob_id(data: bytes) -> str:
@@ -107,7 +109,6 @@ class Kustomization:
     path: str
     kind: str
     doc: Doc
-    text: str
     resources: tuple[Entry, ...]
     components: tuple[Entry, ...]
     patches: tuple[Patch, ...]  # in kustomize's application order
@@ -138,7 +139,7 @@ class Tree:
                 self.dirs.add(d)
         self._content: dict[str, bytes] = {}
         self._kustomizations: dict[str, Kustomization | KustomizeError] = {}
-        self._file_docs: dict[str, list[Doc]] = {}
+        self._prefetched = False
 
     def under(self, directory: str) -> list[str]:
         """Every file at or below ``directory`` ("" is the whole tree)."""
@@ -172,9 +173,19 @@ class Tree:
             raise KustomizeError(f"{path}: not valid UTF-8; save the file as UTF-8") from None
 
     def docs(self, path: str) -> list[Doc]:
-        if path not in self._file_docs:
-            self._file_docs[path] = load_documents(path, self.text(path))
-        return self._file_docs[path]
+        """The parsed documents of a file (cached by content across trees and runs)."""
+        key = (path, self.blobs[path])
+        if key not in _DOCS:
+            if len(_DOCS) > _CACHE_LIMIT * 4:
+                _DOCS.clear()
+            _DOCS[key] = load_documents(path, self.text(path))
+        return _DOCS[key]
+
+    def _prefetch(self) -> None:
+        """Every kustomization file in one read, before the first is parsed."""
+        if not self._prefetched:
+            self._prefetched = True
+            self.read([p for p in self.paths if posixpath.basename(p) in KUSTOMIZATION_FILES])
 
     def kustomization_file(self, directory: str) -> str | None:
         for name in KUSTOMIZATION_FILES:
@@ -195,6 +206,7 @@ class Tree:
 
     def kustomization(self, directory: str) -> Kustomization:
         if directory not in self._kustomizations:
+            self._prefetch()
             try:
                 self._kustomizations[directory] = _parse_kustomization(self, directory)
             except KustomizeError as e:
@@ -280,13 +292,21 @@ def _list(value: Any, k_path: str, key: str) -> list[Any]:
     return value
 
 
+_INLINE: dict[tuple[str, str], tuple[Doc, ...]] = {}
+
+
 def _patch_docs(label: str, text: Any, k_path: str, where: str) -> tuple[Doc, ...]:
     if not isinstance(text, str):
         raise KustomizeError(f"{k_path}: {where}: expected the patch as text; fix the kustomization")
-    try:
-        return tuple(load_documents(label, text))
-    except YamlError as e:
-        raise KustomizeError(f"{k_path}: {where}: patch is not valid YAML ({e}); fix it") from None
+    if (label, text) not in _INLINE:
+        try:
+            docs = tuple(load_documents(label, text))
+        except YamlError as e:
+            raise KustomizeError(f"{k_path}: {where}: patch is not valid YAML ({e}); fix it") from None
+        if len(_INLINE) > _CACHE_LIMIT * 4:
+            _INLINE.clear()
+        _INLINE[(label, text)] = docs
+    return _INLINE[(label, text)]
 
 
 def _patch(
@@ -319,8 +339,7 @@ def _parse_kustomization(tree: Tree, directory: str) -> Kustomization:
     path = tree.kustomization_file(directory)
     if path is None:
         raise KustomizeError(f"{directory or '.'}/: has no kustomization.yaml")
-    text = tree.text(path)
-    docs = load_documents(path, text)
+    docs = tree.docs(path)
     if len(docs) != 1 or not isinstance(docs[0].data, Mapping):
         raise KustomizeError(f"{path}: expected one Kustomization mapping; fix the file")
     doc = docs[0]
@@ -356,7 +375,6 @@ def _parse_kustomization(tree: Tree, directory: str) -> Kustomization:
         path=path,
         kind=kind,
         doc=doc,
-        text=text,
         resources=tuple(resources),
         components=tuple(components),
         patches=tuple(patches),

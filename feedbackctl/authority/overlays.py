@@ -34,7 +34,7 @@ from feedbackctl.authority.kustomize import (
     render,
     render_one,
 )
-from feedbackctl.authority.yamldoc import KeyPath, YamlError, load_documents
+from feedbackctl.authority.yamldoc import Doc, KeyPath, YamlError, load_documents
 from feedbackctl.core.models import Claim, ValueLocation
 from feedbackctl.errors import FeedbackError
 
@@ -135,6 +135,7 @@ class _Found:
     setter: str
     inner_doc: int = 0
     inner_key_path: KeyPath | None = None
+    inner_docs: tuple[Doc, ...] = ()  # the inline patch's documents
 
 
 @dataclass
@@ -303,7 +304,7 @@ class Tracer:
     def _found(p: Patch, k: Kustomization, doc_index: int, key: KeyPath, value: Any, setter: str) -> _Found:
         if p.file is not None:
             return _Found(p.file, doc_index, key, value, setter)
-        return _Found(k.path, k.doc.index, p.key_path, value, setter, doc_index, key)
+        return _Found(k.path, k.doc.index, p.key_path, value, setter, doc_index, key, p.docs)
 
     def trace(self, directory: str, out: Mapping[str, Any], field_name: str) -> _Found:
         k = self.tree.kustomization(directory)
@@ -332,8 +333,7 @@ class Tracer:
             return outer
         text = self.tree.text(found.file)
         inner_text = _lookup(doc.data, found.key_path)
-        inner_docs = load_documents(found.file, inner_text)
-        inner_doc = next(d for d in inner_docs if d.index == found.inner_doc)
+        inner_doc = next(d for d in found.inner_docs if d.index == found.inner_doc)
         inner = inner_doc.positions.get(found.inner_key_path)
         if inner is None:
             raise Untraced(f"{found.file}: the value has no position inside {found.setter}")
