@@ -300,3 +300,52 @@ def test_a_value_kustomize_sets_another_way_is_untraced_and_never_edited(repo_fa
     assert memory.reason == f"{PROD_EAST} uses replacements"
     with pytest.raises(ClaimError, match=r"cannot be traced to where it is set \(.* uses replacements\)"):
         Staging(s.repo, s.commit).set_value(east, "lambdaMemory", 384)
+
+
+def test_override_in_one_overlay_adds_an_op_there_and_changes_only_that_claim(
+    repo_factory: RepoFactory,
+) -> None:
+    work = corpus_repo(repo_factory)
+    before = render_all(work)
+    s = snap(work)
+    dev = s.claim("messagewall-dev-east")
+    assert dev is not None
+    staging = Staging(s.repo, s.commit)
+    path = staging.set_value(dev, "lambdaTimeout", 5, override=True)
+    assert path == overlay("dev-east")
+    plan = Plan("proposal", trailers=[trailer("proposal", dev.name, "lambdaTimeout", old=10, new=5)])
+    plan.edits = staging.edits()
+    sha = write(s.repo, s.branch, s.commit, plan, NOW)
+    assert git_out(work, "diff", "--name-only", s.commit, sha) == overlay("dev-east")
+    diff = git_out(work, "diff", "-U0", s.commit, sha).splitlines()
+    assert [ln for ln in diff if ln[:1] in "+-" and not ln.startswith(("+++", "---"))] == [
+        "+      - op: replace",
+        "+        path: /spec/lambdaTimeout",
+        "+        value: 5",
+    ]
+    before["dev-east"][0]["spec"]["lambdaTimeout"] = 5
+    assert render_all(work) == before
+    after = loc(snap(work), "messagewall-dev-east", "lambdaTimeout")
+    assert (after.path, after.shared_by) == (overlay("dev-east"), ())
+
+
+def test_override_needs_an_inline_json6902_patch_that_targets_the_claim(repo_factory: RepoFactory) -> None:
+    smp_only = "resources:\n  - ../../base\npatches:\n  - path: name.yaml\n"
+    rename = (
+        "apiVersion: messagewall.demo/v1alpha1\nkind: ServerlessEventAppClaim\n"
+        "metadata:\n  name: messagewall\nspec:\n  region: us-west-2\n"
+    )
+    work = corpus_repo(
+        repo_factory,
+        {overlay("dev-west"): smp_only, "infra/claims/overlays/dev-west/name.yaml": rename},
+    )
+    s = snap(work)
+    assert s.errors == []
+    base_claim = s.claim("messagewall")  # dev-west now renders the base's name
+    assert base_claim is not None
+    staging = Staging(s.repo, s.commit)
+    with pytest.raises(
+        ClaimError, match=r"no inline JSON 6902 patch there targets messagewall; add the op by hand"
+    ):
+        staging.set_value(base_claim, "lambdaTimeout", 5, override=True)
+    assert staging.texts == {}

@@ -19,9 +19,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from feedbackctl.authority.gitrepo import GitRepo
-from feedbackctl.authority.kustomize import KustomizeError, Tree, render
-from feedbackctl.authority.overlays import RenderedLocation, map_inline, op_effect
-from feedbackctl.authority.yamldoc import KeyPath, YamlError, edit_value, load_documents
+from feedbackctl.authority.kustomize import Kustomization, KustomizeError, Patch, Tree, render, render_one
+from feedbackctl.authority.overlays import (
+    RenderedLocation,
+    Tracer,
+    Untraced,
+    block_lines,
+    map_inline,
+    op_effect,
+    selects,
+)
+from feedbackctl.authority.yamldoc import KeyPath, YamlError, edit_value, load_documents, render_scalar
 from feedbackctl.core.models import Claim, Scalar
 from feedbackctl.errors import ClaimError
 
@@ -80,6 +88,106 @@ def set_rendered_value(
             f"setting spec.{field_name} to {value!r} at {where} ({loc.setter}): {why}; nothing was written",
         ) from None
     return loc.path
+
+
+def override_in_overlay(
+    staging: StagedTexts, claim: Claim, field_name: str, value: int | float | str | bool
+) -> str:
+    """Add a ``replace`` op for ``spec.<field>`` to the claim's own overlay (a structural edit).
+
+    For a value the claim shares with others through a base: only this claim
+    changes. The op goes at the end of the last inline JSON 6902 patch of the
+    overlay that targets the claim; re-rendering proves nothing else moved.
+    Only proposals may make structural edits.
+    """
+    loc = claim.locations.get(f"spec.{field_name}")
+    if not isinstance(loc, RenderedLocation):
+        raise ClaimError(claim.name, f"spec.{field_name} is not rendered by a Kustomize overlay to override")
+    saved_texts, saved_expected = dict(staging.texts), dict(staging.rendered)
+    path = loc.overlay
+    try:
+        tree = Tree(staging.repo, staging.base, overrides=staging.texts)
+        k = tree.kustomization(loc.overlay)
+        path = k.path
+        patch = _patch_for(Tracer(tree), tree, k, claim, field_name)
+        staging.texts[k.path] = _append_op(
+            k.path, staging.text(k.path), k.doc.index, patch, field_name, value
+        )
+        staging.rendered[(claim.kind, claim.name, field_name)] = value
+        verify(staging.repo, staging.base, staging.texts, staging.rendered, loc.overlays)
+    except (EditRefused, Untraced, YamlError, KustomizeError) as why:
+        staging.texts.clear()
+        staging.texts.update(saved_texts)
+        staging.rendered.clear()
+        staging.rendered.update(saved_expected)
+        raise ClaimError(
+            claim.name, f"overriding spec.{field_name} with {value!r} in {path}: {why}; nothing was written"
+        ) from None
+    return path
+
+
+def _patch_for(tracer: Tracer, tree: Tree, k: Kustomization, claim: Claim, field_name: str) -> Patch:
+    out = next(
+        (
+            d.data
+            for d in render_one(tree, k.dir).docs
+            if isinstance(d.data, Mapping)
+            and d.data.get("kind") == claim.kind
+            and (d.data.get("metadata") or {}).get("name") == claim.name
+        ),
+        None,
+    )
+    if out is None:
+        raise EditRefused(f"{k.dir or '.'}/ does not render {claim.name}")
+    source = tracer.source_of(k, out).data
+    names = tracer.names_of(k, source)
+    inline = [
+        p
+        for p in k.patches
+        if p.json6902
+        and p.file is None
+        and p.key_path[:1] == ("patches",)
+        and p.target is not None
+        and selects(p.target, source, names) is True
+    ]
+    if not inline:
+        raise EditRefused(f"no inline JSON 6902 patch there targets {claim.name}; add the op by hand")
+    if any(op_effect(op, field_name) for p in inline for op in p.docs[0].data):
+        raise EditRefused(f"a patch there already changes spec.{field_name}; edit it by hand")
+    return inline[-1]
+
+
+def _append_op(
+    path: str, text: str, doc_index: int, patch: Patch, field_name: str, value: int | float | str | bool
+) -> str:
+    docs = {d.index: d for d in load_documents(path, text)}
+    doc = docs[doc_index]
+    outer = doc.positions.get(patch.key_path)
+    inner = _get(doc.data, patch.key_path)
+    layout = block_lines(text, outer) if outer is not None else None
+    if layout is None or not isinstance(inner, str):
+        raise EditRefused(f"{patch.where} is not a literal block scalar (|) to add an op to; edit it by hand")
+    indent, starts = layout
+    lines = inner.split("\n")
+    item = next((ln for ln in lines if ln.lstrip().startswith("- ")), None)
+    content = [i for i, ln in enumerate(lines) if ln.strip()]
+    if item is None or not content or content[-1] >= len(starts):
+        raise EditRefused(f"{patch.where} is not a block list of ops; edit it by hand")
+    pad = " " * (indent + len(item) - len(item.lstrip()))
+    newline = text.find("\n", starts[content[-1]])
+    at = len(text) if newline < 0 else newline + 1
+    shown = render_scalar(value, where=f"{path}:{patch.where}")
+    op = f"{pad}- op: replace\n{pad}  path: /spec/{field_name}\n{pad}  value: {shown}\n"
+    new_text = text[:at] + ("\n" if newline < 0 else "") + op + text[at:]
+    after_docs = load_documents(path, new_text)
+    after = {d.index: d for d in after_docs}.get(doc_index)
+    new_inner = _get(after.data, patch.key_path) if after is not None else None
+    ops = load_documents(path, new_inner)[0].data if isinstance(new_inner, str) else None
+    want_ops = [*patch.docs[0].data, {"op": "replace", "path": f"/spec/{field_name}", "value": value}]
+    same_rest = after is not None and _dump(_replaced(after.data, patch.key_path, inner)) == _dump(doc.data)
+    if len(after_docs) != len(docs) or not same_rest or _dump(ops) != _dump(want_ops):
+        raise EditRefused(f"adding the op to {patch.where} would change more than that patch")
+    return new_text
 
 
 def splice(loc: RenderedLocation, text: str, field_name: str, value: int | float | str | bool) -> str:

@@ -206,7 +206,7 @@ class Tracer:
             self._inputs[k.dir] = found
         return self._inputs[k.dir]
 
-    def _names(self, k: Kustomization, data: Mapping[str, Any]) -> list[str]:
+    def names_of(self, k: Kustomization, data: Mapping[str, Any]) -> list[str]:
         """Names a resource may carry while this kustomization's patches apply, last = final."""
         meta = data.get("metadata") if isinstance(data.get("metadata"), Mapping) else {}
         assert isinstance(meta, Mapping)
@@ -229,7 +229,7 @@ class Tracer:
     def check_targets(self, k: Kustomization) -> None:
         """A patch that selects nothing is silently ignored by kustomize: make it an error."""
         inputs = self.inputs(k)
-        named = [(i.data, self._names(k, i.data)) for i in inputs]
+        named = [(i.data, self.names_of(k, i.data)) for i in inputs]
         for p in k.patches:
             if p.json6902:
                 assert p.target is not None
@@ -248,19 +248,19 @@ class Tracer:
                     "would skip the patch silently; fix the target"
                 )
 
-    def _match(self, k: Kustomization, out: Mapping[str, Any]) -> _Input:
+    def source_of(self, k: Kustomization, out: Mapping[str, Any]) -> _Input:
         _, _, kind, _, _, _ = _identity(out)
         same = [i for i in self.inputs(k) if i.data.get("kind") == kind]
         if len(same) == 1:
             return same[0]
         name = _doc_name(out)
-        hits = [i for i in same if self._names(k, i.data)[-1] == name]
+        hits = [i for i in same if self.names_of(k, i.data)[-1] == name]
         if len(hits) != 1:
             raise Untraced(f"cannot tell which resource of {k.dir or '.'}/ renders {kind} {name}")
         return hits[0]
 
     def _setter(self, k: Kustomization, data: Mapping[str, Any], field_name: str) -> _Found | None:
-        names = self._names(k, data)
+        names = self.names_of(k, data)
         found: _Found | None = None
         for p in k.patches:
             if p.json6902:
@@ -310,7 +310,7 @@ class Tracer:
         k = self.tree.kustomization(directory)
         if k.untraceable:
             raise Untraced(k.untraceable)
-        source = self._match(k, out)
+        source = self.source_of(k, out)
         found = self._setter(k, source.data, field_name)
         if found is not None:
             return found
