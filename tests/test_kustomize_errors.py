@@ -159,3 +159,13 @@ def test_without_overlays_kubectl_is_never_needed(repo_factory: RepoFactory, mon
     monkeypatch.setenv("FEEDBACKCTL_KUBECTL", "/nonexistent/kubectl")
     s = load_snapshot(GitRepo.open(work), None)
     assert sorted(c.name for c in s.claims) == sorted(PLAIN) and s.errors == []
+
+
+def test_a_remote_transformer_config_is_refused_before_kubectl_runs(repo_factory: RepoFactory) -> None:
+    text = corpus_files()[DEV_EAST] + "transformers:\n  - https://example.com/evil.yaml\n"
+    s = load_snapshot(GitRepo.open(corpus_repo(repo_factory, {DEV_EAST: text})), None)
+    assert [str(e) for e in s.errors] == [
+        f"{DEV_EAST}: transformers[0]: remote 'https://example.com/evil.yaml' is not supported "
+        "(feedbackctl renders only what the repo holds at the ref); vendor it into the repo"
+    ]
+    assert sorted(c.name for c in s.claims) == OTHERS

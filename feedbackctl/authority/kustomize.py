@@ -51,6 +51,8 @@ _UNTRACEABLE = {
     "transformers": "transformer plugins",
 }
 ADD_REPLACE = ("add", "replace")
+# Other fields that name files or directories kustomize loads.
+_LOADED = ("generators", "transformers", "validators", "crds", "configurations")
 
 
 class KustomizeError(FeedbackError):
@@ -111,6 +113,7 @@ class Kustomization:
     doc: Doc
     resources: tuple[Entry, ...]
     components: tuple[Entry, ...]
+    loaded: tuple[Entry, ...]  # generators, transformers, crds, ...: files or directories
     patches: tuple[Patch, ...]  # in kustomize's application order
     name_prefix: str = ""
     name_suffix: str = ""
@@ -118,7 +121,7 @@ class Kustomization:
 
     @property
     def reaches(self) -> tuple[Entry, ...]:
-        return tuple(e for e in (*self.resources, *self.components) if e.is_dir)
+        return tuple(e for e in (*self.resources, *self.components, *self.loaded) if e.is_dir)
 
 
 class Tree:
@@ -354,6 +357,14 @@ def _parse_kustomization(tree: Tree, directory: str) -> Kustomization:
         _resolve(tree, directory, path, e, f"components[{i}]")
         for i, e in enumerate(_list(data.get("components"), path, "components"))
     ]
+    # Plugin configs and other loaded files: checked like resources (in the
+    # repo, not remote); inline configs (YAML text) are left to kustomize.
+    loaded = [
+        _resolve(tree, directory, path, e, f"{key}[{i}]")
+        for key in _LOADED
+        for i, e in enumerate(_list(data.get(key), path, key))
+        if not (isinstance(e, str) and "\n" in e.strip())
+    ]
     patches: list[Patch] = []
     # kustomize applies strategic-merge patches, then `patches`, then (after
     # prefixes and labels) `patchesJson6902`.
@@ -377,6 +388,7 @@ def _parse_kustomization(tree: Tree, directory: str) -> Kustomization:
         doc=doc,
         resources=tuple(resources),
         components=tuple(components),
+        loaded=tuple(loaded),
         patches=tuple(patches),
         name_prefix=str(data.get("namePrefix") or ""),
         name_suffix=str(data.get("nameSuffix") or ""),

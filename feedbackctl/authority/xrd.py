@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from feedbackctl.authority.gitrepo import GitRepo
@@ -54,14 +54,12 @@ def load_xrds(repo: GitRepo, commit: str) -> XrdIndex:
     if key in _CACHE:
         return _CACHE[key]
     index = XrdIndex()
-    paths = repo.files_containing(commit, XRD_KIND)
-    listed = dict(repo.list_files(commit, ("",))) if paths else {}
-    blobs = repo.read_blobs([listed[p] for p in paths if p in listed])
-    for path in paths:
-        if path not in listed:
+    for path in repo.files_containing(commit, XRD_KIND):
+        raw = repo.read_file(commit, path)
+        if raw is None:
             continue
         try:
-            docs = load_documents(path, blobs[listed[path]].decode("utf-8"))
+            docs = load_documents(path, raw.decode("utf-8"))
         except (YamlError, UnicodeDecodeError) as e:
             index.errors.append(XrdError(f"{e}; the XRD's schema limits are not applied until it is fixed"))
             continue
@@ -171,13 +169,25 @@ def policy_rules(policy: Policy) -> dict[str, FieldSchema]:
 
 
 def with_schemas(claims: Sequence[Claim], index: XrdIndex, policy: Policy) -> list[Claim]:
-    """Each claim with its schema rules: its XRD's rules, then the policy's ranges."""
+    """Each claim with its schema rules: its XRD's rules, then the policy's ranges.
+
+    The rules are built once per API version and kind and shared; the claims
+    are shallow copies (``dataclasses.replace`` costs ~20 us a claim, a
+    noticeable share of a 10k-claim snapshot).
+    """
     base = policy_rules(policy)
+    by_kind: dict[tuple[str, str], dict[str, tuple[FieldSchema, ...]]] = {}
     out = []
     for c in claims:
-        xrd = index.for_claim(c)
-        schema: dict[str, tuple[FieldSchema, ...]] = {}
-        for name in dict.fromkeys([*xrd, *base]):
-            schema[name] = tuple(s for s in (xrd.get(name), base.get(name)) if s is not None)
-        out.append(replace(c, schema=schema))
+        key = (c.api_version, c.kind)
+        schema = by_kind.get(key)
+        if schema is None:
+            xrd = index.for_claim(c)
+            schema = by_kind[key] = {
+                name: tuple(s for s in (xrd.get(name), base.get(name)) if s is not None)
+                for name in dict.fromkeys([*xrd, *base])
+            }
+        copy = object.__new__(Claim)
+        copy.__dict__.update(c.__dict__, schema=schema)
+        out.append(copy)
     return out
