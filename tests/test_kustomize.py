@@ -210,17 +210,22 @@ def test_verification_refuses_an_edit_that_lands_in_the_wrong_place(repo_factory
 
 def test_an_edit_that_does_not_reach_the_claim_is_refused(repo_factory: RepoFactory) -> None:
     s = snap(corpus_repo(repo_factory))
-    east = s.claim("messagewall-prod-east")
-    assert east is not None
-    # Points at the plain example claim: rendering proves prod-east never changes.
-    plain = s.claim("messagewall-prod")
-    assert plain is not None
-    wrong_loc = replace(
-        loc(s, "messagewall-prod-east", "lambdaMemory"), path="examples/claims/messagewall-prod.yaml"
+    east, plain = s.claim("messagewall-prod-east"), s.claim("messagewall-prod")
+    assert east is not None and plain is not None
+    # A wrong trace into a file no overlay reads: the splice works, rendering shows it is useless.
+    into_plain = replace(
+        loc(s, "messagewall-prod-east", "lambdaMemory"),
+        path=plain.path,
+        doc_index=plain.doc_index,
+        key_path=("spec", "lambdaMemory"),
+        inner_key_path=None,
     )
-    bogus = replace(east, locations={**east.locations, "spec.lambdaMemory": wrong_loc})
-    with pytest.raises(ClaimError, match="nothing was written"):
-        Staging(s.repo, s.commit).set_value(bogus, "lambdaMemory", 384)
+    bogus = replace(east, locations={**east.locations, "spec.lambdaMemory": into_plain})
+    staging = Staging(s.repo, s.commit)
+    with pytest.raises(ClaimError) as err:
+        staging.set_value(bogus, "lambdaMemory", 384)
+    assert str(err.value).endswith("no overlay renders a changed messagewall-prod-east; nothing was written")
+    assert staging.texts == {}
 
 
 # -- patch files and untraceable values ------------------------------------------------------------
@@ -349,3 +354,15 @@ def test_override_needs_an_inline_json6902_patch_that_targets_the_claim(repo_fac
     ):
         staging.set_value(base_claim, "lambdaTimeout", 5, override=True)
     assert staging.texts == {}
+
+
+def test_a_bare_repo_renders_and_edits_its_overlays(repo_factory: RepoFactory, tmp_path: Path) -> None:
+    work = corpus_repo(repo_factory)
+    bare = tmp_path / "authority.git"
+    git_out(tmp_path, "clone", "-q", "--bare", str(work), str(bare))
+    s = load_snapshot(GitRepo.open(bare), "main")
+    assert sorted(c.name for c in s.claims) == sorted((*PLAIN, *RENDERED))
+    sha = commit_edit(s, [("messagewall-prod-west", "lambdaTimeout", 45)])
+    assert git_out(bare, "diff", "--name-only", s.commit, sha) == overlay("prod-west")
+    west = load_snapshot(GitRepo.open(bare), "main").claim("messagewall-prod-west")
+    assert west is not None and west.value("lambdaTimeout") == 45
