@@ -146,6 +146,10 @@ class _Input:
     doc_index: int = 0
 
 
+class TargetError(KustomizeError):
+    """A patch selects nothing: kustomize would skip it silently, so its overlay is wrong."""
+
+
 class Untraced(Exception):
     """Internal: why a value cannot be traced."""
 
@@ -243,7 +247,7 @@ class Tracer:
                 hit = all(any(_smp_selects(d, data, names) for data, names in named) for d in docs)
                 shown = "; ".join(f"kind={d.get('kind')}, name={_doc_name(d)}" for d in docs)
             if not hit:
-                raise KustomizeError(
+                raise TargetError(
                     f"{k.path}: {p.where}: target {{{shown}}} matches no resource, so kustomize "
                     "would skip the patch silently; fix the target"
                 )
@@ -451,9 +455,11 @@ def load_overlays(
         try:
             for d in tree.reachable(overlay):
                 tracer.check_targets(tree.kustomization(d))
-        except KustomizeError as e:
+        except TargetError as e:
             result.errors.append(e)
             continue
+        except KustomizeError:
+            pass  # a base that does not render on its own: its values stay untraced, with the reason
         k = tree.kustomization(overlay)
         parsed = parse_claims([(f"{overlay or '.'}/ (rendered)", "", got.text.encode())], kinds)
         result.errors.extend(parsed.errors)

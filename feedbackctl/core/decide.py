@@ -186,7 +186,9 @@ def _recommend_field(
             evidence=tuple(evidence),
             notes=tuple(notes),
         )
-    uncapped = target
+    # The schema is a contract, not a cap a human may waive: `uncapped` (what a
+    # proposal escalates to) is the value after the schema clamp.
+    wanted = target
     limits = value_range(claim.schema.get(name, ()), fp.min, fp.max, f"policy fields.{name}")
     clamped = min(max(target, limits.low), limits.high)
     if limits.integer and not float(clamped).is_integer():
@@ -198,7 +200,7 @@ def _recommend_field(
                 "schema",
                 "shaped",
                 f"clamped to the schema range {limits.low:g}-{limits.high:g} "
-                f"({limits.high_rule if target > clamped else limits.low_rule})",
+                f"({limits.high_rule if target > clamped else limits.low_rule}); wanted {wanted:g}",
             )
         )
         target = clamped
@@ -209,7 +211,7 @@ def _recommend_field(
         value,
         Outcome.CHANGE,
         recommended=_as_value(target),
-        uncapped=_as_value(uncapped),
+        uncapped=_as_value(target),
         direction=direction,
         confidence=conf,
         rule=rule.name,
@@ -220,7 +222,7 @@ def _recommend_field(
     if (target <= current) if direction == "increase" else (target >= current):
         limit = limits.high_rule if direction == "increase" else limits.low_rule
         why = (
-            f"already at the limit, wanted {uncapped:g}"
+            f"already at the limit, wanted {wanted:g}"
             if target == current
             else f"the current {current:g} is already outside it; fix the claim by hand"
         )
