@@ -194,3 +194,23 @@ def test_renders_are_one_per_overlay_and_cached_by_content(
     Staging(s.repo, s.commit).set_value(dev, "lambdaTimeout", 15, batch=True)
     assert runs(counting_kubectl) == 10  # the base feeds all four overlays
     assert git_out(work, "status", "--porcelain") == ""  # verification never touches the work tree
+
+
+def test_drift_capture_of_a_rendered_claim_edits_its_overlay(
+    repo_factory: RepoFactory, tmp_path: Path
+) -> None:
+    work = corpus_repo(repo_factory)
+    live = tmp_path / "live.yaml"
+    live.write_text(
+        "messagewall-prod-east:\n  lambdaMemory: 512\nmessagewall-dev-east:\n  lambdaTimeout: 20\n"
+    )
+    base = git_out(work, "rev-parse", "HEAD")
+    r = cli("drift", "--repo", str(work), "--live", str(live), "--now", NOW, "--output", "json")
+    assert r.code == 1  # dev-east's timeout is shared through the base: not captured
+    assert git_out(work, "diff", "--name-only", base, "HEAD") == PROD_EAST
+    diff = git_out(work, "diff", "-U0", base, "HEAD").splitlines()
+    assert [ln for ln in diff if ln[:1] in "+-" and not ln.startswith(("+++", "---"))] == [
+        "-        value: 256",
+        "+        value: 512",
+    ]
+    assert "shared with messagewall-dev-west" in r.stderr
