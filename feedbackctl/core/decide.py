@@ -186,8 +186,6 @@ def _recommend_field(
             evidence=tuple(evidence),
             notes=tuple(notes),
         )
-    # The schema is a contract, not a cap a human may waive: `uncapped` (what a
-    # proposal escalates to) is the value after the schema clamp.
     wanted = target
     limits = value_range(claim.schema.get(name, ()), fp.min, fp.max, f"policy fields.{name}")
     clamped = min(max(target, limits.low), limits.high)
@@ -211,7 +209,7 @@ def _recommend_field(
         value,
         Outcome.CHANGE,
         recommended=_as_value(target),
-        uncapped=_as_value(target),
+        uncapped=_as_value(wanted),
         direction=direction,
         confidence=conf,
         rule=rule.name,

@@ -13,7 +13,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from feedbackctl.core.models import Scalar
+from feedbackctl.core.models import Claim, Scalar
+from feedbackctl.core.risk import Change, SchemaCheck, Violation
 
 _TYPES = ("integer", "number", "string", "boolean")
 
@@ -59,27 +60,50 @@ def _same(a: Scalar, b: Scalar) -> bool:
 
 def violation(rules: Sequence[FieldSchema], value: Scalar) -> str | None:
     """The first rule ``value`` breaks, named with its source; None when it fits them all."""
+    found = _first(rules, value)
+    return found[1] if found is not None else None
+
+
+def schema_check(claims: Sequence[Claim]) -> SchemaCheck:
+    """The claims' XRD rules as a policy check for ``core.risk.assess`` (policy ranges it has)."""
+    by_claim = {c.name: c.schema for c in claims}
+
+    def check(change: Change) -> list[Violation]:
+        if change.field is None or change.deletion:
+            return []
+        rules = by_claim.get(change.claim, {}).get(change.field, ())
+        found = _first([r for r in rules if r.source.startswith("xrd ")], change.value)
+        if found is None:
+            return []
+        keyword, message = found
+        return [Violation(change.claim, change.field, f"schema.{keyword}", message.split(" ", 1)[1])]
+
+    return check
+
+
+def _first(rules: Sequence[FieldSchema], value: Scalar) -> tuple[str, str] | None:
+    """(keyword, message) of the first rule ``value`` breaks."""
     for s in rules:
         if s.type in _TYPES and not _is_type(value, s.type):
-            return f"{s.rule('type', s.type)}: {value!r} is not {_article(s.type)}"
+            return "type", f"{s.rule('type', s.type)}: {value!r} is not {_article(s.type)}"
         if s.enum is not None and not any(_same(value, e) for e in s.enum):
             allowed = ", ".join(str(e) for e in s.enum)
-            return f"{s.rule('enum', '[' + allowed + ']')}: {value!r} is not one of them"
+            return "enum", f"{s.rule('enum', '[' + allowed + ']')}: {value!r} is not one of them"
         if isinstance(value, int | float) and not isinstance(value, bool):
             v = float(value)
             if s.minimum is not None and (v < s.minimum or (s.exclusive_minimum and v == s.minimum)):
                 name = "exclusiveMinimum" if s.exclusive_minimum else "minimum"
-                return f"{s.rule(name, s.minimum)}: {value!r} is below it"
+                return name, f"{s.rule(name, s.minimum)}: {value!r} is below it"
             if s.maximum is not None and (v > s.maximum or (s.exclusive_maximum and v == s.maximum)):
                 name = "exclusiveMaximum" if s.exclusive_maximum else "maximum"
-                return f"{s.rule(name, s.maximum)}: {value!r} is above it"
+                return name, f"{s.rule(name, s.maximum)}: {value!r} is above it"
         if s.pattern is not None and isinstance(value, str):
             try:
                 matched = re.search(s.pattern, value) is not None
             except re.error:
                 continue  # the reader reports an unreadable pattern; it cannot be checked
             if not matched:
-                return f"{s.rule('pattern', s.pattern)}: {value!r} does not match"
+                return "pattern", f"{s.rule('pattern', s.pattern)}: {value!r} does not match"
     return None
 
 
