@@ -236,9 +236,7 @@ def set_status(
         plan = Plan(
             subject=f"feedbackctl: {kind} {change.claim} {change.field} recommendation",
             body=reason,
-            trailers=[
-                trailer(kind, change.claim, change.field, old=old, new=new)
-            ],
+            trailers=[trailer(kind, change.claim, change.field, old=old, new=new)],
             edits=staging.edits(),
         )
         report = Report(f"recommendations {kind}", now, snapshot.branch, snapshot.commit, dry_run=dry_run)

@@ -93,8 +93,7 @@ class FixtureSource:
             )
         if not root.is_dir():
             raise UsageError(
-                f"metrics path '{path}' is not a directory; pass a directory of "
-                "<claim>/<metric>.csv files"
+                f"metrics path '{path}' is not a directory; pass a directory of <claim>/<metric>.csv files"
             )
         return cls(root, path)
 
@@ -113,9 +112,7 @@ class FixtureSource:
                 continue
             if not os.path.isdir(os.path.join(self.root, claim)):
                 where = os.path.join(self.display, claim)
-                batch.add_problem(
-                    claim, f"{where}: no metrics for claim; add {where}/<metric>.csv files"
-                )
+                batch.add_problem(claim, f"{where}: no metrics for claim; add {where}/<metric>.csv files")
                 continue
             batch.series.setdefault(claim, {})
             for metric in request.metrics:
@@ -159,9 +156,7 @@ def _unsafe_component(name: str) -> str | None:
     return None
 
 
-def _prepare(
-    claim: str, metric: str, display: str, data: bytes, start: float, end: float
-) -> _File | str:
+def _prepare(claim: str, metric: str, display: str, data: bytes, start: float, end: float) -> _File | str:
     if data.startswith(_BOM):
         data = data[len(_BOM) :]
     if b"\r" in data:
@@ -172,10 +167,7 @@ def _prepare(
     header = data if first_end < 0 else data[:first_end]
     names = [part.strip(b' \t"').lower() for part in header.split(b",")]
     if names != [b"timestamp", b"value"]:
-        return (
-            f"{display}:1: header is {_show(header)}, expected 'timestamp,value'; "
-            "fix the first line"
-        )
+        return f"{display}:1: header is {_show(header)}, expected 'timestamp,value'; fix the first line"
     body_start = len(data) if first_end < 0 else first_end + 1
     if not data.endswith(b"\n"):
         data += b"\n"
@@ -357,7 +349,10 @@ def _parse_iso(text: Strs) -> tuple[I64, I8]:
         & (length >= 16)
         & ((sign == ord("+")) | (sign == ord("-")))
         & (at(3) == ord(":"))
-        & digit(h1) & digit(h2) & digit(m1) & digit(m2)
+        & digit(h1)
+        & digit(h2)
+        & digit(m1)
+        & digit(m2)
     )
     # Cut the zone off in place (NUL ends a fixed-width byte string) and parse once.
     for back, mask in ((1, zulu), (6, offset)):
@@ -369,8 +364,10 @@ def _parse_iso(text: Strs) -> tuple[I64, I8]:
     secs, bad = _parse_datetimes(local[known])
     east = np.where(sign == ord("-"), -1, 1)
     shift = east * (
-        (h1.astype(np.int64) - 48) * 36000 + (h2.astype(np.int64) - 48) * 3600
-        + (m1.astype(np.int64) - 48) * 600 + (m2.astype(np.int64) - 48) * 60
+        (h1.astype(np.int64) - 48) * 36000
+        + (h2.astype(np.int64) - 48) * 3600
+        + (m1.astype(np.int64) - 48) * 600
+        + (m2.astype(np.int64) - 48) * 60
     )
     ts = np.zeros(n, dtype=np.int64)
     code = np.zeros(n, dtype=np.int8)
@@ -405,9 +402,7 @@ def _finish(
     _flag(rows.code, rows.ts > now + FUTURE_SLACK_SECONDS, FUTURE)
 
     bad_rows = np.flatnonzero(rows.code != OK)
-    bad_files, first_bad, bad_counts = np.unique(
-        rows.file[bad_rows], return_index=True, return_counts=True
-    )
+    bad_files, first_bad, bad_counts = np.unique(rows.file[bad_rows], return_index=True, return_counts=True)
     problems = {
         int(k): _problem(files[int(k)], int(rows.line[r]), int(rows.code[r]), int(c) - 1, now)
         for k, r, c in zip(bad_files, bad_rows[first_bad], bad_counts, strict=True)
