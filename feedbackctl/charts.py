@@ -91,10 +91,17 @@ def _range(values: Sequence[float | None], extra: Sequence[float | None]) -> tup
     seen = [v for v in [*values, *extra] if v is not None]
     if not seen:
         return 0.0, 1.0
-    lo, hi = min(0.0, min(seen)), max(seen)
+    lo, hi = min(seen), max(seen)
     if hi <= lo:
-        hi = lo + 1.0
-    return lo, hi + (hi - lo) * 0.06
+        hi = lo + max(1.0, abs(lo) * 0.1)
+    pad = (hi - lo) * 0.08
+    # Zoom in on where values and thresholds are; never below zero (metrics never are).
+    return max(0.0, lo - pad) if lo >= 0 else lo - pad, hi + pad
+
+
+def _rose(track: Track, i: int) -> bool:
+    """Did the change applied at step ``i`` raise the value? (values are sampled after it)."""
+    return i == 0 or track.values[i] >= track.values[i - 1]
 
 
 def _when(ts: int) -> str:
@@ -170,9 +177,7 @@ def terminal_chart(track: Track, width: int = 100, height: int = 7) -> list[Text
         best = max((track.status[i] for i in r), key=lambda s: STATUS_RANK.get(s, 0))
         if best == "applied":
             i = next(i for i in r if track.status[i] == "applied")
-            after = track.values[i + 1] if i + 1 < n else track.values[i]
-            before = track.values[i]
-            events.append("▲" if after >= before else "▼", style="bold green")
+            events.append("▲" if _rose(track, i) else "▼", style="bold green")
         elif best in STATUS_MARK:
             mark, style = STATUS_MARK[best]
             events.append(mark, style=style)
@@ -194,6 +199,7 @@ PLOT_LEFT, PLOT_RIGHT = 64, 16
 PANEL_HEIGHT = 130
 VALUE_HEIGHT = 90
 STRIP_HEIGHT = 18
+TITLE = 18  # room above each panel for its title
 
 
 def _x(i: int, n: int) -> float:
@@ -226,7 +232,7 @@ def _panel_svg(panel: Panel, n: int, top: float, height: float) -> list[str]:
     out = [
         f'<rect x="{PLOT_LEFT}" y="{top}" width="{SVG_WIDTH - PLOT_LEFT - PLOT_RIGHT}" height="{height}" '
         'class="frame"/>',
-        f'<text x="{PLOT_LEFT + 4}" y="{top + 12}" class="title">{title}</text>',
+        f'<text x="{PLOT_LEFT}" y="{top - 4}" class="title">{title}</text>',
         f'<text x="{PLOT_LEFT - 6}" y="{top + 10}" class="axis" text-anchor="end">{_fmt(hi)}</text>',
         f'<text x="{PLOT_LEFT - 6}" y="{top + height}" class="axis" text-anchor="end">{_fmt(lo)}</text>',
         f'<path d="{_path(panel.values, n, y)}" class="metric"/>',
@@ -250,16 +256,16 @@ def _panel_svg(panel: Panel, n: int, top: float, height: float) -> list[str]:
 def svg_chart(track: Track) -> str:
     """One inline SVG: metric panels, the tuned value (step line) and a strip of decisions."""
     n = len(track.times)
-    height = 8 + len(track.panels) * (PANEL_HEIGHT + 10) + VALUE_HEIGHT + STRIP_HEIGHT + 36
+    height = TITLE + len(track.panels) * (PANEL_HEIGHT + TITLE) + VALUE_HEIGHT + STRIP_HEIGHT + 36
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{SVG_WIDTH}" height="{height}" '
         f'viewBox="0 0 {SVG_WIDTH} {height}" role="img" '
         f'aria-label="{html.escape(track.claim)} spec.{html.escape(track.field)}">'
     ]
-    top = 8.0
+    top = float(TITLE)
     for panel in track.panels:
         out += _panel_svg(panel, n, top, PANEL_HEIGHT)
-        top += PANEL_HEIGHT + 10
+        top += PANEL_HEIGHT + TITLE
     lo = min(track.values) if track.values else 0.0
     hi = max(track.values) if track.values else 1.0
     if track.bounds:
@@ -276,7 +282,7 @@ def svg_chart(track: Track) -> str:
     value_title = html.escape(f"spec.{track.field} ({track.unit})" if track.unit else f"spec.{track.field}")
     out += [
         f'<rect x="{PLOT_LEFT}" y="{top}" width="{plot_w}" height="{VALUE_HEIGHT}" class="frame"/>',
-        f'<text x="{PLOT_LEFT + 4}" y="{top + 12}" class="title">{value_title}</text>',
+        f'<text x="{PLOT_LEFT}" y="{top - 4}" class="title">{value_title}</text>',
         f'<text x="{PLOT_LEFT - 6}" y="{y(hi - pad) + 4:.1f}" class="axis" text-anchor="end">'
         f"{_fmt(hi - pad)}</text>",
         f'<text x="{PLOT_LEFT - 6}" y="{y(lo + pad) + 4:.1f}" class="axis" text-anchor="end">'
@@ -307,15 +313,16 @@ def svg_chart(track: Track) -> str:
     for i, s in enumerate(track.status):
         if s != "applied":
             continue
-        after = track.values[i + 1] if i + 1 < n else track.values[i]
-        up = after >= track.values[i]
+        after = track.values[i]
+        up = _rose(track, i)
         x, yy = _x(i, n), y(after)
         tri = (
             f"{x - 5:.1f},{yy + 5:.1f} {x + 5:.1f},{yy + 5:.1f} {x:.1f},{yy - 5:.1f}"
             if up
             else (f"{x - 5:.1f},{yy - 5:.1f} {x + 5:.1f},{yy - 5:.1f} {x:.1f},{yy + 5:.1f}")
         )
-        tip = html.escape(f"applied {_when(track.times[i])}: {_fmt(track.values[i])} → {_fmt(after)}")
+        before = track.values[i - 1] if i > 0 else after
+        tip = html.escape(f"applied {_when(track.times[i])}: {_fmt(before)} → {_fmt(after)}")
         out.append(f'<polygon points="{tri}" class="applied"><title>{tip}</title></polygon>')
     axis_y = strip + STRIP_HEIGHT + 10
     for i in (0, n // 2, n - 1):
@@ -341,6 +348,7 @@ svg .frame{fill:#fcfcfc;stroke:#ddd}svg .metric{fill:none;stroke:#17becf;stroke-
 svg .threshold{fill:none;stroke-width:1.2;stroke-dasharray:5 4}
 svg .value{fill:none;stroke:#2ca02c;stroke-width:2}
 svg .bound{stroke:#555;stroke-dasharray:2 3}svg .applied{fill:#2ca02c}
+.legend{font-size:.8rem;color:#666;margin-top:0}
 svg .title{font-size:11px;font-weight:bold;fill:#333}svg .axis,svg .label{font-size:10px;fill:#666}
 """
 
@@ -402,6 +410,11 @@ def html_report(doc: Mapping[str, Any], tracks: Sequence[Track]) -> str:
     for track in tracks:
         parts.append(f"<h3>{html.escape(track.claim)} · spec.{html.escape(track.field)}</h3>")
         parts.append(svg_chart(track))
+        parts.append(
+            '<p class="legend">Dashed: rule thresholds (red increase, blue decrease, purple guardrail). '
+            "Green: the tuned value, triangles where a change was applied; dotted: the human bounds. "
+            "Strip: red blocked, amber routed to a proposal, grey held by a time gate.</p>"
+        )
     parts.append(
         "<h2>Timeline</h2><table><tr><th>at</th><th>until</th><th>claim</th><th>field</th>"
         "<th>event</th><th>from → to</th><th>rule</th><th>blocked by</th><th>why</th></tr>"

@@ -581,9 +581,10 @@ class _Recorder:
                         for r in policy.rules_for(f)
                         if r.when.metric == metric
                     ]
+                    # Guardrails are drawn even with --no-guards: the line the runaway crosses.
                     thresholds += [
                         Threshold(g.name, "guardrail", [])
-                        for g in sim.policy.guardrails
+                        for g in policy.guardrails
                         if g.when.metric == metric
                     ]
                     unit = policy.metrics[metric].unit if metric in policy.metrics else ""
