@@ -167,7 +167,13 @@ def analyze(
         snapshot = load_snapshot(repo, ref)
         gathered = gather(snapshot, metrics, now)
         report = Report(
-            "analyze", now, snapshot.branch, snapshot.commit, problems=gathered.problems, dry_run=dry_run
+            "analyze",
+            now,
+            snapshot.branch,
+            snapshot.commit,
+            problems=gathered.problems,
+            warnings=gathered.warnings,
+            dry_run=dry_run,
         )
         for inputs in gathered.inputs:
             try:
