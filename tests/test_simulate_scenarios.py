@@ -109,7 +109,7 @@ def test_oscillation_without_guards_swings_back_and_forth() -> None:
 
 def test_amplification_without_guards_runs_to_the_lambda_maximum() -> None:
     result = simulate("amplification", guards=False)
-    assert result.final["ingest-worker"]["lambdaMemory"] >= 4096  # bounds say 512
+    assert result.final["ingest-worker"]["lambdaMemory"] >= 4096  # bounds say 384
     est = result.estimates["ingest-worker"]
     assert est.cost_usd > 5 * est.baseline_cost_usd
 
