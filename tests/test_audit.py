@@ -377,3 +377,58 @@ def test_since_must_be_on_the_branch(repo_factory: RepoFactory) -> None:
     work, _ = repo_factory({PATH: claim_yaml()})
     bad = cli("audit", "verify", "--repo", str(work), "--since", "no-such-rev")
     assert bad.code == 2 and "no-such-rev" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_replayed_histories_match_load_histories_at_every_parent(repo_factory: RepoFactory) -> None:
+    """The audit's incremental replay sees exactly what autotune saw (load_histories + fill_baselines)."""
+    from feedbackctl.authority.replay import Replay
+
+    work, _ = repo_factory(
+        {
+            PATH: claim_yaml(),
+            "claims/app-dev.yaml": claim_yaml(name="app-dev", env="dev", memory=512, top=1024),
+        }
+    )
+    for i in range(12):
+        autotune_run(work, datetime(2026, 1, 2, tzinfo=UTC) + timedelta(hours=6 * i))
+    commit_files(
+        work,
+        {PATH: claim_yaml(memory=384).replace("lambdaTimeout: 30", "lambdaTimeout: 45")},
+        "Human edit",
+        "2026-01-05T00:00:00Z",
+    )
+    forge(work, datetime(2026, 1, 5, 6, tzinfo=UTC), mem(384, 512), [tune(384, 512)])
+    repo = GitRepo.open(work)
+    replay = Replay(repo)
+    compared = 0
+    for c, parent, _after, _error in replay.walk(repo.resolve("main")):
+        if parent is None or not c.changes:
+            continue
+        policy = parent.settings.policy
+        expected = fill_baselines(
+            repo,
+            parent.commit,
+            parent.claims,
+            load_histories(repo, parent.commit, parent.claims, policy, c.at),
+        )
+        got = replay.histories(parent.claims, policy, c.at)
+        assert got.fields == expected.fields, c.sha
+        assert sorted(got.fleet.recent, key=repr) == sorted(expected.fleet.recent, key=repr)
+        compared += 1
+    assert compared == 4  # prod 256->384, dev 512->384->256, the forged 384->512
+
+
+def test_a_commit_that_breaks_the_policy_is_caught_and_the_replay_goes_on(repo_factory: RepoFactory) -> None:
+    work, _ = repo_factory(
+        {PATH: claim_yaml(), "policies/feedback-rules.yaml": "limits:\n  cooldownMinutes: 60\n"}
+    )
+    bad = forge(
+        work,
+        T0,
+        {"policies/feedback-rules.yaml": [("cooldownMinutes: 60", "cooldownMinutes: [")]},
+        [tune(256, 256)],
+    )
+    later = forge(work, T0 + timedelta(days=1), mem(256, 512), [tune(256, 512)])
+    found = rules(work)
+    assert (bad, "bounds-tampering") in found and (bad, "schema") in found
+    assert (later, "step-limit") in found

@@ -24,7 +24,8 @@ from typing import Any
 
 from feedbackctl.authority.config import CONFIG_FILE
 from feedbackctl.authority.gitrepo import GitRepo
-from feedbackctl.authority.history import Commit, Histories, fill_baselines, load_histories, read_log
+from feedbackctl.authority.history import Commit, Histories, load_histories
+from feedbackctl.authority.replay import Replay
 from feedbackctl.authority.snapshot import Snapshot, branch_of, load_snapshot
 from feedbackctl.authority.writer import Plan, trailer, write
 from feedbackctl.core import flap, guards
@@ -125,19 +126,6 @@ def _number(value: Scalar) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)
-
-
-class _Snapshots:
-    """Snapshots by commit, each read once (a commit is usually the next one's parent)."""
-
-    def __init__(self, repo: GitRepo) -> None:
-        self.repo = repo
-        self.cache: dict[str, Snapshot] = {}
-
-    def at(self, commit: str) -> Snapshot:
-        if commit not in self.cache:
-            self.cache[commit] = load_snapshot(self.repo, commit)
-        return self.cache[commit]
 
 
 def _subjects(repo: GitRepo, rev: str) -> dict[str, str]:
@@ -379,17 +367,22 @@ def _check_reset(check: _Check, g: Mapping[str, str], histories: Histories) -> N
         )
 
 
-def _check_commit(repo: GitRepo, c: Commit, snaps: _Snapshots, subject: str) -> list[Violation]:
-    if c.parent is None:
+def _check_commit(
+    repo: GitRepo,
+    c: Commit,
+    parent: Snapshot | None,
+    after: Snapshot,
+    unreadable: FeedbackError | None,
+    replay: Replay,
+    subject: str,
+) -> list[Violation]:
+    if parent is None:
         detail = "a root commit carries feedbackctl trailers; there is no parent to compare with"
         return [Violation(c.sha, c.at, "trailer-diff", detail, subject=subject)]
-    parent = snaps.at(c.parent)
-    try:
-        after = snaps.at(c.sha)
-    except FeedbackError as e:
+    if unreadable is not None:
         check = _Check(repo, c, parent, parent, subject)
         check.bounds_tampering()
-        check.flag("schema", f"the commit leaves the repo unreadable: {e}")
+        check.flag("schema", f"the commit leaves the repo unreadable: {unreadable}")
         return check.found
     check = _Check(repo, c, parent, after, subject)
     check.new_errors()
@@ -404,8 +397,7 @@ def _check_commit(repo: GitRepo, c: Commit, snaps: _Snapshots, subject: str) -> 
         policy = parent.settings.policy
         names = {g["Feedback-Claim"] for g in tuned}
         claims = [cl for cl in parent.claims if cl.name in names]
-        histories = load_histories(repo, parent.commit, claims, policy, c.at)
-        histories = fill_baselines(repo, parent.commit, claims, histories)
+        histories = replay.histories(claims, policy, c.at)
         earlier, in_run = _same_run(histories, c.at)
         for g in tuned:
             key = (g["Feedback-Claim"], g["Feedback-Field"].removeprefix("spec."))
@@ -437,16 +429,19 @@ def verify(repo: GitRepo, ref: str | None, since: str | None) -> AuditResult:
             raise UsageError(f"--since {since} is not an ancestor of {branch}; pass a commit on the branch")
         rev = f"{base}..{head}"
     result = AuditResult(branch, head, since)
-    commits = [c for c in reversed(read_log(repo, rev)) if c.changes]
-    subjects = _subjects(repo, rev) if commits else {}
-    snaps = _Snapshots(repo)
-    for c in commits:
-        result.commits += 1
-        result.changes += len(c.changes)
-        try:
-            result.violations += _check_commit(repo, c, snaps, subjects.get(c.sha, ""))
-        except FeedbackError as e:
-            result.problems.append(Problem(c.sha[:10], f"{c.sha[:10]}: cannot audit: {e}"))
+    audited = set(repo.git("rev-list", "--first-parent", rev, "--").decode().split())
+    subjects = _subjects(repo, rev) if audited else {}
+    replay = Replay(repo)
+    try:
+        for c, parent, after, unreadable in replay.walk(head):
+            if c.sha not in audited or not c.changes:
+                continue
+            result.commits += 1
+            result.changes += len(c.changes)
+            subject = subjects.get(c.sha, "")
+            result.violations += _check_commit(repo, c, parent, after, unreadable, replay, subject)
+    except FeedbackError as e:
+        result.problems.append(Problem("", f"cannot replay {branch}: {e}"))
     order = {rule: i for i, rule in enumerate(PROVABLE)}
     result.violations.sort(key=lambda v: (v.at, v.commit, order.get(v.rule, len(order))))
     return result
