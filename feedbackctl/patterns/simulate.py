@@ -71,6 +71,7 @@ class Setup:
     name: str | None = None
     title: str = ""
     description: str = ""
+    problems: list[Problem] = field(default_factory=list)  # claims that could not be read
 
 
 @dataclass(frozen=True)
@@ -193,9 +194,11 @@ def setup_from(opts: Options) -> Setup:
     metrics = opts.metrics or (str(rel("metrics")) if rel("metrics") else None)
     if opts.repo is not None and opts.claim_file is not None:
         raise UsageError("pass either --claim FILE or --repo PATH, not both")
+    problems: list[Problem] = []
     if opts.repo is not None:
         snapshot = load_snapshot(open_repo(opts.repo), opts.ref)
         claims, policy = snapshot.claims, snapshot.settings.policy
+        problems = [Problem.of(e) for e in snapshot.errors]
         metrics = metrics or snapshot.settings.config.metrics_source
     else:
         claim_file = Path(opts.claim_file) if opts.claim_file else rel("claims")
@@ -230,6 +233,7 @@ def setup_from(opts: Options) -> Setup:
         name=str(scenario.get("name")) if scenario.get("name") else None,
         title=str(scenario.get("title") or ""),
         description=str(scenario.get("description") or "").strip(),
+        problems=problems,
     )
 
 
@@ -651,6 +655,7 @@ def _estimates(sim: Simulation, start: datetime, end: datetime) -> dict[str, Est
 def run(setup: Setup) -> Result:
     """The whole backtest: no git writes, no network beyond the metric source."""
     recorded, problems = _fetch(setup)
+    problems = setup.problems + problems
     start, end = _span(setup, recorded)
     for claim in setup.claims:
         try:
