@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from feedbackctl.core import guards
+from feedbackctl.core import flap, guards
 from feedbackctl.core.models import (
     Claim,
     Decision,
@@ -223,8 +223,20 @@ def recommend(inputs: ClaimInputs, policy: Policy, now: datetime, source: Source
     for name in policy.tuned_fields:
         d = _recommend_field(inputs, policy, tuning, name, ts, source)
         if d is not None:
-            out.append(_with_risk(d, inputs.claim, policy))
+            out.append(_with_flap(_with_risk(d, inputs.claim, policy), inputs, policy, now))
     return out
+
+
+def _with_flap(d: Decision, inputs: ClaimInputs, policy: Policy, now: datetime) -> Decision:
+    """Say so when the field is flapping (autotune's flap-freeze guard then blocks it)."""
+    history = inputs.histories.get(d.field)
+    if history is None:
+        return d
+    status = flap.assess(history.changes, now, policy.limits)
+    if not status.flapping:
+        return d
+    note = Note("flap-freeze", "info", f"flapping: {status.detail}; auto-tune of this field is frozen")
+    return replace(d, notes=d.notes + (note,))
 
 
 def _with_risk(d: Decision, claim: Claim, policy: Policy) -> Decision:
