@@ -92,7 +92,7 @@ class PullStats:
 
 
 @dataclass
-class _Pulled:
+class Pulled:
     chunks: dict[int, list[tuple[F64, F64]]] = field(default_factory=lambda: defaultdict(list))
     status: dict[int, str] = field(default_factory=dict)
     failed: dict[int, str] = field(default_factory=dict)
@@ -234,8 +234,8 @@ class CloudWatchSource:
 
     # --- calls -----------------------------------------------------------
 
-    def _pull(self, queries: Sequence[Query]) -> _Pulled:
-        pulled = _Pulled()
+    def _pull(self, queries: Sequence[Query]) -> Pulled:
+        pulled = Pulled()
         groups: dict[tuple[str | None, int, int], list[int]] = defaultdict(list)
         for i, q in enumerate(queries):
             groups[(q.region, q.start, q.end)].append(i)
@@ -253,7 +253,7 @@ class CloudWatchSource:
             for region, call, members in work:
                 if region not in clients:
                     clients[region] = self._client(session, region)
-                self._run_call(clients[region], call, members, queries, pulled)
+                run_call(clients[region].get_metric_data, call, members, queries, pulled, self.stats)
                 advance()
         return pulled
 
@@ -275,66 +275,9 @@ class CloudWatchSource:
         except ProfileNotFound as exc:
             raise UsageError(f"cloudwatch: {exc}; set AWS_PROFILE to a profile that exists") from exc
 
-    def _run_call(
-        self, client: Any, call: plan.Call, members: list[int], queries: Sequence[Query], pulled: _Pulled
-    ) -> None:
-        ids = {f"q{k}": i for k, i in enumerate(members)}
-        kwargs: dict[str, Any] = {
-            "MetricDataQueries": [
-                {"Id": qid, "MetricStat": queries[i].stat, "ReturnData": True} for qid, i in ids.items()
-            ],
-            "StartTime": datetime.fromtimestamp(call.start, UTC),
-            "EndTime": datetime.fromtimestamp(call.end, UTC),
-            "ScanBy": "TimestampAscending",
-        }
-        for _ in range(MAX_PAGES_PER_CALL):
-            try:
-                self.stats.requests += 1
-                response = client.get_metric_data(**kwargs)
-            except (NoCredentialsError, PartialCredentialsError) as exc:
-                raise UsageError(
-                    f"cloudwatch: {exc}; configure AWS credentials (AWS_PROFILE, environment, or SSO)"
-                ) from exc
-            except EndpointConnectionError as exc:
-                raise FeedbackError(
-                    f"cloudwatch: cannot reach {exc.kwargs.get('endpoint_url', 'the endpoint')}; "
-                    "check AWS_ENDPOINT_URL, the region and the network"
-                ) from exc
-            except ClientError as exc:
-                reason = _client_error(exc)
-                for i in members:
-                    pulled.failed.setdefault(i, reason)
-                return
-            except BotoCoreError as exc:
-                for i in members:
-                    pulled.failed.setdefault(i, f"GetMetricData failed: {exc}; rerun later")
-                return
-            for result in response.get("MetricDataResults", ()):
-                found = ids.get(result.get("Id", ""))
-                if found is None:
-                    continue
-                i = found
-                values = np.asarray(result.get("Values", ()), dtype=np.float64)
-                stamps = as_epochs(result.get("Timestamps", ()))
-                if values.shape[0]:
-                    pulled.chunks[i].append((stamps, values))
-                    self.stats.datapoints += int(values.shape[0])
-                status = result.get("StatusCode", "Complete")
-                messages = "; ".join(str(m.get("Value", "")) for m in result.get("Messages", ()) or ())
-                pulled.status[i] = f"{status}: {messages}" if messages else status
-            token = response.get("NextToken")
-            if not token:
-                return
-            kwargs["NextToken"] = token
-        for i in members:
-            if pulled.status.get(i, "").startswith("PartialData"):
-                pulled.failed.setdefault(
-                    i, f"CloudWatch still had more data after {MAX_PAGES_PER_CALL} pages (PartialData)"
-                )
-
     # --- results ---------------------------------------------------------
 
-    def _report_failures(self, queries: Sequence[Query], pulled: _Pulled, batch: MetricBatch) -> None:
+    def _report_failures(self, queries: Sequence[Query], pulled: Pulled, batch: MetricBatch) -> None:
         for i in range(len(queries)):
             status = pulled.status.get(i, "Complete")
             code = status.split(":")[0]
@@ -354,7 +297,7 @@ class CloudWatchSource:
                 batch.add_problem(claim, f"cloudwatch: {shown}: {reason}")
 
     def _assemble(
-        self, queries: Sequence[Query], pulled: _Pulled, requests: Sequence[MetricRequest], batch: MetricBatch
+        self, queries: Sequence[Query], pulled: Pulled, requests: Sequence[MetricRequest], batch: MetricBatch
     ) -> None:
         window = {r.claim.name: (r.start, r.end) for r in requests}
         parts: dict[tuple[str, str], list[int]] = defaultdict(list)
@@ -370,6 +313,70 @@ class CloudWatchSource:
                 continue  # no data at all: the core says "no <metric> data" for this claim
             start, end = window[claim]
             batch.add_series(claim, combine_series(metric, chunks, combine[metric], start, end))
+
+
+def run_call(
+    send: Callable[..., Any],
+    call: plan.Call,
+    members: list[int],
+    queries: Sequence[Query],
+    pulled: Pulled,
+    stats: PullStats,
+) -> None:
+    """One planned call: ``send`` (GetMetricData) page by page, results into ``pulled``."""
+    ids = {f"q{k}": i for k, i in enumerate(members)}
+    kwargs: dict[str, Any] = {
+        "MetricDataQueries": [
+            {"Id": qid, "MetricStat": queries[i].stat, "ReturnData": True} for qid, i in ids.items()
+        ],
+        "StartTime": datetime.fromtimestamp(call.start, UTC),
+        "EndTime": datetime.fromtimestamp(call.end, UTC),
+        "ScanBy": "TimestampAscending",
+    }
+    for _ in range(MAX_PAGES_PER_CALL):
+        try:
+            stats.requests += 1
+            response = send(**kwargs)
+        except (NoCredentialsError, PartialCredentialsError) as exc:
+            raise UsageError(
+                f"cloudwatch: {exc}; configure AWS credentials (AWS_PROFILE, environment, or SSO)"
+            ) from exc
+        except EndpointConnectionError as exc:
+            raise FeedbackError(
+                f"cloudwatch: cannot reach {exc.kwargs.get('endpoint_url', 'the endpoint')}; "
+                "check AWS_ENDPOINT_URL, the region and the network"
+            ) from exc
+        except ClientError as exc:
+            reason = _client_error(exc)
+            for i in members:
+                pulled.failed.setdefault(i, reason)
+            return
+        except BotoCoreError as exc:
+            for i in members:
+                pulled.failed.setdefault(i, f"GetMetricData failed: {exc}; rerun later")
+            return
+        for result in response.get("MetricDataResults", ()):
+            found = ids.get(result.get("Id", ""))
+            if found is None:
+                continue
+            i = found
+            values = np.asarray(result.get("Values", ()), dtype=np.float64)
+            stamps = as_epochs(result.get("Timestamps", ()))
+            if values.shape[0]:
+                pulled.chunks[i].append((stamps, values))
+                stats.datapoints += int(values.shape[0])
+            status = result.get("StatusCode", "Complete")
+            messages = "; ".join(str(m.get("Value", "")) for m in result.get("Messages", ()) or ())
+            pulled.status[i] = f"{status}: {messages}" if messages else status
+        token = response.get("NextToken")
+        if not token:
+            return
+        kwargs["NextToken"] = token
+    for i in members:
+        if pulled.status.get(i, "").startswith("PartialData"):
+            pulled.failed.setdefault(
+                i, f"CloudWatch still had more data after {MAX_PAGES_PER_CALL} pages (PartialData)"
+            )
 
 
 def combine_series(
