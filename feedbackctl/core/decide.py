@@ -24,7 +24,7 @@ from feedbackctl.core.models import (
     Outcome,
     Series,
 )
-from feedbackctl.core.policy import Policy, Rule, Source
+from feedbackctl.core.policy import AlsoCondition, Policy, Rule, Source
 from feedbackctl.core.risk import Change, classify
 from feedbackctl.core.signals import WindowCheck, check_window, round_to_step, size_from_usage
 from feedbackctl.core.tuning import AutoTune, parse_autotune
@@ -103,6 +103,22 @@ def _confidence(check: WindowCheck, inputs: ClaimInputs, metric: str, vf: float,
     return round(min(0.99, 0.5 + 0.35 * span + 0.15 * margin), 2)
 
 
+def _check_also(
+    also: AlsoCondition, rule: Rule, inputs: ClaimInputs, policy: Policy, now: float, factor: int
+) -> WindowCheck:
+    """One further condition of a multi-metric rule, on its own window."""
+    metric = also.when.metric
+    return check_window(
+        also.when,
+        inputs.series.get(metric),
+        inputs.claim.spec,
+        now=now,
+        window_minutes=(also.sustained_minutes or rule.sustained_minutes) * factor,
+        valid_from=valid_from(metric, inputs, policy),
+        limits=policy.limits_for(metric),
+    )
+
+
 def _recommend_field(
     inputs: ClaimInputs, policy: Policy, tuning: AutoTune, name: str, now: float, source: Source
 ) -> Decision | None:
@@ -113,7 +129,7 @@ def _recommend_field(
     fp = policy.fields[name]
     notes: list[Note] = []
     evidence: list[Evidence] = []
-    fired: tuple[Rule, WindowCheck, float] | None = None
+    fired: tuple[Rule, WindowCheck, float, list[WindowCheck]] | None = None
     any_enough = False
     factor = TRUST_WINDOW_FACTOR.get(source.trust_level, 1)
     rules = sorted(policy.rules_for(name), key=lambda r: r.direction != "increase")
@@ -127,23 +143,31 @@ def _recommend_field(
             now=now,
             window_minutes=window * factor,
             valid_from=vf,
-            limits=policy.limits,
+            limits=policy.limits_for(rule.when.metric),
             threshold=threshold,
         )
         any_enough = any_enough or check.enough
-        if check.holds and fired is None:
-            fired = (rule, check, vf)
-        elif not check.holds:
+        if not check.holds:
             notes.append(Note(rule.name, "info", check.detail))
+            continue
+        if fired is not None:
+            continue
+        extra = [_check_also(a, rule, inputs, policy, now, factor) for a in rule.also]
+        unmet = next((c for c in extra if not c.holds), None)
+        if unmet is not None:
+            notes.append(Note(rule.name, "info", f"{check.detail}, but {unmet.detail}"))
+            continue
+        fired = (rule, check, vf, extra)
     value = _as_value(current)
     if fired is None:
         outcome = Outcome.HOLD if any_enough else Outcome.NOT_ENOUGH_DATA
         return Decision(claim.name, name, value, outcome, source=source.name, notes=tuple(notes))
 
-    rule, check, vf = fired
+    rule, check, vf, extra = fired
     assert check.evidence is not None
     evidence.append(check.evidence)
-    notes.insert(0, Note(rule.name, "fired", check.detail))
+    evidence.extend(c.evidence for c in extra if c.evidence is not None)
+    notes.insert(0, Note(rule.name, "fired", " and ".join([check.detail, *(c.detail for c in extra)])))
     direction: Direction = rule.direction
     target: float | None = None
     if rule.size is not None:

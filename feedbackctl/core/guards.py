@@ -82,7 +82,7 @@ def guardrails(
             now=now,
             window_minutes=g.window_minutes,
             valid_from=min(valid_from(g.when.metric), now - g.window_minutes * 60),
-            limits=policy.limits,
+            limits=policy.limits_for(g.when.metric),
         )
         if check.holds:
             return _stop(d, g.name, f"{check.detail}: no {d.direction} while it is bad")

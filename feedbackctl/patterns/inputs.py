@@ -44,9 +44,7 @@ class Gathered:
 def needed_metrics(policy: Policy) -> tuple[str, ...]:
     names: list[str] = []
     for r in policy.rules:
-        names.append(r.when.metric)
-        if r.size is not None:
-            names.append(r.size.metric)
+        names += r.metrics
     names += [g.when.metric for g in policy.guardrails]
     return tuple(dict.fromkeys(names))
 
