@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from feedbackctl.authority.claimcache import ClaimCache
 from feedbackctl.authority.claims import parse_claims
 from feedbackctl.authority.config import Settings, load_settings
 from feedbackctl.authority.gitrepo import GitRepo
@@ -51,9 +52,11 @@ def load_snapshot(repo: GitRepo, ref: str | None) -> Snapshot:
         for path, blob in repo.list_files(commit, cfg.claim_paths)
         if not path.startswith(f"{cfg.policies_dir}/") and path != ".feedbackctl.yaml"
     ]
-    contents = repo.read_blobs([blob for _, blob in listed])
+    kinds = cfg.claim_kinds or None
+    cache = ClaimCache(repo.git_dir)
+    contents = repo.read_blobs([blob for path, blob in listed if not cache.has(path, blob, kinds)])
     claim_set = parse_claims(
-        [(path, blob, contents[blob]) for path, blob in listed],
-        kinds=cfg.claim_kinds or None,
+        [(path, blob, contents.get(blob, b"")) for path, blob in listed], kinds, parser=cache.parse
     )
+    cache.save()
     return Snapshot(repo, branch, commit, settings, list(claim_set.claims), list(claim_set.errors))
