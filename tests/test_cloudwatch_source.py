@@ -103,6 +103,8 @@ def test_600_queries_take_two_requests_on_the_wire(aws: str) -> None:
     assert got.ts[-1] == NOW and got.values[-1] == 50  # the point at --now is included
     assert set(batch.series["fn-1"]) == {"memory_utilization", "errors"}  # no data: no series
     assert batch.series["fn-100"] == {}
+    assert "CloudWatch has no datapoints for fn-100 in us-east-1" in batch.absent["fn-100"]
+    assert "fn-1" not in batch.absent
 
 
 def test_the_datapoint_limit_splits_the_time_range(aws: str) -> None:

@@ -313,6 +313,25 @@ class CloudWatchSource:
                 continue  # no data at all: the core says "no <metric> data" for this claim
             start, end = window[claim]
             batch.add_series(claim, combine_series(metric, chunks, combine[metric], start, end))
+        self._note_absent(queries, batch)
+
+    @staticmethod
+    def _note_absent(queries: Sequence[Query], batch: MetricBatch) -> None:
+        """A claim without a single datapoint most likely names the wrong functions or region."""
+        read: dict[str, tuple[list[str], str | None]] = {}
+        for q in queries:
+            targets, _ = read.setdefault(q.claim, ([], q.region))
+            if q.target not in targets:
+                targets.append(q.target)
+        for claim, (targets, region) in read.items():
+            if claim in batch.problems or batch.series.get(claim):
+                continue
+            where = f" in {region}" if region else ""
+            batch.add_absent(
+                claim,
+                f"{claim}: CloudWatch has no datapoints for {', '.join(targets)}{where}; "
+                f"check the function names (spec.resourcePrefix, policies/{FILE}) and the region",
+            )
 
 
 def run_call(
