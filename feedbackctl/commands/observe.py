@@ -20,6 +20,8 @@ MAX_INPUT_BYTES = 10 * 1024 * 1024
 
 def _read(file: str) -> tuple[bytes, str]:
     if file == "-":
+        if sys.stdin.isatty():
+            raise UsageError("no observations: pass a JSON or YAML FILE, or pipe them on stdin")
         data = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
         where = "stdin"
     else:

@@ -24,7 +24,7 @@ from feedbackctl.core.models import (
     Outcome,
     Series,
 )
-from feedbackctl.core.policy import AlsoCondition, Policy, Rule, Source
+from feedbackctl.core.policy import Policy, Rule, Source
 from feedbackctl.core.risk import Change, classify
 from feedbackctl.core.signals import WindowCheck, check_window, round_to_step, size_from_usage
 from feedbackctl.core.tuning import AutoTune, parse_autotune
@@ -103,22 +103,6 @@ def _confidence(check: WindowCheck, inputs: ClaimInputs, metric: str, vf: float,
     return round(min(0.99, 0.5 + 0.35 * span + 0.15 * margin), 2)
 
 
-def _check_also(
-    also: AlsoCondition, rule: Rule, inputs: ClaimInputs, policy: Policy, now: float, factor: int
-) -> WindowCheck:
-    """One further condition of a multi-metric rule, on its own window."""
-    metric = also.when.metric
-    return check_window(
-        also.when,
-        inputs.series.get(metric),
-        inputs.claim.spec,
-        now=now,
-        window_minutes=(also.sustained_minutes or rule.sustained_minutes) * factor,
-        valid_from=valid_from(metric, inputs, policy),
-        limits=policy.limits_for(metric),
-    )
-
-
 def _recommend_field(
     inputs: ClaimInputs, policy: Policy, tuning: AutoTune, name: str, now: float, source: Source
 ) -> Decision | None:
@@ -152,7 +136,19 @@ def _recommend_field(
             continue
         if fired is not None:
             continue
-        extra = [_check_also(a, rule, inputs, policy, now, factor) for a in rule.also]
+        # Multi-metric rules: every further condition must hold too, each on its own window.
+        extra = [
+            check_window(
+                a.when,
+                inputs.series.get(a.when.metric),
+                claim.spec,
+                now=now,
+                window_minutes=(a.sustained_minutes or rule.sustained_minutes) * factor,
+                valid_from=valid_from(a.when.metric, inputs, policy),
+                limits=policy.limits_for(a.when.metric),
+            )
+            for a in rule.also
+        ]
         unmet = next((c for c in extra if not c.holds), None)
         if unmet is not None:
             notes.append(Note(rule.name, "info", f"{check.detail}, but {unmet.detail}"))

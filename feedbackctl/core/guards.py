@@ -167,16 +167,15 @@ def cooldown(ctx: GuardContext, d: Decision) -> Decision:
 
 
 def source_cooldown(ctx: GuardContext, d: Decision) -> Decision:
-    """The source's own cooldown, from its ``Feedback-Source`` trailers on any field of the claim.
-
-    Only changes it made count: its advisory markers (recommendations) move no
-    value, and counting them would let a cron ``analyze --write`` starve auto-tune.
-    """
     s = ctx.source
     last = None
     for h in ctx.claim_histories.values():
         for c in h.changes:
-            if c.source == s.name and c.old != c.new and (last is None or c.at > last.at):
+            # Markers (a recommendation sidecar, a dismissal) name the source but
+            # change nothing the metrics could react to.
+            if c.old == c.new:
+                continue
+            if c.source == s.name and (last is None or c.at > last.at):
                 last = c
     if last is not None and _minutes_since(ctx.now, last.at) < s.cooldown_minutes:
         return _stop(
