@@ -268,3 +268,11 @@ def test_no_region_anywhere_is_a_usage_error(
     result = analyze(work, "cloudwatch")
     assert result.code == 2
     assert "no AWS region" in result.stderr
+
+
+def test_an_unknown_profile_is_a_usage_error(aws: str, repo_factory: RepoFactory) -> None:
+    work = repo(repo_factory)
+    result = analyze(work, "cloudwatch", env={"AWS_PROFILE": "no-such-profile"})
+    assert result.code == 2
+    assert "no-such-profile" in result.stderr and "AWS_PROFILE" in result.stderr
+    assert "Traceback" not in result.stderr
