@@ -271,3 +271,14 @@ def test_claim_cache_is_keyed_by_blob_and_survives_corruption(repo, metrics) -> 
     assert prod["current"] == 192
     cache.write_bytes(b"not a pickle")
     assert analyze(work, metrics, "--output", "json").code == 0
+
+
+def test_shards_split_the_claims_between_cron_jobs(repo, metrics) -> None:
+    work, _ = repo
+    seen = []
+    for i in range(3):
+        r = analyze(work, metrics, "--output", "json", "--shard", f"{i}/3")
+        assert r.code == 0
+        seen += sorted({d["claim"] for d in r.json()["decisions"]})
+    assert sorted(seen) == ["messagewall-dev", "messagewall-prod"]
+    assert analyze(work, metrics, "--shard", "3/3").code == 2

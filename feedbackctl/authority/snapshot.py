@@ -6,15 +6,16 @@ work tree, so it works on bare repos and cannot see half-edited files.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from feedbackctl.authority.claimcache import ClaimCache
 from feedbackctl.authority.claims import parse_claims
 from feedbackctl.authority.config import Settings, load_settings
 from feedbackctl.authority.gitrepo import GitRepo
+from feedbackctl.authority.shard import Shard
 from feedbackctl.core.models import Claim
-from feedbackctl.errors import FeedbackError
+from feedbackctl.errors import ClaimError, FeedbackError
 
 
 @dataclass
@@ -31,6 +32,20 @@ class Snapshot:
 
     def read(self, path: str) -> bytes | None:
         return self.repo.read_file(self.commit, path)
+
+    def restrict(self, shard: Shard) -> Snapshot:
+        """Only the claims of ``shard``; a file-level error is reported by shard 0 alone."""
+        if shard.count == 1:
+            return self
+
+        def mine(e: FeedbackError) -> bool:
+            return e.claim in shard if isinstance(e, ClaimError) else shard.index == 0
+
+        return replace(
+            self,
+            claims=[c for c in self.claims if c.name in shard],
+            errors=[e for e in self.errors if mine(e)],
+        )
 
 
 def open_repo(path: str | Path) -> GitRepo:
