@@ -80,7 +80,7 @@ def guardrails(
             now=now,
             window_minutes=g.window_minutes,
             valid_from=min(valid_from(g.when.metric), now - g.window_minutes * 60),
-            limits=policy.limits,
+            limits=policy.limits_for(g.when.metric),
         )
         if check.holds:
             return _stop(d, g.name, f"{check.detail}: no {d.direction} while it is bad")
@@ -146,6 +146,10 @@ def source_cooldown(ctx: GuardContext, d: Decision) -> Decision:
     last = None
     for h in ctx.claim_histories.values():
         for c in h.changes:
+            # Markers (a recommendation sidecar, a dismissal) name the source but
+            # change nothing the metrics could react to.
+            if c.old == c.new:
+                continue
             if c.source == s.name and (last is None or c.at > last.at):
                 last = c
     if last is not None and _minutes_since(ctx.now, last.at) < s.cooldown_minutes:
