@@ -335,6 +335,21 @@ class GitRepo:
         got = self._cat_batch([f"{commit}:{path}"]).get(f"{commit}:{path}")
         return got[1] if got is not None and got[0] == "blob" else None
 
+    def files_containing(
+        self, commit: str, text: str, suffixes: Sequence[str] = (".yaml", ".yml")
+    ) -> list[str]:
+        """Paths of files at ``commit`` whose content holds ``text`` (one ``git grep``), sorted."""
+        globs = [f"*{s}" for s in suffixes] or ["*"]
+        args = ["grep", "-l", "-z", "-F", "-I", "-e", text, commit, "--", *globs]
+        proc = self._run(args, check=False)
+        if proc.returncode == 1:
+            return []
+        if proc.returncode != 0:
+            raise self._fail(args, proc)
+        prefix = f"{commit}:"
+        found = (p.decode("utf-8", "surrogateescape") for p in proc.stdout.split(b"\0") if p)
+        return sorted(p.removeprefix(prefix) for p in found)
+
     def changed_paths(self, old: str, new: str) -> list[str]:
         out = self.git("diff-tree", "-r", "-z", "--name-only", "--no-renames", old, new)
         return sorted(p.decode("utf-8", "surrogateescape") for p in out.split(b"\0") if p)
@@ -545,7 +560,14 @@ class GitRepo:
             )
         same = self.work_tree is not None and self.work_tree.resolve() == path.resolve()
         tree = self if same else GitRepo.open(path)
-        tree._prepare_fast_forward(old, new, self.changed_paths(old, new))
+        try:
+            tree._prepare_fast_forward(old, new, self.changed_paths(old, new))
+        except FeedbackError:
+            # A concurrent run that won the race moves the ref and then the files:
+            # its fresh files look like local edits to us. The ref tells which it is.
+            if self._ref_sha(name) != old:
+                raise ConflictError(f"{name} moved while this run prepared its commit; rerun") from None
+            raise
         self.update_ref(name, new, old)
         done = tree._retry_index_lock(["read-tree", "-m", "-u", old, new])
         if done.returncode != 0:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 from feedbackctl.authority.claims import parse_claims
 from feedbackctl.authority.gitrepo import GitRepo
+from feedbackctl.authority.overlays import RenderedLocation, read_values, rendered_fields
 from feedbackctl.authority.trailers import parse_trailers
 from feedbackctl.core.models import (
     HUMAN_KINDS,
@@ -32,7 +33,7 @@ from feedbackctl.core.models import (
 from feedbackctl.core.policy import Policy
 
 # Reads {claim: {field: value}} out of one file's text (plain claims by default;
-# Kustomize overlays plug in their own reader).
+# reader_for adds the files that set values of Kustomize-rendered claims).
 ValueReader = Callable[[str, bytes], Mapping[str, Mapping[str, Scalar]]]
 
 _RS, _US = "\x1e", "\x1f"
@@ -59,6 +60,21 @@ def claim_values(path: str, content: bytes) -> dict[str, dict[str, Scalar]]:
     """Scalar spec values of every claim in a plain claim file."""
     parsed = parse_claims([(path, "", content)])
     return {c.name: _scalars(c.spec) for c in parsed.claims}
+
+
+def reader_for(claims: Sequence[Claim]) -> ValueReader:
+    """Plain claim files, plus the files that set values of Kustomize-rendered claims."""
+    rendered = rendered_fields(claims)
+    if not rendered:
+        return claim_values
+
+    def read(path: str, content: bytes) -> dict[str, dict[str, Scalar]]:
+        values = claim_values(path, content)
+        for claim, fields in read_values(path, content, rendered.get(path, ())).items():
+            values.setdefault(claim, {}).update(fields)
+        return values
+
+    return read
 
 
 @dataclass(frozen=True)
@@ -139,7 +155,9 @@ class ValueMemo:
         self.known: dict[tuple[str, str], Mapping[str, Mapping[str, Scalar]]] = {}
         seeded: dict[tuple[str, str], dict[str, Mapping[str, Scalar]]] = defaultdict(dict)
         for c in claims:
-            if c.blob and c.path and all(loc.path == c.path for loc in c.locations.values()):
+            # A rendered claim's values come from its overlay's patches, not its own file.
+            rendered = any(isinstance(loc, RenderedLocation) for loc in c.locations.values())
+            if c.blob and c.path and not rendered and all(loc.path == c.path for loc in c.locations.values()):
                 seeded[(c.path, c.blob)][c.name] = _scalars(c.spec)
         self.known.update(seeded)
 
@@ -253,13 +271,13 @@ def load_histories(
     policy: Policy,
     now: datetime,
     *,
-    reader: ValueReader = claim_values,
+    reader: ValueReader | None = None,
 ) -> Histories:
     """Windowed histories of every tuned field of every claim (one log pass)."""
     since = now - history_window(policy, claims)
     commits = list(reversed(read_log(repo, commit, since=since)))  # oldest first
     fields = policy.tuned_fields
-    memo = ValueMemo(reader, claims)
+    memo = ValueMemo(reader or reader_for(claims), claims)
     events = _trailer_events(commits) + _value_events(repo, commits, claim_files(claims), fields, memo)
     events.sort(key=lambda e: e[2].at)
     per: dict[str, dict[str, list[FieldChange]]] = defaultdict(lambda: defaultdict(list))
@@ -289,7 +307,7 @@ def fill_baselines(
     claims: Sequence[Claim],
     histories: Histories,
     *,
-    reader: ValueReader = claim_values,
+    reader: ValueReader | None = None,
 ) -> Histories:
     """Find the human-set value of each claim field that has no baseline yet.
 
@@ -310,7 +328,7 @@ def fill_baselines(
     if not need:
         return Histories(fields, histories.fleet)
     files = claim_files([c for c, _ in need])
-    memo = ValueMemo(reader, [c for c, _ in need])
+    memo = ValueMemo(reader or reader_for([c for c, _ in need]), [c for c, _ in need])
     commits = read_log(repo, commit, paths=sorted(files))
     found: dict[tuple[str, str], Scalar] = {}
     pending = {(c.name, f) for c, f in need}

@@ -8,11 +8,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from feedbackctl.core import guards
+from feedbackctl.core import flap, guards
 from feedbackctl.core.models import (
     Claim,
     Decision,
@@ -25,7 +26,8 @@ from feedbackctl.core.models import (
     Series,
 )
 from feedbackctl.core.policy import Policy, Rule, Source
-from feedbackctl.core.risk import Change, classify
+from feedbackctl.core.risk import claim_changes, classify
+from feedbackctl.core.schema import value_range
 from feedbackctl.core.signals import WindowCheck, check_window, round_to_step, size_from_usage
 from feedbackctl.core.tuning import AutoTune, parse_autotune
 from feedbackctl.errors import ClaimError
@@ -113,7 +115,7 @@ def _recommend_field(
     fp = policy.fields[name]
     notes: list[Note] = []
     evidence: list[Evidence] = []
-    fired: tuple[Rule, WindowCheck, float] | None = None
+    fired: tuple[Rule, WindowCheck, float, list[WindowCheck]] | None = None
     any_enough = False
     factor = TRUST_WINDOW_FACTOR.get(source.trust_level, 1)
     rules = sorted(policy.rules_for(name), key=lambda r: r.direction != "increase")
@@ -127,23 +129,43 @@ def _recommend_field(
             now=now,
             window_minutes=window * factor,
             valid_from=vf,
-            limits=policy.limits,
+            limits=policy.limits_for(rule.when.metric),
             threshold=threshold,
         )
         any_enough = any_enough or check.enough
-        if check.holds and fired is None:
-            fired = (rule, check, vf)
-        elif not check.holds:
+        if not check.holds:
             notes.append(Note(rule.name, "info", check.detail))
+            continue
+        if fired is not None:
+            continue
+        # Multi-metric rules: every further condition must hold too, each on its own window.
+        extra = [
+            check_window(
+                a.when,
+                inputs.series.get(a.when.metric),
+                claim.spec,
+                now=now,
+                window_minutes=(a.sustained_minutes or rule.sustained_minutes) * factor,
+                valid_from=valid_from(a.when.metric, inputs, policy),
+                limits=policy.limits_for(a.when.metric),
+            )
+            for a in rule.also
+        ]
+        unmet = next((c for c in extra if not c.holds), None)
+        if unmet is not None:
+            notes.append(Note(rule.name, "info", f"{check.detail}, but {unmet.detail}"))
+            continue
+        fired = (rule, check, vf, extra)
     value = _as_value(current)
     if fired is None:
         outcome = Outcome.HOLD if any_enough else Outcome.NOT_ENOUGH_DATA
         return Decision(claim.name, name, value, outcome, source=source.name, notes=tuple(notes))
 
-    rule, check, vf = fired
+    rule, check, vf, extra = fired
     assert check.evidence is not None
     evidence.append(check.evidence)
-    notes.insert(0, Note(rule.name, "fired", check.detail))
+    evidence.extend(c.evidence for c in extra if c.evidence is not None)
+    notes.insert(0, Note(rule.name, "fired", " and ".join([check.detail, *(c.detail for c in extra)])))
     direction: Direction = rule.direction
     target: float | None = None
     if rule.size is not None:
@@ -184,10 +206,21 @@ def _recommend_field(
             evidence=tuple(evidence),
             notes=tuple(notes),
         )
-    uncapped = target
-    clamped = min(max(target, fp.min), fp.max)
+    wanted = target
+    limits = value_range(claim.schema.get(name, ()), fp.min, fp.max, f"policy fields.{name}")
+    clamped = min(max(target, limits.low), limits.high)
+    if limits.integer and not float(clamped).is_integer():
+        clamped = float(math.ceil(clamped) if direction == "increase" else math.floor(clamped))
+        clamped = min(max(clamped, limits.low), limits.high)
     if clamped != target:
-        notes.append(Note("schema", "shaped", f"clamped to the schema range {fp.min:g}-{fp.max:g}"))
+        notes.append(
+            Note(
+                "schema",
+                "shaped",
+                f"clamped to the schema range {limits.low:g}-{limits.high:g} "
+                f"({limits.high_rule if target > clamped else limits.low_rule}); wanted {wanted:g}",
+            )
+        )
         target = clamped
     conf = _confidence(check, inputs, rule.when.metric, vf, now)
     decision = Decision(
@@ -196,7 +229,7 @@ def _recommend_field(
         value,
         Outcome.CHANGE,
         recommended=_as_value(target),
-        uncapped=_as_value(uncapped),
+        uncapped=_as_value(wanted),
         direction=direction,
         confidence=conf,
         rule=rule.name,
@@ -204,11 +237,18 @@ def _recommend_field(
         evidence=tuple(evidence),
         notes=tuple(notes),
     )
-    if target == current:
+    if (target <= current) if direction == "increase" else (target >= current):
+        limit = limits.high_rule if direction == "increase" else limits.low_rule
+        why = (
+            f"already at the limit, wanted {wanted:g}"
+            if target == current
+            else f"the current {current:g} is already outside it; fix the claim by hand"
+        )
         return replace(
             decision,
             outcome=Outcome.BLOCKED,
-            notes=decision.notes + (Note("schema", "blocked", f"already at the schema limit {target:g}"),),
+            recommended=value,
+            notes=decision.notes + (Note("schema", "blocked", f"spec.{name} {limit}: {why}"),),
         )
     return guards.guardrails(
         decision, inputs.claim.spec, inputs.series, policy, now, lambda m: valid_from(m, inputs, policy)
@@ -223,13 +263,35 @@ def recommend(inputs: ClaimInputs, policy: Policy, now: datetime, source: Source
     for name in policy.tuned_fields:
         d = _recommend_field(inputs, policy, tuning, name, ts, source)
         if d is not None:
-            out.append(_with_risk(d, inputs.claim, policy))
+            out.append(_with_flap(_with_risk(d, inputs.claim, policy), inputs, policy, now))
     return out
 
 
+def _with_flap(d: Decision, inputs: ClaimInputs, policy: Policy, now: datetime) -> Decision:
+    """Say so when the field is flapping (autotune's flap-freeze guard then blocks it)."""
+    history = inputs.histories.get(d.field)
+    if history is None:
+        return d
+    status = flap.assess(history.changes, now, policy.limits)
+    if not status.flapping:
+        return d
+    note = Note("flap-freeze", "info", f"flapping: {status.detail}; auto-tune of this field is frozen")
+    return replace(d, notes=d.notes + (note,))
+
+
 def _with_risk(d: Decision, claim: Claim, policy: Policy) -> Decision:
-    risk = classify([Change(claim.name, d.field, claim.is_production)], policy.risk)
-    return replace(d, risk=risk.level)
+    changes = claim_changes(claim, d.field)
+    risk = classify(changes, policy.risk)
+    d = replace(d, risk=risk.level)
+    if len(changes) > 1 and d.changes_value:
+        others = ", ".join(c.claim for c in changes[1:])
+        note = Note(
+            "shared-value",
+            "info",
+            f"the value is shared with {others}: a change is a batch ({risk.rationale})",
+        )
+        d = replace(d, notes=d.notes + (note,))
+    return d
 
 
 def autotune(inputs: ClaimInputs, policy: Policy, now: datetime, source: Source) -> list[Decision]:

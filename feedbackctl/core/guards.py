@@ -16,11 +16,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from feedbackctl.core import flap
+from feedbackctl.core.flap import FREEZE_LIFTING_KINDS as FREEZE_LIFTING_KINDS  # moved; re-exported
+from feedbackctl.core.flap import reversals as reversals  # moved; re-exported
 from feedbackctl.core.models import (
-    HUMAN_KINDS,
     Claim,
     Decision,
-    FieldChange,
     FieldHistory,
     FleetHistory,
     Note,
@@ -28,12 +29,9 @@ from feedbackctl.core.models import (
     Series,
 )
 from feedbackctl.core.policy import Limits, Policy, Source
-from feedbackctl.core.risk import Change, classify
+from feedbackctl.core.risk import claim_changes, classify
 from feedbackctl.core.signals import check_window
 from feedbackctl.core.tuning import AutoTune
-
-# Kinds after which a flap freeze no longer counts earlier reversals.
-FREEZE_LIFTING_KINDS = HUMAN_KINDS | {"unfreeze", "reset"}
 
 
 @dataclass(frozen=True)
@@ -82,7 +80,7 @@ def guardrails(
             now=now,
             window_minutes=g.window_minutes,
             valid_from=min(valid_from(g.when.metric), now - g.window_minutes * 60),
-            limits=policy.limits,
+            limits=policy.limits_for(g.when.metric),
         )
         if check.holds:
             return _stop(d, g.name, f"{check.detail}: no {d.direction} while it is bad")
@@ -113,39 +111,36 @@ def trust(ctx: GuardContext, d: Decision) -> Decision:
     return d
 
 
-def _direction(c: FieldChange) -> int:
-    try:
-        old, new = float(c.old), float(c.new)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return 0
-    return (new > old) - (new < old)
-
-
-def reversals(changes: Sequence[FieldChange], now: datetime, window_days: int) -> int:
-    """Direction reversals since the last human act, inside the flap window."""
-    since = now - timedelta(days=window_days)
-    directions: list[int] = []
-    for c in changes:
-        if c.kind in FREEZE_LIFTING_KINDS:
-            directions = []
-            continue
-        if c.at < since:
-            continue
-        step = _direction(c)
-        if step:
-            directions.append(step)
-    return sum(1 for a, b in zip(directions, directions[1:], strict=False) if a != b)
+def shared_value(ctx: GuardContext, d: Decision) -> Decision:
+    """A value set where several claims share it never auto-tunes (the seed's batch risk)."""
+    loc = ctx.claim.locations.get(f"spec.{d.field}")
+    others = [n for n in (loc.shared_by if loc is not None else ()) if n != ctx.claim.name]
+    if loc is None or not others:
+        return d
+    risk = classify(claim_changes(ctx.claim, d.field), ctx.policy.risk)
+    return replace(
+        _stop(
+            d,
+            "shared-value",
+            f"spec.{d.field} is set in {loc.path}:{loc.line}, shared with {', '.join(others)}: "
+            f"editing it there is a batch change ({risk.level}: {risk.rationale}) and overriding it "
+            "in one overlay is a structural edit; proposal only",
+            Outcome.PROPOSE,
+        ),
+        risk=risk.level,
+    )
 
 
 def flap_freeze(ctx: GuardContext, d: Decision) -> Decision:
-    lim = ctx.policy.limits
-    n = reversals(ctx.history.changes, ctx.now, lim.flap_window_days)
-    if n >= lim.flap_reversals:
+    """Nagios percent state change or too many reversals: no auto-tune until a human acts."""
+    status = flap.assess(ctx.history.changes, ctx.now, ctx.policy.limits)
+    if status.flapping:
+        d = replace(d, notes=tuple(n for n in d.notes if n.rule != "flap-freeze"))  # analyze's info note
         return _stop(
             d,
             "flap-freeze",
-            f"{n} direction reversals in {lim.flap_window_days}d; "
-            "frozen until a human commits the field or runs feedbackctl unfreeze",
+            f"flapping: {status.detail}; frozen until a human commits the field "
+            f"or runs feedbackctl unfreeze {ctx.claim.name} {d.field}",
         )
     return d
 
@@ -171,6 +166,10 @@ def source_cooldown(ctx: GuardContext, d: Decision) -> Decision:
     last = None
     for h in ctx.claim_histories.values():
         for c in h.changes:
+            # Markers (a recommendation sidecar, a dismissal) name the source but
+            # change nothing the metrics could react to.
+            if c.old == c.new:
+                continue
             if c.source == s.name and (last is None or c.at > last.at):
                 last = c
     if last is not None and _minutes_since(ctx.now, last.at) < s.cooldown_minutes:
@@ -281,7 +280,7 @@ def change_cap(ctx: GuardContext, d: Decision) -> Decision:
 
 
 def risk_ceiling(ctx: GuardContext, d: Decision) -> Decision:
-    risk = classify([Change(ctx.claim.name, d.field, ctx.claim.is_production)], ctx.policy.risk)
+    risk = classify(claim_changes(ctx.claim, d.field), ctx.policy.risk)
     d = replace(d, risk=risk.level)
     if not risk.at_most(ctx.policy.limits.auto_apply_ceiling):
         return _stop(
@@ -303,6 +302,7 @@ def risk_ceiling(ctx: GuardContext, d: Decision) -> Decision:
 PER_CLAIM_GUARDS: tuple[Callable[[GuardContext, Decision], Decision], ...] = (
     trust,
     opt_in,
+    shared_value,
     flap_freeze,
     cooldown,
     source_cooldown,
