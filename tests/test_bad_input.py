@@ -69,9 +69,11 @@ class World:
 
 
 def make_world(tmp: Path) -> World:
+    # Distinct function names, as deployed claims have (CloudWatch and Lambda tell them apart).
+    dev = DEV_CLAIM.replace("resourcePrefix: messagewall", "resourcePrefix: messagewall-dev")
     work, _ = make_repo(
         tmp,
-        {PROD_PATH: PROD_CLAIM, DEV_PATH: DEV_CLAIM, ".feedbackctl.yaml": LIMITS},
+        {PROD_PATH: PROD_CLAIM, DEV_PATH: dev, ".feedbackctl.yaml": LIMITS},
         date="2026-10-01T00:00:00Z",
     )
     metrics = tmp / "metrics"
@@ -260,7 +262,7 @@ CLAIM_CASES = [
         ),
         2,
         (
-            "policies/feedback-rules.yaml: rules[4].when.metric: unknown metric 'no_such_metric' (known: "
+            "policies/feedback-rules.yaml: rules[ghost].when.metric: unknown metric 'no_such_metric' (known: "
             "cost_daily, duration_p50, duration_p99, errors, invocations, memory_utilization, throttles, "
             "used_memory_max); add it under metrics:",
         ),
@@ -278,7 +280,8 @@ CLAIM_CASES = [
         ),
         2,
         (
-            "policies/feedback-rules.yaml: rules[4].field: rule 'ghost' names field 'noSuchField' that has "
+            "policies/feedback-rules.yaml: rules[ghost].field: rule 'ghost' names field 'noSuchField' that "
+            "has "
             "no "
             "entry under fields: (step, min, max); add one",
         ),
@@ -858,9 +861,9 @@ def test_aws_throttling_is_one_line_per_claim_and_nothing_is_written(
     before = refs(world.work)
     code, out, err = run_cli(_aws_drift(world), capsys)
     assert code == 1
-    for claim in (PROD, DEV):
+    for claim, prefix in ((PROD, "messagewall"), (DEV, "messagewall-dev")):
         assert (
-            f"{claim}: AWS throttled GetFunctionConfiguration for messagewall-api-handler (us-east-1) after "
+            f"{claim}: AWS throttled GetFunctionConfiguration for {prefix}-api-handler (us-east-1) after "
             "retries; rerun later"
         ) in err
     assert throttled.calls >= 2 * 2  # both claims' first function, retried
@@ -877,3 +880,34 @@ def test_an_unreachable_aws_endpoint_is_one_line_per_claim_and_nothing_is_writte
     assert {p["claim"] for p in problems} == {PROD, DEV}
     assert all("cannot reach the Lambda endpoint" in p["message"] for p in problems), problems
     assert refs(world.work) == before and "Traceback" not in err
+
+
+def _cloudwatch(w: World) -> Argv:
+    return ["analyze", "--repo", str(w.work), "--metrics", "cloudwatch"]
+
+
+def test_cloudwatch_throttling_names_each_claim_and_the_quota(
+    world: World, throttled: Always429, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run_cli(_cloudwatch(world), capsys)
+    assert code == 1
+    lines = [line for line in err.splitlines() if line]
+    assert len(lines) == 2, err
+    for line, claim, prefix in zip(lines, (DEV, PROD), ("messagewall-dev", "messagewall"), strict=True):
+        assert line.startswith(f"error: {claim}: cloudwatch: memory_utilization ({prefix}-api-handler), ")
+        assert line.endswith(
+            ": CloudWatch throttled GetMetricData (TooManyRequestsException) after 2 attempts; "
+            "rerun later or raise the GetMetricData quota"
+        )
+    assert json.loads(out)["decisions"] == [] and throttled.calls >= 2
+
+
+def test_an_unreachable_cloudwatch_endpoint_is_one_line(
+    world: World, unreachable: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run_cli(_cloudwatch(world), capsys)
+    assert (code, out) == (1, "")
+    assert err == (
+        f"feedbackctl: cloudwatch: cannot reach {unreachable}/; check AWS_ENDPOINT_URL, the region and the "
+        "network\n"
+    )

@@ -52,6 +52,10 @@ def trailer_claims(repo: Path, rev: str = "--all") -> list[str]:
     return [line for line in out.splitlines() if line]
 
 
+def proposal_branches(repo: Path) -> list[str]:
+    return git_out(repo, "for-each-ref", "--format=%(refname:short)", "refs/heads/feedback/").split()
+
+
 def test_the_names_spread_over_every_shard() -> None:
     owners = Counter(next(i for i in range(N) if n in parse_shard(f"{i}/{N}")) for n in NAMES)
     assert set(owners) == set(range(N))  # else the tests below would prove little
@@ -71,7 +75,7 @@ def test_propose_shards_open_one_branch_per_claim(fleet: tuple[Path, Path]) -> N
     before = git_out(work, "rev-parse", "main")
     for i in range(N):
         run_json("propose", "--all", "--repo", str(work), "--metrics", str(metrics), "--shard", f"{i}/{N}")
-    branches = git_out(work, "for-each-ref", "--format=%(refname:short)", "refs/heads/feedback/").split()
+    branches = proposal_branches(work)
     proposed = Counter(b.split("/")[1] for b in branches)
     assert set(proposed) == set(NAMES)
     assert Counter(trailer_claims(work)) == Counter(b.split("/")[1] for b in branches)
@@ -79,7 +83,7 @@ def test_propose_shards_open_one_branch_per_claim(fleet: tuple[Path, Path]) -> N
     # A second pass over the shards finds every proposal already open: nothing new.
     for i in range(N):
         run_json("propose", "--all", "--repo", str(work), "--metrics", str(metrics), "--shard", f"{i}/{N}")
-    assert git_out(work, "for-each-ref", "--format=%(refname:short)", "refs/heads/feedback/").split() == branches
+    assert proposal_branches(work) == branches
 
 
 def test_drift_shards_capture_every_claim_once(fleet: tuple[Path, Path], tmp_path: Path) -> None:

@@ -79,6 +79,13 @@ def _valid_claims(snapshot: Snapshot, problems: list[Problem]) -> list[Claim]:
     return ok
 
 
+def _naming(claim: str, problem: str) -> str:
+    """One line in a cron log says which claim it is about (a fixture's path already does)."""
+    if problem.startswith(f"{claim}:") or f"/{claim}/" in problem or problem.startswith(f"{claim}/"):
+        return problem
+    return f"{claim}: {problem}"
+
+
 def gather(
     snapshot: Snapshot, metrics: str | None, now: datetime, *, claims: list[Claim] | None = None
 ) -> Gathered:
@@ -94,7 +101,7 @@ def gather(
     for c in chosen:
         claim_problems = batch.problems.get(c.name, [])
         if claim_problems:
-            problems.extend(Problem(c.name, p) for p in claim_problems)
+            problems.extend(Problem(c.name, _naming(c.name, p)) for p in claim_problems)
             continue
         inputs.append(ClaimInputs(c, batch.series.get(c.name, {}), histories.for_claim(c.name)))
     warnings = [batch.absent[c.name] for c in chosen if c.name in batch.absent]
