@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from subprocess import CompletedProcess
 
+from feedbackctl.authority import ffjournal
 from feedbackctl.authority.trailers import PREFIX, canonical_key, group_changes
 from feedbackctl.errors import CommandError, ConflictError, FeedbackError, UsageError
 from feedbackctl.proc import run
@@ -159,7 +160,10 @@ class GitRepo:
         elif not is_bare and git_dir.name == ".git":
             # Opened from inside .git of a normal clone.
             work_tree = git_dir.parent
-        return cls(git_dir, work_tree, is_bare, fmt)
+        repo = cls(git_dir, work_tree, is_bare, fmt)
+        if work_tree is not None:
+            ffjournal.recover(repo)
+        return repo
 
     @property
     def display(self) -> str:
@@ -568,8 +572,16 @@ class GitRepo:
             if self._ref_sha(name) != old:
                 raise ConflictError(f"{name} moved while this run prepared its commit; rerun") from None
             raise
-        self.update_ref(name, new, old)
+        # A kill between the ref and the files would leave the checkout behind its branch:
+        # the intent lets the next run finish the job (ffjournal).
+        intent = ffjournal.begin(tree, name, old, new)
+        try:
+            self.update_ref(name, new, old)
+        except FeedbackError:
+            ffjournal.end(intent)
+            raise
         done = tree._retry_index_lock(["read-tree", "-m", "-u", old, new])
+        ffjournal.end(intent)
         if done.returncode != 0:
             why = done.stderr.decode("utf-8", "replace").strip().splitlines()
             raise FeedbackError(
