@@ -13,7 +13,7 @@ path-limited pass.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -262,6 +262,7 @@ def fill_baselines(
     histories: Histories,
     *,
     reader: ValueReader = claim_values,
+    wanted: Collection[tuple[str, str]] | None = None,
 ) -> Histories:
     """Find the human-set value of each claim field that has no baseline yet.
 
@@ -272,7 +273,7 @@ def fill_baselines(
     fields = dict(histories.fields)
     for c in claims:
         for f, h in fields.get(c.name, {}).items():
-            if h.baseline is not None:
+            if h.baseline is not None or (wanted is not None and (c.name, f) not in wanted):
                 continue
             explicit = annotated_baseline(c, f)
             if explicit is not None:

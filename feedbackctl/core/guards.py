@@ -171,6 +171,10 @@ def source_cooldown(ctx: GuardContext, d: Decision) -> Decision:
     last = None
     for h in ctx.claim_histories.values():
         for c in h.changes:
+            # Markers (a recommendation sidecar, a dismissal) name the source but
+            # change nothing the metrics could react to.
+            if c.old == c.new:
+                continue
             if c.source == s.name and (last is None or c.at > last.at):
                 last = c
     if last is not None and _minutes_since(ctx.now, last.at) < s.cooldown_minutes:
