@@ -83,7 +83,16 @@ def fresh_metrics(
 
 def autotune(repo: Path, metrics: Path, now: datetime, *extra: str) -> Result:
     return cli(
-        "autotune", "--repo", str(repo), "--metrics", str(metrics), "--now", iso(now), "--output", "json", *extra
+        "autotune",
+        "--repo",
+        str(repo),
+        "--metrics",
+        str(metrics),
+        "--now",
+        iso(now),
+        "--output",
+        "json",
+        *extra,
     )
 
 
@@ -143,7 +152,9 @@ def trailer_commit(
     return commit_files(work, dict(files), f"{subject}\n\n{block}\n", iso(at))
 
 
-def auto_trailers(claim: str, field: str, old: object, new: object, source: str = "metric-fixtures") -> dict[str, str]:
+def auto_trailers(
+    claim: str, field: str, old: object, new: object, source: str = "metric-fixtures"
+) -> dict[str, str]:
     return {
         "Feedback-Kind": "auto-tune",
         "Feedback-Claim": claim,

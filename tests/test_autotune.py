@@ -61,9 +61,9 @@ def test_seed_example_one_run_is_one_commit_256_to_384(repo_factory: RepoFactory
     evidence = trailer(work, "Evidence")
     assert "\n" not in evidence and "memory_utilization min=" in evidence and "over 30m" in evidence
     # Dated at the evaluation time, author and committer, so time can be replayed.
-    assert git_out(work, "log", "-1", "--format=%aI %cI") == "2026-11-08T00:00:00Z 2026-11-08T00:00:00Z".replace(
-        "Z", "+00:00"
-    )
+    assert git_out(
+        work, "log", "-1", "--format=%aI %cI"
+    ) == "2026-11-08T00:00:00Z 2026-11-08T00:00:00Z".replace("Z", "+00:00")
     # Every decision is listed with its status; the MEDIUM auto-apply is announced.
     d = decision(data)
     assert (d["status"], d["current"], d["recommended"], d["risk"]) == ("applied", 256, 384, "MEDIUM")
@@ -172,14 +172,18 @@ def test_works_on_a_bare_repo(repo_factory: RepoFactory, tmp_path: Path) -> None
     assert git_out(bare, "fsck", "--no-dangling") == ""
 
 
-def test_detailed_exitcode_is_3_only_when_something_changed(repo_factory: RepoFactory, tmp_path: Path) -> None:
+def test_detailed_exitcode_is_3_only_when_something_changed(
+    repo_factory: RepoFactory, tmp_path: Path
+) -> None:
     work = seed_repo(repo_factory)
     metrics = example_metrics(tmp_path / "metrics")
     assert autotune(work, metrics, T0, "--detailed-exitcode").code == 3
     assert autotune(work, metrics, T0, "--detailed-exitcode").code == 0
 
 
-def test_table_output_names_the_commit_and_the_announcement(repo_factory: RepoFactory, tmp_path: Path) -> None:
+def test_table_output_names_the_commit_and_the_announcement(
+    repo_factory: RepoFactory, tmp_path: Path
+) -> None:
     from tests.clirun import cli
 
     work = seed_repo(repo_factory)
@@ -187,7 +191,10 @@ def test_table_output_names_the_commit_and_the_announcement(repo_factory: RepoFa
     result = cli("autotune", "--repo", str(work), "--metrics", str(metrics), "--now", iso(T0))
     assert result.code == 0, result.stderr
     assert "applied" in result.stdout
-    assert "announce: MEDIUM-risk auto-tune applied: messagewall-prod spec.lambdaMemory 256 -> 384" in result.stdout
+    assert (
+        "announce: MEDIUM-risk auto-tune applied: messagewall-prod spec.lambdaMemory 256 -> 384"
+        in result.stdout
+    )
     assert "committed" in result.stdout and "opt-in" in result.stdout
     json.dumps(result.stdout)  # plain text, no control codes needed to read it
 
@@ -207,4 +214,6 @@ def test_demo_step_tunes_prod_and_shows_the_trailers(tmp_path: Path) -> None:
     layout = build(str(tmp_path / "demo"))
     assert demo_step(layout, T0) == 0
     assert memory_of(layout.repo) == 384
-    assert git_out(layout.repo, "log", "-1", "--format=%(trailers:key=Feedback-To,valueonly)").strip() == "384"
+    assert (
+        git_out(layout.repo, "log", "-1", "--format=%(trailers:key=Feedback-To,valueonly)").strip() == "384"
+    )
