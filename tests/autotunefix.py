@@ -7,7 +7,10 @@ so that each replay step can say exactly what the functions did.
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -166,3 +169,35 @@ def auto_trailers(
         "Feedback-Risk": "MEDIUM",
         "Feedback-Evidence": "memory_utilization min=95 vs threshold 90 over 30m, n=7",
     }
+
+
+def spawn(*args: str) -> subprocess.Popen[str]:
+    """``python -m feedbackctl ARGS`` started in the background (for races and kills)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "feedbackctl", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def autotune_args(repo: Path, metrics: Path, now: datetime, *extra: str) -> list[str]:
+    return [
+        "autotune",
+        "--repo",
+        str(repo),
+        "--metrics",
+        str(metrics),
+        "--now",
+        iso(now),
+        "--output",
+        "json",
+        *extra,
+    ]
+
+
+def finish(proc: subprocess.Popen[str]) -> Result:
+    out, err = proc.communicate(timeout=120)
+    return Result(proc.returncode, out, err)
