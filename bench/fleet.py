@@ -1,8 +1,9 @@
 """Synthetic fleets for benchmarks: a claims repo and its metric fixtures.
 
-Repos are written with one ``git fast-import`` stream (10k files in seconds, not
-the minutes a commit per ``git add`` would take); fixtures are epoch-second CSVs
-written with bulk string joins.
+Claims live in ``claims/<app>/<name>.yaml``, one per file, commented like the
+corpus. Repos are written with one ``git fast-import`` stream (10k files in
+seconds, not the minutes a commit per ``git add`` would take); fixtures are
+epoch-second CSVs written with bulk string joins.
 
     python -m bench.fleet DIR --claims 10000 --points 168 --step 3600
     python -m bench.fleet DIR --history 20000     # also a repo with a year of commits
@@ -228,6 +229,8 @@ def _commit(
 
 def _import(repo: Path, chunks: Iterator[bytes], *, bare: bool) -> None:
     """One fast-import stream; a non-bare repo then gets its work tree and index."""
+    if repo.exists() and any(repo.iterdir()):
+        raise FileExistsError(f"{repo} already exists and is not empty; pick a new DIR")
     repo.mkdir(parents=True, exist_ok=True)
     run(["git", "init", "-q", "-b", BRANCH, *(["--bare"] if bare else []), str(repo)])
     stream = b"".join(chunks) + b"done\n"
@@ -410,7 +413,10 @@ def _next_memory(claim: ClaimSpec, automated: bool, rng: np.random.Generator) ->
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.fleet", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.fleet",
+        description="Write a benchmark fleet: a claims repo and its metric fixtures.",
+    )
     parser.add_argument("dir", type=Path)
     parser.add_argument("--claims", type=int, default=1000)
     parser.add_argument("--points", type=int, default=168)
@@ -421,6 +427,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--bare", action="store_true")
     parser.add_argument("--history", type=int, default=0, help="also build a repo with N commits")
     args = parser.parse_args(argv)
+    try:
+        return _write(args)
+    except FileExistsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _write(args: argparse.Namespace) -> int:
     began = time.perf_counter()
     fleet = make_fleet(
         args.dir,

@@ -57,6 +57,7 @@ class Report:
     commit: str | None = None
     decisions: list[Decision] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     commits: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -110,12 +111,19 @@ def report_json(r: Report) -> dict[str, Any]:
         "commits": r.commits,
         "events": r.events,
         "problems": [{"claim": p.where or None, "message": p.message} for p in r.problems],
+        "warnings": r.warnings,
         **r.extra,
     }
 
 
+# Indented JSON goes through the pure-Python encoder; a fleet's report is
+# written compact (the C encoder, several times faster).
+PRETTY_JSON_MAX_DECISIONS = 500
+
+
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+    pretty = len(data.get("decisions", ())) <= PRETTY_JSON_MAX_DECISIONS if isinstance(data, dict) else True
+    sys.stdout.write(json.dumps(data, indent=2 if pretty else None, default=str) + "\n")
 
 
 def _value(v: Any) -> str:
@@ -157,6 +165,8 @@ def print_report(r: Report, output: str, *, title: str) -> None:
         for e in r.events:
             if "message" in e:
                 out.print(e["message"])
-    err = stderr()
+    # One line each, never wrapped: people grep these and cron mails them.
+    for w in r.warnings:
+        sys.stderr.write(f"warning: {w}\n")
     for p in r.problems:
-        err.print(f"error: {p.message}", markup=False)
+        sys.stderr.write(f"error: {p.message}\n")

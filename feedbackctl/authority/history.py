@@ -13,8 +13,8 @@ path-limited pass.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from feedbackctl.authority.claims import parse_claims
@@ -58,10 +58,7 @@ def parse_scalar(text: str | None) -> Scalar:
 def claim_values(path: str, content: bytes) -> dict[str, dict[str, Scalar]]:
     """Scalar spec values of every claim in a plain claim file."""
     parsed = parse_claims([(path, "", content)])
-    return {
-        c.name: {k: v for k, v in c.spec.items() if v is None or isinstance(v, int | float | str | bool)}
-        for c in parsed.claims
-    }
+    return {c.name: _scalars(c.spec) for c in parsed.claims}
 
 
 @dataclass(frozen=True)
@@ -71,6 +68,7 @@ class Commit:
     at: datetime
     changes: tuple[dict[str, str], ...]  # trailer groups
     paths: tuple[str, ...]
+    blobs: Mapping[str, tuple[str | None, str | None]] = field(default_factory=dict)  # path -> (old, new)
 
     def trailer_for(self, claim: str, field: str) -> dict[str, str] | None:
         for g in self.changes:
@@ -87,7 +85,9 @@ def read_log(
         "log",
         "--first-parent",
         "--no-renames",
-        "--name-only",
+        "--diff-merges=first-parent",
+        "--raw",
+        "--no-abbrev",
         f"--format={_RS}%H{_US}%P{_US}%ct{_US}%B{_US}",
     ]
     if since is not None:
@@ -98,38 +98,71 @@ def read_log(
     out = repo.git(*args).decode("utf-8", "replace")
     commits = []
     for record in out.split(_RS)[1:]:
-        sha, parents, ct, body, names = record.split(_US, 4)
+        sha, parents, ct, body, raw = record.split(_US, 4)
+        blobs = _raw_blobs(raw)
         commits.append(
             Commit(
                 sha=sha,
                 parent=parents.split()[0] if parents.strip() else None,
                 at=datetime.fromtimestamp(int(ct), UTC),
                 changes=tuple(parse_trailers(body)),
-                paths=tuple(p for p in names.strip().splitlines() if p),
+                paths=tuple(blobs),
+                blobs=blobs,
             )
         )
     return commits
 
 
-def read_specs(repo: GitRepo, specs: Iterable[str]) -> dict[str, bytes | None]:
-    """``rev:path`` -> content (None when absent), in one ``cat-file --batch``."""
-    wanted = list(dict.fromkeys(specs))
-    if not wanted:
-        return {}
-    out = repo.git("cat-file", "--batch", input=("\n".join(wanted) + "\n").encode())
-    result: dict[str, bytes | None] = {}
-    pos = 0
-    for spec in wanted:
-        end = out.index(b"\n", pos)
-        header = out[pos:end].decode()
-        pos = end + 1
-        if header.endswith(" missing") or header.endswith(" ambiguous"):
-            result[spec] = None
+def _raw_blobs(raw: str) -> dict[str, tuple[str | None, str | None]]:
+    """``--raw`` lines (``:old new oldsha newsha S\tpath``) -> path -> (old, new) blob ids."""
+    out: dict[str, tuple[str | None, str | None]] = {}
+    for line in raw.splitlines():
+        if not line.startswith(":"):
             continue
-        size = int(header.rsplit(" ", 1)[1])
-        result[spec] = out[pos : pos + size]
-        pos += size + 1
-    return result
+        meta, _, path = line.partition("\t")
+        parts = meta.split()
+        old, new = parts[2], parts[3]
+        out[path] = (None if set(old) == {"0"} else old, None if set(new) == {"0"} else new)
+    return out
+
+
+class ValueMemo:
+    """Values read out of blobs, keyed by blob id: a blob's content never changes.
+
+    Seeded from the snapshot's already-parsed claims, so the files the window's
+    commits touched that are unchanged since are never parsed twice.
+    """
+
+    def __init__(self, reader: ValueReader, claims: Sequence[Claim] = ()) -> None:
+        self.reader = reader
+        self.content: dict[str, bytes] = {}
+        self.known: dict[tuple[str, str], Mapping[str, Mapping[str, Scalar]]] = {}
+        seeded: dict[tuple[str, str], dict[str, Mapping[str, Scalar]]] = defaultdict(dict)
+        for c in claims:
+            if c.blob and c.path and all(loc.path == c.path for loc in c.locations.values()):
+                seeded[(c.path, c.blob)][c.name] = _scalars(c.spec)
+        self.known.update(seeded)
+
+    def load(self, repo: GitRepo, blobs: Sequence[str], paths: Sequence[str]) -> None:
+        """Read, in one batch, the blobs not known yet (paths name them for errors)."""
+        known = {blob for _, blob in self.known}
+        missing = [b for b in dict.fromkeys(blobs) if b not in self.content and b not in known]
+        del paths
+        if missing:
+            self.content.update(repo.read_blobs(missing))
+
+    def values(self, path: str, blob: str | None) -> Mapping[str, Mapping[str, Scalar]]:
+        if blob is None:
+            return {}
+        key = (path, blob)
+        if key not in self.known:
+            raw = self.content.get(blob)
+            self.known[key] = self.reader(path, raw) if raw is not None else {}
+        return self.known[key]
+
+
+def _scalars(spec: Mapping[str, object]) -> dict[str, Scalar]:
+    return {k: v for k, v in spec.items() if v is None or isinstance(v, int | float | str | bool)}
 
 
 def _value_events(
@@ -137,22 +170,16 @@ def _value_events(
     commits: Sequence[Commit],
     claim_paths: Mapping[str, set[str]],
     fields: Sequence[str],
-    reader: ValueReader,
+    memo: ValueMemo,
 ) -> list[tuple[str, str, FieldChange]]:
     """Value changes made by commits without trailers for them (humans, merges)."""
-    todo: list[tuple[Commit, str]] = []
-    for c in commits:
-        for p in c.paths:
-            if p in claim_paths:
-                todo.append((c, p))
-    specs = [f"{c.sha}:{p}" for c, p in todo] + [f"{c.parent}:{p}" for c, p in todo if c.parent]
-    blobs = read_specs(repo, specs)
+    todo = [(c, p) for c in commits for p in c.paths if p in claim_paths]
+    memo.load(repo, [b for c, p in todo for b in c.blobs[p] if b is not None], [p for _, p in todo])
     events = []
     for c, p in todo:
-        after_raw = blobs.get(f"{c.sha}:{p}")
-        before_raw = blobs.get(f"{c.parent}:{p}") if c.parent else None
-        after = reader(p, after_raw) if after_raw is not None else {}
-        before = reader(p, before_raw) if before_raw is not None else {}
+        old_blob, new_blob = c.blobs[p]
+        after = memo.values(p, new_blob)
+        before = memo.values(p, old_blob)
         for claim in claim_paths[p]:
             for f in fields:
                 old = before.get(claim, {}).get(f)
@@ -232,12 +259,13 @@ def load_histories(
     since = now - history_window(policy, claims)
     commits = list(reversed(read_log(repo, commit, since=since)))  # oldest first
     fields = policy.tuned_fields
-    events = _trailer_events(commits) + _value_events(repo, commits, claim_files(claims), fields, reader)
+    memo = ValueMemo(reader, claims)
+    events = _trailer_events(commits) + _value_events(repo, commits, claim_files(claims), fields, memo)
     events.sort(key=lambda e: e[2].at)
     per: dict[str, dict[str, list[FieldChange]]] = defaultdict(lambda: defaultdict(list))
-    for claim, field, change in events:
-        per[claim][field].append(change)
-    recent = tuple((claim, ch) for claim, field, ch in events if ch.automated)
+    for claim, name, change in events:
+        per[claim][name].append(change)
+    recent = tuple((claim, ch) for claim, _, ch in events if ch.automated)
     out: dict[str, dict[str, FieldHistory]] = {}
     for c in claims:
         out[c.name] = {}
@@ -283,6 +311,7 @@ def fill_baselines(
     if not need:
         return Histories(fields, histories.fleet)
     files = claim_files([c for c, _ in need])
+    memo = ValueMemo(reader, [c for c, _ in need])
     commits = read_log(repo, commit, paths=sorted(files))
     found: dict[tuple[str, str], Scalar] = {}
     pending = {(c.name, f) for c, f in need}
@@ -294,7 +323,7 @@ def fill_baselines(
             break
         part = commits[start : start + chunk]
         for claim, f, change in sorted(
-            _value_events(repo, part, files, sorted({f for _, f in pending}), reader),
+            _value_events(repo, part, files, sorted({f for _, f in pending}), memo),
             key=lambda e: e[2].at,
             reverse=True,
         ):

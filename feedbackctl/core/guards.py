@@ -221,6 +221,19 @@ def step_limit(ctx: GuardContext, d: Decision) -> Decision:
 def bounds(ctx: GuardContext, d: Decision) -> Decision:
     b = ctx.tuning.bounds[d.field]
     current, target = float(d.current), float(d.recommended)  # type: ignore[arg-type]
+    if not b.min <= current <= b.max:
+        # Set outside the bounds by a human or a drift capture: moving it back
+        # in could take more than one step, and the bounds may be what is wrong.
+        return replace(
+            _stop(
+                d,
+                "bounds",
+                f"{d.field} is {current:g}, outside the bounds {b.min:g}-{b.max:g}; "
+                "auto-tune acts only inside them, a human must reconcile",
+                Outcome.PROPOSE,
+            ),
+            recommended=d.uncapped,
+        )
     clamped = min(max(target, b.min), b.max)
     if clamped == target:
         return d
@@ -247,10 +260,12 @@ def change_cap(ctx: GuardContext, d: Decision) -> Decision:
     base = float(baseline)  # type: ignore[arg-type]
     lo, hi = base * lim.cap_down, base * lim.cap_up
     current, target = float(d.current), float(d.recommended)  # type: ignore[arg-type]
-    if lo <= target <= hi:
+    if lo <= target <= hi and lo <= current <= hi:
         return d
     capped = min(max(target, lo), hi)
-    if (capped - current) * (target - current) > 0 and capped != current:
+    # Shaping may only shorten a move that starts inside the cap; a value already
+    # outside it (drift capture, an old change) goes back to a human.
+    if lo <= current <= hi and capped != current:
         return _shape(
             d,
             "change-cap",
@@ -261,7 +276,7 @@ def change_cap(ctx: GuardContext, d: Decision) -> Decision:
         _stop(
             d,
             "change-cap",
-            f"{target:g} is beyond {lim.cap_down:g}x-{lim.cap_up:g}x of "
+            f"{current:g} -> {target:g} leaves {lim.cap_down:g}x-{lim.cap_up:g}x of "
             f"the baseline {base:g}; needs a proposal",
             Outcome.PROPOSE,
         ),
@@ -297,6 +312,8 @@ PER_CLAIM_GUARDS: tuple[Callable[[GuardContext, Decision], Decision], ...] = (
     source_cooldown,
     settling,
     step_limit,
+    # The human's bounds speak first: a value at its bound is reported "at bound"
+    # even when the change cap would stop the same move.
     bounds,
     change_cap,
     risk_ceiling,

@@ -38,7 +38,7 @@ class Gathered:
     problems: list[Problem]
     source: Source
     histories: Histories
-    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def needed_metrics(policy: Policy) -> tuple[str, ...]:
@@ -89,4 +89,5 @@ def gather(
             problems.extend(Problem(c.name, p) for p in claim_problems)
             continue
         inputs.append(ClaimInputs(c, batch.series.get(c.name, {}), histories.for_claim(c.name)))
-    return Gathered(inputs, problems, policy.source(source.name), histories)
+    warnings = [batch.absent[c.name] for c in chosen if c.name in batch.absent]
+    return Gathered(inputs, problems, policy.source(source.name), histories, warnings)

@@ -167,7 +167,13 @@ def analyze(
         snapshot = load_snapshot(repo, ref)
         gathered = gather(snapshot, metrics, now)
         report = Report(
-            "analyze", now, snapshot.branch, snapshot.commit, problems=gathered.problems, dry_run=dry_run
+            "analyze",
+            now,
+            snapshot.branch,
+            snapshot.commit,
+            problems=gathered.problems,
+            warnings=gathered.warnings,
+            dry_run=dry_run,
         )
         for inputs in gathered.inputs:
             try:
@@ -236,9 +242,7 @@ def set_status(
         plan = Plan(
             subject=f"feedbackctl: {kind} {change.claim} {change.field} recommendation",
             body=reason,
-            trailers=[
-                trailer(kind, change.claim, change.field, old=old, new=new)
-            ],
+            trailers=[trailer(kind, change.claim, change.field, old=old, new=new)],
             edits=staging.edits(),
         )
         report = Report(f"recommendations {kind}", now, snapshot.branch, snapshot.commit, dry_run=dry_run)

@@ -32,9 +32,15 @@ class MetricBatch:
 
     series: dict[str, dict[str, Series]] = field(default_factory=dict)
     problems: dict[str, list[str]] = field(default_factory=dict)
+    # Claims the source has no data for at all: not an error (a new claim, a
+    # claim nobody measures yet); their decisions say "not enough data".
+    absent: dict[str, str] = field(default_factory=dict)
 
     def add_series(self, claim: str, series: Series) -> None:
         self.series.setdefault(claim, {})[series.metric] = series
+
+    def add_absent(self, claim: str, message: str) -> None:
+        self.absent[claim] = message
 
     def add_problem(self, claim: str, problem: str) -> None:
         self.problems.setdefault(claim, []).append(problem)
@@ -66,6 +72,7 @@ def register(kind: str, factory: SourceFactory) -> None:
 
 
 def _factory(kind: str) -> SourceFactory | None:
+    """The factory registered for ``kind``, importing a built-in source on first use."""
     if kind not in _factories and kind in _BUILTIN_MODULES:
         try:
             importlib.import_module(_BUILTIN_MODULES[kind])
@@ -73,17 +80,15 @@ def _factory(kind: str) -> SourceFactory | None:
             raise UsageError(
                 f"metric source '{kind}' is not available in this install ({exc.name} is missing)"
             ) from exc
+        if kind not in _factories:  # pragma: no cover - a built-in module that forgot register()
+            raise UsageError(f"metric source '{kind}' did not register itself")
     return _factories.get(kind)
 
 
 def open_source(spec: str) -> MetricSource:
-    """``cloudwatch`` (or another registered kind) or a fixtures directory path."""
+    """``cloudwatch`` (or another registered ``kind[:args]``) or a fixtures directory path."""
     if not spec.strip():
         raise UsageError("--metrics is empty; pass a fixtures directory or 'cloudwatch'")
-    kind = spec.split(":", 1)[0]
-    factory = _factory(kind) if kind in _factories or kind in _BUILTIN_MODULES else None
-    if factory is None:
-        factory = _factory(DEFAULT_KIND)
-    if factory is None:  # pragma: no cover - the fixtures module always registers itself
-        raise UsageError(f"no metric source can open '{spec}'")
+    factory = _factory(spec.split(":", 1)[0]) or _factory(DEFAULT_KIND)
+    assert factory is not None  # the fixtures module always registers itself
     return factory(spec)

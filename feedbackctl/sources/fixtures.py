@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,17 +50,23 @@ _FAST_PATH_HEADER = b"timestamp,value\n"
 # The only bytes of an all-epoch file loadtxt can take; anything else (ISO dates,
 # signs, quotes, exponents) goes down the string path, which handles or diagnoses it.
 _FAST_BYTES = b"0123456789.,\n"
+_FAST_PATH_HEADER_LETTERS = _FAST_PATH_HEADER.translate(None, _FAST_BYTES)
 
 
 @dataclass(frozen=True)
 class _File:
     claim: str
     metric: str
-    display: str  # the path as the user would type it, for messages
+    root: str  # the metrics directory as the user typed it, for messages
     data: bytes  # normalised: no BOM, "\n" line ends
     body_start: int  # offset of line 2
+    lines: int  # lines after the header, blank ones included
     start: float
     end: float
+
+    @property
+    def display(self) -> str:
+        return os.path.join(self.root, self.claim, f"{self.metric}.csv")
 
 
 @dataclass
@@ -93,14 +100,14 @@ class FixtureSource:
             )
         if not root.is_dir():
             raise UsageError(
-                f"metrics path '{path}' is not a directory; pass a directory of "
-                "<claim>/<metric>.csv files"
+                f"metrics path '{path}' is not a directory; pass a directory of <claim>/<metric>.csv files"
             )
         return cls(root, path)
 
     def fetch(self, requests: Sequence[MetricRequest], now: float) -> MetricBatch:
         batch = MetricBatch()
         files: list[_File] = []
+        unsafe_metric = {m: _unsafe_component(m) for r in requests for m in r.metrics}
         for request in requests:
             claim = request.claim.name
             problem = _unsafe_component(claim)
@@ -111,15 +118,21 @@ class FixtureSource:
                     f"'{self.display}'; refusing to read metrics for it (rename the claim)",
                 )
                 continue
-            if not os.path.isdir(os.path.join(self.root, claim)):
+            claim_dir = os.path.join(self.root, claim)
+            if not os.path.isdir(claim_dir):
                 where = os.path.join(self.display, claim)
-                batch.add_problem(
-                    claim, f"{where}: no metrics for claim; add {where}/<metric>.csv files"
-                )
+                batch.add_absent(claim, f"{where}: no metrics for claim; add {where}/<metric>.csv files")
                 continue
             batch.series.setdefault(claim, {})
             for metric in request.metrics:
-                loaded = self._read(claim, metric, request)
+                problem = unsafe_metric[metric]
+                if problem:
+                    batch.add_problem(
+                        claim,
+                        f"metric name {metric!r} {problem}, so it cannot name a file; fix the rule",
+                    )
+                    continue
+                loaded = self._read(claim_dir, claim, metric, request)
                 if isinstance(loaded, str):
                     batch.add_problem(claim, loaded)
                 elif loaded is not None:
@@ -131,19 +144,16 @@ class FixtureSource:
                 batch.add_series(file.claim, result)
         return batch
 
-    def _read(self, claim: str, metric: str, request: MetricRequest) -> _File | str | None:
-        display = os.path.join(self.display, claim, f"{metric}.csv")
-        problem = _unsafe_component(metric)
-        if problem:
-            return f"metric name {metric!r} {problem}, so it cannot name a file; fix the rule"
+    def _read(self, claim_dir: str, claim: str, metric: str, request: MetricRequest) -> _File | str | None:
         try:
-            with open(os.path.join(self.root, claim, f"{metric}.csv"), "rb") as handle:
+            with open(f"{claim_dir}/{metric}.csv", "rb") as handle:
                 data = handle.read()
         except FileNotFoundError:
             return None  # no series: the core reports "not enough data"
         except OSError as exc:
-            return f"{display}: cannot read ({exc.strerror or exc}); check the file"
-        return _prepare(claim, metric, display, data, request.start, request.end)
+            where = os.path.join(self.display, claim, f"{metric}.csv")
+            return f"{where}: cannot read ({exc.strerror or exc}); check the file"
+        return _prepare(claim, metric, self.display, data, request.start, request.end)
 
 
 def _unsafe_component(name: str) -> str | None:
@@ -159,27 +169,30 @@ def _unsafe_component(name: str) -> str | None:
     return None
 
 
-def _prepare(
-    claim: str, metric: str, display: str, data: bytes, start: float, end: float
-) -> _File | str:
+def _prepare(claim: str, metric: str, root: str, data: bytes, start: float, end: float) -> _File | str:
     if data.startswith(_BOM):
         data = data[len(_BOM) :]
     if b"\r" in data:
         data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     if not data.strip():
-        return f"{display}: file is empty; add the header 'timestamp,value' and one row per point"
+        return (
+            f"{os.path.join(root, claim, metric)}.csv: file is empty; "
+            "add the header 'timestamp,value' and one row per point"
+        )
     first_end = data.find(b"\n")
     header = data if first_end < 0 else data[:first_end]
-    names = [part.strip(b' \t"').lower() for part in header.split(b",")]
-    if names != [b"timestamp", b"value"]:
-        return (
-            f"{display}:1: header is {_show(header)}, expected 'timestamp,value'; "
-            "fix the first line"
-        )
-    body_start = len(data) if first_end < 0 else first_end + 1
+    if header != b"timestamp,value":
+        names = [part.strip(b' \t"').lower() for part in header.split(b",")]
+        if names != [b"timestamp", b"value"]:
+            return (
+                f"{os.path.join(root, claim, metric)}.csv:1: header is {_show(header)}, "
+                "expected 'timestamp,value'; fix the first line"
+            )
     if not data.endswith(b"\n"):
         data += b"\n"
-    return _File(claim, metric, display, data, body_start, start, end)
+    body_start = data.find(b"\n") + 1
+    lines = data.count(b"\n") - 1
+    return _File(claim, metric, root, data, body_start, lines, start, end)
 
 
 def parse_files(files: Sequence[_File], now: float) -> list[Series | str]:
@@ -203,10 +216,10 @@ def parse_files(files: Sequence[_File], now: float) -> list[Series | str]:
 
 
 def _fast_eligible(f: _File) -> bool:
-    if not f.data.startswith(_FAST_PATH_HEADER):
+    # Blank lines are fine, but loadtxt skips them and rows would shift between files.
+    if not f.data.startswith(_FAST_PATH_HEADER) or b"\n\n" in f.data:
         return False
-    body = f.data[f.body_start :]
-    return not body.translate(None, _FAST_BYTES) and b"\n\n" not in body
+    return f.data.translate(None, _FAST_BYTES) == _FAST_PATH_HEADER_LETTERS
 
 
 def _chunks(indices: list[int], files: Sequence[_File]) -> Iterator[list[int]]:
@@ -214,7 +227,7 @@ def _chunks(indices: list[int], files: Sequence[_File]) -> Iterator[list[int]]:
     rows = 0
     for i in indices:
         chunk.append(i)
-        rows += files[i].data.count(b"\n", files[i].body_start)
+        rows += files[i].lines
         if rows >= CHUNK_ROWS:
             yield chunk
             chunk, rows = [], 0
@@ -224,13 +237,15 @@ def _chunks(indices: list[int], files: Sequence[_File]) -> Iterator[list[int]]:
 
 def _fast_rows(files: list[_File]) -> _Rows | None:
     """All-epoch files in one loadtxt call; None when any row needs the string path."""
-    counts = np.array([f.data.count(b"\n", f.body_start) for f in files], dtype=np.int64)
+    counts = np.array([f.lines for f in files], dtype=np.int64)
     total = int(counts.sum())
     if total == 0:
         return None
     big = b"".join(memoryview(f.data)[f.body_start :] for f in files)
     try:
-        table = np.loadtxt(io.BytesIO(big), delimiter=",", dtype=np.float64, ndmin=2, comments=None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "input contained no data": handled below
+            table = np.loadtxt(io.BytesIO(big), delimiter=",", dtype=np.float64, ndmin=2, comments=None)
     except ValueError:
         return None
     # loadtxt silently skips empty lines; a count mismatch means rows would shift between files.
@@ -240,8 +255,14 @@ def _fast_rows(files: list[_File]) -> _Rows | None:
     stamps = table[:, 0]
     code = np.zeros(total, dtype=np.int8)
     code[~np.isfinite(stamps)] = TIMESTAMP
-    ts = np.floor(np.where(code == OK, stamps, 0.0)).astype(np.int64)
+    ts = _epoch_seconds(np.where(code == OK, stamps, 0.0))
     return _Rows(ts, np.ascontiguousarray(table[:, 1]), code, file_of, line_of)
+
+
+def _epoch_seconds(numbers: F64) -> I64:
+    # Clipping keeps absurd stamps absurd (so the future check names them) instead of
+    # letting the int64 cast wrap them around.
+    return np.floor(np.clip(numbers, -(2.0**62), 2.0**62)).astype(np.int64)
 
 
 def _positions(counts: I64) -> tuple[I64, I64]:
@@ -267,6 +288,8 @@ def _string_rows(files: list[_File]) -> _Rows:
     cells, file_of, line_of = cells[keep], file_of[keep], line_of[keep]
     n = int(cells.shape[0])
     code = np.zeros(n, dtype=np.int8)
+    if n == 0:
+        return _Rows(np.zeros(0, np.int64), np.zeros(0, np.float64), code, file_of, line_of)
     raw_ts, comma, raw_value = np.strings.partition(cells, b",")
     code[(comma == b"") | (np.strings.find(raw_value, b",") >= 0)] = FIELDS
     ts, ts_code = _parse_timestamps(np.strings.strip(raw_ts, b' \t"'))
@@ -288,7 +311,10 @@ def _parse_floats(cells: Strs) -> tuple[F64, Mask]:
 
 def _parse_datetimes(cells: Strs) -> tuple[I64, Mask]:
     def parse(a: Strs) -> I64:
-        return a.astype("datetime64[s]").astype(np.int64)
+        # numpy warns, then guesses, on a second zone inside the text: treat it as bad.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            return a.astype("datetime64[s]").astype(np.int64)
 
     return _bisect_parse(cells, parse, np.int64(0))
 
@@ -297,7 +323,7 @@ def _bisect_parse(cells: Strs, parse: Callable[[Strs], Any], fill: Any) -> tuple
     """Vectorised conversion; on failure, halve until the bad cells are found."""
     try:
         return parse(cells), np.zeros(cells.shape[0], dtype=np.bool_)
-    except (ValueError, OverflowError):
+    except (ValueError, OverflowError, Warning):
         if cells.shape[0] == 1:
             return np.full(1, fill), np.ones(1, dtype=np.bool_)
     mid = cells.shape[0] // 2
@@ -321,7 +347,7 @@ def _parse_timestamps(cells: Strs) -> tuple[I64, I8]:
     if epoch_idx.size:
         numbers, bad = _parse_floats(cells[epoch_idx])
         bad |= ~np.isfinite(numbers)
-        ts[epoch_idx] = np.floor(np.where(bad, 0.0, numbers)).astype(np.int64)
+        ts[epoch_idx] = _epoch_seconds(np.where(bad, 0.0, numbers))
         code[epoch_idx[bad]] = TIMESTAMP
 
     iso_idx = np.flatnonzero(iso)
@@ -357,7 +383,10 @@ def _parse_iso(text: Strs) -> tuple[I64, I8]:
         & (length >= 16)
         & ((sign == ord("+")) | (sign == ord("-")))
         & (at(3) == ord(":"))
-        & digit(h1) & digit(h2) & digit(m1) & digit(m2)
+        & digit(h1)
+        & digit(h2)
+        & digit(m1)
+        & digit(m2)
     )
     # Cut the zone off in place (NUL ends a fixed-width byte string) and parse once.
     for back, mask in ((1, zulu), (6, offset)):
@@ -369,8 +398,10 @@ def _parse_iso(text: Strs) -> tuple[I64, I8]:
     secs, bad = _parse_datetimes(local[known])
     east = np.where(sign == ord("-"), -1, 1)
     shift = east * (
-        (h1.astype(np.int64) - 48) * 36000 + (h2.astype(np.int64) - 48) * 3600
-        + (m1.astype(np.int64) - 48) * 600 + (m2.astype(np.int64) - 48) * 60
+        (h1.astype(np.int64) - 48) * 36000
+        + (h2.astype(np.int64) - 48) * 3600
+        + (m1.astype(np.int64) - 48) * 600
+        + (m2.astype(np.int64) - 48) * 60
     )
     ts = np.zeros(n, dtype=np.int64)
     code = np.zeros(n, dtype=np.int8)
@@ -405,9 +436,7 @@ def _finish(
     _flag(rows.code, rows.ts > now + FUTURE_SLACK_SECONDS, FUTURE)
 
     bad_rows = np.flatnonzero(rows.code != OK)
-    bad_files, first_bad, bad_counts = np.unique(
-        rows.file[bad_rows], return_index=True, return_counts=True
-    )
+    bad_files, first_bad, bad_counts = np.unique(rows.file[bad_rows], return_index=True, return_counts=True)
     problems = {
         int(k): _problem(files[int(k)], int(rows.line[r]), int(rows.code[r]), int(c) - 1, now)
         for k, r, c in zip(bad_files, bad_rows[first_bad], bad_counts, strict=True)

@@ -1,0 +1,119 @@
+"""``analyze`` on a generated fleet against its floor, cold and warm, with peak RSS.
+
+Floor = git read (ls-tree + one cat-file --batch) + PyYAML C-loader parse of
+every claim file + loading the same series from the fixtures. Targets (issue
+2/8): cold analyze <= 1.5x the floor, peak RSS <= 400 MB; warm a fraction.
+
+    python -m bench.analyze_bench [--claims 1000 10000] [--points 168] [--step 3600]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from bench.common import OUT, Row, child, print_rows, timed
+from bench.fleet import FleetPaths, make_fleet
+
+
+def fleet(n: int, points: int, step: int) -> FleetPaths:
+    root = OUT / f"fleet-{n}-{points}x{step}"
+    marker = root / ".done"
+    if marker.exists():
+        from bench.fleet import fleet_claims
+
+        return FleetPaths(root / "fleet", root / "metrics",
+                          tuple(c.name for c in fleet_claims(n)), 1794096000.0)
+    shutil.rmtree(root, ignore_errors=True)
+    paths = make_fleet(root, n, points=points, step_seconds=step)
+    marker.write_text("ok")
+    return paths
+
+
+def floor(paths: FleetPaths) -> dict[str, float]:
+    from feedbackctl.authority.gitrepo import GitRepo
+    from feedbackctl.authority.snapshot import load_snapshot
+    from feedbackctl.core.models import Claim
+    from feedbackctl.patterns.inputs import needed_metrics
+    from feedbackctl.sources.base import MetricRequest
+    from feedbackctl.sources.fixtures import FixtureSource
+
+    repo = GitRepo.open(paths.repo)
+    t0 = time.perf_counter()
+    commit = repo.resolve("main")
+    listed = repo.list_files(commit, ("",))
+    blobs = repo.read_blobs([b for _, b in listed])
+    t_git = time.perf_counter() - t0
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    t_parse, _ = timed(lambda: [list(yaml.load_all(blobs[b], Loader=loader)) for _, b in listed])
+    policy = load_snapshot(repo, "main").settings.policy
+    metrics = needed_metrics(policy)
+    fake = [Claim(n, "ServerlessEventAppClaim", "x/v1", {}, "") for n in paths.claims]
+    src = FixtureSource.from_spec(str(paths.metrics))
+    start = paths.now - 7 * 86400
+    t_series, _ = timed(lambda: src.fetch([MetricRequest(c, metrics, start, paths.now) for c in fake],
+                                          paths.now))
+    return {"git": t_git, "parse": t_parse, "series": t_series}
+
+
+def run_child(args: list[str]) -> None:
+    from feedbackctl.cli import run
+
+    start = time.perf_counter()
+    code = run(args)
+    seconds = time.perf_counter() - start
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f'{{"seconds": {seconds}, "rss_mb": {rss}, "code": {code}}}', file=sys.stderr)
+
+
+def bench(sizes: list[int], points: int, step: int) -> list[Row]:
+    rows: list[Row] = []
+    per_claim: list[tuple[int, float]] = []
+    for n in sizes:
+        paths = fleet(n, points, step)
+        f = floor(paths)
+        total_floor = sum(f.values())
+        args = ["analyze", "--repo", str(paths.repo), "--metrics", str(paths.metrics),
+                "--now", str(int(paths.now)), "--output", "json"]
+        cache = paths.repo / ".git" / "feedbackctl"
+        shutil.rmtree(cache, ignore_errors=True)
+        cold = child("bench.analyze_bench", *args)
+        warm = child("bench.analyze_bench", *args)
+        label = f"{n} claims x {points} pts"
+        rows.append(Row("analyze", f"floor ({label})", total_floor, None, "",
+                        f"git {f['git']:.2f} + parse {f['parse']:.2f} + series {f['series']:.2f}"))
+        rows.append(Row("analyze", f"cold ({label})", cold["seconds"], total_floor, "<= 1.5x",
+                        f"peak RSS {cold['rss_mb']:.0f} MB (<= 400)"))
+        rows.append(Row("analyze", f"warm ({label})", warm["seconds"], total_floor, "fraction",
+                        f"peak RSS {warm['rss_mb']:.0f} MB"))
+        per_claim.append((n, cold["seconds"]))
+    if len(per_claim) >= 2:
+        (n0, t0), (n1, t1) = per_claim[0], per_claim[-1]
+        growth = (t1 / t0) / (n1 / n0)
+        rows.append(Row("analyze", f"growth {n0}->{n1}", None, None, "<= 1 (linear)",
+                        f"time x{t1 / t0:.1f} for claims x{n1 / n0:.0f}: {growth:.2f} of linear"))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "--child":
+        run_child(argv[1:])
+        return 0
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--claims", type=int, nargs="+", default=[1000, 10000])
+    ap.add_argument("--points", type=int, default=168)
+    ap.add_argument("--step", type=int, default=3600)
+    a = ap.parse_args(argv)
+    print_rows(bench(a.claims, a.points, a.step))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,68 @@
+"""Shared pieces of the benchmarks: rows, a table, timing, child-process RSS."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench" / "out"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One figure beside its floor (measured in the same run) and its target."""
+
+    section: str
+    name: str
+    seconds: float | None
+    floor: float | None = None
+    target: str = ""
+    note: str = ""
+
+    @property
+    def ratio(self) -> str:
+        if self.seconds is None or not self.floor:
+            return "-"
+        return f"{self.seconds / self.floor:.2f}x"
+
+
+def timed(fn: Callable[[], T]) -> tuple[float, T]:
+    start = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - start, value
+
+
+def child(module: str, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run ``python -m MODULE --child ARGS`` and read the JSON it prints last on stderr."""
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    proc = subprocess.run([sys.executable, "-m", module, "--child", *args], env=full_env,
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{module} child failed: {proc.stderr[-2000:]}")
+    return dict(json.loads(proc.stderr.strip().splitlines()[-1]))
+
+
+def print_rows(rows: Sequence[Row], title: str = "feedbackctl benchmarks") -> None:
+    table = Table(title=title, title_justify="left")
+    for col in ("section", "figure", "seconds", "floor", "ratio", "target", "note"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            r.section, r.name,
+            "-" if r.seconds is None else f"{r.seconds:.3f}",
+            "-" if r.floor is None else f"{r.floor:.3f}",
+            r.ratio, r.target, r.note,
+        )
+    Console(width=170).print(table)
