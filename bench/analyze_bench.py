@@ -14,7 +14,6 @@ import resource
 import shutil
 import sys
 import time
-from pathlib import Path
 
 import yaml
 

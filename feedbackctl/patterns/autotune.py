@@ -30,7 +30,8 @@ from feedbackctl.authority.snapshot import Snapshot, load_snapshot
 from feedbackctl.authority.writer import Plan, Staging, trailer
 from feedbackctl.core import guards
 from feedbackctl.core.decide import autotune
-from feedbackctl.core.models import Decision, Outcome
+from feedbackctl.core.models import Claim, Decision, Outcome
+from feedbackctl.core.tuning import parse_autotune
 from feedbackctl.errors import ClaimError, ConflictError, FeedbackError, UsageError
 from feedbackctl.patterns.inputs import Gathered, Problem, gather
 from feedbackctl.render import Report
@@ -106,9 +107,14 @@ def _candidates(decisions: Sequence[Decision]) -> set[tuple[str, str]]:
     return {(d.claim, d.field) for d in decisions if d.outcome in (Outcome.CHANGE, Outcome.PROPOSE)}
 
 
+def opted_in(claim: Claim) -> bool:
+    """Only claims with an autoTune block can act; only their history by value matters."""
+    return parse_autotune(claim).enabled
+
+
 def evaluate(snapshot: Snapshot, metrics: str | None, now: datetime) -> Evaluation:
     """Every decision of one run, from one commit. Pure apart from reading."""
-    gathered = gather(snapshot, metrics, now)
+    gathered = gather(snapshot, metrics, now, values_for=opted_in)
     decisions, problems = _decide(gathered, snapshot, now)
     wanted = _candidates(decisions)
     if wanted:
