@@ -176,13 +176,15 @@ def read_log(
     return commits
 
 
-def _raw_blobs(raw: str) -> dict[str, tuple[str | None, str | None]]:
+def _raw_blobs(raw: str, only: Collection[str] | None = None) -> dict[str, tuple[str | None, str | None]]:
     """``--raw`` lines (``:old new oldsha newsha S\tpath``) -> path -> (old, new) blob ids."""
     out: dict[str, tuple[str | None, str | None]] = {}
     for line in raw.splitlines():
         if not line.startswith(":"):
             continue
         meta, _, path = line.partition("\t")
+        if only is not None and path not in only:
+            continue
         parts = meta.split()
         old, new = parts[2], parts[3]
         out[path] = (None if set(old) == {"0"} else old, None if set(new) == {"0"} else new)
@@ -214,9 +216,18 @@ def read_trailer_log(repo: GitRepo, rev: str, *, since: datetime) -> list[Commit
 
 
 def read_raw_log(
-    repo: GitRepo, rev: str, *, since: datetime | None = None, paths: Sequence[str] = ()
+    repo: GitRepo,
+    rev: str,
+    *,
+    since: datetime | None = None,
+    paths: Sequence[str] = (),
+    only: Collection[str] | None = None,
 ) -> list[Commit]:
-    """First-parent commits of ``rev`` (a range is fine), newest first, with the blobs they changed."""
+    """First-parent commits of ``rev``, newest first, with the blobs they changed.
+
+    ``paths`` limits the walk (git); ``only`` just keeps those paths' blobs,
+    which is cheaper than a walk limited to many paths.
+    """
     args = [
         "log",
         "--first-parent",
@@ -236,7 +247,7 @@ def read_raw_log(
     commits = []
     for record in out.split(_RS)[1:]:
         sha, parents, ct, raw = record.split(_US, 3)
-        blobs = _raw_blobs(raw)
+        blobs = _raw_blobs(raw, only)
         parent = parents.split()[0] if parents.strip() else None
         commits.append(Commit(sha, parent, _at(ct), (), tuple(blobs), blobs))
     return commits
@@ -435,8 +446,8 @@ def _scan(
     shared = set(begin.values())
     if len(files) > PER_FILE_PASSES and len(shared) == 1:
         first = shared.pop()
-        commits = read_raw_log(repo, first, since=since) if first is not None else []
-        ordered = [_with_trailers(c, marked) for c in reversed(commits)]
+        commits = read_raw_log(repo, first, since=since, only=files) if first is not None else []
+        ordered = [_with_trailers(c, marked) for c in reversed(commits) if c.paths]
         events = _value_events(repo, ordered, files, fields, memo)
         resume = _boundary(commits, first)
         return events, {c.name: Coverage(since, resume) for c in claims}
