@@ -12,8 +12,8 @@ import os
 import sys
 from typing import Annotated
 
-import click
 import typer
+from typer.exceptions import TyperException
 
 from feedbackctl.errors import EXIT_RUNTIME, EXIT_USAGE, FeedbackError
 
@@ -57,14 +57,18 @@ def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (tests call this directly)."""
     try:
         result = app(args=argv, standalone_mode=False, prog_name="feedbackctl")
-    except click.exceptions.Exit as e:
+    except typer.Exit as e:
         return int(e.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         print("feedbackctl: aborted", file=sys.stderr)
         return EXIT_RUNTIME
-    except click.exceptions.ClickException as e:
-        e.show()
-        return EXIT_USAGE
+    except TyperException as e:  # bad options: typer's usage errors (exit 2)
+        show = getattr(e, "show", None)
+        if callable(show):
+            show()
+        else:
+            print(f"feedbackctl: {e.format_message()}", file=sys.stderr)
+        return int(getattr(e, "exit_code", EXIT_USAGE) or EXIT_USAGE)
     except FeedbackError as e:
         if _debug["on"]:
             raise

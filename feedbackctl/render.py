@@ -44,7 +44,8 @@ def stdout() -> Console:
 
 
 def stderr() -> Console:
-    return Console(stderr=True, highlight=False)
+    # Problems are one line each (grep-able in cron logs): never folded at 80 columns.
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 @dataclass

@@ -255,3 +255,30 @@ def test_a_claim_without_metrics_is_not_enough_data_not_an_error(repo, metrics) 
     assert "warning:" in r.stderr and "messagewall-dev: no metrics for claim" in r.stderr
     dev = by_key(r.json())[("messagewall-dev", "spec.lambdaMemory")]
     assert dev["outcome"] == "not-enough-data"
+
+
+def test_claim_cache_is_keyed_by_blob_and_survives_corruption(repo, metrics) -> None:
+    work, _ = repo
+    first = analyze(work, metrics, "--output", "json").json()["decisions"]
+    cache = work / ".git" / "feedbackctl" / "claims-v1.pickle"
+    assert cache.exists()
+    assert analyze(work, metrics, "--output", "json").json()["decisions"] == first
+    text = (work / PROD).read_text().replace("lambdaMemory: 256", "lambdaMemory: 192")
+    commit_files(work, {PROD: text}, "human resize", date="2026-10-02T00:00:00Z")
+    prod = by_key(analyze(work, metrics, "--output", "json").json())[
+        ("messagewall-prod", "spec.lambdaMemory")
+    ]
+    assert prod["current"] == 192
+    cache.write_bytes(b"not a pickle")
+    assert analyze(work, metrics, "--output", "json").code == 0
+
+
+def test_shards_split_the_claims_between_cron_jobs(repo, metrics) -> None:
+    work, _ = repo
+    seen = []
+    for i in range(3):
+        r = analyze(work, metrics, "--output", "json", "--shard", f"{i}/3")
+        assert r.code == 0
+        seen += sorted({d["claim"] for d in r.json()["decisions"]})
+    assert sorted(seen) == ["messagewall-dev", "messagewall-prod"]
+    assert analyze(work, metrics, "--shard", "3/3").code == 2

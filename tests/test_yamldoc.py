@@ -144,6 +144,14 @@ def test_merge_keys_resolve_like_the_safe_loader() -> None:
     assert doc.positions[("m", "x")] == doc.positions[("base", "x")]
 
 
+def test_the_first_of_several_merged_mappings_wins_like_the_safe_loader() -> None:
+    text = "a: &a {x: 1}\nb: &b {x: 2, y: 3}\nm: {<<: [*a, *b]}\n"
+    doc = load_documents("m.yaml", text)[0]
+    assert doc.data["m"] == {"x": 1, "y": 3}
+    assert doc.positions[("m", "x")] == doc.positions[("a", "x")]
+    assert doc.positions[("m", "y")] == doc.positions[("b", "y")]
+
+
 # --- splice: the corpus -------------------------------------------------------------
 
 
@@ -197,6 +205,9 @@ def test_splice_corpus_dev_keeps_header_and_marker_byte_for_byte() -> None:
         ("k: 1", 1e20, "k: 1.0e+20"),
         ("k: 1", 2.5e-7, "k: 2.5e-07"),
         ("k:", 3, "k: 3"),
+        ("k: # why", 3, "k: 3 # why"),
+        ("k: plain", "y", 'k: "y"'),
+        ("k: plain", "off", 'k: "off"'),
         ("k: ~", "x", "k: x"),
         ("f: {k: 1, j: 2}", "a,b", 'f: {k: "a,b", j: 2}'),
         ("f: [a, b]  # c", "c d", "f: [c d, b]  # c"),
@@ -329,6 +340,15 @@ BILLION_LAUGHS = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\
             "x.yaml:2: unreadable YAML (character #x0007: control characters are not allowed); "
             "remove the character",
         ),
+        (
+            "\u00e9: 1\nb: \x01\n",
+            "x.yaml:2: unreadable YAML (character #x0001: control characters are not allowed); "
+            "remove the character",
+        ),
+        (
+            "a: 1\nb: x\udcff\n",
+            "x.yaml:2: text is not valid Unicode (a lone surrogate); save the file as UTF-8",
+        ),
         ("a: 1\na: 2\n", "x.yaml:2: duplicate key 'a' in one mapping; remove one of them"),
         (
             "a: !!int ten\n",
@@ -338,7 +358,14 @@ BILLION_LAUGHS = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\
             BILLION_LAUGHS,
             "x.yaml:1: YAML aliases expand too much (possible alias bomb); remove the anchors",
         ),
-        ("a: &a [*a]\n", "x.yaml:1: YAML aliases expand too much (possible alias bomb); remove the anchors"),
+        (
+            "x:\n" + BILLION_LAUGHS.replace("a: &a", "  1: &a").replace("\n", "\n  ")[:-2],
+            "x.yaml:2: YAML aliases expand too much (possible alias bomb); remove the anchors",
+        ),
+        (
+            "a: &a [*a]\n",
+            "x.yaml:1: YAML aliases refer to themselves or nest deeper than 1000 levels; remove the anchors",
+        ),
         ("a: &a {<<: *a}\n", "x.yaml:1: YAML merge key refers to itself; remove the anchors"),
         ("[" * 5000 + "]" * 5000, "x.yaml:1: YAML nests deeper than 1000 levels; flatten the file"),
         ("- " * 3000 + "x\n", "x.yaml:1: YAML nests deeper than 1000 levels; flatten the file"),
@@ -349,9 +376,12 @@ BILLION_LAUGHS = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\
         "python-tag",
         "custom-tag",
         "control-char",
+        "control-char-after-non-ascii",
+        "lone-surrogate",
         "duplicate-key",
         "bad-int",
         "billion-laughs",
+        "bomb-under-int-key",
         "recursive-alias",
         "recursive-merge",
         "deep-flow",
@@ -395,13 +425,24 @@ def test_too_big_text_is_refused() -> None:
 
 KEYS = st.from_regex(r"k[a-zA-Z0-9]{0,6}", fullmatch=True)
 COMMENT = st.from_regex(r"[ a-zA-Z0-9:#'\"-]{0,20}", fullmatch=True)
-TEXT = st.text(st.characters(codec="utf-8"), max_size=12)  # no lone surrogates
+TRICKY = [
+    "", "123", "1.5", "0x1f", "1_000", "12:30", "2024-01-01", "true", "True", "yes", "y", "n",
+    "on", "off", "null", "~", "-", "- a", "a: b", "a:", "a #b", "#", " x", "x ", "[x]", "{x}",
+    "a,b", "*a", "&a", "!t", "%x", "@x", "`x", "|", ">", "?", "'q'", '"q"', "\\", "\n",
+    "a\nb", "\t", "\r\n", "\x85", "\u2028", "\ufeff", "\x7f", "\x00", "\ufffe", ".inf", "<<", "=",
+]  # fmt: skip
+TEXT = st.one_of(
+    st.sampled_from(TRICKY),
+    st.text(st.sampled_from(list("ab1 .:#-'\",[]{}&*!|>?%@`\n\t\\")), max_size=8),
+    st.text(st.characters(codec="utf-8"), max_size=12),  # no lone surrogates
+)
 SCALARS = st.one_of(
     st.integers(-(10**12), 10**12),
     st.floats(allow_nan=False, allow_infinity=False, width=64),
     st.booleans(),
     TEXT,
 )
+OLD_SCALARS = st.one_of(st.none(), SCALARS)
 PLAIN_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_./-]*")
 
 
@@ -419,8 +460,10 @@ class Layout:
     leaves: dict[tuple[int, KeyPath], Leaf] = field(default_factory=dict)
 
 
-def render_old(draw: st.DrawFn, value: Any) -> str:
+def render_old(draw: st.DrawFn, value: Any, empty_ok: bool = True) -> str:
     """Independent of the code under test: how a person might have written ``value``."""
+    if value is None:
+        return draw(st.sampled_from(["", "~", "null"] if empty_ok else ["~", "null"]))
     if isinstance(value, bool):
         return draw(st.sampled_from(["true", "True"] if value else ["false", "False"]))
     if isinstance(value, int | float):
@@ -485,17 +528,17 @@ def layouts(draw: st.DrawFn) -> Layout:
             shape = draw(st.sampled_from(["scalar", "block", "flow-map", "flow-seq", "block-seq"]))
             if shape == "scalar":
                 prefix, tail = f"{key}: ", comment()
-                line = emit(prefix + render_old(draw, draw(SCALARS)) + tail)
+                line = emit(prefix + render_old(draw, draw(OLD_SCALARS)) + tail)
                 out.leaves[(index, (key,))] = Leaf(line, prefix, tail)
             elif shape == "block":
                 emit(f"{key}:{comment()}")
                 for sub in draw(st.lists(KEYS, min_size=1, max_size=3, unique=True)):
                     prefix, tail = f"{indent}{sub}: ", comment()
-                    line = emit(prefix + render_old(draw, draw(SCALARS)) + tail)
+                    line = emit(prefix + render_old(draw, draw(OLD_SCALARS)) + tail)
                     out.leaves[(index, (key, sub))] = Leaf(line, prefix, tail)
             elif shape == "block-seq":
                 emit(f"{key}:")
-                for i, value in enumerate(draw(st.lists(SCALARS, min_size=1, max_size=3))):
+                for i, value in enumerate(draw(st.lists(OLD_SCALARS, min_size=1, max_size=3))):
                     prefix, tail = f"{indent}- ", comment()
                     line = emit(prefix + render_old(draw, value) + tail)
                     out.leaves[(index, (key, i))] = Leaf(line, prefix, tail)
@@ -505,7 +548,7 @@ def layouts(draw: st.DrawFn) -> Layout:
                     subs = list(draw(st.lists(KEYS, min_size=1, max_size=3, unique=True)))
                 else:
                     subs = list(range(draw(st.integers(1, 3))))
-                items = [render_old(draw, draw(SCALARS)) for _ in subs]
+                items = [render_old(draw, draw(OLD_SCALARS), shape == "flow-map") for _ in subs]
                 entries = [f"{s}: {v}" if isinstance(s, str) else v for s, v in zip(subs, items, strict=True)]
                 open_, close = ("{", "}") if shape == "flow-map" else ("[", "]")
                 line = len(out.lines)
@@ -528,9 +571,10 @@ def test_splice_changes_only_the_target_value_and_its_line(layout: Layout, data:
     before = [d for d in yaml.safe_load_all(text)]
     target = data.draw(st.sampled_from(sorted(layout.leaves, key=repr)))
     doc_index, key_path = target
-    new_value = data.draw(SCALARS)
+    new_value = data.draw(st.one_of(st.sampled_from(TRICKY), SCALARS))
+    doc = next(d for d in load_documents("p.yaml", text) if d.index == doc_index)
 
-    new = edit_value("p.yaml", text, doc_index, key_path, new_value)
+    new = splice(text, doc.positions[key_path], new_value)
 
     expected = [typed(d) for d in before]
     node = expected[doc_index]
@@ -542,3 +586,27 @@ def test_splice_changes_only_the_target_value_and_its_line(layout: Layout, data:
     assert set(changed_lines(text, new)) <= {leaf.line + 1}
     edited = new.split("\n")[leaf.line]
     assert edited.startswith(leaf.prefix) and edited.endswith(leaf.suffix)
+    assert edit_value("p.yaml", text, doc_index, key_path, new_value) == new
+
+
+TRICKY_PLACES = [
+    ("k: old  # c\n", ("k",)),
+    ("k: 'old'\n", ("k",)),
+    ('k: "old"\n', ("k",)),
+    ("k:  # c\n", ("k",)),
+    ("k: |\n  old\n", ("k",)),
+    ("f: {k: old, j: 1}\n", ("f", "k")),
+    ("f: [old, 1]\n", ("f", 0)),
+    ("s:\n  - old\n", ("s", 0)),
+]
+
+
+@pytest.mark.parametrize("value", TRICKY)
+@pytest.mark.parametrize(("text", "key_path"), TRICKY_PLACES)
+def test_tricky_strings_splice_everywhere(text: str, key_path: KeyPath, value: str) -> None:
+    new = edit_value("t.yaml", text, 0, key_path, value)
+    got = yaml.safe_load(new)
+    for part in key_path:
+        got = got[part]
+    assert typed(got) == typed(value)
+    assert len(new.split("\n")) == len(text.split("\n")) - (1 if "|" in text else 0)

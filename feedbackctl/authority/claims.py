@@ -9,7 +9,7 @@ all, so a Helm template elsewhere in the repo never turns into an error.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,26 +48,44 @@ class DuplicateClaimError(ClaimError):
         self.args = (self.message,)
 
 
-def parse_claims(files: Sequence[ClaimFile], kinds: Collection[str] | None = None) -> ClaimSet:
+def parse_file(
+    path: str, blob: str, content: bytes, kinds: Collection[str] | None = None
+) -> tuple[list[tuple[Claim, int]], list[FeedbackError]]:
+    """The claims of one file with the line each starts on, and its errors."""
+    found: list[tuple[Claim, int]] = []
+    errors: list[FeedbackError] = []
+    if path.rpartition("/")[2] in _KUSTOMIZATION_FILES or not _may_hold_claims(content, kinds):
+        return found, errors
+    try:
+        docs = load_documents(path, _decode(path, content))
+    except FeedbackError as e:
+        return found, [e]
+    for doc in docs:
+        try:
+            claim = _claim(path, blob, doc, kinds)
+        except FeedbackError as e:
+            errors.append(e)
+            continue
+        if claim is not None:
+            found.append((claim, doc.line))
+    return found, errors
+
+
+FileParser = Callable[
+    [str, str, bytes, Collection[str] | None], tuple[list[tuple[Claim, int]], list[FeedbackError]]
+]
+
+
+def parse_claims(
+    files: Sequence[ClaimFile], kinds: Collection[str] | None = None, *, parser: FileParser = parse_file
+) -> ClaimSet:
     """Every claim in ``files``; errors name the file and line, and skip only their part."""
     found: list[tuple[Claim, int]] = []
     errors: list[FeedbackError] = []
     for path, blob, content in files:
-        if path.rpartition("/")[2] in _KUSTOMIZATION_FILES or not _may_hold_claims(content, kinds):
-            continue
-        try:
-            docs = load_documents(path, _decode(path, content))
-        except FeedbackError as e:
-            errors.append(e)
-            continue
-        for doc in docs:
-            try:
-                claim = _claim(path, blob, doc, kinds)
-            except FeedbackError as e:
-                errors.append(e)
-                continue
-            if claim is not None:
-                found.append((claim, doc.line))
+        in_file, problems = parser(path, blob, content, kinds)
+        found.extend(in_file)
+        errors.extend(problems)
     claims, duplicates = _without_duplicates(found)
     return ClaimSet(claims, errors + duplicates)
 

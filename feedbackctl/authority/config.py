@@ -154,4 +154,3 @@ def load_settings(repo: GitRepo, commit: str) -> Settings:
         if text is not None:
             overrides[name] = (path, text)
     return Settings(config, load_policy_docs(overrides))
-

@@ -6,14 +6,16 @@ work tree, so it works on bare repos and cannot see half-edited files.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from feedbackctl.authority.claimcache import ClaimCache
 from feedbackctl.authority.claims import parse_claims
 from feedbackctl.authority.config import Settings, load_settings
 from feedbackctl.authority.gitrepo import GitRepo
+from feedbackctl.authority.shard import Shard
 from feedbackctl.core.models import Claim
-from feedbackctl.errors import FeedbackError
+from feedbackctl.errors import ClaimError, FeedbackError
 
 
 @dataclass
@@ -30,6 +32,20 @@ class Snapshot:
 
     def read(self, path: str) -> bytes | None:
         return self.repo.read_file(self.commit, path)
+
+    def restrict(self, shard: Shard) -> Snapshot:
+        """Only the claims of ``shard``; a file-level error is reported by shard 0 alone."""
+        if shard.count == 1:
+            return self
+
+        def mine(e: FeedbackError) -> bool:
+            return e.claim in shard if isinstance(e, ClaimError) else shard.index == 0
+
+        return replace(
+            self,
+            claims=[c for c in self.claims if c.name in shard],
+            errors=[e for e in self.errors if mine(e)],
+        )
 
 
 def open_repo(path: str | Path) -> GitRepo:
@@ -52,9 +68,11 @@ def load_snapshot(repo: GitRepo, ref: str | None, *, at: str | None = None) -> S
         for path, blob in repo.list_files(commit, cfg.claim_paths)
         if not path.startswith(f"{cfg.policies_dir}/") and path != ".feedbackctl.yaml"
     ]
-    contents = repo.read_blobs([blob for _, blob in listed])
+    kinds = cfg.claim_kinds or None
+    cache = ClaimCache(repo.git_dir)
+    contents = repo.read_blobs([blob for path, blob in listed if not cache.has(path, blob, kinds)])
     claim_set = parse_claims(
-        [(path, blob, contents[blob]) for path, blob in listed],
-        kinds=cfg.claim_kinds or None,
+        [(path, blob, contents.get(blob, b"")) for path, blob in listed], kinds, parser=cache.parse
     )
+    cache.save()
     return Snapshot(repo, branch, commit, settings, list(claim_set.claims), list(claim_set.errors))

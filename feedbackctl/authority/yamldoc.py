@@ -6,7 +6,7 @@ constructor builds plain data. Never ruamel round-trip for reads: it is ~100x
 slower on a fleet of claims.
 
 Positions are computed eagerly for every scalar leaf reached through string
-mapping keys and sequence indices (about a third of the parse cost on small
+mapping keys and sequence indices (about a fifth of the parse time on small
 claim files). Leaves under non-string keys (``1:``, ``on:``) get no position.
 
 Edits splice the scalar's text and nothing else (the Renovate/pre-commit way),
@@ -38,9 +38,10 @@ except AttributeError:  # PyYAML built without libyaml
 KeyPath = tuple[str | int, ...]
 
 MAX_FILE_BYTES = 10 * 1024 * 1024
-# Extra node visits caused by aliases, per file. Claims use none; a billion-laughs
-# document needs billions. Construction itself shares aliased objects, but every
-# walk over the data (positions, comparisons, JSON output) would expand them.
+# Extra node visits (and merge-key copies) caused by aliases, per document. Claims
+# use none; a billion-laughs document needs billions. Construction itself shares
+# aliased objects, but every walk over the data (positions, comparisons, JSON
+# output) would expand them.
 MAX_ALIAS_EXPANSION = 100_000
 # libyaml's composer recurses in C and crashes the process around 30k levels.
 MAX_DEPTH = 1000
@@ -95,12 +96,18 @@ def load_documents(path: str, text: str) -> list[Doc]:
         check_size(path, len(text.encode("utf-8", "surrogatepass")))
     # libyaml drops a byte-order mark from its offsets; the text keeps it.
     shift = 1 if text.startswith("\ufeff") else 0
-    if _nesting_bound(text) > MAX_DEPTH:
-        _check_depth(path, text, shift)
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except UnicodeEncodeError as e:
+        line = text.count("\n", 0, e.start) + 1
+        raise YamlError(
+            f"{path}:{line}: text is not valid Unicode (a lone surrogate); save the file as UTF-8"
+        ) from None
     docs: list[Doc] = []
     index = 0
     try:
+        if _nesting_bound(text) > MAX_DEPTH:
+            _check_depth(path, text, shift)
         while loader.check_node():
             node = loader.get_node()
             if node is not None and not _is_empty(node):
@@ -115,7 +122,7 @@ def load_documents(path: str, text: str) -> list[Doc]:
     except yaml.YAMLError as e:
         raise YamlError(f"{path}: malformed YAML ({_one_line(str(e))}); fix the file") from None
     except RecursionError:
-        raise YamlError(f"{path}: YAML merge keys chain too deeply; flatten the file") from None
+        raise YamlError(f"{path}: YAML nests or merges too deeply; flatten the file") from None
     finally:
         loader.dispose()
     return docs
@@ -138,8 +145,15 @@ def splice(text: str, loc: ValueLocation, new_value: int | float | str | bool) -
         tail = old[len(old.rstrip()) :]
         rendered += f"  {comment.group().lstrip()}" if comment else ""
         return text[: loc.start] + rendered + tail + text[loc.end :]
-    if loc.start == loc.end and loc.start > 0 and text[loc.start - 1] not in " \t\n":
-        rendered = " " + rendered  # an empty value right after `key:`
+    if loc.start == loc.end:  # an empty value: libyaml marks it right after `key:` or `-`
+        at = loc.start
+        if text[at : at + 1] in (" ", "\t"):
+            at += 1
+        elif at > 0 and text[at - 1] not in " \t\n":
+            rendered = " " + rendered
+        if text[at : at + 1] == "#":
+            rendered += " "  # `key: # why` must keep its comment a comment
+        return text[:at] + rendered + text[at:]
     return text[: loc.start] + rendered + text[loc.end :]
 
 
@@ -209,31 +223,43 @@ class _Walk:
         self.shift = shift
         self.seen: set[int] | None = set() if may_alias else None
         self.expansion = 0
-        self.merged: dict[int, tuple[list[tuple[str, Node]], int]] = {}
+        self.merged: dict[int, tuple[list[tuple[str | None, Node]], int]] = {}
         self.merging: set[int] = set()
 
     def positions(self, root: Node) -> dict[KeyPath, ValueLocation]:
         positions: dict[KeyPath, ValueLocation] = {}
-        stack: list[tuple[KeyPath, Node]] = [((), root)]
+        # A None key path: under a non-string key, walked for the alias budget only.
+        stack: list[tuple[KeyPath | None, Node, int]] = [((), root, 0)]
         while stack:
-            key_path, node = stack.pop()
+            key_path, node, depth = stack.pop()
             if self.seen is not None:
-                self.visit(node)
+                self.visit(node, depth)
             if isinstance(node, ScalarNode):
-                positions[key_path] = self.location(node)
+                if key_path is not None:
+                    positions[key_path] = self.location(node)
             elif isinstance(node, SequenceNode):
-                stack.extend(((*key_path, i), node.value[i]) for i in reversed(range(len(node.value))))
+                stack.extend(
+                    (None if key_path is None else (*key_path, i), node.value[i], depth + 1)
+                    for i in reversed(range(len(node.value)))
+                )
             elif isinstance(node, MappingNode):
-                pairs = self.pairs(node)[0]
-                stack.extend(((*key_path, key), child) for key, child in reversed(pairs))
+                stack.extend(
+                    (None if key_path is None or key is None else (*key_path, key), child, depth + 1)
+                    for key, child in reversed(self.pairs(node)[0])
+                )
         return positions
 
-    def visit(self, node: Node) -> None:
+    def visit(self, node: Node, depth: int) -> None:
         assert self.seen is not None
         if id(node) in self.seen:
             self.spend(1, node)
         else:
             self.seen.add(id(node))
+        if depth > MAX_DEPTH:  # only aliases can nest deeper than the text does
+            raise YamlError(
+                f"{self.path}:{node.start_mark.line + 1}: YAML aliases refer to themselves or "
+                f"nest deeper than {MAX_DEPTH} levels; remove the anchors"
+            )
 
     def spend(self, visits: int, node: Node) -> None:
         self.expansion += visits
@@ -243,8 +269,8 @@ class _Walk:
                 "(possible alias bomb); remove the anchors"
             )
 
-    def pairs(self, node: MappingNode) -> tuple[list[tuple[str, Node]], int]:
-        """String-keyed entries as the safe constructor sees them (merge keys resolved).
+    def pairs(self, node: MappingNode) -> tuple[list[tuple[str | None, Node]], int]:
+        """Entries as the safe constructor sees them (merge keys resolved); None for non-str keys.
 
         Also returns how many entries PyYAML's flatten_mapping will copy for this
         mapping: it does not deduplicate, so nested merges can explode there even
@@ -255,6 +281,7 @@ class _Walk:
             return cached
         explicit: dict[str, Node] = {}
         merged: dict[str, Node] = {}
+        hidden: list[Node] = []
         flat = 0
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE_TAG:
@@ -262,10 +289,14 @@ class _Walk:
                     source_pairs, source_flat = self.pairs(source)
                     flat += source_flat
                     for key, child in source_pairs:
-                        merged.setdefault(key, child)
+                        if key is None:
+                            hidden.append(child)
+                        else:
+                            merged.setdefault(key, child)
                 continue
             flat += 1
             if not isinstance(key_node, ScalarNode) or key_node.tag != _STR_TAG:
+                hidden.append(value_node)
                 continue
             if key_node.value in explicit:
                 raise YamlError(
@@ -276,7 +307,8 @@ class _Walk:
         if merged:
             self.spend(flat, node)
         merged.update(explicit)
-        result = (list(merged.items()), flat)
+        entries: list[tuple[str | None, Node]] = [*merged.items(), *((None, v) for v in hidden)]
+        result = (entries, flat)
         self.merged[id(node)] = result
         return result
 
@@ -378,20 +410,14 @@ def _one_line(message: str) -> str:
 
 
 def _nesting_bound(text: str) -> int:
-    """An upper bound on collection nesting, from indicator counts (cheap, C speed).
+    """An upper bound on collection nesting, at C speed.
 
-    Every collection starts at a `[`/`{`, a `-` (a block sequence, and maybe a
-    compact mapping after it), or a mapping key at a line start or after `?`/`:`.
+    A nested block collection starts at a greater column than its parent (a
+    sequence under a mapping key may share the column, once), so block nesting
+    is at most twice the longest line; each flow level needs its own `[` or `{`.
     """
-    return (
-        text.count("\n")
-        + 1
-        + 2 * text.count("-")
-        + text.count("?")
-        + text.count(":")
-        + text.count("[")
-        + text.count("{")
-    )
+    longest = max(map(len, text.split("\n")))
+    return 2 * (longest + 1) + text.count("[") + text.count("{")
 
 
 def _check_depth(path: str, text: str, shift: int) -> None:

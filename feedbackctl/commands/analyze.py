@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from feedbackctl.authority.shard import parse_shard
 from feedbackctl.authority.snapshot import open_repo
 from feedbackctl.clock import now_or
 from feedbackctl.commands.options import (
@@ -17,6 +18,7 @@ from feedbackctl.commands.options import (
     OutputOpt,
     Ref,
     Repo,
+    ShardOpt,
     exit_code,
 )
 from feedbackctl.patterns.recommend import StatusChange, analyze, set_status
@@ -34,9 +36,18 @@ def analyze_command(
     ] = False,
     dry_run: DryRun = False,
     detailed_exitcode: Detailed = False,
+    shard: ShardOpt = None,
 ) -> int:
     """Report what runtime signals say about each tuned field (Pattern 4)."""
-    report = analyze(open_repo(repo), ref, metrics, now_or(now), write_sidecars=write, dry_run=dry_run)
+    report = analyze(
+        open_repo(repo),
+        ref,
+        metrics,
+        now_or(now),
+        write_sidecars=write,
+        dry_run=dry_run,
+        shard=parse_shard(shard),
+    )
     print_report(report, output.value, title=f"feedbackctl analyze @ {report.branch}")
     return exit_code(report, detailed_exitcode)
 

@@ -25,8 +25,9 @@ DEMO_STEPS = ("demo", "autotune", "propose", "drift")
 def demo_step(layout: DemoLayout, now: datetime) -> int:
     out = stdout()
     out.print("[bold]analyze --write[/] — what the signals say; advisory sidecars, the claims untouched")
-    report = analyze(open_repo(layout.repo), None, str(layout.metrics), now, write_sidecars=True,
-                     dry_run=False)
+    report = analyze(
+        open_repo(layout.repo), None, str(layout.metrics), now, write_sidecars=True, dry_run=False
+    )
     print_report(report, "table", title="feedbackctl analyze --write")
     return 1 if report.problems else 0
 

@@ -42,3 +42,11 @@ def exit_code(report: Report, detailed: bool) -> int:
     if detailed and report.changed:
         return EXIT_CHANGES
     return EXIT_OK
+
+
+ShardOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--shard", help="Only the claims of hash partition i/n (0 <= i < n), for sharded cron jobs."
+    ),
+]

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from feedbackctl.authority.gitrepo import GitRepo
+from feedbackctl.authority.shard import ALL, Shard
 from feedbackctl.authority.snapshot import Snapshot, load_snapshot
 from feedbackctl.authority.writer import Plan, Staging, trailer, write
 from feedbackctl.core.decide import recommend
@@ -162,9 +163,10 @@ def analyze(
     *,
     write_sidecars: bool,
     dry_run: bool,
+    shard: Shard = ALL,
 ) -> Report:
     for _ in range(CAS_ATTEMPTS):
-        snapshot = load_snapshot(repo, ref)
+        snapshot = load_snapshot(repo, ref).restrict(shard)
         gathered = gather(snapshot, metrics, now)
         report = Report(
             "analyze",

@@ -1,0 +1,164 @@
+"""``feedbackctl drift``: capture live state that differs from git (Pattern 3)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from feedbackctl.authority.snapshot import open_repo
+from feedbackctl.clock import now_or
+from feedbackctl.commands.history import history_table
+from feedbackctl.commands.options import Detailed, DryRun, Now, Output, OutputOpt, Push, Ref, Repo
+from feedbackctl.demo import DemoLayout
+from feedbackctl.errors import EXIT_CHANGES, EXIT_OK, EXIT_RUNTIME
+from feedbackctl.notify import check_webhook_url
+from feedbackctl.patterns.drift import DriftRequest, Status, drift
+from feedbackctl.patterns.history_view import HistoryFilter, read_history
+from feedbackctl.render import Report, print_json, report_json, stderr, stdout
+
+
+class Mode(StrEnum):
+    capture = "capture"
+    report = "report"
+
+
+Live = Annotated[
+    str,
+    typer.Option("--live", help="A live-state file (YAML/JSON: claim -> {field: value}), or 'aws'."),
+]
+ModeOpt = Annotated[Mode, typer.Option("--mode", help="capture: commit live values; report: only report.")]
+Branch = Annotated[
+    str | None,
+    typer.Option("--branch", help="Capture to this review branch (created from the authority branch)."),
+]
+Webhook = Annotated[
+    str | None, typer.Option("--notify-webhook", help="POST one JSON event per capture to this URL.")
+]
+
+_STYLE = {
+    Status.CAPTURED: "yellow",
+    Status.WOULD_CAPTURE: "yellow",
+    Status.DRIFT: "yellow",
+    Status.ALREADY_CAPTURED: "dim",
+    Status.PENDING_SYNC: "cyan",
+    Status.IGNORED: "dim",
+    Status.UNMANAGED: "dim",
+}
+
+
+def drift_table(rows: list[dict[str, Any]], title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for col in ("claim", "field", "git → live", "status", "tags / why", "commit"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        status = Status(r["status"])
+        tags = "break-glass, requires-review" if status in (Status.CAPTURED, Status.WOULD_CAPTURE) else ""
+        if r["outOfBounds"]:
+            tags += (", " if tags else "") + "out-of-bounds: " + "; ".join(r["outOfBounds"])
+        why = ", ".join(x for x in (tags, r["detail"]) if x)
+        style = _STYLE.get(status, "")
+        table.add_row(
+            r["claim"],
+            r["field"],
+            f"{'-' if r['desired'] is None else r['desired']} → {r['observed']}",
+            f"[{style}]{status.value}[/]" if style else status.value,
+            why,
+            (r["commit"] or "")[:10],
+        )
+    return table
+
+
+def print_drift(report: Report, output: str) -> None:
+    if output == "json":
+        print_json(report_json(report))
+    else:
+        out = stdout()
+        rows = report.extra.get("drift", [])
+        where = f"{report.branch}@{(report.commit or '')[:8]}"
+        title = f"feedbackctl drift ({report.extra.get('mode')}) — {report.extra.get('source')} vs {where}"
+        if rows:
+            out.print(drift_table(rows, title))
+        in_sync = report.extra.get("inSync", 0)
+        drifted = sum(1 for r in rows if r["status"] in ("drift", "captured", "would-capture"))
+        out.print(f"{in_sync} observed field(s) match git; {drifted} differ")
+        for c in report.commits:
+            out.print(f"committed {c['sha'][:10]} on {c.get('branch', report.branch)}: {c['subject']}")
+        for e in report.events:
+            notify = e.get("notify")
+            if notify and notify.get("status") == "sent":
+                out.print(f"notified {notify['webhook']} of {str(e['commit'])[:10]}")
+    err = stderr()
+    for p in report.problems:
+        err.print(f"error: {p.message}", markup=False)
+
+
+def exit_code(report: Report, detailed: bool) -> int:
+    if report.problems:
+        return EXIT_RUNTIME
+    differs = any(
+        r["status"] in ("drift", "captured", "would-capture") for r in report.extra.get("drift", [])
+    )
+    if detailed and (report.commits or differs):
+        return EXIT_CHANGES
+    return EXIT_OK
+
+
+def drift_command(
+    live: Live,
+    repo: Repo = ".",
+    ref: Ref = None,
+    now: Now = None,
+    mode: ModeOpt = Mode.capture,
+    branch: Branch = None,
+    notify_webhook: Webhook = None,
+    push: Push = False,
+    output: OutputOpt = Output.table,
+    dry_run: DryRun = False,
+    detailed_exitcode: Detailed = False,
+) -> int:
+    """Capture live state that differs from git into the claims, tagged for review (Pattern 3)."""
+    request = DriftRequest(
+        live=live,
+        mode=mode.value,
+        branch=branch,
+        webhook=check_webhook_url(notify_webhook) if notify_webhook else None,
+        push=push,
+        dry_run=dry_run,
+    )
+    handle = open_repo(repo)
+    if branch:
+        handle.ref_name(branch)  # a name git refuses is a usage error before any work
+    report = drift(handle, ref, request, now_or(now))
+    print_drift(report, output.value)
+    return exit_code(report, detailed_exitcode)
+
+
+def demo_step(layout: DemoLayout, now: datetime) -> int:
+    """Break-glass: prod's timeout was raised by hand during an incident; drift captures it."""
+    if not layout.live.exists():
+        return 0
+    out = stdout()
+    out.print(
+        f"[bold]drift --live {layout.live.name}[/] — reality wins: a hand-made change is captured "
+        "into git, tagged for post-incident review, never reverted"
+    )
+    repo = open_repo(layout.repo)
+    report = drift(repo, None, DriftRequest(live=str(layout.live)), now)
+    print_drift(report, "table")
+    pending = read_history(repo, None, HistoryFilter(tag="requires-review"))
+    out.print(f"\n[bold]history --pending-review[/] — {len(pending.entries)} capture(s) await review")
+    out.print(history_table(pending.entries, "awaiting review"))
+    if pending.entries:
+        out.print(
+            f"  close one with: feedbackctl review {pending.entries[0].commit[:10]} --repo {layout.repo} "
+            "--note 'incident reviewed: keep 60s'"
+        )
+    return 1 if report.problems else 0
+
+
+def register(app: typer.Typer) -> None:
+    app.command("drift")(drift_command)

@@ -1,0 +1,148 @@
+"""``feedbackctl history`` (the audit trail from trailers) and ``feedbackctl review``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from feedbackctl.authority.snapshot import open_repo
+from feedbackctl.clock import now_or
+from feedbackctl.commands.options import DryRun, Now, Output, OutputOpt, Ref, Repo, exit_code
+from feedbackctl.patterns.history_view import (
+    REQUIRES_REVIEW,
+    Entry,
+    HistoryFilter,
+    entry_json,
+    parse_when,
+    read_history,
+    record_review,
+)
+from feedbackctl.render import JSON_SCHEMA_VERSION, print_json, print_report, stdout
+
+
+def _value(v: object) -> str:
+    return "-" if v is None else str(v)
+
+
+def history_table(entries: Sequence[Entry], title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for col in (
+        "when (UTC)",
+        "commit",
+        "kind",
+        "claim",
+        "field",
+        "from → to",
+        "source",
+        "tags / review",
+        "by",
+    ):
+        table.add_column(col, overflow="fold")
+    for e in entries:
+        change = f"{_value(e.old)} → {_value(e.new)}" if (e.old, e.new) != (None, None) else ""
+        tags = ", ".join(e.effective_tags)
+        if e.reviewed_by:
+            tags += f" ({e.reviewed_by[:8]})"
+        if e.reviews:
+            tags = f"reviews {e.reviews[:8]}"
+        kind = f"[bold]{e.kind}[/]" if e.kind == "human" else e.kind
+        if e.pending_review:
+            kind = f"[yellow]{e.kind}[/]"
+        table.add_row(
+            f"{e.at:%Y-%m-%d %H:%M}",
+            e.commit[:8],
+            kind,
+            e.claim or "-",
+            f"spec.{e.field}" if e.field else "-",
+            change,
+            e.source or "-",
+            tags,
+            e.author,
+        )
+    return table
+
+
+def history_command(
+    repo: Repo = ".",
+    ref: Ref = None,
+    claim: Annotated[str | None, typer.Option("--claim", help="Only this claim (glob).")] = None,
+    field: Annotated[
+        str | None, typer.Option("--field", help="Only this field, e.g. lambdaMemory (glob).")
+    ] = None,
+    kind: Annotated[
+        list[str] | None,
+        typer.Option("--kind", help="Only these kinds (auto-tune, drift-capture, human, ...)."),
+    ] = None,
+    source: Annotated[str | None, typer.Option("--source", help="Only this Feedback-Source (glob).")] = None,
+    tag: Annotated[
+        str | None, typer.Option("--tag", help="Only changes with this tag, e.g. requires-review.")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="ISO-8601, or 7d / 24h / 90m before --now.")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="ISO-8601, or 7d / 24h / 90m before --now.")
+    ] = None,
+    pending_review: Annotated[
+        bool, typer.Option("--pending-review", help="Captures not yet reviewed (= --tag requires-review).")
+    ] = False,
+    now: Now = None,
+    output: OutputOpt = Output.table,
+) -> int:
+    """Every feedback-driven change (from Feedback-* trailers) and human edits of tuned fields."""
+    at = now_or(now)
+    kinds = tuple(k.strip() for raw in kind or () for k in raw.split(",") if k.strip())
+    filt = HistoryFilter(
+        claim=claim,
+        field=field.removeprefix("spec.") if field else None,
+        kinds=kinds,
+        source=source,
+        tag=REQUIRES_REVIEW if pending_review else tag,
+        since=parse_when(since, at, "--since") if since else None,
+        until=parse_when(until, at, "--until") if until else None,
+    )
+    history = read_history(open_repo(repo), ref, filt)
+    pending = sum(1 for e in history.entries if e.pending_review)
+    if output == Output.json:
+        print_json(
+            {
+                "schemaVersion": JSON_SCHEMA_VERSION,
+                "command": "history",
+                "branch": history.branch,
+                "commit": history.commit,
+                "pendingReview": pending,
+                "entries": [entry_json(e) for e in history.entries],
+            }
+        )
+        return 0
+    out = stdout()
+    out.print(history_table(history.entries, f"feedbackctl history @ {history.branch}"))
+    out.print(
+        f"{len(history.entries)} entr{'y' if len(history.entries) == 1 else 'ies'}; {pending} awaiting review"
+    )
+    return 0
+
+
+def review_command(
+    commit: Annotated[str, typer.Argument(help="The capture commit (sha) being reviewed.")],
+    repo: Repo = ".",
+    ref: Ref = None,
+    note: Annotated[
+        str, typer.Option("--note", help="What the review concluded, recorded in the commit.")
+    ] = "",
+    now: Now = None,
+    output: OutputOpt = Output.table,
+    dry_run: DryRun = False,
+) -> int:
+    """Record the post-incident review of a capture (a commit with Feedback-Kind: review)."""
+    report = record_review(open_repo(repo), ref, commit, note, now_or(now), dry_run=dry_run)
+    print_report(report, output.value, title="review")
+    return exit_code(report, False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("history")(history_command)
+    app.command("review")(review_command)

@@ -1,0 +1,389 @@
+"""``history``: every feedback-driven change, read back from git; ``review``: closing a capture.
+
+Git history is the audit trail. One first-parent ``git log`` pass over the
+authority branch yields each commit's ``Feedback-*`` trailer groups (one entry
+per change); human edits of tuned fields, which carry no trailers, are found
+by value (the claim file at the commit against its parent) and marked
+``human``.
+
+A change tagged ``requires-review`` (a drift capture) is pending until a
+later commit on the branch records ``Feedback-Kind: review`` with
+``Feedback-Reviews: <sha>``; from then on its effective tag is ``reviewed``,
+so ``history --tag requires-review`` (alias ``--pending-review``) empties.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+
+import yaml
+
+from feedbackctl.authority.claims import is_claim_kind
+from feedbackctl.authority.gitrepo import GitRepo
+from feedbackctl.authority.history import Commit, claim_files, claim_values, parse_scalar
+from feedbackctl.authority.snapshot import branch_of, load_snapshot
+from feedbackctl.authority.trailers import parse_trailers
+from feedbackctl.authority.writer import Plan, trailer, write
+from feedbackctl.clock import parse_instant
+from feedbackctl.core.models import Scalar
+from feedbackctl.errors import ConflictError, FeedbackError, UsageError
+from feedbackctl.render import Report
+
+REVIEW_KIND = "review"
+REVIEWS_KEY = "Feedback-Reviews"
+REQUIRES_REVIEW = "requires-review"
+REVIEWED = "reviewed"
+HUMAN = "human"
+CAS_ATTEMPTS = 5
+
+_RS, _US = "\x1e", "\x1f"
+_FastLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_RELATIVE = re.compile(r"^(\d+)\s*(m|h|d|w)$")
+_UNIT = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One change (or marker) in the audit trail."""
+
+    commit: str
+    at: datetime
+    author: str
+    kind: str
+    claim: str | None = None
+    field: str | None = None  # bare spec key
+    old: Scalar = None
+    new: Scalar = None
+    source: str | None = None
+    rule: str | None = None
+    risk: str | None = None
+    evidence: str | None = None
+    tags: tuple[str, ...] = ()
+    reviews: str | None = None  # a review: the commit it reviews
+    reviewed_by: str | None = None  # a capture: the review commit that closed it
+
+    @property
+    def pending_review(self) -> bool:
+        return REQUIRES_REVIEW in self.tags and self.reviewed_by is None
+
+    @property
+    def effective_tags(self) -> tuple[str, ...]:
+        if REQUIRES_REVIEW in self.tags and self.reviewed_by is not None:
+            return tuple(REVIEWED if t == REQUIRES_REVIEW else t for t in self.tags)
+        return self.tags
+
+
+@dataclass(frozen=True)
+class HistoryFilter:
+    claim: str | None = None  # glob
+    field: str | None = None  # glob over the bare key
+    kinds: tuple[str, ...] = ()
+    source: str | None = None  # glob
+    tag: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def wants_humans(self) -> bool:
+        return (not self.kinds or HUMAN in self.kinds) and self.tag is None and self.source is None
+
+    def matches(self, e: Entry) -> bool:
+        checks = (
+            self.claim is None or (e.claim is not None and fnmatch.fnmatchcase(e.claim, self.claim)),
+            self.field is None or (e.field is not None and fnmatch.fnmatchcase(e.field, self.field)),
+            not self.kinds or e.kind in self.kinds,
+            self.source is None or (e.source is not None and fnmatch.fnmatchcase(e.source, self.source)),
+            self.tag is None or self.tag in e.effective_tags,
+            self.since is None or e.at >= self.since,
+            self.until is None or e.at <= self.until,
+        )
+        return all(checks)
+
+
+def parse_when(text: str, now: datetime, option: str) -> datetime:
+    """ISO-8601, or a duration before ``now`` like ``90m``, ``24h``, ``7d``, ``2w``."""
+    match = _RELATIVE.match(text.strip())
+    if match:
+        return now - int(match.group(1)) * _UNIT[match.group(2)]
+    return parse_instant(text, option)
+
+
+@dataclass(frozen=True)
+class _Logged:
+    commit: Commit
+    author: str
+    blobs: tuple[tuple[str, str | None, str | None], ...] = ()  # (path, blob before, blob after)
+
+
+def _read_log(repo: GitRepo, rev: str, since: datetime | None) -> list[_Logged]:
+    """One first-parent pass, newest first: trailers, authors, and the blobs each commit changed."""
+    args = [
+        "log",
+        "--first-parent",
+        "--no-renames",
+        "--diff-merges=first-parent",
+        "--raw",
+        "--no-abbrev",
+        "-z",
+        f"--format={_RS}%H{_US}%P{_US}%ct{_US}%an{_US}%B{_US}",
+    ]
+    if since is not None:
+        args.append(f"--since=@{int(since.timestamp())}")
+    args += ["--end-of-options", rev, "--"]
+    out = repo.git(*args).decode("utf-8", "surrogateescape")
+    logged = []
+    for record in out.split(_RS)[1:]:
+        sha, parents, ct, author, body, raw = record.split(_US, 5)
+        blobs = []
+        tokens = raw.split("\0")
+        i = 0
+        while i < len(tokens):
+            meta = tokens[i].strip()
+            i += 1
+            if not meta.startswith(":") or i >= len(tokens):
+                continue
+            _, _, old, new, _status = meta.split(" ", 4)
+            path = tokens[i]
+            i += 1
+            blobs.append((path, None if old == repo.null_oid else old, None if new == repo.null_oid else new))
+        commit = Commit(
+            sha=sha,
+            parent=parents.split()[0] if parents.strip() else None,
+            at=datetime.fromtimestamp(int(ct), UTC),
+            changes=tuple(parse_trailers(body)),
+            paths=tuple(path for path, _, _ in blobs),
+        )
+        logged.append(_Logged(commit, author, tuple(blobs)))
+    return logged
+
+
+def _tags(group: dict[str, str]) -> tuple[str, ...]:
+    return tuple(t.strip() for t in group.get("Feedback-Tags", "").split(",") if t.strip())
+
+
+def _trailer_entries(logged: Sequence[_Logged]) -> list[Entry]:
+    out = []
+    for item in logged:
+        c = item.commit
+        for g in c.changes:
+            kind = g.get("Feedback-Kind")
+            if not kind:
+                continue
+            out.append(
+                Entry(
+                    commit=c.sha,
+                    at=c.at,
+                    author=item.author,
+                    kind=kind,
+                    claim=g.get("Feedback-Claim"),
+                    field=g["Feedback-Field"].removeprefix("spec.") if g.get("Feedback-Field") else None,
+                    old=parse_scalar(g.get("Feedback-From")),
+                    new=parse_scalar(g.get("Feedback-To")),
+                    source=g.get("Feedback-Source"),
+                    rule=g.get("Feedback-Rule"),
+                    risk=g.get("Feedback-Risk"),
+                    evidence=g.get("Feedback-Evidence"),
+                    tags=_tags(g),
+                    reviews=g.get(REVIEWS_KEY),
+                )
+            )
+    return out
+
+
+def _reviewed(entries: list[Entry]) -> list[Entry]:
+    """Link each requires-review change to the review that closed it (by sha or sha prefix)."""
+    reviews = [(e.reviews.lower(), e.commit) for e in entries if e.kind == REVIEW_KIND and e.reviews]
+    if not reviews:
+        return entries
+    out = []
+    for e in entries:
+        if REQUIRES_REVIEW in e.tags:
+            by = next((sha for ref, sha in reviews if len(ref) >= 7 and e.commit.startswith(ref)), None)
+            if by is not None:
+                e = replace(e, reviewed_by=by)
+        out.append(e)
+    return out
+
+
+def _claim_scalars(path: str, content: bytes) -> Mapping[str, Mapping[str, Scalar]]:
+    """{claim: {field: scalar}} of one file version, read fast.
+
+    Plain claim files (no aliases, the usual case) go through PyYAML's C loader
+    without position tracking; anything unusual goes through the guarded reader
+    the rest of the tool uses.
+    """
+    if b"*" in content or b"<<" in content or len(content) > 256 * 1024:
+        return claim_values(path, content)
+    try:
+        docs = list(yaml.load_all(content, Loader=_FastLoader))  # noqa: S506 - safe loader
+    except yaml.YAMLError:
+        return {}  # a version that did not parse set no values
+    out: dict[str, Mapping[str, Scalar]] = {}
+    for doc in docs:
+        if not isinstance(doc, dict) or not is_claim_kind(doc.get("kind")):
+            continue
+        meta, spec = doc.get("metadata"), doc.get("spec")
+        if isinstance(meta, dict) and isinstance(meta.get("name"), str) and isinstance(spec, dict):
+            out[meta["name"]] = {
+                str(k): v for k, v in spec.items() if v is None or isinstance(v, int | float | str | bool)
+            }
+    return out
+
+
+def _human_entries(
+    repo: GitRepo, logged: Sequence[_Logged], files: Mapping[str, set[str]], fields: Sequence[str]
+) -> list[Entry]:
+    """Value changes of tuned fields by commits without trailers for them (humans, merges).
+
+    Every file version is read once, by blob id, in one ``cat-file --batch``:
+    a version after one commit is the version before the next.
+    """
+    todo = [(item, path, old, new) for item in logged for path, old, new in item.blobs if path in files]
+    contents = repo.read_blobs(sorted({b for _, _, old, new in todo for b in (old, new) if b}))
+    parsed: dict[str, Mapping[str, Mapping[str, Scalar]]] = {}
+
+    def values(path: str, blob: str | None) -> Mapping[str, Mapping[str, Scalar]]:
+        if blob is None:
+            return {}
+        if blob not in parsed:
+            parsed[blob] = _claim_scalars(path, contents[blob])
+        return parsed[blob]
+
+    out = []
+    for item, path, old_blob, new_blob in todo:
+        before, after = values(path, old_blob), values(path, new_blob)
+        c = item.commit
+        for claim in sorted(files[path]):
+            for f in fields:
+                old, new = before.get(claim, {}).get(f), after.get(claim, {}).get(f)
+                if old != new and c.trailer_for(claim, f) is None:
+                    out.append(Entry(c.sha, c.at, item.author, HUMAN, claim, f, old, new))
+    return out
+
+
+@dataclass
+class History:
+    branch: str
+    commit: str
+    entries: list[Entry] = field(default_factory=list)
+
+
+def read_history(repo: GitRepo, ref: str | None, filt: HistoryFilter) -> History:
+    """Every matching entry on the authority branch, newest first."""
+    snapshot = load_snapshot(repo, ref)
+    logged = _read_log(repo, snapshot.commit, filt.since)
+    entries = _trailer_entries(logged)
+    if filt.wants_humans():
+        fields = [
+            f
+            for f in snapshot.settings.policy.tuned_fields
+            if filt.field is None or fnmatch.fnmatchcase(f, filt.field)
+        ]
+        claims = [c for c in snapshot.claims if filt.claim is None or fnmatch.fnmatchcase(c.name, filt.claim)]
+        entries += _human_entries(repo, logged, claim_files(claims), fields)
+    order = {item.commit.sha: i for i, item in enumerate(logged)}
+    entries.sort(key=lambda e: (order.get(e.commit, 0), e.claim or "", e.field or ""))
+    entries = _reviewed(entries)
+    return History(snapshot.branch, snapshot.commit, [e for e in entries if filt.matches(e)])
+
+
+def entry_json(e: Entry) -> dict[str, object]:
+    return {
+        "commit": e.commit,
+        "at": e.at.isoformat().replace("+00:00", "Z"),
+        "author": e.author,
+        "kind": e.kind,
+        "human": e.kind == HUMAN,
+        "claim": e.claim,
+        "field": f"spec.{e.field}" if e.field else None,
+        "from": e.old,
+        "to": e.new,
+        "source": e.source,
+        "rule": e.rule,
+        "risk": e.risk,
+        "evidence": e.evidence,
+        "tags": list(e.effective_tags),
+        "pendingReview": e.pending_review,
+        "reviewedBy": e.reviewed_by,
+        "reviews": e.reviews,
+    }
+
+
+# --- review -------------------------------------------------------------------------
+
+
+def _resolve_commit(repo: GitRepo, commit: str) -> str:
+    try:
+        return repo.resolve(commit)
+    except UsageError:
+        raise UsageError(
+            f"commit '{commit}' not found in {repo.display}; "
+            "pass a sha from feedbackctl history --pending-review"
+        ) from None
+
+
+def review_of(repo: GitRepo, sha: str, tip: str) -> str | None:
+    """The review commit on the branch (after ``sha``) that already reviews ``sha``."""
+    for item in _read_log(repo, f"{sha}..{tip}", None):
+        for g in item.commit.changes:
+            ref = (g.get(REVIEWS_KEY) or "").lower()
+            if g.get("Feedback-Kind") == REVIEW_KIND and len(ref) >= 7 and sha.startswith(ref):
+                return item.commit.sha
+    return None
+
+
+def record_review(
+    repo: GitRepo, ref: str | None, commit: str, note: str, now: datetime, *, dry_run: bool
+) -> Report:
+    """Commit ``Feedback-Kind: review`` for every requires-review change of ``commit``."""
+    for _ in range(CAS_ATTEMPTS):
+        branch = branch_of(repo, ref)
+        tip = repo.resolve(branch)
+        sha = _resolve_commit(repo, commit)
+        if not repo.is_ancestor(sha, tip):
+            raise UsageError(f"commit {sha[:10]} is not on {branch}; pass --ref the branch that holds it")
+        message = repo.git("log", "-1", "--format=%B", sha, "--").decode("utf-8", "replace")
+        pending = [g for g in parse_trailers(message) if REQUIRES_REVIEW in _tags(g)]
+        if not pending:
+            raise UsageError(
+                f"commit {sha[:10]} carries no change tagged {REQUIRES_REVIEW}; nothing to review "
+                "(see feedbackctl history --pending-review)"
+            )
+        report = Report(f"{REVIEW_KIND}", now, branch, tip, dry_run=dry_run)
+        done = review_of(repo, sha, tip)
+        if done is not None:
+            report.extra["reviewedBy"] = done
+            report.events.append(
+                {"message": f"{sha[:10]} was already reviewed in {done[:10]}; nothing to do"}
+            )
+            return report
+        trailers = []
+        for g in pending:
+            field_name = (g.get("Feedback-Field") or "").removeprefix("spec.") or None
+            trailers.append(
+                {**trailer(REVIEW_KIND, g.get("Feedback-Claim", ""), field_name), REVIEWS_KEY: sha}
+            )
+        first = pending[0]
+        what = " ".join(first.get(k, "") for k in ("Feedback-Kind", "Feedback-Claim", "Feedback-Field"))
+        more = f" and {len(pending) - 1} more" if len(pending) > 1 else ""
+        plan = Plan(
+            subject=f"feedbackctl: review {' '.join(what.split())}{more} ({sha[:10]})",
+            body=note,
+            trailers=trailers,
+        )
+        if dry_run:
+            report.commits.append(
+                {"sha": "(dry-run)", "branch": branch, "subject": plan.subject, "files": []}
+            )
+            return report
+        try:
+            new = write(repo, branch, tip, plan, now)
+        except ConflictError:
+            continue
+        report.extra["reviews"] = sha
+        report.commits.append({"sha": new, "branch": branch, "subject": plan.subject, "files": []})
+        return report
+    raise FeedbackError(f"the branch kept moving during {CAS_ATTEMPTS} attempts; rerun later")
