@@ -64,7 +64,8 @@ def build(commits: int, claims: int) -> Paths:
         make_fleet(root, claims, points=313, step_seconds=300, metrics=METRICS, bare=True)
         _hot_metrics(root / "metrics", root / "metrics-hot", claims)
         (root / "feedback-commits").write_text(str(made.feedback_commits))
-        print(f"built {commits} commits and a fresh fleet in {time.perf_counter() - began:.1f}s", file=sys.stderr)
+        took = time.perf_counter() - began
+        print(f"built {commits} commits and a fresh fleet in {took:.1f}s", file=sys.stderr)
         marker.write_text("ok")
     return Paths(
         root / "fleet.git",
