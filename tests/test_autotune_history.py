@@ -9,6 +9,7 @@ trailers (often undone again), auto-tunes with trailers, flapping included.
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,7 +18,13 @@ import pytest
 
 from bench.fleet import make_history_repo
 from feedbackctl.authority.gitrepo import GitRepo
-from feedbackctl.authority.history import Histories, fill_baselines, load_histories, value_window
+from feedbackctl.authority.history import (
+    Histories,
+    fill_baselines,
+    has_bloom_filters,
+    load_histories,
+    value_window,
+)
 from feedbackctl.authority.snapshot import load_snapshot
 from feedbackctl.core.decide import ClaimInputs, autotune
 from feedbackctl.core.guards import rate_limit
@@ -25,6 +32,7 @@ from feedbackctl.core.models import Claim, Decision, Series
 from feedbackctl.core.policy import Policy
 from feedbackctl.core.tuning import parse_autotune
 from tests.corefix import SOURCE
+from tests.gitutil import git_out
 
 
 def _pressure(claim: Claim, now: datetime) -> dict[str, Series]:
@@ -55,15 +63,23 @@ def _decide(claims: list[Claim], histories: Histories, policy: Policy, now: date
 
 
 @pytest.fixture(scope="module")
-def history_repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
+def history_repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, float]:
+    """The same history twice: as imported, and with a commit-graph with Bloom filters."""
     made = make_history_repo(tmp_path_factory.mktemp("hist"), 6000, n_claims=100, seed=2, bare=True)
-    return made.repo, made.now
+    graphed = made.repo.parent / "graphed.git"
+    shutil.copytree(made.repo, graphed)
+    git_out(graphed, "commit-graph", "write", "--reachable", "--changed-paths")
+    return made.repo, graphed, made.now
 
 
+@pytest.mark.parametrize("graph", [False, True], ids=["no-commit-graph", "bloom"])
 @pytest.mark.parametrize("days_back", [0, 20, 90, 200])
-def test_windowed_history_decides_like_a_full_scan(history_repo: tuple[Path, float], days_back: int) -> None:
-    path, end = history_repo
-    repo = GitRepo.open(path)
+def test_windowed_history_decides_like_a_full_scan(
+    history_repo: tuple[Path, Path, float], days_back: int, graph: bool
+) -> None:
+    plain, graphed, end = history_repo
+    repo = GitRepo.open(graphed if graph else plain)
+    assert has_bloom_filters(repo) is graph
     now = datetime.fromtimestamp(end, UTC) - timedelta(days=days_back)
     at = repo.git("rev-list", "-1", f"--before=@{int(now.timestamp())}", "main").decode().strip()
     snap = load_snapshot(repo, "main", at=at)

@@ -33,6 +33,7 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import yaml
 
@@ -222,6 +223,7 @@ def read_raw_log(
     since: datetime | None = None,
     paths: Sequence[str] = (),
     only: Collection[str] | None = None,
+    max_count: int | None = None,
 ) -> list[Commit]:
     """First-parent commits of ``rev``, newest first, with the blobs they changed.
 
@@ -240,6 +242,8 @@ def read_raw_log(
     ]
     if since is not None:
         args.append(f"--since=@{int(since.timestamp())}")
+    if max_count is not None:
+        args.append(f"--max-count={max_count}")
     args.append(rev)
     if paths:
         args += ["--", *paths]
@@ -477,6 +481,91 @@ def _rests_on_unknown(changes: Sequence[FieldChange], now: datetime, since: date
     return counted != reversals([c for c in changes if c.at >= since], now, lim.flap_window_days)
 
 
+def _find_lifts(
+    repo: GitRepo,
+    suspects: Sequence[tuple[Claim, str]],
+    coverage: Mapping[str, Coverage],
+    since: datetime,
+    fields: Sequence[str],
+    memo: ValueMemo,
+    marked: Mapping[str, Commit],
+) -> tuple[list[tuple[str, str, FieldChange]], dict[str, Coverage]]:
+    """Human edits that may lift the flap freezes of ``suspects``.
+
+    Only the newest one before the value window matters (a lift resets every
+    reversal before it). With Bloom filters a short walk per file finds it;
+    without them, one unfiltered pass over the rest of the flap window is
+    cheaper than many path-limited walks.
+    """
+    claims = list({c.name: c for c, _ in suspects}.values())
+    if not claims:
+        return [], {}
+    if len(claim_files(claims)) > PER_FILE_PASSES and not has_bloom_filters(repo):
+        return _scan(
+            repo, {c.name: coverage[c.name].resume for c in claims}, since, claims, fields, memo, marked
+        )
+    events: list[tuple[str, str, FieldChange]] = []
+    for c, f in suspects:
+        for path in claim_files([c]):
+            found = _newest_edit(repo, path, coverage[c.name].resume, since, c.name, f, memo, marked)
+            if found is not None:
+                events.append((c.name, f, found))
+    return events, {}
+
+
+LIFT_BATCHES = (4, 32, 256)
+
+
+def _newest_edit(
+    repo: GitRepo,
+    path: str,
+    start: str | None,
+    since: datetime,
+    claim: str,
+    field_name: str,
+    memo: ValueMemo,
+    marked: Mapping[str, Commit],
+) -> FieldChange | None:
+    """The newest change of one field without trailers for it, from ``start`` back to ``since``."""
+    rev, batch = start, 0
+    while rev is not None:
+        size = LIFT_BATCHES[min(batch, len(LIFT_BATCHES) - 1)]
+        batch += 1
+        commits = read_raw_log(repo, rev, since=since, paths=[path], max_count=size)
+        ordered = [_with_trailers(c, marked) for c in commits]  # newest first
+        events = _value_events(repo, ordered, {path: {claim}}, [field_name], memo)
+        if events:
+            return events[0][2]
+        rev = commits[-1].parent if len(commits) == size else None
+    return None
+
+
+def has_bloom_filters(repo: GitRepo) -> bool:
+    """Whether the repo's commit-graph carries changed-path Bloom filters (git uses them for one path)."""
+    info = Path(
+        repo.git("rev-parse", "--path-format=absolute", "--git-path", "objects/info").decode().strip()
+    )
+    chain = info / "commit-graphs" / "commit-graph-chain"
+    try:
+        if chain.exists():
+            layers = [info / "commit-graphs" / f"graph-{h}.graph" for h in chain.read_text().split()]
+        else:
+            layers = [info / "commit-graph"]
+        return bool(layers) and all(_graph_has_bloom(layer) for layer in layers)
+    except OSError:
+        return False
+
+
+def _graph_has_bloom(graph: Path) -> bool:
+    with graph.open("rb") as fh:
+        head = fh.read(8)
+        if len(head) < 8 or head[:4] != b"CGPH":
+            return False
+        table = fh.read(12 * (head[6] + 1))
+    ids = {table[i : i + 4] for i in range(0, len(table), 12)}
+    return b"BIDX" in ids and b"BDAT" in ids
+
+
 def load_histories(
     repo: GitRepo,
     commit: str,
@@ -507,12 +596,12 @@ def load_histories(
     if value_since > since:
         per = _group(events)
         suspects = [
-            c
+            (c, f)
             for c in valued
-            if any(_rests_on_unknown(per[c.name][f], now, value_since, policy) for f in fields)
+            for f in fields
+            if _rests_on_unknown(per[c.name][f], now, value_since, policy)
         ]
-        resumes = {c.name: coverage[c.name].resume for c in suspects}
-        more, extended = _scan(repo, resumes, since, suspects, fields, memo, marked)
+        more, extended = _find_lifts(repo, suspects, coverage, since, fields, memo, marked)
         events += more
         coverage.update(extended)
     per = _group(events)
@@ -590,7 +679,7 @@ def fill_baselines(
         for c in {c.name: c for c, _ in todo}.values()
         if window is not None and c.name in coverage and coverage[c.name].since > window
     ]
-    if window is not None and len(claim_files(narrow)) > PER_FILE_PASSES:
+    if window is not None and len(claim_files(narrow)) > PER_FILE_PASSES and not has_bloom_filters(repo):
         resumes = {c.name: coverage[c.name].resume for c in narrow}
         more, extended = _scan(repo, resumes, window, narrow, sorted({f for _, f in todo}), memo, {})
         coverage.update(extended)
