@@ -17,6 +17,7 @@ from tests.autotunefix import (
     count,
     decision,
     example_metrics,
+    fresh_metrics,
     iso,
     memory_of,
     ok_json,
@@ -217,3 +218,19 @@ def test_demo_step_tunes_prod_and_shows_the_trailers(tmp_path: Path) -> None:
     assert (
         git_out(layout.repo, "log", "-1", "--format=%(trailers:key=Feedback-To,valueonly)").strip() == "384"
     )
+
+
+def test_shards_split_the_claims_and_together_cover_them(repo_factory: RepoFactory, tmp_path: Path) -> None:
+    from feedbackctl.authority.shard import Shard
+
+    names = [f"app-{i}" for i in range(6)]
+    files = {f"claims/{n}.yaml": PROD_CLAIM.replace("name: messagewall-prod", f"name: {n}") for n in names}
+    work, _ = repo_factory(files)
+    metrics = fresh_metrics(tmp_path / "m", {n: (256, 240) for n in names}, T0)
+    tuned: list[set[str]] = []
+    for i in range(2):
+        data = ok_json(autotune(work, metrics, T0, "--shard", f"{i}/2"))
+        tuned.append({d["claim"] for d in data["decisions"] if d["status"] == "applied"})
+        assert {d["claim"] for d in data["decisions"]} == {n for n in names if n in Shard(i, 2)}
+    assert tuned[0] | tuned[1] == set(names) and not tuned[0] & tuned[1]
+    assert count(work) == 1 + len(names)

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from feedbackctl.authority.shard import parse_shard
 from feedbackctl.authority.snapshot import open_repo
 from feedbackctl.clock import now_or
 from feedbackctl.commands.options import (
@@ -20,6 +21,7 @@ from feedbackctl.commands.options import (
     Push,
     Ref,
     Repo,
+    ShardOpt,
     exit_code,
 )
 from feedbackctl.demo import DemoLayout
@@ -88,11 +90,11 @@ def autotune_command(
     ] = None,
     output: OutputOpt = Output.table,
     detailed_exitcode: Detailed = False,
+    shard: ShardOpt = None,
 ) -> int:
     """Apply bounded, guarded changes to claims that opt in with spec.autoTune (Pattern 2)."""
-    out = run_autotune(
-        open_repo(repo), ref, metrics, now_or(now), RunOptions(dry_run=dry_run, push=push, remote=remote)
-    )
+    opts = RunOptions(dry_run=dry_run, push=push, remote=remote, shard=parse_shard(shard))
+    out = run_autotune(open_repo(repo), ref, metrics, now_or(now), opts)
     print_outcomes(out, output.value)
     return exit_code(out.report, detailed_exitcode)
 

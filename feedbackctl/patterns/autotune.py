@@ -26,13 +26,14 @@ from datetime import datetime
 
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.history import fill_baselines
+from feedbackctl.authority.shard import ALL, Shard
 from feedbackctl.authority.snapshot import Snapshot, load_snapshot
 from feedbackctl.authority.writer import Plan, Staging, trailer
 from feedbackctl.core import guards
 from feedbackctl.core.decide import autotune
 from feedbackctl.core.models import Claim, Decision, Outcome
 from feedbackctl.core.tuning import parse_autotune
-from feedbackctl.errors import ClaimError, ConflictError, FeedbackError, UsageError
+from feedbackctl.errors import ClaimError, CommandError, ConflictError, FeedbackError, UsageError
 from feedbackctl.patterns.inputs import Gathered, Problem, gather
 from feedbackctl.render import Report
 
@@ -66,6 +67,7 @@ class RunOptions:
     dry_run: bool = False
     push: bool = False
     remote: str | None = None  # None: the branch's upstream remote, else origin
+    shard: Shard = ALL  # only these claims (the rate limits still count the whole fleet's trailers)
     sleep: Sleep = time.sleep  # tests pass a recorder; production waits
 
 
@@ -302,7 +304,7 @@ def _not_applied(out: Outcomes, changes: Sequence[Decision], error: FeedbackErro
 def _local(repo: GitRepo, ref: str | None, metrics: str | None, now: datetime, opts: RunOptions) -> Outcomes:
     last: ConflictError | None = None
     for attempt in range(CAS_ATTEMPTS):
-        ev = evaluate(load_snapshot(repo, ref), metrics, now)
+        ev = evaluate(load_snapshot(repo, ref).restrict(opts.shard), metrics, now)
         out = _report(ev, now, opts.dry_run)
         out.report.extra["attempts"] = attempt + 1
         changes = granted(ev.decisions)
@@ -333,14 +335,17 @@ def _local(repo: GitRepo, ref: str | None, metrics: str | None, now: datetime, o
 def _remote_of(repo: GitRepo, branch: str, remote: str | None) -> str:
     if remote:
         return remote
-    got = repo._run(["config", "--get", f"branch.{branch}.remote"], check=False)
-    name = got.stdout.decode().strip()
-    return name if got.returncode == 0 and name and name != "." else "origin"
+    try:
+        name = repo.git("config", "--get", f"branch.{branch}.remote").decode().strip()
+    except CommandError:  # not set: git's exit 1
+        name = ""
+    return name if name and name != "." else "origin"
 
 
 def _fast_forward_local(repo: GitRepo, branch: str, tip: str, out: Outcomes) -> None:
     """Bring the local branch to what was pushed, when that is a fast-forward."""
-    local = repo._ref_sha(f"refs/heads/{branch}")
+    name = f"refs/heads/{branch}"
+    local = repo.list_refs(name).get(name)
     if local is None or local == tip:
         return
     event = {"type": "local-branch", "branch": branch}
@@ -362,7 +367,7 @@ def _pushed(repo: GitRepo, ref: str | None, metrics: str | None, now: datetime, 
         remote_sha = repo.fetch(remote, branch)
         if remote_sha is None:
             raise UsageError(f"remote '{remote}' has no branch {branch}; push it once by hand, then rerun")
-        snap = load_snapshot(repo, branch, at=remote_sha)
+        snap = load_snapshot(repo, branch, at=remote_sha).restrict(opts.shard)
         ev = evaluate(snap, metrics, now)
         out = _report(ev, now, opts.dry_run)
         out.report.extra["attempts"] = attempt + 1
