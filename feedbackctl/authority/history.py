@@ -5,26 +5,26 @@ history a run needs is too, and it never walks history once per claim:
 
 * one first-parent ``git log --since --grep`` pass over the longest window
   (the flap window, 30 days by default) reads every ``Feedback-*`` trailer:
-  auto-tunes, drift captures, approvals, markers. Git filters the messages;
-  commits without trailers cost it a date comparison.
-* one first-parent ``git log --since --raw`` pass over the *value window*
-  finds changes made by anyone else by value (the blob of a claim file at the
-  commit against its parent), so a human edit or a merge also starts the
-  settling window. The value window is as long as any metric window the
-  decisions read, plus settling (7 days + 2 hours by default); callers may
-  limit it to the claims that can act on it (autotune: the opted-in ones).
-  Blobs are parsed once each, and the snapshot's own parsed claims seed them.
-* a field whose trailers alone show enough direction reversals to freeze it
-  gets a path-limited look over the whole flap window, so a human edit that
-  lifted the freeze is never missed.
+  auto-tunes, drift captures, approvals, markers. Git filters the messages.
+* one first-parent ``git log --since --raw`` pass finds changes made by
+  anyone else by value (the blob of a claim file at a commit against its
+  parent), so a human edit or a merge also starts the settling window. By
+  default it covers the whole window for every claim; autotune limits it to
+  the claims that opt in and to the *value window*: the longest metric window
+  a decision reads, plus settling (7 days + 2 hours by default). Each blob is
+  parsed once; the snapshot's parsed claims seed them.
+* a field whose flap freeze counts reversals older than the value window
+  gets the newest edit without trailers before it (the one that would lift
+  the freeze): a short walk per file with Bloom filters, else one pass.
 * baselines (the value last set by a human) can lie before every window.
-  They are derived only for the fields that need one: first by walking the
-  chain of trailer changes back from the current value (a link that does not
-  match means someone without trailers set the value), then, when the chain
-  ends, by a path-limited walk from the oldest link backwards in batches that
-  stop at the first human change. A commit-graph with Bloom filters
-  (``git commit-graph write --reachable --changed-paths``) makes that walk
-  cheap on long histories.
+  They are derived only for the fields that need one, per file, walking back
+  from where the value scan stopped in growing batches that end at the first
+  human act. A commit-graph with Bloom filters
+  (``git commit-graph write --reachable --changed-paths``) makes these
+  path-limited walks cheap on long histories.
+
+Tests check that the windowed reading decides every opted-in field exactly
+as a full scan of the same history does.
 """
 
 from __future__ import annotations
