@@ -299,3 +299,18 @@ def test_a_broken_claim_is_reported_and_the_others_still_tuned(
     assert decision(data)["status"] == "applied"
     assert any(p["claim"] == "app-broken" and "spec.lambdaMemory" in p["message"] for p in data["problems"])
     assert "app-broken" in captured.err
+
+
+def test_one_change_per_claim_and_run_the_second_field_waits_for_the_source(
+    repo_factory: RepoFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    both = PROD_CLAIM + "    bounds:\n      lambdaTimeout: {min: 10, max: 60, step: 5}\n"
+    work, _ = repo_factory({PROD_PATH: both})
+    metrics = tmp_path / "m"
+    run_on(metrics, PROD, T0 - timedelta(hours=26), T0, memory=256, used=240, p99=26_000, append=False)
+    data = tune(capsys, work, metrics, T0)
+    assert decision(data)["status"] == "applied"
+    timeout = decision(data, field="spec.lambdaTimeout")
+    assert timeout["status"] == "blocked" and timeout["blockedBy"] == ["source-cooldown"]
+    assert "changes spec.lambdaMemory of this claim in this run" in timeout["reason"]
+    assert len(data["commits"]) == 1

@@ -105,8 +105,17 @@ def _decide(gathered: Gathered, snapshot: Snapshot, now: datetime) -> tuple[list
 
 
 def _candidates(decisions: Sequence[Decision]) -> set[tuple[str, str]]:
-    """Fields whose outcome may depend on the baseline (the change cap)."""
-    return {(d.claim, d.field) for d in decisions if d.outcome in (Outcome.CHANGE, Outcome.PROPOSE)}
+    """Fields whose outcome may depend on the baseline (the change cap).
+
+    A change held back only by a run-level limit may be granted when another
+    turns into a proposal once baselines are known, so it needs one too.
+    """
+    waiting = ("rate-limit", "source-cooldown")
+    return {
+        (d.claim, d.field)
+        for d in decisions
+        if d.outcome in (Outcome.CHANGE, Outcome.PROPOSE) or any(b in waiting for b in d.blocked_by)
+    }
 
 
 def opted_in(claim: Claim) -> bool:
