@@ -545,7 +545,14 @@ class GitRepo:
             )
         same = self.work_tree is not None and self.work_tree.resolve() == path.resolve()
         tree = self if same else GitRepo.open(path)
-        tree._prepare_fast_forward(old, new, self.changed_paths(old, new))
+        try:
+            tree._prepare_fast_forward(old, new, self.changed_paths(old, new))
+        except FeedbackError:
+            # A concurrent run that won the race moves the ref and then the files:
+            # its fresh files look like local edits to us. The ref tells which it is.
+            if self._ref_sha(name) != old:
+                raise ConflictError(f"{name} moved while this run prepared its commit; rerun") from None
+            raise
         self.update_ref(name, new, old)
         done = tree._retry_index_lock(["read-tree", "-m", "-u", old, new])
         if done.returncode != 0:

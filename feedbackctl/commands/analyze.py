@@ -63,13 +63,16 @@ def _status(status: str):  # type: ignore[no-untyped-def]
         ref: Ref = None,
         now: Now = None,
         reason: Annotated[str, typer.Option("--reason", help="Why, recorded in the commit.")] = "",
+        proposer: Annotated[
+            str | None, typer.Option("--proposer", help="Agent id of the recommendation (observe).")
+        ] = None,
         output: OutputOpt = Output.table,
         dry_run: DryRun = False,
     ) -> int:
         report = set_status(
             open_repo(repo),
             ref,
-            StatusChange(claim, field.removeprefix("spec."), status),
+            StatusChange(claim, field.removeprefix("spec."), status, proposer),
             now_or(now),
             dry_run=dry_run,
             reason=reason,

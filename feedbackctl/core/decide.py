@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from feedbackctl.core import guards
+from feedbackctl.core import flap, guards
 from feedbackctl.core.models import (
     Claim,
     Decision,
@@ -113,7 +113,7 @@ def _recommend_field(
     fp = policy.fields[name]
     notes: list[Note] = []
     evidence: list[Evidence] = []
-    fired: tuple[Rule, WindowCheck, float] | None = None
+    fired: tuple[Rule, WindowCheck, float, list[WindowCheck]] | None = None
     any_enough = False
     factor = TRUST_WINDOW_FACTOR.get(source.trust_level, 1)
     rules = sorted(policy.rules_for(name), key=lambda r: r.direction != "increase")
@@ -127,23 +127,43 @@ def _recommend_field(
             now=now,
             window_minutes=window * factor,
             valid_from=vf,
-            limits=policy.limits,
+            limits=policy.limits_for(rule.when.metric),
             threshold=threshold,
         )
         any_enough = any_enough or check.enough
-        if check.holds and fired is None:
-            fired = (rule, check, vf)
-        elif not check.holds:
+        if not check.holds:
             notes.append(Note(rule.name, "info", check.detail))
+            continue
+        if fired is not None:
+            continue
+        # Multi-metric rules: every further condition must hold too, each on its own window.
+        extra = [
+            check_window(
+                a.when,
+                inputs.series.get(a.when.metric),
+                claim.spec,
+                now=now,
+                window_minutes=(a.sustained_minutes or rule.sustained_minutes) * factor,
+                valid_from=valid_from(a.when.metric, inputs, policy),
+                limits=policy.limits_for(a.when.metric),
+            )
+            for a in rule.also
+        ]
+        unmet = next((c for c in extra if not c.holds), None)
+        if unmet is not None:
+            notes.append(Note(rule.name, "info", f"{check.detail}, but {unmet.detail}"))
+            continue
+        fired = (rule, check, vf, extra)
     value = _as_value(current)
     if fired is None:
         outcome = Outcome.HOLD if any_enough else Outcome.NOT_ENOUGH_DATA
         return Decision(claim.name, name, value, outcome, source=source.name, notes=tuple(notes))
 
-    rule, check, vf = fired
+    rule, check, vf, extra = fired
     assert check.evidence is not None
     evidence.append(check.evidence)
-    notes.insert(0, Note(rule.name, "fired", check.detail))
+    evidence.extend(c.evidence for c in extra if c.evidence is not None)
+    notes.insert(0, Note(rule.name, "fired", " and ".join([check.detail, *(c.detail for c in extra)])))
     direction: Direction = rule.direction
     target: float | None = None
     if rule.size is not None:
@@ -223,8 +243,20 @@ def recommend(inputs: ClaimInputs, policy: Policy, now: datetime, source: Source
     for name in policy.tuned_fields:
         d = _recommend_field(inputs, policy, tuning, name, ts, source)
         if d is not None:
-            out.append(_with_risk(d, inputs.claim, policy))
+            out.append(_with_flap(_with_risk(d, inputs.claim, policy), inputs, policy, now))
     return out
+
+
+def _with_flap(d: Decision, inputs: ClaimInputs, policy: Policy, now: datetime) -> Decision:
+    """Say so when the field is flapping (autotune's flap-freeze guard then blocks it)."""
+    history = inputs.histories.get(d.field)
+    if history is None:
+        return d
+    status = flap.assess(history.changes, now, policy.limits)
+    if not status.flapping:
+        return d
+    note = Note("flap-freeze", "info", f"flapping: {status.detail}; auto-tune of this field is frozen")
+    return replace(d, notes=d.notes + (note,))
 
 
 def _with_risk(d: Decision, claim: Claim, policy: Policy) -> Decision:

@@ -16,11 +16,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from feedbackctl.core import flap
+from feedbackctl.core.flap import FREEZE_LIFTING_KINDS as FREEZE_LIFTING_KINDS  # moved; re-exported
+from feedbackctl.core.flap import reversals as reversals  # moved; re-exported
 from feedbackctl.core.models import (
-    HUMAN_KINDS,
     Claim,
     Decision,
-    FieldChange,
     FieldHistory,
     FleetHistory,
     Note,
@@ -31,9 +32,6 @@ from feedbackctl.core.policy import Limits, Policy, Source
 from feedbackctl.core.risk import Change, classify
 from feedbackctl.core.signals import check_window
 from feedbackctl.core.tuning import AutoTune
-
-# Kinds after which a flap freeze no longer counts earlier reversals.
-FREEZE_LIFTING_KINDS = HUMAN_KINDS | {"unfreeze", "reset"}
 
 
 @dataclass(frozen=True)
@@ -82,7 +80,7 @@ def guardrails(
             now=now,
             window_minutes=g.window_minutes,
             valid_from=min(valid_from(g.when.metric), now - g.window_minutes * 60),
-            limits=policy.limits,
+            limits=policy.limits_for(g.when.metric),
         )
         if check.holds:
             return _stop(d, g.name, f"{check.detail}: no {d.direction} while it is bad")
@@ -113,39 +111,16 @@ def trust(ctx: GuardContext, d: Decision) -> Decision:
     return d
 
 
-def _direction(c: FieldChange) -> int:
-    try:
-        old, new = float(c.old), float(c.new)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return 0
-    return (new > old) - (new < old)
-
-
-def reversals(changes: Sequence[FieldChange], now: datetime, window_days: int) -> int:
-    """Direction reversals since the last human act, inside the flap window."""
-    since = now - timedelta(days=window_days)
-    directions: list[int] = []
-    for c in changes:
-        if c.kind in FREEZE_LIFTING_KINDS:
-            directions = []
-            continue
-        if c.at < since:
-            continue
-        step = _direction(c)
-        if step:
-            directions.append(step)
-    return sum(1 for a, b in zip(directions, directions[1:], strict=False) if a != b)
-
-
 def flap_freeze(ctx: GuardContext, d: Decision) -> Decision:
-    lim = ctx.policy.limits
-    n = reversals(ctx.history.changes, ctx.now, lim.flap_window_days)
-    if n >= lim.flap_reversals:
+    """Nagios percent state change or too many reversals: no auto-tune until a human acts."""
+    status = flap.assess(ctx.history.changes, ctx.now, ctx.policy.limits)
+    if status.flapping:
+        d = replace(d, notes=tuple(n for n in d.notes if n.rule != "flap-freeze"))  # analyze's info note
         return _stop(
             d,
             "flap-freeze",
-            f"{n} direction reversals in {lim.flap_window_days}d; "
-            "frozen until a human commits the field or runs feedbackctl unfreeze",
+            f"flapping: {status.detail}; frozen until a human commits the field "
+            f"or runs feedbackctl unfreeze {ctx.claim.name} {d.field}",
         )
     return d
 
@@ -305,8 +280,8 @@ def risk_ceiling(ctx: GuardContext, d: Decision) -> Decision:
 
 
 PER_CLAIM_GUARDS: tuple[Callable[[GuardContext, Decision], Decision], ...] = (
-    opt_in,
     trust,
+    opt_in,
     flap_freeze,
     cooldown,
     source_cooldown,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from feedbackctl.errors import UsageError
@@ -56,6 +56,14 @@ class Sizing:
 
 
 @dataclass(frozen=True)
+class AlsoCondition:
+    """A further condition a rule needs (multi-metric rules): all must hold."""
+
+    when: Condition
+    sustained_minutes: int | None = None  # None: the rule's own window
+
+
+@dataclass(frozen=True)
 class Rule:
     name: str
     field: str
@@ -63,6 +71,14 @@ class Rule:
     when: Condition
     sustained_minutes: int
     size: Sizing | None = None
+    also: tuple[AlsoCondition, ...] = ()
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        names = [self.when.metric, *(a.when.metric for a in self.also)]
+        if self.size is not None:
+            names.append(self.size.metric)
+        return tuple(dict.fromkeys(names))
 
 
 @dataclass(frozen=True)
@@ -87,6 +103,9 @@ class MetricPolicy:
     name: str
     unit: str = ""
     coupled_to: tuple[str, ...] = ()
+    # Coarse metrics (one point a day) need their own freshness and density.
+    max_staleness_minutes: int | None = None
+    min_points: int | None = None
 
 
 @dataclass(frozen=True)
@@ -140,6 +159,17 @@ class Policy:
     limits: Limits
     risk: RiskPolicy
     sources: Mapping[str, Source]
+
+    def limits_for(self, metric: str) -> Limits:
+        """The limits a window of ``metric`` is checked with (a metric may set its own)."""
+        mp = self.metrics.get(metric)
+        if mp is None or (mp.max_staleness_minutes is None and mp.min_points is None):
+            return self.limits
+        return replace(
+            self.limits,
+            max_staleness_minutes=mp.max_staleness_minutes or self.limits.max_staleness_minutes,
+            min_points=mp.min_points or self.limits.min_points,
+        )
 
     def rules_for(self, field_name: str) -> tuple[Rule, ...]:
         return tuple(r for r in self.rules if r.field == field_name)
@@ -260,7 +290,14 @@ def parse_rules(
     for name, raw in r.mapping(doc.get("metrics"), "metrics").items():
         m = r.mapping(raw, f"metrics.{name}")
         coupled = tuple(str(x) for x in r.seq(m.get("coupledTo"), f"metrics.{name}.coupledTo"))
-        metrics[str(name)] = MetricPolicy(str(name), str(m.get("unit", "")), coupled)
+        stale, points = m.get("maxStalenessMinutes"), m.get("minPoints")
+        metrics[str(name)] = MetricPolicy(
+            str(name),
+            str(m.get("unit", "")),
+            coupled,
+            r.integer(stale, f"metrics.{name}.maxStalenessMinutes", minimum=1) if stale is not None else None,
+            r.integer(points, f"metrics.{name}.minPoints", minimum=2) if points is not None else None,
+        )
     rules: list[Rule] = []
     for i, raw in enumerate(r.seq(doc.get("rules"), "rules")):
         key = f"rules[{i}]"
@@ -290,6 +327,15 @@ def parse_rules(
                 r.number(s.get("margin", 0.15), f"{key}.size.margin", minimum=0),
                 r.number(s.get("scale", 1.0), f"{key}.size.scale", minimum=0),
             )
+        also = []
+        for j, raw_also in enumerate(r.seq(m.get("also"), f"{key}.also")):
+            also_key = f"{key}.also[{j}]"
+            extra = _condition(raw_also, r, also_key, metrics)
+            minutes = r.mapping(raw_also, also_key).get("sustainedMinutes")
+            window = None
+            if minutes is not None:
+                window = r.integer(minutes, f"{also_key}.sustainedMinutes", minimum=1)
+            also.append(AlsoCondition(extra, window))
         rules.append(
             Rule(
                 name=name,
@@ -300,6 +346,7 @@ def parse_rules(
                 when=when,
                 sustained_minutes=r.integer(m.get("sustainedMinutes"), f"{key}.sustainedMinutes", minimum=1),
                 size=size,
+                also=tuple(also),
             )
         )
     guardrails: list[Guardrail] = []

@@ -3,38 +3,121 @@
 LOW < MEDIUM < HIGH. Base risk per field; elevators: production +1;
 deletion, cross-account or security-related -> HIGH; fields from 2+ concerns
 +1; a batch of 2-5 claims +1, 6+ claims -> HIGH; capped at HIGH.
+
+Policy checks (schema: type, minimum, maximum) run before classification and
+always block: ``assess`` never classifies a change that violates them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from feedbackctl.core.policy import RISK_LEVELS, RiskPolicy
+from feedbackctl.core.models import Scalar
+from feedbackctl.core.policy import RISK_LEVELS, FieldPolicy, RiskPolicy
 
 
 @dataclass(frozen=True)
 class Change:
-    """One field of one claim changing (``field`` None for a whole-claim deletion)."""
+    """One field of one claim changing (``field`` None for a whole-claim deletion).
+
+    ``value`` is the value the field would get; policy checks need it,
+    classification does not.
+    """
 
     claim: str
     field: str | None
     production: bool
     deletion: bool = False
     cross_account: bool = False
+    value: Scalar = None
+
+
+@dataclass(frozen=True)
+class Violation:
+    """A policy (schema) rule a change breaks; it always blocks."""
+
+    claim: str
+    field: str
+    rule: str  # e.g. schema.maximum
+    detail: str
+
+    @property
+    def message(self) -> str:
+        return f"{self.claim}: spec.{self.field}: {self.rule}: {self.detail}"
 
 
 @dataclass(frozen=True)
 class RiskAssessment:
     level: str
     rationale: str
+    violations: tuple[Violation, ...] = ()
+
+    @property
+    def blocked(self) -> bool:
+        return bool(self.violations)
+
+    @property
+    def policy_result(self) -> str:
+        """One line for records: ``passed`` or ``blocked: <first violation>``."""
+        if not self.violations:
+            return "passed"
+        first = self.violations[0]
+        more = f" (+{len(self.violations) - 1} more)" if len(self.violations) > 1 else ""
+        return f"blocked: {first.rule}: {first.detail}{more}"
 
     def at_most(self, ceiling: str) -> bool:
-        return RISK_LEVELS.index(self.level) <= RISK_LEVELS.index(ceiling)
+        return not self.blocked and RISK_LEVELS.index(self.level) <= RISK_LEVELS.index(ceiling)
+
+
+# A further schema check (e.g. an XRD's openAPIV3Schema) plugs in here.
+SchemaCheck = Callable[[Change], Sequence[Violation]]
 
 
 def _raise(level: str, by: int = 1) -> str:
     return RISK_LEVELS[min(len(RISK_LEVELS) - 1, RISK_LEVELS.index(level) + by)]
+
+
+def check_field_policy(change: Change, fields: Mapping[str, FieldPolicy]) -> list[Violation]:
+    """The policy's own schema for a tuned field: a finite number inside min..max."""
+    fp = fields.get(change.field or "")
+    if fp is None or change.deletion or change.field is None:
+        return []
+    v = change.value
+    name = change.field
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        return [Violation(change.claim, name, "schema.type", f"{v!r} is not a finite number")]
+    unit = f" {fp.unit}" if fp.unit else ""
+    if v < fp.min:
+        return [Violation(change.claim, name, "schema.minimum", f"{v:g} is below {fp.min:g}{unit}")]
+    if v > fp.max:
+        return [Violation(change.claim, name, "schema.maximum", f"{v:g} is above {fp.max:g}{unit}")]
+    return []
+
+
+def check_policy(
+    changes: Sequence[Change], fields: Mapping[str, FieldPolicy], checks: Sequence[SchemaCheck] = ()
+) -> tuple[Violation, ...]:
+    found: list[Violation] = []
+    for c in changes:
+        found += check_field_policy(c, fields)
+        for check in checks:
+            found += check(c)
+    return tuple(found)
+
+
+def assess(
+    changes: Sequence[Change],
+    risk: RiskPolicy,
+    fields: Mapping[str, FieldPolicy],
+    checks: Sequence[SchemaCheck] = (),
+) -> RiskAssessment:
+    """Policy checks first (they always block), then the taxonomy."""
+    violations = check_policy(changes, fields, checks)
+    if violations:
+        return RiskAssessment("HIGH", f"blocked by policy: {violations[0].message}", violations)
+    return classify(changes, risk)
 
 
 def classify(changes: Sequence[Change], policy: RiskPolicy) -> RiskAssessment:

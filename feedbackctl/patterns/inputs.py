@@ -17,7 +17,7 @@ from feedbackctl.core.models import Claim
 from feedbackctl.core.policy import Policy, Source
 from feedbackctl.core.tuning import parse_autotune
 from feedbackctl.errors import ClaimError, FeedbackError, UsageError
-from feedbackctl.sources.base import MetricRequest, MetricSource, open_source
+from feedbackctl.sources.base import MetricRequest, MetricSource, ReadsRepoPolicies, open_source
 
 
 @dataclass(frozen=True)
@@ -45,9 +45,7 @@ class Gathered:
 def needed_metrics(policy: Policy) -> tuple[str, ...]:
     names: list[str] = []
     for r in policy.rules:
-        names.append(r.when.metric)
-        if r.size is not None:
-            names.append(r.size.metric)
+        names += r.metrics
     names += [g.when.metric for g in policy.guardrails]
     return tuple(dict.fromkeys(names))
 
@@ -56,7 +54,17 @@ def metric_source(snapshot: Snapshot, metrics: str | None) -> MetricSource:
     spec = metrics or snapshot.settings.config.metrics_source
     if not spec:
         raise UsageError("no metric source: pass --metrics DIR (fixtures) or --metrics cloudwatch")
-    return open_source(spec)
+    source = open_source(spec)
+    if isinstance(source, ReadsRepoPolicies):
+        folder = snapshot.settings.config.policies_dir
+
+        def read(name: str) -> tuple[str, bytes] | None:
+            path = f"{folder}/{name}"
+            text = snapshot.read(path)
+            return (path, text) if text is not None else None
+
+        source.use_repo_policies(read)
+    return source
 
 
 def _valid_claims(snapshot: Snapshot, problems: list[Problem]) -> list[Claim]:

@@ -78,6 +78,14 @@ def _material(entry: Mapping[str, Any]) -> tuple[Any, ...]:
     return (entry.get("field"), entry.get("currentValue"), entry.get("recommendedValue"), entry.get("rule"))
 
 
+def proposer_id(entry: Mapping[str, Any]) -> str | None:
+    """The agent behind a sidecar entry, or None for the tool's own (rule-based) entries."""
+    proposer = entry.get("proposer")
+    if isinstance(proposer, Mapping) and proposer.get("type") == "agent":
+        return str(proposer.get("id", ""))
+    return None
+
+
 def read_sidecar(text: bytes | None, path: str) -> dict[str, Any] | None:
     if text is None:
         return None
@@ -115,9 +123,10 @@ def _plan_sidecars(snapshot: Snapshot, decisions: list[Decision]) -> Plan:
         assert claim is not None
         path = sidecar_path(snapshot, claim)
         existing = read_sidecar(snapshot.read(path), path)
-        old_entries = {
-            e.get("field"): e for e in (existing or {}).get("spec", {}).get("recommendations") or []
-        }
+        every = (existing or {}).get("spec", {}).get("recommendations") or []
+        # Entries from outside agents (feedbackctl observe) are theirs: kept as they are.
+        from_agents = [e for e in every if proposer_id(e) is not None]
+        old_entries = {e.get("field"): e for e in every if proposer_id(e) is None}
         new_entries = []
         changed = []
         for d in sorted(recs, key=lambda d: d.field):
@@ -134,7 +143,7 @@ def _plan_sidecars(snapshot: Snapshot, decisions: list[Decision]) -> Plan:
             changed.append(d)
         if not changed and len(new_entries) == len(old_entries):
             continue
-        staging.put(path, render_sidecar(claim, new_entries))
+        staging.put(path, render_sidecar(claim, new_entries + from_agents))
         for d in changed:
             plan.trailers.append(
                 trailer(
@@ -206,6 +215,21 @@ class StatusChange:
     claim: str
     field: str
     status: str  # dismissed | accepted
+    proposer: str | None = None  # an agent's id; None: the rule-based entry (or the only one)
+
+
+def _pick(entries: list[dict[str, Any]], change: StatusChange, path: str) -> dict[str, Any] | None:
+    mine = [e for e in entries if e.get("field") == change.field]
+    if change.proposer is not None:
+        return next((e for e in mine if proposer_id(e) == change.proposer), None)
+    own = next((e for e in mine if proposer_id(e) is None), None)
+    if own is not None or len(mine) <= 1:
+        return own or (mine[0] if mine else None)
+    agents = ", ".join(sorted(str(proposer_id(e)) for e in mine))
+    raise UsageError(
+        f"{path}: {len(mine)} agents recommend {change.field} of {change.claim} ({agents}); "
+        "pass --proposer ID"
+    )
 
 
 def set_status(
@@ -223,7 +247,7 @@ def set_status(
         path = sidecar_path(snapshot, claim)
         doc = read_sidecar(snapshot.read(path), path)
         entries = (doc or {}).get("spec", {}).get("recommendations") or []
-        entry = next((e for e in entries if e.get("field") == change.field), None)
+        entry = _pick(entries, change, path)
         if doc is None or entry is None:
             raise UsageError(
                 f"{path}: no recommendation for {change.field} of {change.claim}; "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from feedbackctl.core.models import Claim, Series
 from feedbackctl.errors import UsageError
@@ -53,6 +53,15 @@ class MetricSource(Protocol):
 
 
 SourceFactory = Callable[[str], MetricSource]
+# (repo path, text) of a policy file the repo sets at the authority ref, by file name.
+PolicyReader = Callable[[str], tuple[str, bytes] | None]
+
+
+@runtime_checkable
+class ReadsRepoPolicies(Protocol):
+    """A source configured by a policy file (CloudWatch's metric mapping) that a repo may override."""
+
+    def use_repo_policies(self, read: PolicyReader) -> None: ...
 
 # Sources whose modules are imported only when asked for, so a fixtures run never
 # pays for importing boto3. Each module calls register() when imported.

@@ -1,0 +1,137 @@
+"""Walking the authority branch oldest first, knowing what git said at every commit.
+
+``audit verify`` judges each feedback commit by the claims, policy and field
+histories *as they were at its parent*. Loading a snapshot and a history per
+commit is quadratic on long histories, so the replay keeps both up to date as
+it walks: one ``git log --first-parent --raw`` pass, the changed claim files
+re-parsed from their new blobs, and field events (trailers, and value changes
+without a trailer, which are human) appended as they happen. A commit that
+touches the settings, the policies or a Kustomize file is read with a full
+``load_snapshot`` instead, so whatever that function knows (overlays) holds.
+
+The histories it hands out are the ones ``load_histories`` + ``fill_baselines``
+would build at the parent with ``now`` = the commit's date (the audit tests
+check the two agree).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+
+from feedbackctl.authority.claims import parse_claims
+from feedbackctl.authority.config import CONFIG_FILE
+from feedbackctl.authority.gitrepo import GitRepo
+from feedbackctl.authority.history import (
+    Commit,
+    Histories,
+    _trailer_events,
+    annotated_baseline,
+    history_window,
+    read_log,
+)
+from feedbackctl.authority.snapshot import Snapshot, load_snapshot
+from feedbackctl.core.models import HUMAN_KINDS, Claim, FieldChange, FieldHistory, FleetHistory, Scalar
+from feedbackctl.core.policy import Policy
+from feedbackctl.errors import FeedbackError
+
+_KUSTOMIZE = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+
+
+def scalars(claim: Claim) -> dict[str, Scalar]:
+    return {k: v for k, v in claim.spec.items() if v is None or isinstance(v, int | float | str | bool)}
+
+
+class Replay:
+    """Snapshots and histories, commit by commit, oldest first."""
+
+    def __init__(self, repo: GitRepo) -> None:
+        self.repo = repo
+        self.snapshot: Snapshot | None = None
+        self.events: dict[tuple[str, str], list[FieldChange]] = defaultdict(list)
+        self.last_human: dict[tuple[str, str], Scalar] = {}
+        self.fleet: list[tuple[str, FieldChange]] = []
+
+    def walk(self, head: str) -> Iterator[tuple[Commit, Snapshot | None, Snapshot, FeedbackError | None]]:
+        """(commit, snapshot at its parent, at it, why it is unreadable); recorded after the caller looks.
+
+        A commit whose settings or policy cannot be read keeps its parent's
+        snapshot (and says why), so one broken commit does not stop the walk.
+        """
+        for c in reversed(read_log(self.repo, head)):
+            before = self.snapshot
+            error = None
+            try:
+                after = self._next(before, c)
+            except FeedbackError as e:
+                if before is None:
+                    raise
+                after, error = before, e
+            yield c, before, after, error
+            self._record(c, before, after)
+            self.snapshot = after
+
+    # -- snapshots ----------------------------------------------------------------
+
+    def _next(self, before: Snapshot | None, c: Commit) -> Snapshot:
+        if before is None:
+            return load_snapshot(self.repo, c.sha)
+        cfg = before.settings.config
+        policies = f"{cfg.policies_dir}/"
+        for p in c.paths:
+            if p == CONFIG_FILE or p.startswith(policies) or p.rpartition("/")[2] in _KUSTOMIZE:
+                return load_snapshot(self.repo, c.sha)
+        changed = [p for p in c.paths if p.startswith(cfg.claim_paths) and p.endswith((".yaml", ".yml"))]
+        if not changed:
+            return Snapshot(self.repo, before.branch, c.sha, before.settings, before.claims, before.errors)
+        new_blobs = {p: c.blobs.get(p, (None, None))[1] for p in changed}
+        contents = self.repo.read_blobs([b for b in new_blobs.values() if b])
+        parsed = parse_claims(
+            [(p, b, contents[b]) for p, b in sorted(new_blobs.items()) if b], kinds=cfg.claim_kinds or None
+        )
+        gone = set(changed)
+        claims = [cl for cl in before.claims if cl.path not in gone] + parsed.claims
+        claims.sort(key=lambda cl: (cl.path, cl.doc_index))
+        errors = [e for e in before.errors if not any(p in str(e) for p in gone)] + parsed.errors
+        return Snapshot(self.repo, before.branch, c.sha, before.settings, claims, errors)
+
+    # -- histories ------------------------------------------------------------------
+
+    def _record(self, c: Commit, before: Snapshot | None, after: Snapshot) -> None:
+        fields = set(after.settings.policy.tuned_fields)
+        if before is not None:
+            fields |= set(before.settings.policy.tuned_fields)
+        happened = [(claim, f, ch) for claim, f, ch in _trailer_events([c])]
+        old = {cl.name: scalars(cl) for cl in (before.claims if before is not None else [])}
+        for cl in after.claims:
+            new = scalars(cl)
+            prior = old.get(cl.name, {})
+            for f in sorted(fields):
+                if prior.get(f) != new.get(f) and c.trailer_for(cl.name, f) is None:
+                    happened.append((cl.name, f, FieldChange(c.sha, c.at, prior.get(f), new.get(f), "human")))
+        for claim, f, ch in happened:
+            self.events[(claim, f)].append(ch)
+            if ch.kind in HUMAN_KINDS and ch.old != ch.new:
+                self.last_human[(claim, f)] = ch.new
+            if ch.automated:
+                self.fleet.append((claim, ch))
+
+    def histories(self, claims: Sequence[Claim], policy: Policy, now: datetime) -> Histories:
+        """What ``load_histories`` + ``fill_baselines`` say at the current commit for ``now``."""
+        since = now - history_window(policy, claims)
+        out: dict[str, dict[str, FieldHistory]] = {}
+        for cl in claims:
+            out[cl.name] = {}
+            for f in policy.tuned_fields:
+                changes = tuple(ch for ch in self.events.get((cl.name, f), ()) if ch.at >= since)
+                humans = [ch for ch in changes if ch.kind in HUMAN_KINDS and ch.old != ch.new]
+                baseline: Scalar
+                if humans:
+                    baseline = humans[-1].new
+                else:
+                    explicit = annotated_baseline(cl, f)
+                    baseline = explicit if explicit is not None else self.last_human.get((cl.name, f))
+                out[cl.name][f] = FieldHistory(cl.name, f, changes, baseline=baseline)
+        recent = tuple((claim, ch) for claim, ch in self.fleet if ch.at >= since)
+        return Histories(out, FleetHistory(recent))

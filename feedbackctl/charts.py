@@ -1,0 +1,430 @@
+"""Pictures of a simulation: a terminal block chart and a self-contained HTML/SVG report.
+
+A ``Track`` is one claim field over simulated time: its tuned value, what the
+core decided at each step, and one panel per metric that drives it with the
+thresholds of the rules (and guardrails) that read that metric. The terminal
+chart draws bars with eighth blocks and the thresholds as dashed rows; the
+SVG draws the same with polylines. The HTML embeds the SVG inline and
+carries its own CSS: no scripts, fonts or other external assets.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.text import Text
+
+BLOCKS = " ▁▂▃▄▅▆▇█"
+LEGEND_WIDTH = 40  # room right of the plot for threshold names
+SPARK = "▁▂▃▄▅▆▇█"
+THRESHOLD_STYLE = {"increase": "red", "decrease": "blue", "guardrail": "magenta"}
+THRESHOLD_COLOR = {"increase": "#d62728", "decrease": "#1f77b4", "guardrail": "#9467bd"}
+STATUS_RANK = {"applied": 5, "proposed": 4, "blocked": 3, "gated": 2, "hold": 1, "no-data": 0}
+STATUS_MARK = {"proposed": ("?", "yellow"), "blocked": ("✕", "red"), "gated": ("·", "dim")}
+STATUS_COLOR = {"blocked": "#d62728", "proposed": "#e6a700", "gated": "#c7c7c7"}
+
+
+@dataclass
+class Threshold:
+    name: str  # the rule or guardrail
+    kind: str  # increase | decrease | guardrail
+    values: list[float | None] = field(default_factory=list)  # per step (relative thresholds move)
+
+
+@dataclass
+class Panel:
+    metric: str
+    unit: str
+    values: list[float | None] = field(default_factory=list)  # newest point at each step
+    thresholds: list[Threshold] = field(default_factory=list)
+
+
+@dataclass
+class Track:
+    claim: str
+    field: str
+    unit: str
+    times: list[int]  # epoch seconds, one per step
+    values: list[float]  # the tuned value at each step
+    status: list[str]  # applied | blocked | proposed | gated | hold | no-data
+    panels: list[Panel]
+    bounds: tuple[float, float] | None = None
+
+
+def _fmt(v: float) -> str:
+    a = abs(v)
+    if a >= 10000:
+        return f"{v / 1000:.0f}k"
+    if a >= 100:
+        return f"{v:.0f}"
+    if a >= 1:
+        return f"{v:.3g}"
+    return f"{v:.2g}"
+
+
+def _columns(n: int, width: int) -> list[range]:
+    width = max(1, min(width, n))
+    return [range(j * n // width, max(j * n // width + 1, (j + 1) * n // width)) for j in range(width)]
+
+
+def _peak(values: Sequence[float | None], cols: list[range]) -> list[float | None]:
+    out: list[float | None] = []
+    for r in cols:
+        got = [values[i] for i in r if values[i] is not None]
+        out.append(max(got) if got else None)  # type: ignore[type-var]
+    return out
+
+
+def _last(values: Sequence[float | None], cols: list[range]) -> list[float | None]:
+    out: list[float | None] = []
+    for r in cols:
+        got = [values[i] for i in r if values[i] is not None]
+        out.append(got[-1] if got else None)
+    return out
+
+
+def _range(values: Sequence[float | None], extra: Sequence[float | None]) -> tuple[float, float]:
+    seen = [v for v in [*values, *extra] if v is not None]
+    if not seen:
+        return 0.0, 1.0
+    lo, hi = min(seen), max(seen)
+    if hi <= lo:
+        hi = lo + max(1.0, abs(lo) * 0.1)
+    pad = (hi - lo) * 0.08
+    # Zoom in on where values and thresholds are; never below zero (metrics never are).
+    return max(0.0, lo - pad) if lo >= 0 else lo - pad, hi + pad
+
+
+def _rose(track: Track, i: int) -> bool:
+    """Did the change applied at step ``i`` raise the value? (values are sampled after it)."""
+    return i == 0 or track.values[i] >= track.values[i - 1]
+
+
+def _when(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%m-%d %H:%M")
+
+
+# --- terminal --------------------------------------------------------------------------
+
+
+def _panel_lines(panel: Panel, cols: list[range], label_width: int, height: int) -> list[Text]:
+    values = _peak(panel.values, cols)
+    lines = [Text(f"{panel.metric} ({panel.unit})" if panel.unit else panel.metric, style="bold")]
+    th_cols = [(th, _last(th.values, cols)) for th in panel.thresholds]
+    lo, hi = _range(values, [v for _, vs in th_cols for v in vs])
+    step = (hi - lo) / height
+    for row in range(height):
+        top = hi - row * step
+        bottom = top - step
+        label = _fmt(top) if row == 0 else _fmt(lo) if row == height - 1 else ""
+        line = Text(f"{label:>{label_width}} ┤", style="dim")
+        legend = Text()
+        for j, v in enumerate(values):
+            marks = [th for th, vs in th_cols if vs[j] is not None and bottom <= vs[j] < top]  # type: ignore[operator]
+            mark_style = THRESHOLD_STYLE.get(marks[0].kind, "red") if marks else None
+            if v is not None and v >= top:
+                line.append("█", style=mark_style or "cyan")  # a bar through a threshold takes its colour
+            elif v is not None and v > bottom:
+                line.append(BLOCKS[max(1, int((v - bottom) / step * 8))], style=mark_style or "cyan")
+            elif marks:
+                line.append("╌", style=THRESHOLD_STYLE.get(marks[0].kind, "red"))
+            else:
+                line.append(" ")
+        for th, vs in th_cols:
+            last = next((x for x in reversed(vs) if x is not None), None)
+            if last is not None and bottom <= last < top:
+                arrow = {"increase": "up", "decrease": "down"}.get(th.kind, "guard")
+                legend.append(f" {arrow} {th.name} {_fmt(last)}", style=THRESHOLD_STYLE.get(th.kind, "red"))
+        line.append_text(legend)
+        lines.append(line)
+    return lines
+
+
+def terminal_chart(track: Track, width: int = 100, height: int = 7) -> list[Text]:
+    """Rich text lines: metric panels with thresholds, the tuned value, and what happened."""
+    n = len(track.times)
+    if n == 0:
+        return [Text(f"{track.claim} spec.{track.field}: no steps")]
+    label_width = 6
+    cols = _columns(n, max(10, width - label_width - 2 - LEGEND_WIDTH))
+    first, final = track.values[0], track.values[-1]
+    applied = sum(1 for s in track.status if s == "applied")
+    stopped = sum(1 for s in track.status if s in ("blocked", "proposed"))
+    head = Text(f"{track.claim} · spec.{track.field}  ", style="bold")
+    head.append(f"{_fmt(first)} → {_fmt(final)} {track.unit}".rstrip())
+    head.append(f"   {applied} applied, {stopped} blocked or proposed steps", style="dim")
+    lines = [head]
+    for panel in track.panels:
+        lines += _panel_lines(panel, cols, label_width, height)
+    vals = _last(track.values, cols)
+    lo = min(v for v in vals if v is not None)
+    hi = max(v for v in vals if v is not None)
+    if track.bounds:
+        lo, hi = min(lo, track.bounds[0]), max(hi, track.bounds[1])
+    value = Text(f"{'value':>{label_width}} ┤", style="dim")
+    for v in vals:
+        k = 0 if v is None or hi == lo else round((v - lo) / (hi - lo) * (len(SPARK) - 1))
+        value.append(SPARK[k], style="green")
+    bounds = f" bounds {_fmt(track.bounds[0])}-{_fmt(track.bounds[1])}" if track.bounds else " no bounds"
+    value.append(f" {_fmt(lo)}..{_fmt(hi)}{bounds}", style="dim")
+    lines.append(value)
+    events = Text(f"{'events':>{label_width}} ┤", style="dim")
+    for r in cols:
+        best = max((track.status[i] for i in r), key=lambda s: STATUS_RANK.get(s, 0))
+        if best == "applied":
+            i = next(i for i in r if track.status[i] == "applied")
+            events.append("▲" if _rose(track, i) else "▼", style="bold green")
+        elif best in STATUS_MARK:
+            mark, style = STATUS_MARK[best]
+            events.append(mark, style=style)
+        else:
+            events.append(" ")
+    events.append(" ▲▼ applied ✕ blocked ? proposal · gated", style="dim")
+    lines.append(events)
+    axis = " " * (label_width + 2)
+    span = len(cols)
+    left, right = _when(track.times[0]), _when(track.times[-1])
+    lines.append(Text(axis + left + " " * max(1, span - len(left) - len(right)) + right, style="dim"))
+    return lines
+
+
+# --- SVG / HTML ---------------------------------------------------------------------------
+
+SVG_WIDTH = 960
+PLOT_LEFT, PLOT_RIGHT = 64, 16
+PANEL_HEIGHT = 130
+VALUE_HEIGHT = 90
+STRIP_HEIGHT = 18
+TITLE = 18  # room above each panel for its title
+
+
+def _x(i: int, n: int) -> float:
+    return PLOT_LEFT + (SVG_WIDTH - PLOT_LEFT - PLOT_RIGHT) * (i / max(1, n - 1))
+
+
+def _path(values: Sequence[float | None], n: int, y: Any, step: bool = False) -> str:
+    parts: list[str] = []
+    pen = False
+    prev_y = 0.0
+    for i, v in enumerate(values):
+        if v is None:
+            pen = False
+            continue
+        x, yy = _x(i, n), y(v)
+        if pen and step:
+            parts.append(f"L{x:.1f},{prev_y:.1f}")
+        parts.append(f"{'L' if pen else 'M'}{x:.1f},{yy:.1f}")
+        pen, prev_y = True, yy
+    return " ".join(parts)
+
+
+def _panel_svg(panel: Panel, n: int, top: float, height: float) -> list[str]:
+    lo, hi = _range(panel.values, [v for th in panel.thresholds for v in th.values])
+
+    def y(v: float) -> float:
+        return top + height - (v - lo) / (hi - lo) * height
+
+    title = html.escape(f"{panel.metric} ({panel.unit})" if panel.unit else panel.metric)
+    out = [
+        f'<rect x="{PLOT_LEFT}" y="{top}" width="{SVG_WIDTH - PLOT_LEFT - PLOT_RIGHT}" height="{height}" '
+        'class="frame"/>',
+        f'<text x="{PLOT_LEFT}" y="{top - 4}" class="title">{title}</text>',
+        f'<text x="{PLOT_LEFT - 6}" y="{top + 10}" class="axis" text-anchor="end">{_fmt(hi)}</text>',
+        f'<text x="{PLOT_LEFT - 6}" y="{top + height}" class="axis" text-anchor="end">{_fmt(lo)}</text>',
+        f'<path d="{_path(panel.values, n, y)}" class="metric"/>',
+    ]
+    for th in panel.thresholds:
+        color = THRESHOLD_COLOR.get(th.kind, "#d62728")
+        label = html.escape(f"{th.kind} · {th.name}")
+        out.append(
+            f'<path d="{_path(th.values, n, y, step=True)}" class="threshold" stroke="{color}">'
+            f"<title>{label}</title></path>"
+        )
+        last = next((v for v in reversed(th.values) if v is not None), None)
+        if last is not None and lo <= last <= hi:
+            out.append(
+                f'<text x="{SVG_WIDTH - PLOT_RIGHT - 4}" y="{y(last) - 3:.1f}" class="label" '
+                f'text-anchor="end" fill="{color}">{label} {_fmt(last)}</text>'
+            )
+    return out
+
+
+def svg_chart(track: Track) -> str:
+    """One inline SVG: metric panels, the tuned value (step line) and a strip of decisions."""
+    n = len(track.times)
+    height = TITLE + len(track.panels) * (PANEL_HEIGHT + TITLE) + VALUE_HEIGHT + STRIP_HEIGHT + 36
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{SVG_WIDTH}" height="{height}" '
+        f'viewBox="0 0 {SVG_WIDTH} {height}" role="img" '
+        f'aria-label="{html.escape(track.claim)} spec.{html.escape(track.field)}">'
+    ]
+    top = float(TITLE)
+    for panel in track.panels:
+        out += _panel_svg(panel, n, top, PANEL_HEIGHT)
+        top += PANEL_HEIGHT + TITLE
+    lo = min(track.values) if track.values else 0.0
+    hi = max(track.values) if track.values else 1.0
+    if track.bounds:
+        lo, hi = min(lo, track.bounds[0]), max(hi, track.bounds[1])
+    if hi <= lo:
+        hi = lo + 1
+    pad = (hi - lo) * 0.08
+    lo, hi = lo - pad, hi + pad
+
+    def y(v: float) -> float:
+        return top + VALUE_HEIGHT - (v - lo) / (hi - lo) * VALUE_HEIGHT
+
+    plot_w = SVG_WIDTH - PLOT_LEFT - PLOT_RIGHT
+    value_title = html.escape(f"spec.{track.field} ({track.unit})" if track.unit else f"spec.{track.field}")
+    out += [
+        f'<rect x="{PLOT_LEFT}" y="{top}" width="{plot_w}" height="{VALUE_HEIGHT}" class="frame"/>',
+        f'<text x="{PLOT_LEFT}" y="{top - 4}" class="title">{value_title}</text>',
+        f'<text x="{PLOT_LEFT - 6}" y="{y(hi - pad) + 4:.1f}" class="axis" text-anchor="end">'
+        f"{_fmt(hi - pad)}</text>",
+        f'<text x="{PLOT_LEFT - 6}" y="{y(lo + pad) + 4:.1f}" class="axis" text-anchor="end">'
+        f"{_fmt(lo + pad)}</text>",
+    ]
+    if track.bounds:
+        for b in track.bounds:
+            out.append(
+                f'<line x1="{PLOT_LEFT}" x2="{SVG_WIDTH - PLOT_RIGHT}" y1="{y(b):.1f}" y2="{y(b):.1f}" '
+                f'class="bound"><title>human bound {_fmt(b)}</title></line>'
+            )
+    out.append(f'<path d="{_path(track.values, n, y, step=True)}" class="value"/>')
+    strip = top + VALUE_HEIGHT + 4
+    i = 0
+    while i < n:
+        s = track.status[i]
+        j = i
+        while j + 1 < n and track.status[j + 1] == s:
+            j += 1
+        if s in STATUS_COLOR:
+            x0, x1 = _x(i, n), max(_x(j, n), _x(i, n) + 1.5)
+            tip = html.escape(f"{s}: {_when(track.times[i])} – {_when(track.times[j])}")
+            out.append(
+                f'<rect x="{x0:.1f}" y="{strip}" width="{x1 - x0:.1f}" height="{STRIP_HEIGHT - 6}" '
+                f'fill="{STATUS_COLOR[s]}"><title>{tip}</title></rect>'
+            )
+        i = j + 1
+    for i, s in enumerate(track.status):
+        if s != "applied":
+            continue
+        after = track.values[i]
+        up = _rose(track, i)
+        x, yy = _x(i, n), y(after)
+        tri = (
+            f"{x - 5:.1f},{yy + 5:.1f} {x + 5:.1f},{yy + 5:.1f} {x:.1f},{yy - 5:.1f}"
+            if up
+            else (f"{x - 5:.1f},{yy - 5:.1f} {x + 5:.1f},{yy - 5:.1f} {x:.1f},{yy + 5:.1f}")
+        )
+        before = track.values[i - 1] if i > 0 else after
+        tip = html.escape(f"applied {_when(track.times[i])}: {_fmt(before)} → {_fmt(after)}")
+        out.append(f'<polygon points="{tri}" class="applied"><title>{tip}</title></polygon>')
+    axis_y = strip + STRIP_HEIGHT + 10
+    for i in (0, n // 2, n - 1):
+        if 0 <= i < n:
+            anchor = "start" if i == 0 else "end" if i == n - 1 else "middle"
+            out.append(
+                f'<text x="{_x(i, n):.1f}" y="{axis_y}" class="axis" text-anchor="{anchor}">'
+                f"{_when(track.times[i])} UTC</text>"
+            )
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1000px}
+body{color:#222}
+h1{font-size:1.4rem}h2{font-size:1.15rem;margin-top:2rem}h3{font-size:1rem;margin-bottom:.3rem}
+table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
+td,th{border:1px solid #ddd;padding:.25rem .5rem;text-align:left;vertical-align:top}
+th{background:#f4f4f4}.ok{color:#2a7d2a;font-weight:bold}.bad{color:#c62828;font-weight:bold}
+.applied-row td{background:#f1faf1}.blocked-row td{background:#fdf1f1}.proposed-row td{background:#fff8e1}
+svg .frame{fill:#fcfcfc;stroke:#ddd}svg .metric{fill:none;stroke:#17becf;stroke-width:1.3}
+svg .threshold{fill:none;stroke-width:1.2;stroke-dasharray:5 4}
+svg .value{fill:none;stroke:#2ca02c;stroke-width:2}
+svg .bound{stroke:#555;stroke-dasharray:2 3}svg .applied{fill:#2ca02c}
+.legend{font-size:.8rem;color:#666;margin-top:0}
+svg .title{font-size:11px;font-weight:bold;fill:#333}svg .axis,svg .label{font-size:10px;fill:#666}
+"""
+
+
+def _cell(v: Any) -> str:
+    return html.escape("-" if v is None else str(v))
+
+
+def html_report(doc: Mapping[str, Any], tracks: Sequence[Track]) -> str:
+    """A self-contained page from ``simulate``'s JSON document and its tracks."""
+    title = doc.get("title") or doc.get("scenario") or "simulation"
+    mode = ("plant model" if doc.get("plant") else "recorded metrics") + (
+        ", guards on" if doc.get("guards") else ", GUARDS OFF (shows the runaway)"
+    )
+    parts = [
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>feedbackctl simulate — {html.escape(str(title))}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>feedbackctl simulate — {html.escape(str(title))}</h1>",
+        f"<p>{html.escape(str(doc.get('from')))} → {html.escape(str(doc.get('to')))}, every "
+        f"{doc.get('stepMinutes')} min ({doc.get('steps')} steps); {html.escape(mode)}.</p>",
+    ]
+    if doc.get("description"):
+        parts.append(f"<p>{html.escape(str(doc['description']))}</p>")
+    parts.append(
+        "<h2>Claims</h2><table><tr><th>claim</th><th>initial</th><th>final</th><th>applied</th>"
+        "<th>blocked</th><th>cost (USD)</th><th>cost untuned</th><th>p99 mean / max (ms)</th>"
+        "<th>time at timeout</th></tr>"
+    )
+    for c in doc.get("claims", []):
+        est = c.get("estimates") or {}
+        parts.append(
+            "<tr>"
+            f"<td>{_cell(c['claim'])}</td>"
+            f"<td>{_cell(', '.join(f'{k}={v}' for k, v in c['initial'].items()))}</td>"
+            f"<td>{_cell(', '.join(f'{k}={v}' for k, v in c['final'].items()))}</td>"
+            f"<td>{_cell(c['applied'])}</td><td>{_cell(c['blocked'])}</td>"
+            f"<td>{_cell(est.get('costUsd'))}</td><td>{_cell(est.get('baselineCostUsd'))}</td>"
+            f"<td>{_cell(est.get('p99MeanMs'))} / {_cell(est.get('p99MaxMs'))}</td>"
+            f"<td>{_cell(est.get('timeoutMinutes'))} min</td></tr>"
+        )
+    parts.append("</table>")
+    safety = doc.get("safety") or {}
+    bound_v, cool_v = len(safety.get("boundViolations", [])), len(safety.get("cooldownViolations", []))
+    parts.append("<h2>Safety</h2><table>")
+    for label, n in (("bound violations", bound_v), ("cooldown violations", cool_v)):
+        cls = "ok" if n == 0 else "bad"
+        parts.append(f'<tr><th>{label}</th><td class="{cls}">{n}</td></tr>')
+    reversals = ", ".join(f"{k}: {v}" for k, v in (safety.get("reversals") or {}).items()) or "none"
+    frozen = ", ".join(safety.get("frozen") or []) or "none"
+    blocked = ", ".join(f"{k}: {v} steps" for k, v in (safety.get("blockedByRule") or {}).items()) or "none"
+    parts += [
+        f"<tr><th>direction reversals</th><td>{html.escape(reversals)}</td></tr>",
+        f"<tr><th>flap-frozen</th><td>{html.escape(frozen)}</td></tr>",
+        f"<tr><th>blocked by</th><td>{html.escape(blocked)}</td></tr></table>",
+        "<h2>Charts</h2>",
+    ]
+    for track in tracks:
+        parts.append(f"<h3>{html.escape(track.claim)} · spec.{html.escape(track.field)}</h3>")
+        parts.append(svg_chart(track))
+        parts.append(
+            '<p class="legend">Dashed: rule thresholds (red increase, blue decrease, purple guardrail). '
+            "Green: the tuned value, triangles where a change was applied; dotted: the human bounds. "
+            "Strip: red blocked, amber routed to a proposal, grey held by a time gate.</p>"
+        )
+    parts.append(
+        "<h2>Timeline</h2><table><tr><th>at</th><th>until</th><th>claim</th><th>field</th>"
+        "<th>event</th><th>from → to</th><th>rule</th><th>blocked by</th><th>why</th></tr>"
+    )
+    for e in doc.get("timeline", []):
+        parts.append(
+            f'<tr class="{html.escape(e["event"])}-row"><td>{_cell(e["at"])}</td><td>{_cell(e["until"])}</td>'
+            f"<td>{_cell(e['claim'])}</td><td>{_cell(e['field'])}</td><td>{_cell(e['event'])}</td>"
+            f"<td>{_cell(e['from'])} → {_cell(e['to'])}</td><td>{_cell(e['rule'])}</td>"
+            f"<td>{_cell(', '.join(e['blockedBy']))}</td><td>{_cell(e['reason'])}</td></tr>"
+        )
+    parts.append("</table></body></html>")
+    return "\n".join(parts) + "\n"

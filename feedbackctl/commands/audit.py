@@ -1,0 +1,104 @@
+"""``feedbackctl audit verify`` and ``feedbackctl unfreeze``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from feedbackctl.authority.snapshot import open_repo
+from feedbackctl.clock import now_or
+from feedbackctl.commands.options import Detailed, DryRun, Now, Output, OutputOpt, Ref, Repo, exit_code
+from feedbackctl.errors import EXIT_CHANGES, EXIT_OK, EXIT_RUNTIME
+from feedbackctl.patterns.audit import PROVABLE, AuditResult, unfreeze, verify
+from feedbackctl.render import JSON_SCHEMA_VERSION, print_json, print_report, stderr, stdout
+
+audit = typer.Typer(help="Prove from git alone that every feedback commit was allowed.")
+
+
+def audit_json(r: AuditResult) -> dict[str, Any]:
+    return {
+        "schemaVersion": JSON_SCHEMA_VERSION,
+        "command": "audit verify",
+        "branch": r.branch,
+        "head": r.head,
+        "since": r.since,
+        "commits": r.commits,
+        "changes": r.changes,
+        "checked": list(PROVABLE),
+        "ok": not r.violations,
+        "violations": [v.json() for v in r.violations],
+        "problems": [{"claim": p.where or None, "message": p.message} for p in r.problems],
+    }
+
+
+def print_audit(r: AuditResult, output: str) -> None:
+    if output == "json":
+        print_json(audit_json(r))
+    else:
+        out = stdout()
+        span = f"{r.since[:10]}..{r.branch}" if r.since else r.branch
+        if r.violations:
+            table = Table(title=f"feedbackctl audit verify @ {span}", title_justify="left")
+            for col in ("commit", "date", "kind", "claim", "field", "rule", "why"):
+                table.add_column(col, overflow="fold")
+            for v in r.violations:
+                table.add_row(
+                    v.commit[:10],
+                    f"{v.at:%Y-%m-%d %H:%M}",
+                    v.kind or "-",
+                    v.claim or "-",
+                    v.field or "-",
+                    f"[red]{v.rule}[/]",
+                    v.detail,
+                )
+            out.print(table)
+        verdict = f"[red]{len(r.violations)} violation(s)[/]" if r.violations else "[green]no violations[/]"
+        out.print(f"audited {r.commits} feedbackctl commit(s), {r.changes} change(s) on {span}: {verdict}")
+    err = stderr()
+    for p in r.problems:
+        err.print(f"error: {p.message}", markup=False)
+
+
+@audit.command("verify")
+def verify_command(
+    repo: Repo = ".",
+    ref: Ref = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Audit only commits after REV (REV..ref).")
+    ] = None,
+    output: OutputOpt = Output.table,
+    detailed_exitcode: Detailed = False,
+) -> int:
+    """Replay the authority branch; exit 3 when any feedback commit broke a rule.
+
+    Exits 3 on violations whether or not --detailed-exitcode is given.
+    """
+    del detailed_exitcode  # violations always exit 3 so CI can gate on it
+    result = verify(open_repo(repo), ref, since)
+    print_audit(result, output.value)
+    if result.violations:
+        return EXIT_CHANGES
+    return EXIT_RUNTIME if result.problems else EXIT_OK
+
+
+def unfreeze_command(
+    claim: Annotated[str, typer.Argument(help="Claim metadata.name")],
+    field: Annotated[str, typer.Argument(help="Field, e.g. lambdaMemory")],
+    repo: Repo = ".",
+    ref: Ref = None,
+    now: Now = None,
+    reason: Annotated[str, typer.Option("--reason", help="Why, recorded in the commit.")] = "",
+    output: OutputOpt = Output.table,
+    dry_run: DryRun = False,
+) -> int:
+    """Lift a flap freeze: a commit with Feedback-Kind: unfreeze (no file changes)."""
+    report = unfreeze(open_repo(repo), ref, claim, field, now_or(now), dry_run=dry_run, reason=reason)
+    print_report(report, output.value, title="unfreeze")
+    return exit_code(report, False)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(audit, name="audit")
+    app.command("unfreeze")(unfreeze_command)

@@ -1,0 +1,275 @@
+"""``feedbackctl propose`` and ``feedbackctl proposals list|show|approve|reject|ack|expire``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from feedbackctl.authority.shard import parse_shard
+from feedbackctl.authority.snapshot import open_repo
+from feedbackctl.clock import now_or
+from feedbackctl.commands.options import (
+    Detailed,
+    DryRun,
+    Metrics,
+    Now,
+    Output,
+    OutputOpt,
+    Push,
+    Ref,
+    Repo,
+    ShardOpt,
+    exit_code,
+)
+from feedbackctl.demo import DemoLayout
+from feedbackctl.patterns import proposals as lifecycle
+from feedbackctl.patterns.propose import DEFAULT_REMOTE, propose
+from feedbackctl.render import Report, print_report, stdout
+
+_STYLE = {
+    "created": "green",
+    "reopened": "green",
+    "updated": "yellow",
+    "rebased": "yellow",
+    "unchanged": "dim",
+    "held-back": "magenta",
+    "suppressed": "dim",
+    "handed-off": "cyan",
+    "blocked": "red",
+    "skipped": "red",
+    "pending": "yellow",
+    "stale": "red",
+    "applied": "green",
+    "merged": "green",
+    "rejected": "dim",
+    "expired": "dim",
+    "invalid": "red",
+}
+
+
+def _arrow(e: dict[str, Any]) -> str:
+    if "from" not in e:
+        return "-"
+    return f"{e['from']} → {e['to']}"
+
+
+def proposals_table(entries: Sequence[dict[str, Any]], title: str, key: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for col in ("branch", "change", "risk", key, "detail"):
+        table.add_column(col, overflow="fold")
+    for e in entries:
+        state = str(e.get(key, ""))
+        style = _STYLE.get(state, "")
+        risk = e.get("risk") or "-"
+        if e.get("escalated"):
+            risk += " (escalated)"
+        table.add_row(
+            e["branch"],
+            f"{e.get('field', '-')} {_arrow(e)}",
+            risk,
+            f"[{style}]{state}[/]" if style else state,
+            str(e.get("detail", "")),
+        )
+    return table
+
+
+def _print(report: Report, output: Output, title: str, key: str = "action") -> None:
+    if output == Output.json:
+        print_report(report, "json", title=title)
+        return
+    entries = report.extra.get("proposals") or []
+    shown = Report(report.command, report.now, report.branch, report.commit, problems=report.problems,
+                   commits=report.commits, events=report.events)  # fmt: skip
+    out = stdout()
+    if entries:
+        out.print(proposals_table(entries, title, key))
+    elif report.command in ("propose", "proposals list"):
+        out.print(f"{title}: no proposals")
+    print_report(shown, "table", title=title)
+
+
+def propose_command(
+    repo: Repo = ".",
+    ref: Ref = None,
+    metrics: Metrics = None,
+    now: Now = None,
+    all_changes: Annotated[
+        bool, typer.Option("--all", help="Also propose every change analyze recommends (an engineer asks).")
+    ] = False,
+    push: Push = False,
+    remote: Annotated[str, typer.Option("--remote", help="Remote for --push.")] = DEFAULT_REMOTE,
+    output: OutputOpt = Output.table,
+    dry_run: DryRun = False,
+    detailed_exitcode: Detailed = False,
+    shard: ShardOpt = None,
+) -> int:
+    """Open one proposal branch per change that needs human review (Pattern 1)."""
+    report = propose(
+        open_repo(repo),
+        ref,
+        metrics,
+        now_or(now),
+        all_changes=all_changes,
+        push=push,
+        dry_run=dry_run,
+        remote=remote,
+        shard=parse_shard(shard),
+    )
+    _print(report, output, f"feedbackctl propose @ {report.branch}")
+    return exit_code(report, detailed_exitcode)
+
+
+proposals = typer.Typer(help="Review proposal branches: list, show, approve, reject, ack, expire.")
+
+Claim = Annotated[str, typer.Argument(help="Claim metadata.name")]
+Field = Annotated[str, typer.Argument(help="Field, e.g. lambdaMemory")]
+Reason = Annotated[str, typer.Option("--reason", help="Why, recorded in the commit.")]
+RemoteOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--remote",
+        help="Act on this remote's proposal branches: fetch them first, push the result with a lease.",
+    ),
+]
+
+
+@proposals.command("list")
+def list_command(
+    repo: Repo = ".",
+    ref: Ref = None,
+    now: Now = None,
+    output: OutputOpt = Output.table,
+    remote: RemoteOpt = None,
+) -> int:
+    """Every proposal branch and its status (pending, stale, applied, rejected, ...)."""
+    report = lifecycle.list_proposals(open_repo(repo), ref, now_or(now), remote=remote)
+    _print(report, output, f"proposals @ {report.branch}", key="status")
+    return exit_code(report, False)
+
+
+@proposals.command("show")
+def show_command(
+    claim: Claim,
+    field: Field,
+    repo: Repo = ".",
+    ref: Ref = None,
+    now: Now = None,
+    output: OutputOpt = Output.table,
+    remote: RemoteOpt = None,
+) -> int:
+    """One proposal: its record and the commits on its branch."""
+    report = lifecycle.show_proposal(open_repo(repo), ref, claim, field, now_or(now), remote=remote)
+    if output == Output.json:
+        print_report(report, "json", title="proposal")
+        return 0
+    out = stdout()
+    entry = report.extra["proposal"]
+    out.print(proposals_table([entry], f"proposal {entry['branch']}", "status"))
+    record = report.extra.get("record") or {}
+    rationale = record.get("spec", {}).get("rationale", {})
+    if rationale:
+        out.print(f"summary: {rationale.get('summary', '')}", markup=False)
+        for e in rationale.get("evidence") or []:
+            out.print(f"  evidence: {e.get('summary')}", markup=False)
+    for c in report.extra.get("commits") or []:
+        out.print(f"  {c['sha'][:10]} {c['kind']:<9} {c['author']}", markup=False)
+    return 0
+
+
+@proposals.command("approve")
+def approve_command(
+    claim: Claim,
+    field: Field,
+    repo: Repo = ".",
+    ref: Ref = None,
+    now: Now = None,
+    reason: Reason = "",
+    output: OutputOpt = Output.table,
+    dry_run: DryRun = False,
+    remote: RemoteOpt = None,
+) -> int:
+    """Apply the proposal to the authority branch (Feedback-Kind: approve) and close its branch."""
+    report = lifecycle.approve(
+        open_repo(repo), ref, claim, field, now_or(now), reason=reason, dry_run=dry_run
+    )
+    _print(report, output, "proposals approve")
+    return exit_code(report, False)
+
+
+@proposals.command("reject")
+def reject_command(
+    claim: Claim,
+    field: Field,
+    repo: Repo = ".",
+    ref: Ref = None,
+    now: Now = None,
+    reason: Reason = "",
+    output: OutputOpt = Output.table,
+    dry_run: DryRun = False,
+    remote: RemoteOpt = None,
+) -> int:
+    """Reject: recorded on the branch; the same change is not proposed again for 7 days."""
+    report = lifecycle.reject(
+        open_repo(repo), ref, claim, field, now_or(now), reason=reason, dry_run=dry_run, remote=remote
+    )
+    _print(report, output, "proposals reject")
+    return exit_code(report, False)
+
+
+@proposals.command("ack")
+def ack_command(
+    claim: Claim,
+    field: Field,
+    repo: Repo = ".",
+    ref: Ref = None,
+    now: Now = None,
+    output: OutputOpt = Output.table,
+    dry_run: DryRun = False,
+    remote: RemoteOpt = None,
+) -> int:
+    """Acknowledge a MEDIUM proposal (within 8 h): autotune may then apply it inside the bounds."""
+    report = lifecycle.acknowledge(
+        open_repo(repo), ref, claim, field, now_or(now), dry_run=dry_run, remote=remote
+    )
+    _print(report, output, "proposals ack")
+    return exit_code(report, False)
+
+
+@proposals.command("expire")
+def expire_command(
+    repo: Repo = ".",
+    ref: Ref = None,
+    now: Now = None,
+    output: OutputOpt = Output.table,
+    dry_run: DryRun = False,
+    remote: RemoteOpt = None,
+) -> int:
+    """Close every pending proposal older than 7 days."""
+    report = lifecycle.expire(open_repo(repo), ref, now_or(now), dry_run=dry_run, remote=remote)
+    _print(report, output, "proposals expire")
+    return exit_code(report, False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("propose")(propose_command)
+    app.add_typer(proposals, name="proposals")
+
+
+def demo_step(layout: DemoLayout, now: datetime) -> int:
+    out = stdout()
+    out.print(
+        "[bold]propose --all[/] — changes for a human: one branch each (claim edit + "
+        "ConfigurationProposal); the authority branch untouched"
+    )
+    repo = open_repo(layout.repo)
+    report = propose(repo, None, str(layout.metrics), now, all_changes=True)
+    _print(report, Output.table, "feedbackctl propose --all")
+    listed = lifecycle.list_proposals(repo, None, now)
+    _print(listed, Output.table, "feedbackctl proposals list", key="status")
+    out.print(f"  review one: git -C {layout.repo} show feedback/messagewall-dev/lambdaMemory")
+    out.print("  decide:     feedbackctl proposals approve|reject|ack CLAIM FIELD")
+    return 1 if report.problems or listed.problems else 0

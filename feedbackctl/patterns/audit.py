@@ -1,0 +1,514 @@
+"""``audit verify``: replay the authority branch and prove each feedback commit allowed.
+
+For every first-parent commit that carries ``Feedback-*`` trailers, the claim
+and the policy are read *as they were at its parent*, the field's history as
+git had it then (with the commit's own date as "now"), and the change is run
+through the same guard functions ``autotune`` uses. Metrics are not in git,
+so the audit proves what git can prove: schema and bounds, one step, the
+baseline cap, cooldowns, settling, rate limits, the risk ceiling, flap
+freezes, trailers that match the diff, and that no automated commit touched
+the human-authored bounds (a claim's ``autoTune`` block, the policy files or
+``.feedbackctl.yaml``). Rules whose evidence is metrics (sustained windows,
+guardrails) cannot be re-proved and are not claimed.
+
+``unfreeze`` lives here too: it writes the marker commit that lifts a flap
+freeze (``Feedback-Kind: unfreeze``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from feedbackctl.authority.config import CONFIG_FILE
+from feedbackctl.authority.gitrepo import GitRepo
+from feedbackctl.authority.history import Commit, Histories, load_histories
+from feedbackctl.authority.replay import Replay
+from feedbackctl.authority.snapshot import Snapshot, branch_of, load_snapshot
+from feedbackctl.authority.writer import Plan, trailer, write
+from feedbackctl.core import flap, guards
+from feedbackctl.core.models import (
+    AUTOMATED_KINDS,
+    HUMAN_KINDS,
+    MARKER_KINDS,
+    Claim,
+    Decision,
+    FieldHistory,
+    FleetHistory,
+    Outcome,
+    Scalar,
+)
+from feedbackctl.core.policy import Limits, Policy
+from feedbackctl.core.tuning import parse_autotune
+from feedbackctl.errors import ClaimError, ConflictError, FeedbackError, UsageError
+from feedbackctl.patterns.inputs import Problem
+from feedbackctl.render import Report
+
+CAS_ATTEMPTS = 5
+# What the audit re-proves from git alone, in the order it reports them.
+PROVABLE = (
+    "trailer-incomplete",
+    "trailer-diff",
+    "undeclared-change",
+    "bounds-tampering",
+    "schema",
+    "opt-in",
+    "trust",
+    "flap-freeze",
+    "cooldown",
+    "source-cooldown",
+    "settling",
+    "step-limit",
+    "bounds",
+    "change-cap",
+    "risk-ceiling",
+    "rate-limit",
+    "reset-target",
+    "drift-tags",
+)
+DRIFT_TAGS = ("break-glass", "requires-review")
+
+
+@dataclass(frozen=True)
+class Violation:
+    commit: str
+    at: datetime
+    rule: str
+    detail: str
+    claim: str | None = None
+    field: str | None = None
+    kind: str | None = None
+    subject: str = ""
+
+    def json(self) -> dict[str, Any]:
+        return {
+            "commit": self.commit,
+            "at": self.at.isoformat().replace("+00:00", "Z"),
+            "subject": self.subject,
+            "kind": self.kind,
+            "claim": self.claim,
+            "field": f"spec.{self.field}" if self.field else None,
+            "rule": self.rule,
+            "detail": self.detail,
+        }
+
+
+@dataclass
+class AuditResult:
+    branch: str
+    head: str
+    since: str | None
+    commits: int = 0  # commits with feedbackctl trailers
+    changes: int = 0  # trailer groups checked
+    violations: list[Violation] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+# --- reading the branch ------------------------------------------------------
+
+
+def _text(value: Scalar) -> str:
+    """A value as the writer spells it in a trailer."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _scalars(claim: Claim) -> dict[str, Scalar]:
+    return {k: v for k, v in claim.spec.items() if v is None or isinstance(v, int | float | str | bool)}
+
+
+def _number(value: Scalar) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _subjects(repo: GitRepo, rev: str) -> dict[str, str]:
+    out = repo.git("log", "--first-parent", "--format=%H%x1f%s", rev, "--").decode("utf-8", "replace")
+    return dict(line.split("\x1f", 1) for line in out.splitlines() if "\x1f" in line)
+
+
+# --- the checks ---------------------------------------------------------------
+
+
+class _Check:
+    """Checks one commit against its parent; collects violations."""
+
+    def __init__(self, repo: GitRepo, c: Commit, parent: Snapshot, after: Snapshot, subject: str) -> None:
+        self.repo = repo
+        self.c = c
+        self.parent = parent
+        self.after = after
+        self.subject = subject
+        self.found: list[Violation] = []
+
+    def flag(self, rule: str, detail: str, group: Mapping[str, str] | None = None) -> None:
+        g = group or {}
+        f = g.get("Feedback-Field")
+        self.found.append(
+            Violation(
+                self.c.sha,
+                self.c.at,
+                rule,
+                detail,
+                claim=g.get("Feedback-Claim"),
+                field=f.removeprefix("spec.") if f else None,
+                kind=g.get("Feedback-Kind"),
+                subject=self.subject,
+            )
+        )
+
+    @property
+    def kinds(self) -> set[str]:
+        return {g.get("Feedback-Kind", "") for g in self.c.changes}
+
+    def bounds_tampering(self) -> None:
+        """Bounds are human-authored: only a human-decision kind may change them."""
+        if self.kinds <= HUMAN_KINDS:
+            return
+        policies = self.parent.settings.config.policies_dir
+        for p in self.c.paths:
+            if p == CONFIG_FILE or p.startswith(f"{policies}/"):
+                self.flag("bounds-tampering", f"an automated commit changed {p}; policy is human-authored")
+        before = {c.name: c for c in self.parent.claims}
+        for claim in self.after.claims:
+            old = before.get(claim.name)
+            if old is not None and old.spec.get("autoTune") != claim.spec.get("autoTune"):
+                self.flag(
+                    "bounds-tampering",
+                    f"an automated commit changed spec.autoTune of {claim.name} "
+                    f"({old.spec.get('autoTune')} -> {claim.spec.get('autoTune')}); "
+                    "bounds are human-authored",
+                    {"Feedback-Claim": claim.name},
+                )
+
+    def diff(self) -> dict[tuple[str, str], tuple[Scalar, Scalar]]:
+        """(claim, field) -> (old, new) for every spec scalar the commit changed."""
+        before = {c.name: _scalars(c) for c in self.parent.claims}
+        after = {c.name: _scalars(c) for c in self.after.claims}
+        out: dict[tuple[str, str], tuple[Scalar, Scalar]] = {}
+        for name in sorted(set(before) | set(after)):
+            if name not in before or name not in after:
+                state = "created" if name not in before else "deleted"
+                self.flag(
+                    "undeclared-change",
+                    f"claim {name} {state} by a feedbackctl commit",
+                    {"Feedback-Claim": name},
+                )
+                continue
+            for f in sorted(set(before[name]) | set(after[name])):
+                old, new = before[name].get(f), after[name].get(f)
+                if old != new:
+                    out[(name, f)] = (old, new)
+        return out
+
+    def trailers(self, changed: dict[tuple[str, str], tuple[Scalar, Scalar]]) -> list[Mapping[str, str]]:
+        """Every group complete and consistent with the diff; returns the value-changing groups."""
+        declared: set[tuple[str, str]] = set()
+        valued: list[Mapping[str, str]] = []
+        for g in self.c.changes:
+            kind, claim, f = g.get("Feedback-Kind"), g.get("Feedback-Claim"), g.get("Feedback-Field")
+            if not kind:
+                self.flag("trailer-incomplete", "a Feedback-* trailer group has no Feedback-Kind", g)
+                continue
+            if kind in MARKER_KINDS:
+                if claim and f and (claim, f.removeprefix("spec.")) in changed:
+                    declared.add((claim, f.removeprefix("spec.")))  # reported once, here
+                    self.flag("trailer-diff", f"a {kind} marker changed spec value {f} of {claim}", g)
+                continue
+            if not claim or not f:
+                if kind in AUTOMATED_KINDS:
+                    self.flag("trailer-incomplete", f"{kind} without Feedback-Claim and Feedback-Field", g)
+                continue
+            name = f.removeprefix("spec.")
+            declared.add((claim, name))
+            if self.parent.claim(claim) is None:
+                self.flag("trailer-diff", f"claim {claim} does not exist at the parent", g)
+                continue
+            old, new = changed.get((claim, name), (None, None))
+            if (claim, name) not in changed:
+                value = self.parent.claim(claim).value(name)  # type: ignore[union-attr]
+                old = new = value if isinstance(value, int | float | str | bool) else None
+            said_from, said_to = g.get("Feedback-From", ""), g.get("Feedback-To", g.get("Feedback-From", ""))
+            if said_from != _text(old) or said_to != _text(new):
+                self.flag(
+                    "trailer-diff",
+                    f"trailers say {f} {said_from or '(none)'} -> {said_to or '(none)'}, "
+                    f"the diff says {_text(old) or '(none)'} -> {_text(new) or '(none)'}",
+                    g,
+                )
+            if kind in AUTOMATED_KINDS or kind == "drift-capture":
+                valued.append(g)
+        for (claim, name), (old, new) in changed.items():
+            if (claim, name) not in declared:
+                self.flag(
+                    "undeclared-change",
+                    f"spec.{name} of {claim} changed {_text(old)} -> {_text(new)} with no trailer for it",
+                    {"Feedback-Claim": claim, "Feedback-Field": f"spec.{name}"},
+                )
+        return valued
+
+    def new_errors(self) -> None:
+        known = {str(e) for e in self.parent.errors}
+        for e in self.after.errors:
+            if str(e) not in known:
+                self.flag("schema", f"the commit left a claim unreadable: {e}")
+
+
+def _as_of(histories: Histories, claim: str, now: datetime) -> dict[str, FieldHistory]:
+    """Histories before ``now``: changes at the same instant belong to the same run."""
+    return {
+        f: replace(h, changes=tuple(ch for ch in h.changes if ch.at < now))
+        for f, h in histories.for_claim(claim).items()
+    }
+
+
+def _same_run(histories: Histories, now: datetime) -> tuple[list[tuple[str, str]], int]:
+    """Changes already made by the run that wrote at ``now``: (claim, field) pairs, fleet count."""
+    pairs = []
+    for claim, fields in histories.fields.items():
+        for f, h in fields.items():
+            pairs += [(claim, f) for ch in h.changes if ch.at == now and ch.automated]
+    return pairs, sum(1 for _, ch in histories.fleet.recent if ch.at == now)
+
+
+def _rate(check: _Check, fleet: FleetHistory, limits: Limits, in_run: int, g: Mapping[str, str]) -> None:
+    now = check.c.at
+    day = sum(
+        1 for _, ch in fleet.recent if ch.automated and now - ch.at < timedelta(hours=24) and ch.at < now
+    )
+    if in_run + 1 > limits.rate_per_run:
+        check.flag("rate-limit", f"change {in_run + 1} of one run; at most {limits.rate_per_run} per run", g)
+    if day + in_run + 1 > limits.rate_per_24h:
+        check.flag(
+            "rate-limit",
+            f"{day + in_run + 1} automated changes in the 24h up to this one; at most {limits.rate_per_24h}",
+            g,
+        )
+
+
+def _replay_guards(check: _Check, g: Mapping[str, str], histories: Histories, policy: Policy) -> None:
+    """Run the change through every per-claim guard as autotune would have at the parent."""
+    now = check.c.at
+    claim = check.parent.claim(g["Feedback-Claim"])
+    assert claim is not None
+    name = g["Feedback-Field"].removeprefix("spec.")
+    old, new = claim.value(name), _after_value(check, claim.name, name)
+    fp = policy.fields.get(name)
+    if fp is None:
+        check.flag("schema", f"{name} is not a tunable field of the policy; auto-tune may not touch it", g)
+        return
+    lo, hi = _number(old), _number(new)
+    if lo is None or hi is None:
+        check.flag("schema", f"spec.{name} is {_text(new) or 'unset'}, expected a number", g)
+        return
+    if not fp.min <= hi <= fp.max:
+        check.flag("schema", f"{hi:g} is outside the schema range {fp.min:g}-{fp.max:g}", g)
+    try:
+        tuning = parse_autotune(claim)
+    except ClaimError as e:
+        check.flag("opt-in", f"spec.autoTune was invalid at the parent: {e}", g)
+        return
+    field_histories = _as_of(histories, claim.name, now)
+    history = field_histories.get(name, FieldHistory(claim.name, name))
+    d = Decision(
+        claim.name,
+        name,
+        old,
+        Outcome.CHANGE,
+        recommended=new,
+        uncapped=new,
+        direction="increase" if hi > lo else "decrease",
+        source=g.get("Feedback-Source"),
+        rule=g.get("Feedback-Rule"),
+    )
+    ctx = guards.GuardContext(
+        claim=claim,
+        tuning=tuning,
+        policy=policy,
+        history=history,
+        claim_histories=field_histories,
+        now=now,
+        source=policy.source(g.get("Feedback-Source") or "unknown"),
+    )
+    for guard in guards.PER_CLAIM_GUARDS:
+        if guard is guards.bounds and not tuning.allows(name):
+            continue  # opt-in already said so
+        out = guard(ctx, d)
+        for note in out.notes[len(d.notes) :]:
+            if note.effect in ("blocked", "shaped"):
+                check.flag(note.rule, note.detail, g)
+    if g.get("Feedback-Risk") == "HIGH":
+        check.flag("risk-ceiling", "the commit itself records HIGH risk; HIGH never auto-applies", g)
+    if hi == lo:
+        check.flag("trailer-diff", "an auto-tune commit that does not change the value", g)
+
+
+def _after_value(check: _Check, claim: str, name: str) -> Scalar:
+    c = check.after.claim(claim)
+    v = c.value(name) if c is not None else None
+    return v if isinstance(v, int | float | str | bool) else None
+
+
+def _check_reset(check: _Check, g: Mapping[str, str], histories: Histories) -> None:
+    name = g["Feedback-Field"].removeprefix("spec.")
+    baseline = histories.for_claim(g["Feedback-Claim"]).get(name)
+    target = _after_value(check, g["Feedback-Claim"], name)
+    if baseline is not None and baseline.baseline is not None and _text(baseline.baseline) != _text(target):
+        check.flag(
+            "reset-target",
+            f"reset to {_text(target)}, but the tested baseline was {_text(baseline.baseline)}",
+            g,
+        )
+
+
+def _check_commit(
+    repo: GitRepo,
+    c: Commit,
+    parent: Snapshot | None,
+    after: Snapshot,
+    unreadable: FeedbackError | None,
+    replay: Replay,
+    subject: str,
+) -> list[Violation]:
+    if parent is None:
+        detail = "a root commit carries feedbackctl trailers; there is no parent to compare with"
+        return [Violation(c.sha, c.at, "trailer-diff", detail, subject=subject)]
+    if unreadable is not None:
+        check = _Check(repo, c, parent, parent, subject)
+        check.bounds_tampering()
+        check.flag("schema", f"the commit leaves the repo unreadable: {unreadable}")
+        return check.found
+    check = _Check(repo, c, parent, after, subject)
+    check.new_errors()
+    check.bounds_tampering()
+    valued = check.trailers(check.diff())
+    tuned = [
+        g
+        for g in valued
+        if g.get("Feedback-Kind") in AUTOMATED_KINDS and parent.claim(g["Feedback-Claim"]) is not None
+    ]
+    if tuned:
+        policy = parent.settings.policy
+        names = {g["Feedback-Claim"] for g in tuned}
+        claims = [cl for cl in parent.claims if cl.name in names]
+        histories = replay.histories(claims, policy, c.at)
+        earlier, in_run = _same_run(histories, c.at)
+        for g in tuned:
+            key = (g["Feedback-Claim"], g["Feedback-Field"].removeprefix("spec."))
+            if g.get("Feedback-Kind") == "reset":
+                _check_reset(check, g, histories)
+                continue
+            if key in earlier:
+                check.flag("step-limit", "a second change of this field in one run (two steps at once)", g)
+            _rate(check, histories.fleet, policy.limits, in_run, g)
+            earlier.append(key)
+            in_run += 1
+            _replay_guards(check, g, histories, policy)
+    for g in valued:
+        if g.get("Feedback-Kind") == "drift-capture":
+            tags = {t.strip() for t in g.get("Feedback-Tags", "").split(",")}
+            missing = [t for t in DRIFT_TAGS if t not in tags]
+            if missing:
+                check.flag("drift-tags", f"a drift capture must be tagged {', '.join(missing)}", g)
+    return check.found
+
+
+def verify(repo: GitRepo, ref: str | None, since: str | None) -> AuditResult:
+    branch = branch_of(repo, ref)
+    head = repo.resolve(branch)
+    rev = head
+    if since is not None:
+        base = repo.resolve(since)
+        if not repo.is_ancestor(base, head):
+            raise UsageError(f"--since {since} is not an ancestor of {branch}; pass a commit on the branch")
+        rev = f"{base}..{head}"
+    result = AuditResult(branch, head, since)
+    audited = set(repo.git("rev-list", "--first-parent", rev, "--").decode().split())
+    subjects = _subjects(repo, rev) if audited else {}
+    replay = Replay(repo)
+    try:
+        for c, parent, after, unreadable in replay.walk(head):
+            if c.sha not in audited or not c.changes:
+                continue
+            result.commits += 1
+            result.changes += len(c.changes)
+            subject = subjects.get(c.sha, "")
+            result.violations += _check_commit(repo, c, parent, after, unreadable, replay, subject)
+    except FeedbackError as e:
+        result.problems.append(Problem("", f"cannot replay {branch}: {e}"))
+    order = {rule: i for i, rule in enumerate(PROVABLE)}
+    result.violations.sort(key=lambda v: (v.at, v.commit, order.get(v.rule, len(order))))
+    return result
+
+
+# --- unfreeze -------------------------------------------------------------------
+
+
+def unfreeze(
+    repo: GitRepo,
+    ref: str | None,
+    claim_name: str,
+    field_name: str,
+    now: datetime,
+    *,
+    dry_run: bool,
+    reason: str = "",
+) -> Report:
+    """Lift a flap freeze with a marker commit (``Feedback-Kind: unfreeze``)."""
+    name = field_name.removeprefix("spec.")
+    for _ in range(CAS_ATTEMPTS):
+        snapshot = load_snapshot(repo, ref)
+        claim = snapshot.claim(claim_name)
+        if claim is None:
+            raise UsageError(f"claim '{claim_name}' not found at {snapshot.branch}; check the name")
+        policy = snapshot.settings.policy
+        if name not in policy.tuned_fields:
+            tuned = ", ".join(policy.tuned_fields)
+            raise UsageError(f"{name} is not a tuned field (tuned: {tuned}); nothing can be frozen")
+        histories = load_histories(repo, snapshot.commit, [claim], policy, now)
+        history = histories.for_claim(claim.name).get(name, FieldHistory(claim.name, name))
+        status = flap.assess(history.changes, now, policy.limits)
+        report = Report("unfreeze", now, snapshot.branch, snapshot.commit, dry_run=dry_run)
+        report.extra["flap"] = {
+            "claim": claim.name,
+            "field": f"spec.{name}",
+            "flapping": status.flapping,
+            "percentStateChange": round(status.percent, 2),
+            "reversals": status.reversals,
+        }
+        if not status.flapping:
+            report.events.append(
+                {"message": f"{claim.name} spec.{name} is not frozen ({status.detail}); nothing to do"}
+            )
+            return report
+        value = claim.value(name)
+        plan = Plan(
+            subject=f"feedbackctl: unfreeze {claim.name} {name}",
+            body=reason or f"A human lifted the flap freeze ({status.detail}).",
+            trailers=[
+                trailer(
+                    "unfreeze",
+                    claim.name,
+                    name,
+                    old=value if isinstance(value, int | float | str | bool) else None,
+                    evidence=f"flapping: {status.reversals} reversals, {status.percent:.1f}% state change",
+                )
+            ],
+            edits={},
+        )
+        if dry_run:
+            report.commits.append({"sha": "(dry-run)", "subject": plan.subject, "files": []})
+            return report
+        try:
+            sha = write(repo, snapshot.branch, snapshot.commit, plan, now)
+        except ConflictError:
+            continue
+        report.commits.append({"sha": sha, "branch": snapshot.branch, "subject": plan.subject, "files": []})
+        return report
+    raise FeedbackError(f"the branch kept moving during {CAS_ATTEMPTS} attempts; rerun later")

@@ -1,0 +1,468 @@
+"""``--metrics cloudwatch``: claim metrics from CloudWatch ``GetMetricData``.
+
+Each claim's metrics become one query per function (``cloudwatch_mapping``);
+the queries are packed into as few calls as the API's limits allow
+(``plan``), each call follows ``NextToken``, and the per-function series are
+combined into the claim's series (the worst of its functions).
+
+Credentials, profile, region and endpoint come from the standard AWS chain
+(``AWS_PROFILE``, ``AWS_REGION``, ``AWS_ENDPOINT_URL``, ...); a claim's own
+region (``spec.region`` by default) picks the regional endpoint. Retries use
+botocore's standard mode. What goes wrong for some claims (throttling after
+retries, a refused or partial result, two claims reading the same series) is
+reported for those claims; the others are still processed.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import botocore.session
+import numpy as np
+import numpy.typing as npt
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+    ProfileNotFound,
+)
+from botocore.utils import parse_timestamp
+
+from feedbackctl.core.models import Series
+from feedbackctl.errors import FeedbackError, UsageError
+from feedbackctl.sources import plan
+from feedbackctl.sources.base import MetricBatch, MetricRequest, PolicyReader, register
+from feedbackctl.sources.cloudwatch_mapping import (
+    FILE,
+    CloudWatchMapping,
+    MetricMap,
+    MissingValue,
+    load_mapping,
+)
+
+NAME = "cloudwatch-metrics"
+# A response that still says PartialData after this many pages is reported, not chased.
+MAX_PAGES_PER_CALL = 50
+THROTTLING_CODES = frozenset(
+    {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"}
+)
+F64 = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Query:
+    """One series to fetch: a claim's metric for one of its functions."""
+
+    claim: str
+    metric: str
+    target: str  # the function (or dimensions) it reads, for messages
+    region: str | None
+    stat: dict[str, Any]  # GetMetricData's MetricStat
+    period: int
+    start: int
+    end: int  # exclusive
+
+    @property
+    def series_key(self) -> tuple[Any, ...]:
+        m = self.stat["Metric"]
+        dims = tuple(sorted((d["Name"], d["Value"]) for d in m.get("Dimensions", ())))
+        return (self.region, m["Namespace"], m["MetricName"], dims, self.stat["Stat"], self.period)
+
+
+@dataclass
+class PullStats:
+    """What the last fetch cost: requests sent (pages included), queries, datapoints."""
+
+    requests: int = 0
+    calls_planned: int = 0
+    minimum_calls: int = 0
+    queries: int = 0
+    datapoints: int = 0
+
+
+@dataclass
+class Pulled:
+    chunks: dict[int, list[tuple[F64, F64]]] = field(default_factory=lambda: defaultdict(list))
+    status: dict[int, str] = field(default_factory=dict)
+    failed: dict[int, str] = field(default_factory=dict)
+
+
+def epoch_seconds(value: Any) -> float:
+    """botocore's timestamp parser, replaced: epoch seconds instead of tz-aware datetimes.
+
+    CloudWatch answers in CBOR with epoch numbers; turning 100,800 of them into
+    ``datetime`` objects (and back) costs more than the request itself.
+    """
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return float(parse_timestamp(value).timestamp())
+
+
+def _session() -> boto3.Session:
+    core = botocore.session.Session()
+    core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=epoch_seconds)
+    return boto3.Session(botocore_session=core)
+
+
+def as_epochs(stamps: Sequence[Any]) -> F64:
+    if len(stamps) and isinstance(stamps[0], datetime):
+        return np.fromiter((t.timestamp() for t in stamps), dtype=np.float64, count=len(stamps))
+    return np.asarray(stamps, dtype=np.float64)
+
+
+class CloudWatchSource:
+    """Reads claim metrics with GetMetricData, batched to the API's limits."""
+
+    def __init__(
+        self,
+        name: str = NAME,
+        *,
+        session: Callable[[], boto3.Session] = _session,
+        limits: plan.Limits = plan.Limits(),
+        mapping: CloudWatchMapping | None = None,
+    ) -> None:
+        self.name = name
+        self._new_session = session
+        self._limits = limits
+        self._mapping = mapping
+        self._override: tuple[str, bytes] | None = None
+        self.stats = PullStats()
+
+    @classmethod
+    def from_spec(cls, spec: str) -> CloudWatchSource:
+        """``cloudwatch`` or ``cloudwatch:NAME`` (NAME: its feedbackSources entry)."""
+        _, _, name = spec.partition(":")
+        return cls(name.strip() or NAME)
+
+    def use_repo_policies(self, read: PolicyReader) -> None:
+        self._override = read(FILE)
+
+    @property
+    def mapping(self) -> CloudWatchMapping:
+        if self._mapping is None:
+            self._mapping = load_mapping(self._override)
+        return self._mapping
+
+    def fetch(self, requests: Sequence[MetricRequest], now: float) -> MetricBatch:
+        batch = MetricBatch()
+        self.stats = PullStats()
+        queries = [q for q in self._queries(requests, batch) if q.claim not in batch.problems]
+        queries = self._without_shared_series(queries, batch)
+        for request in requests:
+            if request.claim.name not in batch.problems:
+                batch.series.setdefault(request.claim.name, {})
+        if not queries:
+            return batch
+        pulled = self._pull(queries)
+        self._report_failures(queries, pulled, batch)
+        self._assemble(queries, pulled, requests, batch)
+        return batch
+
+    # --- queries ---------------------------------------------------------
+
+    def _queries(self, requests: Sequence[MetricRequest], batch: MetricBatch) -> Iterator[Query]:
+        mapping = self.mapping
+        for request in requests:
+            claim = request.claim
+            kind = mapping.kind(claim.kind)
+            wanted = [mapping.metrics[m] for m in request.metrics if m in mapping.metrics]
+            if kind is None:
+                batch.add_problem(
+                    claim.name,
+                    f"kind {claim.kind} has no CloudWatch mapping; add it under kinds: in policies/{FILE}",
+                )
+                continue
+            try:
+                region = kind.region.render(claim) if kind.region is not None else None
+            except MissingValue:
+                region = None  # the standard chain's region
+            try:
+                functions = [t.render(claim) for t in kind.functions]
+                for m in wanted:
+                    if m.per_function and not functions:
+                        raise MissingValue("function")
+                    for fn in functions if m.per_function else [None]:
+                        yield self._query(claim.name, m, fn, region, request)
+            except MissingValue as missing:
+                batch.add_problem(claim.name, _missing_message(missing.key, claim.kind))
+
+    def _query(
+        self, claim_name: str, m: MetricMap, function: str | None, region: str | None, request: MetricRequest
+    ) -> Query:
+        claim = request.claim
+        dims = [{"Name": k, "Value": t.render(claim, function)} for k, t in m.dimensions]
+        metric: dict[str, Any] = {"Namespace": m.namespace, "MetricName": m.metric_name}
+        if dims:
+            metric["Dimensions"] = dims
+        stat: dict[str, Any] = {"Metric": metric, "Period": m.period, "Stat": m.stat}
+        if m.unit is not None:
+            stat["Unit"] = m.unit
+        start = int(request.start) // m.period * m.period
+        target = function or ",".join(f"{d['Name']}={d['Value']}" for d in dims) or m.metric_name
+        return Query(claim_name, m.metric, target, region, stat, m.period, start, int(request.end) + 1)
+
+    def _without_shared_series(self, queries: list[Query], batch: MetricBatch) -> list[Query]:
+        """Two claims reading one series would each be judged on the other's load."""
+        owners: dict[tuple[Any, ...], set[str]] = defaultdict(set)
+        for q in queries:
+            owners[q.series_key].add(q.claim)
+        shared: dict[str, tuple[set[str], str, str | None]] = {}
+        for q in queries:
+            others = owners[q.series_key] - {q.claim}
+            if others and q.claim not in shared:
+                shared[q.claim] = (others, q.target, q.region)
+        for claim, (others, target, region) in sorted(shared.items()):
+            where = f" in {region}" if region else ""
+            batch.add_problem(
+                claim,
+                f"reads the same CloudWatch series as {', '.join(sorted(others))} ({target}{where}), "
+                "so their metrics cannot be told apart; give the claims different function names "
+                f"(e.g. spec.resourcePrefix) or map them in policies/{FILE}",
+            )
+        return [q for q in queries if q.claim not in shared]
+
+    # --- calls -----------------------------------------------------------
+
+    def _pull(self, queries: Sequence[Query]) -> Pulled:
+        pulled = Pulled()
+        groups: dict[tuple[str | None, int, int], list[int]] = defaultdict(list)
+        for i, q in enumerate(queries):
+            groups[(q.region, q.start, q.end)].append(i)
+        work: list[tuple[str | None, plan.Call, list[int]]] = []
+        for (region, start, end), members in groups.items():
+            periods = [queries[i].period for i in members]
+            self.stats.minimum_calls += plan.minimum_calls(periods, start, end, self._limits)
+            for call in plan.plan_calls(periods, start, end, self._limits):
+                work.append((region, call, [members[j] for j in call.queries]))
+        self.stats.calls_planned = len(work)
+        self.stats.queries = len(queries)
+        session = self._open_session()
+        clients: dict[str | None, Any] = {}
+        with _progress(len(work)) as advance:
+            for region, call, members in work:
+                if region not in clients:
+                    clients[region] = self._client(session, region)
+                run_call(clients[region].get_metric_data, call, members, queries, pulled, self.stats)
+                advance()
+        return pulled
+
+    def _open_session(self) -> boto3.Session:
+        try:
+            return self._new_session()
+        except ProfileNotFound as exc:
+            raise UsageError(f"cloudwatch: {exc}; set AWS_PROFILE to a profile that exists") from exc
+
+    def _client(self, session: boto3.Session, region: str | None) -> Any:
+        config = Config(retries={"mode": "standard"}, user_agent_extra="feedbackctl")
+        try:
+            return session.client("cloudwatch", region_name=region, config=config)
+        except NoRegionError as exc:
+            raise UsageError(
+                "cloudwatch: no AWS region: set AWS_REGION (or a profile's region), or spec.region "
+                "on the claims"
+            ) from exc
+        except ProfileNotFound as exc:
+            raise UsageError(f"cloudwatch: {exc}; set AWS_PROFILE to a profile that exists") from exc
+
+    # --- results ---------------------------------------------------------
+
+    def _report_failures(self, queries: Sequence[Query], pulled: Pulled, batch: MetricBatch) -> None:
+        for i in range(len(queries)):
+            status = pulled.status.get(i, "Complete")
+            code = status.split(":")[0]
+            if i in pulled.failed or code == "Complete":
+                continue
+            if code == "PartialData":
+                pulled.failed[i] = "CloudWatch returned PartialData and no NextToken: incomplete"
+            else:
+                pulled.failed[i] = f"CloudWatch answered {status}"
+        by_claim: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+        for i, reason in pulled.failed.items():
+            q = queries[i]
+            by_claim[q.claim][reason].append(f"{q.metric} ({q.target})")
+        for claim, reasons in by_claim.items():
+            for reason, what in reasons.items():
+                shown = ", ".join(dict.fromkeys(what))
+                batch.add_problem(claim, f"cloudwatch: {shown}: {reason}")
+
+    def _assemble(
+        self, queries: Sequence[Query], pulled: Pulled, requests: Sequence[MetricRequest], batch: MetricBatch
+    ) -> None:
+        window = {r.claim.name: (r.start, r.end) for r in requests}
+        parts: dict[tuple[str, str], list[int]] = defaultdict(list)
+        combine: dict[str, str] = {}
+        for i, q in enumerate(queries):
+            parts[(q.claim, q.metric)].append(i)
+            combine[q.metric] = self.mapping.metrics[q.metric].combine
+        for (claim, metric), members in parts.items():
+            if claim in batch.problems:
+                continue
+            chunks = [c for i in members for c in pulled.chunks.get(i, ())]
+            if not chunks:
+                continue  # no data at all: the core says "no <metric> data" for this claim
+            start, end = window[claim]
+            batch.add_series(claim, combine_series(metric, chunks, combine[metric], start, end))
+        self._note_absent(queries, batch)
+
+    @staticmethod
+    def _note_absent(queries: Sequence[Query], batch: MetricBatch) -> None:
+        """A claim without a single datapoint most likely names the wrong functions or region."""
+        read: dict[str, tuple[list[str], str | None]] = {}
+        for q in queries:
+            targets, _ = read.setdefault(q.claim, ([], q.region))
+            if q.target not in targets:
+                targets.append(q.target)
+        for claim, (targets, region) in read.items():
+            if claim in batch.problems or batch.series.get(claim):
+                continue
+            where = f" in {region}" if region else ""
+            batch.add_absent(
+                claim,
+                f"{claim}: CloudWatch has no datapoints for {', '.join(targets)}{where}; "
+                f"check the function names (spec.resourcePrefix, policies/{FILE}) and the region",
+            )
+
+
+def run_call(
+    send: Callable[..., Any],
+    call: plan.Call,
+    members: list[int],
+    queries: Sequence[Query],
+    pulled: Pulled,
+    stats: PullStats,
+) -> None:
+    """One planned call: ``send`` (GetMetricData) page by page, results into ``pulled``."""
+    ids = {f"q{k}": i for k, i in enumerate(members)}
+    kwargs: dict[str, Any] = {
+        "MetricDataQueries": [
+            {"Id": qid, "MetricStat": queries[i].stat, "ReturnData": True} for qid, i in ids.items()
+        ],
+        "StartTime": datetime.fromtimestamp(call.start, UTC),
+        "EndTime": datetime.fromtimestamp(call.end, UTC),
+        "ScanBy": "TimestampAscending",
+    }
+    for _ in range(MAX_PAGES_PER_CALL):
+        try:
+            stats.requests += 1
+            response = send(**kwargs)
+        except (NoCredentialsError, PartialCredentialsError) as exc:
+            raise UsageError(
+                f"cloudwatch: {exc}; configure AWS credentials (AWS_PROFILE, environment, or SSO)"
+            ) from exc
+        except EndpointConnectionError as exc:
+            raise FeedbackError(
+                f"cloudwatch: cannot reach {exc.kwargs.get('endpoint_url', 'the endpoint')}; "
+                "check AWS_ENDPOINT_URL, the region and the network"
+            ) from exc
+        except ClientError as exc:
+            reason = _client_error(exc)
+            for i in members:
+                pulled.failed.setdefault(i, reason)
+            return
+        except BotoCoreError as exc:
+            for i in members:
+                pulled.failed.setdefault(i, f"GetMetricData failed: {exc}; rerun later")
+            return
+        for result in response.get("MetricDataResults", ()):
+            found = ids.get(result.get("Id", ""))
+            if found is None:
+                continue
+            i = found
+            values = np.asarray(result.get("Values", ()), dtype=np.float64)
+            stamps = as_epochs(result.get("Timestamps", ()))
+            if values.shape[0]:
+                pulled.chunks[i].append((stamps, values))
+                stats.datapoints += int(values.shape[0])
+            status = result.get("StatusCode", "Complete")
+            messages = "; ".join(str(m.get("Value", "")) for m in result.get("Messages", ()) or ())
+            pulled.status[i] = f"{status}: {messages}" if messages else status
+        token = response.get("NextToken")
+        if not token:
+            return
+        kwargs["NextToken"] = token
+    for i in members:
+        if pulled.status.get(i, "").startswith("PartialData"):
+            pulled.failed.setdefault(
+                i, f"CloudWatch still had more data after {MAX_PAGES_PER_CALL} pages (PartialData)"
+            )
+
+
+def combine_series(
+    metric: str, chunks: Iterable[tuple[F64, F64]], how: str, start: float, end: float
+) -> Series:
+    """Merge per-function (and per-call) chunks into one sorted series over [start, end]."""
+    parts = list(chunks)
+    ts = np.concatenate([c[0] for c in parts]).astype(np.int64)
+    values = np.concatenate([c[1] for c in parts])
+    keep = (ts >= start) & (ts <= end) & np.isfinite(values)
+    ts, values = ts[keep], values[keep]
+    order = np.argsort(ts, kind="stable")
+    ts, values = ts[order], values[order]
+    if ts.shape[0] == 0:
+        return Series.empty(metric)
+    firsts = np.flatnonzero(np.concatenate(([True], ts[1:] != ts[:-1])))
+    reduce = {"max": np.maximum, "min": np.minimum, "sum": np.add}[how]
+    return Series(metric, ts[firsts], reduce.reduceat(values, firsts))
+
+
+def _client_error(exc: ClientError) -> str:
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code", "error"))
+    message = str(error.get("Message", "")).strip().splitlines()[0] if error.get("Message") else ""
+    attempts = exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0) + 1
+    if code in THROTTLING_CODES:
+        return (
+            f"CloudWatch throttled GetMetricData ({code}) after {attempts} attempts; "
+            "rerun later or raise the GetMetricData quota"
+        )
+    if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation"):
+        return f"not allowed to read metrics ({code}); grant cloudwatch:GetMetricData"
+    if code in ("InvalidParameterValue", "InvalidParameterCombination", "ValidationError"):
+        return f"CloudWatch rejected the query ({code}: {message}); check policies/{FILE}"
+    if message.startswith("<"):
+        message = "server error"
+    return f"GetMetricData failed ({code}: {message}) after {attempts} attempts; rerun later"
+
+
+def _missing_message(key: str, kind: str) -> str:
+    if key == "function":
+        return f"kind {kind} names no functions in policies/{FILE}, but its metrics need {{function}}"
+    return (
+        f"{key} is not set, so its CloudWatch metrics cannot be named; set it on the claim "
+        f"or change kinds.{kind} in policies/{FILE}"
+    )
+
+
+@contextmanager
+def _progress(total: int) -> Iterator[Callable[[], None]]:
+    """A Rich progress bar on stderr, only on a terminal and only for multi-call pulls."""
+    if total < 2 or not sys.stderr.isatty():
+        yield lambda: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("GetMetricData"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("pull", total=total)
+        yield lambda: bar.advance(task)
+
+
+register("cloudwatch", CloudWatchSource.from_spec)
