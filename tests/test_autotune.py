@@ -234,3 +234,26 @@ def test_shards_split_the_claims_and_together_cover_them(repo_factory: RepoFacto
         assert {d["claim"] for d in data["decisions"]} == {n for n in names if n in Shard(i, 2)}
     assert tuned[0] | tuned[1] == set(names) and not tuned[0] & tuned[1]
     assert count(work) == 1 + len(names)
+
+
+def test_cloudwatch_through_moto_names_its_source_in_the_trailer(
+    aws: str, repo_factory: RepoFactory, tmp_path: Path
+) -> None:
+    from tests import test_cloudwatch_analyze as cw
+
+    cw.load_week(tmp_path / "unused-fixtures")
+    block = (
+        "\n  autoTune:\n    enabled: true\n    memoryBounds: {min: 128, max: 512}\n    cooldownMinutes: 60\n"
+        "    trigger: {metric: memory_utilization, threshold: 90, sustainedMinutes: 360}\n"
+    )
+    work = cw.repo(repo_factory, **{"claims/messagewall-prod.yaml": cw.PROD + block})
+    data = ok_json(autotune(work, Path("cloudwatch"), T0))
+    d = decision(data)
+    assert (d["status"], d["current"], d["recommended"], d["source"]) == (
+        "applied",
+        256,
+        384,
+        "cloudwatch-metrics",
+    )
+    assert trailer(work, "Source") == "cloudwatch-metrics"
+    assert "memory_utilization min=" in trailer(work, "Evidence")
