@@ -513,7 +513,7 @@ def _find_lifts(
     return events, {}
 
 
-LIFT_BATCHES = (4, 32, 256)
+LIFT_BATCHES = (2, 16, 128)
 
 
 def _newest_edit(
@@ -721,7 +721,7 @@ def _newest(repo: GitRepo, points: Sequence[str | None]) -> str | None:
     return best
 
 
-BASELINE_BATCHES = (8, 64, 512, 4096)
+BASELINE_BATCHES = (2, 16, 128, 1024)
 
 
 def _walk_back(
