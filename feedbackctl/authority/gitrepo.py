@@ -335,6 +335,21 @@ class GitRepo:
         got = self._cat_batch([f"{commit}:{path}"]).get(f"{commit}:{path}")
         return got[1] if got is not None and got[0] == "blob" else None
 
+    def files_containing(
+        self, commit: str, text: str, suffixes: Sequence[str] = (".yaml", ".yml")
+    ) -> list[str]:
+        """Paths of files at ``commit`` whose content holds ``text`` (one ``git grep``), sorted."""
+        globs = [f"*{s}" for s in suffixes] or ["*"]
+        args = ["grep", "-l", "-z", "-F", "-I", "-e", text, commit, "--", *globs]
+        proc = self._run(args, check=False)
+        if proc.returncode == 1:
+            return []
+        if proc.returncode != 0:
+            raise self._fail(args, proc)
+        prefix = f"{commit}:"
+        found = (p.decode("utf-8", "surrogateescape") for p in proc.stdout.split(b"\0") if p)
+        return sorted(p.removeprefix(prefix) for p in found)
+
     def changed_paths(self, old: str, new: str) -> list[str]:
         out = self.git("diff-tree", "-r", "-z", "--name-only", "--no-renames", old, new)
         return sorted(p.decode("utf-8", "surrogateescape") for p in out.split(b"\0") if p)

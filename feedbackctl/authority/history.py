@@ -39,6 +39,7 @@ import yaml
 
 from feedbackctl.authority.claims import claim_name_problem, is_claim_kind, parse_claims
 from feedbackctl.authority.gitrepo import GitRepo
+from feedbackctl.authority.overlays import RenderedLocation, read_values, rendered_fields
 from feedbackctl.authority.trailers import parse_trailers
 from feedbackctl.authority.yamldoc import check_size
 from feedbackctl.core.decide import SIZING_LOOKBACK_MINUTES, TRUST_WINDOW_FACTOR
@@ -56,7 +57,7 @@ from feedbackctl.core.policy import Policy
 from feedbackctl.errors import FeedbackError
 
 # Reads {claim: {field: value}} out of one file's text (plain claims by default;
-# Kustomize overlays plug in their own reader).
+# reader_for adds the files that set values of Kustomize-rendered claims).
 ValueReader = Callable[[str, bytes], Mapping[str, Mapping[str, Scalar]]]
 
 _RS, _US = "\x1e", "\x1f"
@@ -116,6 +117,21 @@ def claim_values(path: str, content: bytes) -> dict[str, dict[str, Scalar]]:
 def _checked_values(path: str, content: bytes) -> dict[str, dict[str, Scalar]]:
     parsed = parse_claims([(path, "", content)])
     return {c.name: _scalars(c.spec) for c in parsed.claims}
+
+
+def reader_for(claims: Sequence[Claim]) -> ValueReader:
+    """Plain claim files, plus the files that set values of Kustomize-rendered claims."""
+    rendered = rendered_fields(claims)
+    if not rendered:
+        return claim_values
+
+    def read(path: str, content: bytes) -> dict[str, dict[str, Scalar]]:
+        values = claim_values(path, content)
+        for claim, fields in read_values(path, content, rendered.get(path, ())).items():
+            values.setdefault(claim, {}).update(fields)
+        return values
+
+    return read
 
 
 @dataclass(frozen=True)
@@ -274,7 +290,9 @@ class ValueMemo:
         self.known: dict[tuple[str, str], Mapping[str, Mapping[str, Scalar]]] = {}
         seeded: dict[tuple[str, str], dict[str, Mapping[str, Scalar]]] = defaultdict(dict)
         for c in claims:
-            if c.blob and c.path and all(loc.path == c.path for loc in c.locations.values()):
+            # A rendered claim's values come from its overlay's patches, not its own file.
+            rendered = any(isinstance(loc, RenderedLocation) for loc in c.locations.values())
+            if c.blob and c.path and not rendered and all(loc.path == c.path for loc in c.locations.values()):
                 seeded[(c.path, c.blob)][c.name] = _scalars(c.spec)
         self.known.update(seeded)
 
@@ -573,7 +591,7 @@ def load_histories(
     policy: Policy,
     now: datetime,
     *,
-    reader: ValueReader = claim_values,
+    reader: ValueReader | None = None,
     value_claims: Collection[str] | None = None,
     value_span: timedelta | None = None,
 ) -> Histories:
@@ -589,7 +607,7 @@ def load_histories(
     marked = {c.sha: c for c in read_trailer_log(repo, commit, since=since)}
     valued = [c for c in claims if value_claims is None or c.name in value_claims]
     fields = policy.tuned_fields
-    memo = ValueMemo(reader, claims)
+    memo = ValueMemo(reader or reader_for(claims), claims)
     events = _trailer_events(list(marked.values()))
     scanned, coverage = _scan(repo, commit, value_since, valued, fields, memo, marked)
     events += scanned
@@ -648,7 +666,7 @@ def fill_baselines(
     claims: Sequence[Claim],
     histories: Histories,
     *,
-    reader: ValueReader = claim_values,
+    reader: ValueReader | None = None,
     wanted: Collection[tuple[str, str]] | None = None,
 ) -> Histories:
     """Find the human-set value of each claim field that has no baseline yet.
@@ -661,7 +679,7 @@ def fill_baselines(
     human-kind trailer); automated changes on the way are skipped.
     """
     fields = {name: dict(per) for name, per in histories.fields.items()}
-    memo = histories.memo or ValueMemo(reader, claims)
+    memo = histories.memo or ValueMemo(reader or reader_for(claims), claims)
     coverage = dict(histories.coverage)
     todo: list[tuple[Claim, str]] = []
     for c in claims:
@@ -731,48 +749,47 @@ def _walk_back(
     claims: Mapping[str, Claim],
     memo: ValueMemo,
 ) -> dict[tuple[str, str], Scalar]:
-    """Per file, walk its commits back from its start until each field's last human act is found."""
-    found: dict[tuple[str, str], Scalar] = {}
+    """Per file, walk its commits back from its start to each field's last human act.
+
+    A claim set by several files (a Kustomize base and overlay) takes the
+    newest act found in any of them; a field no file ever changed keeps its
+    value (the first commit, a human's, wrote it).
+    """
+    acts: dict[tuple[str, str], tuple[datetime, Scalar]] = {}
     files = claim_files([claims[name] for name, _ in pending])
     for path, start in sorted(starts.items()):
-        todo = {key for key in pending if key[0] in files[path] and key not in found}
+        todo = {key for key in pending if key[0] in files[path]}
         rev, batch = start, 0
         while todo and rev is not None:
             size = BASELINE_BATCHES[min(batch, len(BASELINE_BATCHES) - 1)]
             batch += 1
             commits = read_log(repo, rev, paths=[path], max_count=size)
             for c in commits:  # newest first
-                _settle(repo, c, path, todo, found, memo)
+                for key, value in _settle(repo, c, path, todo, memo).items():
+                    if key not in acts or acts[key][0] < c.at:
+                        acts[key] = (c.at, value)
                 if not todo:
                     break
             rev = commits[-1].parent if len(commits) == size else None
-        for key in todo:
-            # The walk reached the file's first commit without a change: keep
-            # the value as it is (the first commit is a human's).
-            found.setdefault(key, pending[key])
-    return found
+    return {key: acts[key][1] if key in acts else value for key, value in pending.items()}
 
 
 def _settle(
-    repo: GitRepo,
-    c: Commit,
-    path: str,
-    todo: set[tuple[str, str]],
-    found: dict[tuple[str, str], Scalar],
-    memo: ValueMemo,
-) -> None:
-    """Resolve the fields this commit set by a human act; automated changes are passed over."""
+    repo: GitRepo, c: Commit, path: str, todo: set[tuple[str, str]], memo: ValueMemo
+) -> dict[tuple[str, str], Scalar]:
+    """The fields this commit set by a human act (taken off ``todo``); automated ones are passed over."""
     old_blob, new_blob = c.blobs.get(path, (None, None))
     memo.load(repo, [b for b in (old_blob, new_blob) if b is not None], [path])
     before, after = memo.values(path, old_blob), memo.values(path, new_blob)
+    found: dict[tuple[str, str], Scalar] = {}
     for claim, f in sorted(todo):
         g = c.trailer_for(claim, f)
         if g is not None:
             if g.get("Feedback-Kind") in HUMAN_KINDS:
                 found[(claim, f)] = parse_scalar(g.get("Feedback-To"))
-                todo.discard((claim, f))
             continue
         old, new = before.get(claim, {}).get(f), after.get(claim, {}).get(f)
         if old != new:
             found[(claim, f)] = new
-            todo.discard((claim, f))
+    todo.difference_update(found)
+    return found

@@ -10,10 +10,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from feedbackctl.authority.claimcache import ClaimCache
-from feedbackctl.authority.claims import parse_claims
+from feedbackctl.authority.claims import DuplicateClaimError, parse_claims
 from feedbackctl.authority.config import Settings, load_settings
 from feedbackctl.authority.gitrepo import GitRepo
+from feedbackctl.authority.overlays import load_overlays
 from feedbackctl.authority.shard import Shard
+from feedbackctl.authority.xrd import load_xrds, with_schemas
 from feedbackctl.core.models import Claim
 from feedbackctl.errors import ClaimError, FeedbackError
 
@@ -63,16 +65,35 @@ def load_snapshot(repo: GitRepo, ref: str | None, *, at: str | None = None) -> S
     commit = repo.resolve(at or branch)
     settings = load_settings(repo, commit)
     cfg = settings.config
+    kinds = cfg.claim_kinds or None
+    # Kustomize roots under the claim paths render claims; their files are never plain claims.
+    overlays = load_overlays(repo, commit, cfg.claim_paths, kinds)
     listed = [
         (path, blob)
         for path, blob in repo.list_files(commit, cfg.claim_paths)
-        if not path.startswith(f"{cfg.policies_dir}/") and path != ".feedbackctl.yaml"
+        if not path.startswith(f"{cfg.policies_dir}/")
+        and path != ".feedbackctl.yaml"
+        and not overlays.covers(path)
     ]
-    kinds = cfg.claim_kinds or None
     cache = ClaimCache(repo.git_dir)
     contents = repo.read_blobs([blob for path, blob in listed if not cache.has(path, blob, kinds)])
     claim_set = parse_claims(
         [(path, blob, contents.get(blob, b"")) for path, blob in listed], kinds, parser=cache.parse
     )
     cache.save()
-    return Snapshot(repo, branch, commit, settings, list(claim_set.claims), list(claim_set.errors))
+    claims, duplicates = _unique([*claim_set.claims, *overlays.claims])
+    xrds = load_xrds(repo, commit)
+    claims = with_schemas(claims, xrds, settings.policy)
+    errors = [*claim_set.errors, *overlays.errors, *duplicates, *xrds.errors]
+    return Snapshot(repo, branch, commit, settings, claims, errors)
+
+
+def _unique(claims: list[Claim]) -> tuple[list[Claim], list[FeedbackError]]:
+    """A name both a plain file and an overlay define (or two overlays) is used by neither."""
+    places: dict[str, list[str]] = {}
+    for c in claims:
+        places.setdefault(c.name, []).append(c.path)
+    errors: list[FeedbackError] = [
+        DuplicateClaimError(name, paths) for name, paths in places.items() if len(paths) > 1
+    ]
+    return [c for c in claims if len(places[c.name]) == 1], errors

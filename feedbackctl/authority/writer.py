@@ -12,9 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from feedbackctl.authority.gitrepo import GitRepo
+from feedbackctl.authority.kustomize_edit import Expected, override_in_overlay, set_rendered_value
+from feedbackctl.authority.overlays import RenderedLocation
 from feedbackctl.authority.trailers import format_message
 from feedbackctl.authority.yamldoc import edit_value
 from feedbackctl.core.models import Claim, Scalar
+from feedbackctl.core.schema import violation
 from feedbackctl.errors import ClaimError
 
 
@@ -39,6 +42,8 @@ class Staging:
         self.repo = repo
         self.base = base
         self.texts: dict[str, str] = {}
+        # What staged edits of Kustomize-rendered claims must render (checked by re-rendering).
+        self.rendered: Expected = {}
 
     def text(self, path: str) -> str:
         if path not in self.texts:
@@ -48,8 +53,19 @@ class Staging:
             self.texts[path] = raw.decode("utf-8")
         return self.texts[path]
 
-    def set_value(self, claim: Claim, field_name: str, value: Scalar) -> str:
-        """Splice ``spec.<field>`` of ``claim`` to ``value``; returns the edited path."""
+    def set_value(
+        self, claim: Claim, field_name: str, value: Scalar, *, batch: bool = False, override: bool = False
+    ) -> str:
+        """Splice ``spec.<field>`` of ``claim`` to ``value``; returns the edited path.
+
+        The value must fit the claim's schema rules (XRD, policy ranges) or it
+        is refused. A claim rendered by Kustomize is edited where the value is
+        set, then every overlay is re-rendered to prove that exactly the
+        intended values changed. A value shared by several claims (a base) is
+        refused unless ``batch`` says the caller means to change all of them,
+        or ``override`` asks for a new op in this claim's own overlay instead
+        (a structural edit). Both are for proposals, never auto-tune.
+        """
         loc = claim.locations.get(f"spec.{field_name}")
         if loc is None:
             raise ClaimError(
@@ -59,6 +75,13 @@ class Staging:
             )
         if value is None:
             raise ClaimError(claim.name, f"cannot set spec.{field_name} to null")
+        problem = violation(claim.schema.get(field_name, ()), value)
+        if problem is not None:
+            raise ClaimError(claim.name, f"schema: {problem}; not written")
+        if isinstance(loc, RenderedLocation):
+            if override and not loc.reason and len(loc.shared_by) > 1:
+                return override_in_overlay(self, claim, field_name, value)
+            return set_rendered_value(self, claim, field_name, value, batch=batch)
         text = self.text(loc.path)
         self.texts[loc.path] = edit_value(loc.path, text, loc.doc_index, ("spec", field_name), value)
         return loc.path

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -25,7 +26,8 @@ from feedbackctl.core.models import (
     Series,
 )
 from feedbackctl.core.policy import Policy, Rule, Source
-from feedbackctl.core.risk import Change, classify
+from feedbackctl.core.risk import claim_changes, classify
+from feedbackctl.core.schema import value_range
 from feedbackctl.core.signals import WindowCheck, check_window, round_to_step, size_from_usage
 from feedbackctl.core.tuning import AutoTune, parse_autotune
 from feedbackctl.errors import ClaimError
@@ -204,10 +206,21 @@ def _recommend_field(
             evidence=tuple(evidence),
             notes=tuple(notes),
         )
-    uncapped = target
-    clamped = min(max(target, fp.min), fp.max)
+    wanted = target
+    limits = value_range(claim.schema.get(name, ()), fp.min, fp.max, f"policy fields.{name}")
+    clamped = min(max(target, limits.low), limits.high)
+    if limits.integer and not float(clamped).is_integer():
+        clamped = float(math.ceil(clamped) if direction == "increase" else math.floor(clamped))
+        clamped = min(max(clamped, limits.low), limits.high)
     if clamped != target:
-        notes.append(Note("schema", "shaped", f"clamped to the schema range {fp.min:g}-{fp.max:g}"))
+        notes.append(
+            Note(
+                "schema",
+                "shaped",
+                f"clamped to the schema range {limits.low:g}-{limits.high:g} "
+                f"({limits.high_rule if target > clamped else limits.low_rule}); wanted {wanted:g}",
+            )
+        )
         target = clamped
     conf = _confidence(check, inputs, rule.when.metric, vf, now)
     decision = Decision(
@@ -216,7 +229,7 @@ def _recommend_field(
         value,
         Outcome.CHANGE,
         recommended=_as_value(target),
-        uncapped=_as_value(uncapped),
+        uncapped=_as_value(wanted),
         direction=direction,
         confidence=conf,
         rule=rule.name,
@@ -224,11 +237,18 @@ def _recommend_field(
         evidence=tuple(evidence),
         notes=tuple(notes),
     )
-    if target == current:
+    if (target <= current) if direction == "increase" else (target >= current):
+        limit = limits.high_rule if direction == "increase" else limits.low_rule
+        why = (
+            f"already at the limit, wanted {wanted:g}"
+            if target == current
+            else f"the current {current:g} is already outside it; fix the claim by hand"
+        )
         return replace(
             decision,
             outcome=Outcome.BLOCKED,
-            notes=decision.notes + (Note("schema", "blocked", f"already at the schema limit {target:g}"),),
+            recommended=value,
+            notes=decision.notes + (Note("schema", "blocked", f"spec.{name} {limit}: {why}"),),
         )
     return guards.guardrails(
         decision, inputs.claim.spec, inputs.series, policy, now, lambda m: valid_from(m, inputs, policy)
@@ -260,8 +280,18 @@ def _with_flap(d: Decision, inputs: ClaimInputs, policy: Policy, now: datetime) 
 
 
 def _with_risk(d: Decision, claim: Claim, policy: Policy) -> Decision:
-    risk = classify([Change(claim.name, d.field, claim.is_production)], policy.risk)
-    return replace(d, risk=risk.level)
+    changes = claim_changes(claim, d.field)
+    risk = classify(changes, policy.risk)
+    d = replace(d, risk=risk.level)
+    if len(changes) > 1 and d.changes_value:
+        others = ", ".join(c.claim for c in changes[1:])
+        note = Note(
+            "shared-value",
+            "info",
+            f"the value is shared with {others}: a change is a batch ({risk.rationale})",
+        )
+        d = replace(d, notes=d.notes + (note,))
+    return d
 
 
 def autotune(inputs: ClaimInputs, policy: Policy, now: datetime, source: Source) -> list[Decision]:

@@ -29,7 +29,7 @@ from feedbackctl.core.models import (
     Series,
 )
 from feedbackctl.core.policy import Limits, Policy, Source
-from feedbackctl.core.risk import Change, classify
+from feedbackctl.core.risk import claim_changes, classify
 from feedbackctl.core.signals import check_window
 from feedbackctl.core.tuning import AutoTune
 
@@ -109,6 +109,26 @@ def trust(ctx: GuardContext, d: Decision) -> Decision:
             d, "trust", f"source {s.name} has {s.trust_level} trust; only proposals", Outcome.PROPOSE
         )
     return d
+
+
+def shared_value(ctx: GuardContext, d: Decision) -> Decision:
+    """A value set where several claims share it never auto-tunes (the seed's batch risk)."""
+    loc = ctx.claim.locations.get(f"spec.{d.field}")
+    others = [n for n in (loc.shared_by if loc is not None else ()) if n != ctx.claim.name]
+    if loc is None or not others:
+        return d
+    risk = classify(claim_changes(ctx.claim, d.field), ctx.policy.risk)
+    return replace(
+        _stop(
+            d,
+            "shared-value",
+            f"spec.{d.field} is set in {loc.path}:{loc.line}, shared with {', '.join(others)}: "
+            f"editing it there is a batch change ({risk.level}: {risk.rationale}) and overriding it "
+            "in one overlay is a structural edit; proposal only",
+            Outcome.PROPOSE,
+        ),
+        risk=risk.level,
+    )
 
 
 def flap_freeze(ctx: GuardContext, d: Decision) -> Decision:
@@ -260,7 +280,7 @@ def change_cap(ctx: GuardContext, d: Decision) -> Decision:
 
 
 def risk_ceiling(ctx: GuardContext, d: Decision) -> Decision:
-    risk = classify([Change(ctx.claim.name, d.field, ctx.claim.is_production)], ctx.policy.risk)
+    risk = classify(claim_changes(ctx.claim, d.field), ctx.policy.risk)
     d = replace(d, risk=risk.level)
     if not risk.at_most(ctx.policy.limits.auto_apply_ceiling):
         return _stop(
@@ -282,6 +302,7 @@ def risk_ceiling(ctx: GuardContext, d: Decision) -> Decision:
 PER_CLAIM_GUARDS: tuple[Callable[[GuardContext, Decision], Decision], ...] = (
     trust,
     opt_in,
+    shared_value,
     flap_freeze,
     cooldown,
     source_cooldown,

@@ -10,10 +10,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from feedbackctl.core.schema import FieldSchema
 
 Scalar = int | float | str | bool | None
 
@@ -30,6 +33,9 @@ class ValueLocation:
     end: int  # offset one past its last character
     line: int  # 1-based
     column: int  # 1-based
+    # Every claim whose effective value this scalar sets, when it is more than
+    # one (a Kustomize base shared by overlays): editing it is a batch change.
+    shared_by: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,8 @@ class Claim:
     labels: Mapping[str, str] = field(default_factory=dict)
     locations: Mapping[str, ValueLocation] = field(default_factory=dict)
     blob: str = ""  # git blob id of the file it came from
+    # Schema rules per spec field (the repo's XRD, the policy's ranges): writes must fit them.
+    schema: Mapping[str, tuple[FieldSchema, ...]] = field(default_factory=dict)
 
     @property
     def environment(self) -> str | None:

@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from feedbackctl.core.models import Scalar
+from feedbackctl.core.models import Claim, Scalar
 from feedbackctl.core.policy import RISK_LEVELS, FieldPolicy, RiskPolicy
 
 
@@ -73,6 +73,18 @@ class RiskAssessment:
 
 # A further schema check (e.g. an XRD's openAPIV3Schema) plugs in here.
 SchemaCheck = Callable[[Change], Sequence[Violation]]
+
+
+def claim_changes(claim: Claim, field: str) -> list[Change]:
+    """Changing one field of ``claim``, plus every claim that shares where it is set.
+
+    A value set in a Kustomize base shared by several overlays changes all of
+    them at once: a batch (the sharing claims are assumed to be as production
+    as this one; the core does not see their environments).
+    """
+    loc = claim.locations.get(f"spec.{field}")
+    names = dict.fromkeys([claim.name, *(loc.shared_by if loc is not None else ())])
+    return [Change(name, field, claim.is_production) for name in names]
 
 
 def _raise(level: str, by: int = 1) -> str:

@@ -31,6 +31,7 @@ from feedbackctl.core import proposal as record
 from feedbackctl.core.models import Claim, Scalar
 from feedbackctl.core.proposal import Proposal, ProposalError, State
 from feedbackctl.core.risk import Change, SchemaCheck, assess
+from feedbackctl.core.schema import schema_check
 from feedbackctl.core.tuning import parse_autotune
 from feedbackctl.errors import ClaimError, ConflictError, FeedbackError, UsageError
 from feedbackctl.render import Report
@@ -626,11 +627,11 @@ def approve(
         assert p is not None and target is not None
         policy = ctx.snapshot.settings.policy
         change = Change(p.claim, p.field, target.is_production, value=p.new)
-        risk = assess([change], policy.risk, policy.fields, checks)
+        risk = assess([change], policy.risk, policy.fields, (*checks, schema_check(ctx.snapshot.claims)))
         if risk.blocked:
             raise ClaimError(p.claim, f"{s.name} violates the policy now ({risk.policy_result}); not applied")
         staging = Staging(repo, ctx.snapshot.commit)
-        staging.set_value(target, p.field, p.new)
+        staging.set_value(target, p.field, p.new, override=True)  # as the proposal branch did
         level, _ = record.effective_risk(p, now)
         plan = Plan(
             subject=f"feedbackctl: approve {p.claim} spec.{p.field} {p.old} -> {p.new}",
@@ -750,6 +751,7 @@ def acknowledged_changes(
 ) -> list[AckedChange]:
     ctx = _context(repo, branch)
     policy = ctx.snapshot.settings.policy
+    checks = (*checks, schema_check(ctx.snapshot.claims))
     out = []
     for name, s in sorted(ctx.branches.items()):
         status, _ = status_of(s, ctx.claims, now)

@@ -37,6 +37,7 @@ from feedbackctl.core.models import Claim, Decision, Note, Outcome
 from feedbackctl.core.policy import RISK_LEVELS, Policy, Source
 from feedbackctl.core.proposal import REVIEW_REASONS, Proposal
 from feedbackctl.core.risk import Change, RiskAssessment, SchemaCheck, assess
+from feedbackctl.core.schema import schema_check
 from feedbackctl.errors import ClaimError, ConflictError, FeedbackError
 from feedbackctl.patterns.inputs import Problem, gather
 from feedbackctl.patterns.proposals import (
@@ -357,7 +358,8 @@ def _build(repo: GitRepo, snapshot: Snapshot, cfg: ProposalConfig, items: Sequen
         if loc is not None and loc.path in texts:
             staging.texts[loc.path] = texts[loc.path]
         try:
-            path = staging.set_value(item.claim, d.field, d.recommended)
+            # A value shared through a Kustomize base: the proposal overrides it in this claim's overlay.
+            path = staging.set_value(item.claim, d.field, d.recommended, override=True)
         except ClaimError as e:
             problems.append(Problem.of(e))
             item.action, item.detail = Action.SKIPPED, str(e)
@@ -483,6 +485,7 @@ def plan_candidates(
     """Read the proposal branches, decide each candidate's action, build its commit (objects not yet)."""
     cfg = proposal_config(snapshot, remote)
     policy = snapshot.settings.policy
+    checks = (*checks, schema_check(snapshot.claims))  # the repo's XRDs
     report = report or Report("propose", now, snapshot.branch, snapshot.commit)
     branches = load_branches(repo, cfg, snapshot.commit)
     if remote:
