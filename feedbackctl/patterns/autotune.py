@@ -28,7 +28,7 @@ from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.history import fill_baselines
 from feedbackctl.authority.shard import ALL, Shard
 from feedbackctl.authority.snapshot import Snapshot, load_snapshot
-from feedbackctl.authority.writer import Plan, Staging, trailer
+from feedbackctl.authority.writer import Plan, Staging, decision_trailer
 from feedbackctl.core import guards
 from feedbackctl.core.decide import autotune
 from feedbackctl.core.models import Claim, Decision, Note, Outcome
@@ -210,19 +210,7 @@ def plan_for(snapshot: Snapshot, staging: Staging, d: Decision) -> Plan:
     return Plan(
         subject=subject(d),
         body=_body(d),
-        trailers=[
-            trailer(
-                KIND,
-                d.claim,
-                d.field,
-                old=d.current,
-                new=d.recommended,
-                source=d.source,
-                rule=d.rule,
-                risk=d.risk,
-                evidence="; ".join(e.summary for e in d.evidence),
-            )
-        ],
+        trailers=[decision_trailer(KIND, d)],
         edits={path: staging.text(path).encode("utf-8")},
     )
 
