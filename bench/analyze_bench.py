@@ -10,14 +10,13 @@ every claim file + loading the same series from the fixtures. Targets (issue
 from __future__ import annotations
 
 import argparse
-import resource
 import shutil
 import sys
 import time
 
 import yaml
 
-from bench.common import OUT, Row, child, print_rows, timed
+from bench.common import OUT, Row, child, peak_rss_mb, print_rows, timed
 from bench.fleet import FleetPaths, make_fleet
 
 
@@ -67,7 +66,7 @@ def run_child(args: list[str]) -> None:
     start = time.perf_counter()
     code = run(args)
     seconds = time.perf_counter() - start
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss = peak_rss_mb()
     print(f'{{"seconds": {seconds}, "rss_mb": {rss}, "code": {code}}}', file=sys.stderr)
 
 
@@ -87,16 +86,24 @@ def bench(sizes: list[int], points: int, step: int) -> list[Row]:
         label = f"{n} claims x {points} pts"
         rows.append(Row("analyze", f"floor ({label})", total_floor, None, "",
                         f"git {f['git']:.2f} + parse {f['parse']:.2f} + series {f['series']:.2f}"))
-        rows.append(Row("analyze", f"cold ({label})", cold["seconds"], total_floor, "<= 1.5x",
-                        f"peak RSS {cold['rss_mb']:.0f} MB (<= 400)"))
-        rows.append(Row("analyze", f"warm ({label})", warm["seconds"], total_floor, "fraction",
-                        f"peak RSS {warm['rss_mb']:.0f} MB"))
+        rows.append(Row("analyze", f"cold ({label})", cold["seconds"], total_floor, "<= 1.5x"))
+        rows.append(Row("analyze", f"warm ({label})", warm["seconds"], total_floor, "fraction"))
+        rows.append(Row("analyze", f"peak RSS, cold ({label})", cold["rss_mb"], None, "<= 400 MB",
+                        f"warm {warm['rss_mb']:.0f} MB", unit="MB"))
         per_claim.append((n, cold["seconds"]))
-    if len(per_claim) >= 2:
-        (n0, t0), (n1, t1) = per_claim[0], per_claim[-1]
+    rows += growth_rows("analyze", "cold", per_claim)
+    return rows
+
+
+def growth_rows(section: str, what: str, sizes: list[tuple[int, float]]) -> list[Row]:
+    """Each step's growth: time ratio over size ratio (1.0 = linear, below = better)."""
+    rows = []
+    for (n0, t0), (n1, t1) in zip(sizes, sizes[1:], strict=False):
+        if t0 <= 0:
+            continue
         growth = (t1 / t0) / (n1 / n0)
-        rows.append(Row("analyze", f"growth {n0}->{n1}", None, None, "<= 1 (linear)",
-                        f"time x{t1 / t0:.1f} for claims x{n1 / n0:.0f}: {growth:.2f} of linear"))
+        rows.append(Row(section, f"growth {what} {n0}->{n1} claims", growth, None, "<= 1 (linear)",
+                        f"time x{t1 / t0:.1f} for claims x{n1 / n0:.0f}", unit="x"))  # fmt: skip
     return rows
 
 

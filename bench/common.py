@@ -30,6 +30,7 @@ class Row:
     floor: float | None = None
     target: str = ""
     note: str = ""
+    unit: str = "s"  # what ``seconds`` (and ``floor``) count: s, MB, calls, x
 
     @property
     def ratio(self) -> str:
@@ -37,11 +38,41 @@ class Row:
             return "-"
         return f"{self.seconds / self.floor:.2f}x"
 
+    def show(self, value: float | None) -> str:
+        if value is None:
+            return "-"
+        if self.unit == "s":
+            return f"{value:.3f}"
+        if self.unit == "calls":
+            return f"{value:.0f} calls"
+        if self.unit == "MB":
+            return f"{value:.0f} MB"
+        return f"{value:.2f}{self.unit}"
+
 
 def timed(fn: Callable[[], T]) -> tuple[float, T]:
     start = time.perf_counter()
     value = fn()
     return time.perf_counter() - start, value
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS in MB.
+
+    ``getrusage(RUSAGE_SELF).ru_maxrss`` is wrong for a child started by a big
+    parent: Linux carries the high-water mark across ``exec`` (and Python's
+    subprocess uses vfork), so the child reports the parent's peak. ``VmHWM``
+    in /proc is the current image's own.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def child(module: str, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
@@ -56,13 +87,8 @@ def child(module: str, *args: str, env: dict[str, str] | None = None) -> dict[st
 
 def print_rows(rows: Sequence[Row], title: str = "feedbackctl benchmarks") -> None:
     table = Table(title=title, title_justify="left")
-    for col in ("section", "figure", "seconds", "floor", "ratio", "target", "note"):
-        table.add_column(col)
+    for col in ("section", "figure", "value (s)", "floor", "ratio", "target", "note"):
+        table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(
-            r.section, r.name,
-            "-" if r.seconds is None else f"{r.seconds:.3f}",
-            "-" if r.floor is None else f"{r.floor:.3f}",
-            r.ratio, r.target, r.note,
-        )
+        table.add_row(r.section, r.name, r.show(r.seconds), r.show(r.floor), r.ratio, r.target, r.note)
     Console(width=170).print(table)

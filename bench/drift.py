@@ -2,7 +2,10 @@
 
     python -m bench.drift [DIR] --claims 10000 --drifted 100 --history 20000
 
-Each command runs as a subprocess through the CLI, as cron would run it.
+Each command runs as a subprocess through the CLI, as cron would run it. Floors,
+measured in the same run: interpreter start-up with feedbackctl imported, plus
+for drift the git read and PyYAML C-loader parse of every claim and the live
+file's load; for history one ``git log --first-parent --raw`` with messages.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -17,6 +21,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.common import Row, print_rows
 from bench.fleet import DEFAULT_NOW, fleet_claims, make_fleet, make_history_repo
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,6 +49,80 @@ def timed(*args: str) -> tuple[float, subprocess.CompletedProcess[str]]:
     return time.perf_counter() - began, proc
 
 
+def startup() -> float:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    began = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import feedbackctl.cli"], env=env, check=True)
+    return time.perf_counter() - began
+
+
+def drift_floor(repo: Path, live: Path) -> float:
+    import yaml
+
+    from feedbackctl.authority.gitrepo import GitRepo
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    began = time.perf_counter()
+    git = GitRepo.open(repo)
+    listed = git.list_files(git.resolve("main"), ("",))
+    blobs = git.read_blobs([b for _, b in listed])
+    for _, b in listed:
+        list(yaml.load_all(blobs[b], Loader=loader))
+    json.loads(live.read_text())
+    return startup() + time.perf_counter() - began
+
+
+def history_floor(repo: Path) -> float:
+    began = time.perf_counter()
+    subprocess.run(
+        ["git", "-C", str(repo), "log", "--first-parent", "--raw", "--format=%H%x00%aI%x00%B", "main"],
+        check=True,
+        capture_output=True,
+    )
+    return startup() + time.perf_counter() - began
+
+
+def bench(root: Path, claims: int, drifted: int, history_commits: int) -> list[Row]:
+    """drift report/capture on a fleet, history on a long history, each through the CLI."""
+    root.mkdir(parents=True, exist_ok=True)
+    fleet_root = root / f"fleet-{claims}"
+    shutil.rmtree(fleet_root, ignore_errors=True)
+    fleet = make_fleet(fleet_root, claims, points=2, step_seconds=3600)
+    live = fleet_root / "live.json"
+    live.write_text(json.dumps(live_state(claims, drifted)))
+    repo = str(fleet.repo)
+    rows: list[Row] = []
+
+    floor = drift_floor(fleet.repo, live)
+
+    def run(label: str, *cli: str) -> None:
+        seconds, proc = timed(*cli, "--now", NOW, "--output", "json")
+        if proc.returncode != 0:
+            raise RuntimeError(f"{label}: exit {proc.returncode}: {proc.stderr[-1000:]}")
+        out = json.loads(proc.stdout)
+        if "entries" in out:
+            note = f"{len(out['entries'])} entries"
+        else:
+            differ = sum(1 for d in out["drift"] if d["status"] in ("drift", "captured"))
+            note = f"{differ} differ, {len(out['commits'])} commits, {out['inSync']} in sync"
+        rows.append(Row("drift", label, seconds, floor, note=note))
+
+    observed = f"{claims} claims x 2 fields"
+    run(f"drift --mode report ({observed})", "drift", "--repo", repo, "--live", str(live), "--mode", "report")
+    run(f"drift capture ({observed}, {drifted} drifted)", "drift", "--repo", repo, "--live", str(live))
+    run(f"drift capture again, no change ({claims} claims)", "drift", "--repo", repo, "--live", str(live))
+    if history_commits:
+        hist_root = root / f"history-{history_commits}"
+        shutil.rmtree(hist_root, ignore_errors=True)
+        history = make_history_repo(hist_root, history_commits)
+        hist = str(history.repo)
+        floor = history_floor(history.repo)
+        run(f"history, all ({history.commits} commits)", "history", "--repo", hist)
+        run("history --pending-review", "history", "--repo", hist, "--pending-review")
+        run("history --claim 'auth-*'", "history", "--repo", hist, "--claim", "auth-*")
+    return rows
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.drift", description=__doc__)
     parser.add_argument("dir", type=Path, nargs="?")
@@ -52,39 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--history", type=int, default=20000)
     args = parser.parse_args(argv)
     root = args.dir or Path(tempfile.mkdtemp(prefix="feedbackctl-bench-drift-"))
-    fleet = make_fleet(root, args.claims, points=2, step_seconds=3600)
-    live = root / "live.json"
-    live.write_text(json.dumps(live_state(args.claims, args.drifted)))
-    history = make_history_repo(root, args.history)
-    repo = str(fleet.repo)
-    rows: list[tuple[str, float, str]] = []
-
-    def run(label: str, *cli: str) -> None:
-        seconds, proc = timed(*cli, "--now", NOW, "--output", "json")
-        if proc.returncode != 0:
-            print(proc.stderr, file=sys.stderr)
-            raise SystemExit(f"{label}: exit {proc.returncode}")
-        out = json.loads(proc.stdout)
-        if "entries" in out:
-            note = f"{len(out['entries'])} entries"
-        else:
-            differ = sum(1 for d in out["drift"] if d["status"] in ("drift", "captured"))
-            note = f"{differ} differ, {len(out['commits'])} commits, {out['inSync']} in sync"
-        rows.append((label, seconds, note))
-
-    observed = f"{args.claims} claims x 2 fields"
-    run(f"drift --mode report ({observed})", "drift", "--repo", repo, "--live", str(live), "--mode", "report")
-    run(f"drift capture ({observed})", "drift", "--repo", repo, "--live", str(live))
-    run("drift capture again (no change)", "drift", "--repo", repo, "--live", str(live))
-    hist = str(history.repo)
-    run(f"history, all ({history.commits} commits)", "history", "--repo", hist)
-    run("history --pending-review", "history", "--repo", hist, "--pending-review")
-    run("history --claim 'auth-*'", "history", "--repo", hist, "--claim", "auth-*")
-
-    width = max(len(r[0]) for r in rows)
-    print(f"{'command':<{width}}  {'seconds':>8}  result")
-    for label, seconds, note in rows:
-        print(f"{label:<{width}}  {seconds:8.2f}  {note}")
+    print_rows(bench(root, args.claims, args.drifted, args.history), title="feedbackctl drift and history")
     print(f"(data in {root})")
     return 0
 

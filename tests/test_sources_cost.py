@@ -106,7 +106,7 @@ def test_an_also_condition_names_a_known_metric() -> None:
             }
         ]
     }
-    with pytest.raises(PolicyError, match=r"rules\[5\]\.also\[0\]\.metric: unknown metric 'bogus'"):
+    with pytest.raises(PolicyError, match=r"rules\[r\]\.also\[0\]\.metric: unknown metric 'bogus'"):
         load_policy_docs({"feedback-rules.yaml": ("policies/feedback-rules.yaml", _yaml(rules))})
 
 

@@ -54,18 +54,39 @@ def _load_yaml(text: bytes | str, file: str) -> Any:
         raise PolicyError(f"{file}{where}: malformed YAML ({problem}); fix the file") from exc
 
 
+def _inside(raw: str, key: str) -> str:
+    """A repo-relative folder ('' for the root); one that leaves the repository is refused.
+
+    Only a leading ``./`` is dropped: ``lstrip("./")`` would turn ``../x`` into
+    ``x`` and silently read the wrong folder.
+    """
+    p = raw.strip()
+    while p.startswith("./"):
+        p = p[2:]
+    p = "" if p == "." else p.rstrip("/")
+    if p.startswith("/") or ".." in p.split("/"):
+        raise PolicyError(f"{CONFIG_FILE}: {key}: '{raw}' leaves the repository; use a path inside it")
+    return p
+
+
 def _paths(raw: Any, key: str) -> tuple[str, ...]:
     if isinstance(raw, str):
         raw = [raw]
     if not isinstance(raw, list) or not all(isinstance(p, str) for p in raw):
         raise PolicyError(f"{CONFIG_FILE}: {key}: expected a list of paths; fix the file")
     out = []
-    for p in raw:
-        p = p.strip().lstrip("./") if p not in (".", "./") else ""
-        if ".." in p.split("/"):
-            raise PolicyError(f"{CONFIG_FILE}: {key}: '{p}' leaves the repository; use a path inside it")
-        out.append(p.rstrip("/") + "/" if p else "")
+    for raw_path in raw:
+        p = _inside(raw_path, key)
+        out.append(p + "/" if p else "")
     return tuple(out)
+
+
+def _folder(raw: Any, key: str) -> str | None:
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str):
+        raise PolicyError(f"{CONFIG_FILE}: {key}: expected a folder path; fix the file")
+    return _inside(raw, key) or None
 
 
 def parse_config(raw: Any) -> RepoConfig:
@@ -86,13 +107,16 @@ def parse_config(raw: Any) -> RepoConfig:
         return v
 
     rec = raw.get("recommendations") or {}
+    if not isinstance(rec, Mapping):
+        raise PolicyError(f"{CONFIG_FILE}: recommendations must be a mapping; fix the file")
+    _folder(proposals.get("dir"), "proposals.dir")  # read by the proposals pattern; checked here
     return RepoConfig(
         claim_paths=_paths(claims.get("paths", [""]), "claims.paths"),
         claim_kinds=tuple(str(k) for k in claims.get("kinds") or ()),
-        policies_dir=str(raw.get("policies", "policies")).strip("/"),
-        recommendations_dir=(
-            str(rec["dir"]).strip("/") if isinstance(rec, Mapping) and rec.get("dir") else None
-        ),
+        policies_dir=_folder(str(raw.get("policies", "policies")), "policies") or "policies",
+        recommendations_dir=_folder(rec.get("dir"), "recommendations.dir")
+        if isinstance(rec, Mapping)
+        else None,
         proposal_prefix=str(proposals.get("prefix", "feedback/")),
         max_open_proposals=_int(proposals, "maxOpen", 10),
         max_new_proposals_per_hour=_int(proposals, "maxNewPerHour", 2),

@@ -9,10 +9,11 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from feedbackctl.authority.shard import parse_shard
 from feedbackctl.authority.snapshot import open_repo
 from feedbackctl.clock import now_or
 from feedbackctl.commands.history import history_table
-from feedbackctl.commands.options import Detailed, DryRun, Now, Output, OutputOpt, Push, Ref, Repo
+from feedbackctl.commands.options import Detailed, DryRun, Now, Output, OutputOpt, Push, Ref, Repo, ShardOpt
 from feedbackctl.demo import DemoLayout
 from feedbackctl.errors import EXIT_CHANGES, EXIT_OK, EXIT_RUNTIME
 from feedbackctl.notify import check_webhook_url
@@ -119,6 +120,7 @@ def drift_command(
     output: OutputOpt = Output.table,
     dry_run: DryRun = False,
     detailed_exitcode: Detailed = False,
+    shard: ShardOpt = None,
 ) -> int:
     """Capture live state that differs from git into the claims, tagged for review (Pattern 3)."""
     request = DriftRequest(
@@ -128,6 +130,7 @@ def drift_command(
         webhook=check_webhook_url(notify_webhook) if notify_webhook else None,
         push=push,
         dry_run=dry_run,
+        shard=parse_shard(shard),
     )
     handle = open_repo(repo)
     if branch:

@@ -300,7 +300,7 @@ def parse_rules(
         )
     rules: list[Rule] = []
     for i, raw in enumerate(r.seq(doc.get("rules"), "rules")):
-        key = f"rules[{i}]"
+        key = _item_key("rules", i, raw)
         m = r.mapping(raw, key)
         name = r.text(m.get("name"), f"{key}.name")
         field_name = r.text(m.get("field"), f"{key}.field")
@@ -351,7 +351,7 @@ def parse_rules(
         )
     guardrails: list[Guardrail] = []
     for i, raw in enumerate(r.seq(doc.get("guardrails"), "guardrails")):
-        key = f"guardrails[{i}]"
+        key = _item_key("guardrails", i, raw)
         m = r.mapping(raw, key)
         blocks = r.choice(m.get("blocks", "decrease"), f"{key}.blocks", ("increase", "decrease", "any"))
         guardrails.append(
@@ -407,11 +407,21 @@ def parse_risk(doc: Mapping[str, Any], file: str) -> RiskPolicy:
     )
 
 
+def _item_key(section: str, index: int, raw: Any) -> str:
+    """How a message names one list item: by its name when it has one.
+
+    A repo's rules, guardrails and sources merge by name into the defaults, so
+    an index into the merged list is not the line a human would look for.
+    """
+    name = raw.get("name") if isinstance(raw, Mapping) else None
+    return f"{section}[{name}]" if isinstance(name, str) and name else f"{section}[{index}]"
+
+
 def parse_sources(doc: Mapping[str, Any], file: str) -> dict[str, Source]:
     r = _Reader(file)
     sources: dict[str, Source] = {}
     for i, raw in enumerate(r.seq(doc.get("feedbackSources"), "feedbackSources")):
-        key = f"feedbackSources[{i}]"
+        key = _item_key("feedbackSources", i, raw)
         m = r.mapping(raw, key)
         name = r.text(m.get("name"), f"{key}.name")
         if name in sources:

@@ -21,11 +21,12 @@ for ``bounds.lambdaTimeout``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from feedbackctl.core.models import Claim
+from feedbackctl.core.policy import Rule
 from feedbackctl.errors import ClaimError
 
 SHORTHAND_BOUNDS = {"memoryBounds": "lambdaMemory", "timeoutBounds": "lambdaTimeout"}
@@ -117,4 +118,29 @@ def parse_autotune(claim: Claim) -> AutoTune:
         bounds=bounds,
         cooldown_minutes=int(_number(name, "cooldownMinutes", cooldown)) if cooldown is not None else None,
         trigger=trigger,
+    )
+
+
+def check_trigger(claim: str, tuning: AutoTune, rules: Sequence[Rule]) -> None:
+    """A trigger that no rule can use would be ignored without a word: refuse it instead.
+
+    The trigger overrides the threshold of the increase rule watching its
+    metric for a field the claim bounds (``decide._threshold_for``); a typo
+    in the metric, or a trigger for a field without bounds, matches nothing.
+    """
+    t = tuning.trigger
+    if t is None:
+        return
+    usable = {
+        r.when.metric: r.field
+        for r in rules
+        if r.direction == "increase" and r.field in tuning.bounds and r.when.relative_to is None
+    }
+    if t.metric in usable:
+        return
+    choices = ", ".join(f"{m} (spec.{f})" for m, f in sorted(usable.items())) or "none: bound a field first"
+    raise ClaimError(
+        claim,
+        f"spec.autoTune.trigger.metric: no increase rule for a bounded field watches '{t.metric}', "
+        f"so the trigger would be ignored; use one of: {choices}",
     )

@@ -37,6 +37,7 @@ from feedbackctl.authority.history import (
     claim_values,
     read_log,
 )
+from feedbackctl.authority.shard import ALL, Shard
 from feedbackctl.authority.snapshot import Snapshot, load_snapshot
 from feedbackctl.authority.writer import Plan, Staging, trailer
 from feedbackctl.core.models import Claim, FieldChange, Scalar
@@ -303,6 +304,7 @@ class DriftRequest:
     webhook: str | None = None
     push: bool = False
     dry_run: bool = False
+    shard: Shard = ALL  # only the claims of this hash partition (live entries of others are skipped)
 
 
 def _recent_changes(
@@ -322,6 +324,17 @@ def _recent_changes(
     )
     events.sort(key=lambda e: e[2].at)
     return {(claim, f): change for claim, f, change in events if change.old != change.new}
+
+
+def _in_shard(state: LiveState, shard: Shard) -> LiveState:
+    """The live entries of the shard's claims: other shards report their own (and unknown names)."""
+    if shard.count == 1:
+        return state
+    return replace(
+        state,
+        observed={k: v for k, v in state.observed.items() if k in shard},
+        problems={k: v for k, v in state.problems.items() if k in shard},
+    )
 
 
 def _observe(snapshot: Snapshot, spec: str) -> LiveState:
@@ -504,12 +517,12 @@ def drift(repo: GitRepo, ref: str | None, request: DriftRequest, now: datetime) 
             branch = ref or repo.default_ref()
             remote = _remote_of(repo, branch)
             remote_authority = _sync(repo, remote, branch)
-        authority = load_snapshot(repo, ref)
+        authority = load_snapshot(repo, ref).restrict(request.shard)
         settings = authority.settings
         ignore = parse_ignore(settings.config.drift_ignore)
         grace = sync_grace_minutes(settings.config.extra)
         if state is None:
-            state = _observe(authority, request.live)
+            state = _in_shard(_observe(authority, request.live), request.shard)
         broken = frozenset(e.claim for e in authority.errors if isinstance(e, ClaimError))
         result = compare(authority.claims, state, settings.policy, ignore, broken)
         findings = result.findings

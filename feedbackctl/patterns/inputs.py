@@ -15,7 +15,7 @@ from feedbackctl.authority.snapshot import Snapshot
 from feedbackctl.core.decide import SIZING_LOOKBACK_MINUTES, ClaimInputs
 from feedbackctl.core.models import Claim
 from feedbackctl.core.policy import Policy, Source
-from feedbackctl.core.tuning import parse_autotune
+from feedbackctl.core.tuning import check_trigger, parse_autotune
 from feedbackctl.errors import ClaimError, FeedbackError, UsageError
 from feedbackctl.sources.base import MetricRequest, MetricSource, ReadsRepoPolicies, open_source
 
@@ -72,12 +72,19 @@ def _valid_claims(snapshot: Snapshot, problems: list[Problem]) -> list[Claim]:
     ok = []
     for c in snapshot.claims:
         try:
-            parse_autotune(c)
+            check_trigger(c.name, parse_autotune(c), snapshot.settings.policy.rules)
         except ClaimError as e:
             problems.append(Problem.of(e))
             continue
         ok.append(c)
     return ok
+
+
+def _naming(claim: str, problem: str) -> str:
+    """One line in a cron log says which claim it is about (a fixture's path already does)."""
+    if problem.startswith(f"{claim}:") or f"/{claim}/" in problem or problem.startswith(f"{claim}/"):
+        return problem
+    return f"{claim}: {problem}"
 
 
 def gather(
@@ -117,7 +124,7 @@ def gather(
     for c in chosen:
         claim_problems = batch.problems.get(c.name, [])
         if claim_problems:
-            problems.extend(Problem(c.name, p) for p in claim_problems)
+            problems.extend(Problem(c.name, _naming(c.name, p)) for p in claim_problems)
             continue
         inputs.append(ClaimInputs(c, batch.series.get(c.name, {}), histories.for_claim(c.name)))
     warnings = [batch.absent[c.name] for c in chosen if c.name in batch.absent]
