@@ -35,6 +35,7 @@ COMMAND_MODULES = (
     "audit",
     "simulate",
     "observe",
+    "reset",
     "demo",
 )
 

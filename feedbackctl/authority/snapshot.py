@@ -59,9 +59,10 @@ def branch_of(repo: GitRepo, ref: str | None) -> str:
     return name.removeprefix("refs/heads/")
 
 
-def load_snapshot(repo: GitRepo, ref: str | None) -> Snapshot:
+def load_snapshot(repo: GitRepo, ref: str | None, *, at: str | None = None) -> Snapshot:
+    """The authority branch ``ref`` as of its tip, or as of commit ``at`` (e.g. a remote's sha)."""
     branch = branch_of(repo, ref)
-    commit = repo.resolve(branch)
+    commit = repo.resolve(at or branch)
     settings = load_settings(repo, commit)
     cfg = settings.config
     kinds = cfg.claim_kinds or None

@@ -10,15 +10,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.kustomize_edit import Expected, override_in_overlay, set_rendered_value
 from feedbackctl.authority.overlays import RenderedLocation
 from feedbackctl.authority.trailers import format_message
 from feedbackctl.authority.yamldoc import edit_value
-from feedbackctl.core.models import Claim, Scalar
+from feedbackctl.core.models import Claim, Decision, Scalar
 from feedbackctl.core.schema import violation
-from feedbackctl.errors import ClaimError
+from feedbackctl.errors import ClaimError, ConflictError
 
 
 @dataclass
@@ -149,3 +150,45 @@ def _trailer_text(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def decision_trailer(kind: str, d: Decision, *, tags: Sequence[str] = ()) -> dict[str, str]:
+    """The trailers of one decided change: the decision's own values and evidence."""
+    return trailer(
+        kind,
+        d.claim,
+        d.field,
+        old=d.current,
+        new=d.recommended,
+        source=d.source,
+        rule=d.rule,
+        risk=d.risk,
+        evidence="; ".join(e.summary for e in d.evidence),
+        tags=tags,
+    )
+
+
+def commit_plan(
+    repo: GitRepo,
+    branch: str,
+    base: str,
+    plan: Plan,
+    now: datetime,
+    commits: list[dict[str, Any]],
+    *,
+    dry_run: bool,
+) -> bool:
+    """Commit ``plan`` (with ``--dry-run``, only describe it) and record it in ``commits``.
+
+    False when the branch moved since ``base`` was read: re-read and re-evaluate.
+    """
+    files = sorted(plan.edits)
+    if dry_run:
+        commits.append({"sha": "(dry-run)", "subject": plan.subject, "files": files})
+        return True
+    try:
+        sha = write(repo, branch, base, plan, now)
+    except ConflictError:
+        return False
+    commits.append({"sha": sha, "branch": branch, "subject": plan.subject, "files": files})
+    return True

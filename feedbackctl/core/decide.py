@@ -309,7 +309,7 @@ def autotune(inputs: ClaimInputs, policy: Policy, now: datetime, source: Source)
             source=source,
         )
         out.append(guards.apply(ctx, d))
-    return out
+    return guards.one_change_per_claim(out, source)
 
 
 def autotune_fleet(

@@ -308,8 +308,10 @@ PER_CLAIM_GUARDS: tuple[Callable[[GuardContext, Decision], Decision], ...] = (
     source_cooldown,
     settling,
     step_limit,
-    change_cap,
+    # The human's bounds speak first: a value at its bound is reported "at bound"
+    # even when the change cap would stop the same move.
     bounds,
+    change_cap,
     risk_ceiling,
 )
 # Guards that explain why a field with no fresh data cannot act yet.
@@ -332,6 +334,29 @@ def apply(ctx: GuardContext, d: Decision) -> Decision:
             if gated.outcome != Outcome.CHANGE:
                 return replace(gated, outcome=Outcome.BLOCKED)
     return d
+
+
+def one_change_per_claim(decisions: Sequence[Decision], source: Source) -> list[Decision]:
+    """The source cooldown inside one run: one change per claim, the first tuned field first.
+
+    Two fields of a claim changed by one evaluation would both be judged on
+    metrics that the other change is about to alter; the second waits for
+    the source's cooldown like any later change would.
+    """
+    changed: dict[str, str] = {}
+    out = []
+    for d in decisions:
+        if d.outcome == Outcome.CHANGE:
+            first = changed.setdefault(d.claim, d.field)
+            if first != d.field:
+                d = _stop(
+                    d,
+                    "source-cooldown",
+                    f"source {source.name} changes spec.{first} of this claim in this run; "
+                    f"its cooldown is {source.cooldown_minutes}m",
+                )
+        out.append(d)
+    return out
 
 
 # --- fleet guard -------------------------------------------------------------

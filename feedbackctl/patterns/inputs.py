@@ -6,10 +6,11 @@ a claim from the same evidence.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from feedbackctl.authority.history import Histories, load_histories
+from feedbackctl.authority.history import Histories, load_histories, value_window
 from feedbackctl.authority.snapshot import Snapshot
 from feedbackctl.core.decide import SIZING_LOOKBACK_MINUTES, ClaimInputs
 from feedbackctl.core.models import Claim
@@ -87,8 +88,19 @@ def _naming(claim: str, problem: str) -> str:
 
 
 def gather(
-    snapshot: Snapshot, metrics: str | None, now: datetime, *, claims: list[Claim] | None = None
+    snapshot: Snapshot,
+    metrics: str | None,
+    now: datetime,
+    *,
+    claims: list[Claim] | None = None,
+    values_for: Callable[[Claim], bool] | None = None,
 ) -> Gathered:
+    """Metrics, histories and problems for every claim.
+
+    ``values_for`` limits the search for changes by value (humans, merges) to
+    the claims it accepts, over the value window only (autotune: the claims
+    that opt in; the others can only be reported as not opted in).
+    """
     policy = snapshot.settings.policy
     problems = [Problem.of(e) for e in snapshot.errors]
     chosen = _valid_claims(snapshot, problems) if claims is None else claims
@@ -96,7 +108,18 @@ def gather(
     start = (now - timedelta(minutes=SIZING_LOOKBACK_MINUTES)).timestamp()
     wanted = needed_metrics(policy)
     batch = source.fetch([MetricRequest(c, wanted, start, now.timestamp()) for c in chosen], now.timestamp())
-    histories = load_histories(snapshot.repo, snapshot.commit, chosen, policy, now)
+    if values_for is None:
+        histories = load_histories(snapshot.repo, snapshot.commit, chosen, policy, now)
+    else:
+        histories = load_histories(
+            snapshot.repo,
+            snapshot.commit,
+            chosen,
+            policy,
+            now,
+            value_claims={c.name for c in chosen if values_for(c)},
+            value_span=value_window(policy, chosen, policy.source(source.name).trust_level),
+        )
     inputs = []
     for c in chosen:
         claim_problems = batch.problems.get(c.name, [])

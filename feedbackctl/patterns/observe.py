@@ -23,13 +23,13 @@ from typing import Any
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.history import Histories, load_histories
 from feedbackctl.authority.snapshot import Snapshot, load_snapshot
-from feedbackctl.authority.writer import Plan, Staging, trailer, write
+from feedbackctl.authority.writer import Plan, Staging, commit_plan, trailer
 from feedbackctl.authority.yamldoc import load_documents
 from feedbackctl.core.models import Decision, Note, Outcome, Scalar
 from feedbackctl.core.policy import Policy, Source
 from feedbackctl.core.risk import Change, classify
 from feedbackctl.core.tuning import parse_autotune
-from feedbackctl.errors import ClaimError, ConflictError, FeedbackError, UsageError
+from feedbackctl.errors import ClaimError, FeedbackError, UsageError
 from feedbackctl.patterns.recommend import (
     CAS_ATTEMPTS,
     PENDING,
@@ -365,15 +365,6 @@ def observe(
         if not accepted:
             return report
         plan = _plan(snapshot, accepted, source)
-        if dry_run:
-            report.commits.append({"sha": "(dry-run)", "subject": plan.subject, "files": sorted(plan.edits)})
+        if commit_plan(repo, snapshot.branch, snapshot.commit, plan, now, report.commits, dry_run=dry_run):
             return report
-        try:
-            sha = write(repo, snapshot.branch, snapshot.commit, plan, now)
-        except ConflictError:
-            continue
-        report.commits.append(
-            {"sha": sha, "branch": snapshot.branch, "subject": plan.subject, "files": sorted(plan.edits)}
-        )
-        return report
     raise FeedbackError(f"the branch kept moving during {CAS_ATTEMPTS} attempts; rerun later")

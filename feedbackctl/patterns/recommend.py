@@ -21,10 +21,10 @@ import yaml
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.shard import ALL, Shard
 from feedbackctl.authority.snapshot import Snapshot, load_snapshot
-from feedbackctl.authority.writer import Plan, Staging, trailer, write
+from feedbackctl.authority.writer import Plan, Staging, commit_plan, decision_trailer, trailer
 from feedbackctl.core.decide import recommend
 from feedbackctl.core.models import Claim, Decision, Outcome
-from feedbackctl.errors import ClaimError, ConflictError, FeedbackError, UsageError
+from feedbackctl.errors import ClaimError, FeedbackError, UsageError
 from feedbackctl.patterns.inputs import Problem, gather
 from feedbackctl.render import Report
 
@@ -145,19 +145,7 @@ def _plan_sidecars(snapshot: Snapshot, decisions: list[Decision]) -> Plan:
             continue
         staging.put(path, render_sidecar(claim, new_entries + from_agents))
         for d in changed:
-            plan.trailers.append(
-                trailer(
-                    "recommendation",
-                    d.claim,
-                    d.field,
-                    old=d.current,
-                    new=d.recommended,
-                    source=d.source,
-                    rule=d.rule,
-                    risk=d.risk,
-                    evidence="; ".join(e.summary for e in d.evidence),
-                )
-            )
+            plan.trailers.append(decision_trailer("recommendation", d))
     plan.edits = staging.edits()
     n = len(plan.trailers)
     plan.subject = f"feedbackctl: {n} recommendation{'s' if n != 1 else ''} for review"
@@ -196,17 +184,8 @@ def analyze(
         plan = _plan_sidecars(snapshot, report.decisions)
         if not plan.edits:
             return report
-        if dry_run:
-            report.commits.append({"sha": "(dry-run)", "subject": plan.subject, "files": sorted(plan.edits)})
+        if commit_plan(repo, snapshot.branch, snapshot.commit, plan, now, report.commits, dry_run=dry_run):
             return report
-        try:
-            sha = write(repo, snapshot.branch, snapshot.commit, plan, now)
-        except ConflictError:
-            continue
-        report.commits.append(
-            {"sha": sha, "branch": snapshot.branch, "subject": plan.subject, "files": sorted(plan.edits)}
-        )
-        return report
     raise FeedbackError(f"{snapshot.branch} kept moving during {CAS_ATTEMPTS} attempts; rerun later")
 
 
@@ -272,15 +251,6 @@ def set_status(
             edits=staging.edits(),
         )
         report = Report(f"recommendations {kind}", now, snapshot.branch, snapshot.commit, dry_run=dry_run)
-        if dry_run:
-            report.commits.append({"sha": "(dry-run)", "subject": plan.subject, "files": sorted(plan.edits)})
+        if commit_plan(repo, snapshot.branch, snapshot.commit, plan, now, report.commits, dry_run=dry_run):
             return report
-        try:
-            sha = write(repo, snapshot.branch, snapshot.commit, plan, now)
-        except ConflictError:
-            continue
-        report.commits.append(
-            {"sha": sha, "branch": snapshot.branch, "subject": plan.subject, "files": sorted(plan.edits)}
-        )
-        return report
     raise FeedbackError(f"the branch kept moving during {CAS_ATTEMPTS} attempts; rerun later")

@@ -1,0 +1,122 @@
+"""``feedbackctl autotune``: bounded auto-tune for cron (Pattern 2)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from feedbackctl.authority.shard import parse_shard
+from feedbackctl.authority.snapshot import open_repo
+from feedbackctl.clock import now_or
+from feedbackctl.commands.options import (
+    Detailed,
+    DryRun,
+    Metrics,
+    Now,
+    Output,
+    OutputOpt,
+    Push,
+    Ref,
+    Repo,
+    ShardOpt,
+    exit_code,
+)
+from feedbackctl.demo import DemoLayout
+from feedbackctl.patterns.autotune import APPLIED, NEEDS_PROPOSAL, Outcomes, RunOptions, run_autotune
+from feedbackctl.render import print_json, report_json, stderr, stdout
+
+_STATUS_STYLE = {APPLIED: "green", "would-apply": "green", NEEDS_PROPOSAL: "yellow", "blocked": "red"}
+
+
+def outcomes_json(out: Outcomes) -> dict[str, Any]:
+    """The report's JSON, each decision with its status (applied, blocked, ...)."""
+    data = report_json(out.report)
+    for d, item in zip(out.report.decisions, data["decisions"], strict=True):
+        item["status"] = out.status_of(d)
+    data["needsProposal"] = [e for e in out.report.events if e.get("type") == "needs-proposal"]
+    return data
+
+
+def outcomes_table(out: Outcomes, title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for col in ("claim", "field", "current → target", "status", "risk", "why / blocked by"):
+        table.add_column(col, overflow="fold")
+    for d in out.report.decisions:
+        arrow = "-" if d.current is None else str(d.current)
+        if d.recommended is not None and d.recommended != d.current:
+            arrow += f" → {d.recommended}"
+            if d.uncapped not in (None, d.recommended):
+                arrow += f" (uncapped {d.uncapped})"
+        status = out.status_of(d)
+        style = _STATUS_STYLE.get(status, "dim")
+        table.add_row(d.claim, d.field, arrow, f"[{style}]{status}[/]", d.risk or "-", d.reason)
+    return table
+
+
+def print_outcomes(out: Outcomes, output: str) -> None:
+    r = out.report
+    if output == "json":
+        print_json(outcomes_json(out))
+    else:
+        console = stdout()
+        where = f"{r.branch} @ {r.commit[:10] if r.commit else '?'}"
+        console.print(outcomes_table(out, f"feedbackctl autotune {where}{' (dry run)' if r.dry_run else ''}"))
+        for c in r.commits:
+            sha = c["sha"][:10] if c["sha"] != "(dry-run)" else "(dry-run)"
+            console.print(f"committed {sha} on {c['branch']}: {c['subject']}", markup=False)
+        for e in r.events:
+            if "message" in e:
+                console.print(e["message"], markup=False)
+        summary = ", ".join(f"{n} {s}" for s, n in sorted(r.extra.get("summary", {}).items()))
+        console.print(f"{len(r.decisions)} decisions: {summary or 'none'}", markup=False)
+    err = stderr()
+    for p in r.problems:
+        err.print(f"error: {p.message}", markup=False)
+
+
+def autotune_command(
+    repo: Repo = ".",
+    ref: Ref = None,
+    metrics: Metrics = None,
+    now: Now = None,
+    dry_run: DryRun = False,
+    push: Push = False,
+    remote: Annotated[
+        str | None,
+        typer.Option("--remote", help="Remote for --push (default: the branch's upstream, else origin)."),
+    ] = None,
+    output: OutputOpt = Output.table,
+    detailed_exitcode: Detailed = False,
+    shard: ShardOpt = None,
+) -> int:
+    """Apply bounded, guarded changes to claims that opt in with spec.autoTune (Pattern 2)."""
+    opts = RunOptions(dry_run=dry_run, push=push, remote=remote, shard=parse_shard(shard))
+    out = run_autotune(open_repo(repo), ref, metrics, now_or(now), opts)
+    print_outcomes(out, output.value)
+    return exit_code(out.report, detailed_exitcode)
+
+
+def demo_step(layout: DemoLayout, now: datetime) -> int:
+    """Auto-tune the demo repo: prod's memory goes 256 -> 384, one commit with trailers."""
+    console = stdout()
+    console.print(
+        "[bold]autotune[/] — claims that opt in with spec.autoTune change one step, inside human bounds"
+    )
+    repo = open_repo(layout.repo)
+    out = run_autotune(repo, None, str(layout.metrics), now)
+    print_outcomes(out, "table")
+    for c in out.report.commits:
+        if c["sha"] == "(dry-run)":
+            continue
+        text = repo.git("show", "--no-patch", "--format=%H%n%an <%ae> %aI%n%n%B", c["sha"]).decode()
+        console.print(text.rstrip("\n"), markup=False, highlight=False)
+        diff = repo.git("show", "--format=", "--unified=0", c["sha"]).decode()
+        console.print(diff.rstrip("\n"), markup=False, highlight=False)
+    return 1 if out.report.problems else 0
+
+
+def register(app: typer.Typer) -> None:
+    app.command("autotune")(autotune_command)

@@ -1,0 +1,440 @@
+"""Pattern 2, bounded auto-tune: ``feedbackctl autotune`` for cron.
+
+One run reads the authority branch at one commit, gathers metrics and the
+history-derived memory (cooldowns, settling, flap windows, rate limits,
+baselines), runs every opted-in field through the runaway guards of
+``core/guards.py`` and commits each granted change as its own commit, with
+``Feedback-*`` trailers, on top of the commit it read. The commits are chained
+and the branch moves once, by compare-and-swap: a run applies all of its
+changes or none. A run that loses the race re-reads and re-evaluates; the
+winner's commit is now history, so its cooldown blocks and the loser exits 0
+having changed nothing.
+
+With ``push`` the remote's branch is the authority: fetch it, evaluate there,
+build on the remote sha and push with an explicit-SHA lease; on rejection
+fetch, re-evaluate and retry (bounded, with jitter), then fast-forward the
+local branch when that is safe.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from feedbackctl.authority.gitrepo import GitRepo
+from feedbackctl.authority.history import fill_baselines
+from feedbackctl.authority.shard import ALL, Shard
+from feedbackctl.authority.snapshot import Snapshot, load_snapshot
+from feedbackctl.authority.writer import Plan, Staging, decision_trailer
+from feedbackctl.core import guards
+from feedbackctl.core.decide import autotune
+from feedbackctl.core.models import Claim, Decision, Note, Outcome
+from feedbackctl.core.tuning import parse_autotune
+from feedbackctl.errors import ClaimError, CommandError, ConflictError, FeedbackError, UsageError
+from feedbackctl.patterns.inputs import Gathered, Problem, gather
+from feedbackctl.patterns.proposals import AckedChange, acknowledged_changes
+from feedbackctl.render import Report
+
+KIND = "auto-tune"
+CAS_ATTEMPTS = 5
+PUSH_ATTEMPTS = 5
+# Backoff before retry n is uniform in [0, JITTER_SECONDS * 2**n): runs started by
+# the same cron minute on several hosts spread out instead of colliding again.
+JITTER_SECONDS = 0.2
+
+# What happened to each decision, for people and scripts.
+APPLIED = "applied"
+WOULD_APPLY = "would-apply"  # --dry-run
+NOT_APPLIED = "not-applied"  # granted, but the write was refused (dirty file, ...)
+NEEDS_PROPOSAL = "needs-proposal"
+BLOCKED = "blocked"
+HOLD = "hold"
+NOT_ENOUGH_DATA = "not-enough-data"
+_STATUS = {
+    Outcome.PROPOSE: NEEDS_PROPOSAL,
+    Outcome.BLOCKED: BLOCKED,
+    Outcome.HOLD: HOLD,
+    Outcome.NOT_ENOUGH_DATA: NOT_ENOUGH_DATA,
+}
+
+Sleep = Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    dry_run: bool = False
+    push: bool = False
+    remote: str | None = None  # None: the branch's upstream remote, else origin
+    shard: Shard = ALL  # only these claims (the rate limits still count the whole fleet's trailers)
+    sleep: Sleep = time.sleep  # tests pass a recorder; production waits
+
+
+@dataclass
+class Evaluation:
+    snapshot: Snapshot
+    decisions: list[Decision]
+    problems: list[Problem]
+
+
+@dataclass
+class Outcomes:
+    """The run's result: a Report plus a status for every decision."""
+
+    report: Report
+    status: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def status_of(self, d: Decision) -> str:
+        return self.status.get((d.claim, d.field), _STATUS.get(d.outcome, d.outcome.value))
+
+
+# --- deciding -------------------------------------------------------------------
+
+
+def _decide(
+    gathered: Gathered, snapshot: Snapshot, now: datetime, acked: Mapping[tuple[str, str], AckedChange]
+) -> tuple[list[Decision], list[Problem]]:
+    policy = snapshot.settings.policy
+    decisions: list[Decision] = []
+    problems: list[Problem] = []
+    for inputs in gathered.inputs:
+        try:
+            decisions.extend(autotune(inputs, policy, now, gathered.source))
+        except ClaimError as e:
+            problems.append(Problem.of(e))
+    decisions = [_with_acknowledgment(d, acked.get((d.claim, d.field))) for d in decisions]
+    return guards.rate_limit(decisions, gathered.histories.fleet, now, policy.limits), problems
+
+
+def _with_acknowledgment(d: Decision, ack: AckedChange | None) -> Decision:
+    """An acknowledged MEDIUM proposal may auto-apply (issue 4's ack workflow).
+
+    Only when the risk ceiling alone held the change back: every other guard
+    (time gates, step, cap, bounds) has already passed for this field.
+    """
+    if (
+        ack is None
+        or d.outcome != Outcome.PROPOSE
+        or d.blocked_by != ("risk-ceiling",)
+        or d.current != ack.old
+    ):
+        return d
+    note = Note(
+        "risk-ceiling",
+        "info",
+        f"MEDIUM proposal {ack.branch} acknowledged by {ack.acknowledged_by} "
+        f"at {ack.acknowledged_at:%Y-%m-%dT%H:%MZ}; applied and announced",
+    )
+    kept = tuple(n for n in d.notes if not (n.rule == "risk-ceiling" and n.effect == "blocked"))
+    return replace(d, outcome=Outcome.CHANGE, recommended=ack.new, notes=kept + (note,))
+
+
+def _acknowledged(snapshot: Snapshot, now: datetime) -> dict[tuple[str, str], AckedChange]:
+    prefix = snapshot.settings.config.proposal_prefix
+    if not snapshot.repo.list_refs(f"refs/heads/{prefix}"):
+        return {}
+    return {(a.claim, a.field): a for a in acknowledged_changes(snapshot.repo, snapshot.branch, now)}
+
+
+def _candidates(decisions: Sequence[Decision]) -> set[tuple[str, str]]:
+    """Fields whose outcome may depend on the baseline (the change cap).
+
+    A change held back only by a run-level limit may be granted when another
+    turns into a proposal once baselines are known, so it needs one too.
+    """
+    waiting = ("rate-limit", "source-cooldown")
+    return {
+        (d.claim, d.field)
+        for d in decisions
+        if d.outcome in (Outcome.CHANGE, Outcome.PROPOSE) or any(b in waiting for b in d.blocked_by)
+    }
+
+
+def opted_in(claim: Claim) -> bool:
+    """Only claims with an autoTune block can act; only their history by value matters."""
+    return parse_autotune(claim).enabled
+
+
+def evaluate(snapshot: Snapshot, metrics: str | None, now: datetime) -> Evaluation:
+    """Every decision of one run, from one commit. Pure apart from reading."""
+    gathered = gather(snapshot, metrics, now, values_for=opted_in)
+    acked = _acknowledged(snapshot, now)
+    decisions, problems = _decide(gathered, snapshot, now, acked)
+    wanted = _candidates(decisions)
+    if wanted:
+        # Baselines can lie far back in history: look them up only for the
+        # fields the change cap will judge, then decide again with them.
+        names = {claim for claim, _ in wanted}
+        histories = fill_baselines(
+            snapshot.repo,
+            snapshot.commit,
+            [i.claim for i in gathered.inputs if i.claim.name in names],
+            gathered.histories,
+            wanted=wanted,
+        )
+        gathered.histories = histories
+        gathered.inputs = [
+            replace(i, histories=histories.for_claim(i.claim.name)) if i.claim.name in names else i
+            for i in gathered.inputs
+        ]
+        decisions, problems = _decide(gathered, snapshot, now, acked)
+    return Evaluation(snapshot, decisions, gathered.problems + problems)
+
+
+# --- writing --------------------------------------------------------------------
+
+
+def subject(d: Decision) -> str:
+    return f"feedbackctl: auto-tune {d.claim} spec.{d.field} {d.current} -> {d.recommended}"
+
+
+def _body(d: Decision) -> str:
+    lines = [f"{n.rule} ({n.effect}): {n.detail}" for n in d.notes]
+    if d.uncapped not in (None, d.recommended):
+        lines.append(f"uncapped recommendation: {d.uncapped}")
+    return "\n".join(lines)
+
+
+def plan_for(snapshot: Snapshot, staging: Staging, d: Decision) -> Plan:
+    """The minimal claim edit and audit record of one auto-tune.
+
+    ``staging`` carries the edits of the changes before this one, so two
+    changes to one file each see the other's result.
+    """
+    claim = snapshot.claim(d.claim)
+    if claim is None:  # pragma: no cover - decisions come from the snapshot's claims
+        raise ClaimError(d.claim, "vanished from the snapshot; rerun")
+    path = staging.set_value(claim, d.field, d.recommended)
+    return Plan(
+        subject=subject(d),
+        body=_body(d),
+        trailers=[decision_trailer(KIND, d)],
+        edits={path: staging.text(path).encode("utf-8")},
+    )
+
+
+Built = list[tuple[Decision, str, Plan]]
+
+
+def build_commits(
+    snapshot: Snapshot, base: str, changes: Sequence[Decision], now: datetime, *, write: bool = True
+) -> tuple[Built, list[tuple[Decision, FeedbackError]]]:
+    """One commit per change, chained on ``base``; no ref moves yet.
+
+    A change whose edit cannot be made (the value is not a plain scalar, the
+    file would break) is returned as failed; the others still go ahead.
+    Without ``write`` the edits are made and verified in memory only, so a
+    dry run leaves not even a loose object behind.
+    """
+    built: Built = []
+    failed: list[tuple[Decision, FeedbackError]] = []
+    staging = Staging(snapshot.repo, base)
+    tip = base
+    for d in changes:
+        try:
+            plan = plan_for(snapshot, staging, d)
+        except FeedbackError as e:
+            failed.append((d, e))
+            continue
+        if write:
+            tip = snapshot.repo.write_commit(tip, plan.edits, plan.message, now)
+        built.append((d, tip, plan))
+    return built, failed
+
+
+def granted(decisions: Sequence[Decision]) -> list[Decision]:
+    return sorted(
+        (d for d in decisions if d.outcome == Outcome.CHANGE and d.changes_value),
+        key=lambda d: (d.claim, d.field),
+    )
+
+
+# --- reporting ------------------------------------------------------------------
+
+
+def _report(ev: Evaluation, now: datetime, dry_run: bool) -> Outcomes:
+    s = ev.snapshot
+    report = Report(
+        "autotune", now, s.branch, s.commit, list(ev.decisions), list(ev.problems), dry_run=dry_run
+    )
+    out = Outcomes(report)
+    for d in ev.decisions:
+        if d.outcome == Outcome.PROPOSE:
+            report.events.append(
+                {
+                    "type": "needs-proposal",
+                    "claim": d.claim,
+                    "field": f"spec.{d.field}",
+                    "current": d.current,
+                    "recommended": d.recommended,
+                    "reason": d.reason,
+                    "message": (
+                        f"needs a proposal: {d.claim} spec.{d.field} {d.current} -> "
+                        f"{d.recommended} ({d.reason}); run feedbackctl propose"
+                    ),
+                }
+            )
+    return out
+
+
+def _record(out: Outcomes, built: Built, branch: str, applied: bool) -> None:
+    for d, sha, plan in built:
+        status = APPLIED if applied else WOULD_APPLY
+        out.status[(d.claim, d.field)] = status
+        out.report.commits.append(
+            {
+                "sha": sha if applied else "(dry-run)",
+                "branch": branch,
+                "subject": plan.subject,
+                "claim": d.claim,
+                "field": f"spec.{d.field}",
+                "from": d.current,
+                "to": d.recommended,
+                "risk": d.risk,
+                "files": sorted(plan.edits),
+                "trailers": plan.trailers[0],
+            }
+        )
+        if d.risk == "MEDIUM":
+            verb = "applied" if applied else "would apply"
+            out.report.events.append(
+                {
+                    "type": "announce",
+                    "claim": d.claim,
+                    "field": f"spec.{d.field}",
+                    "risk": d.risk,
+                    "message": (
+                        f"announce: MEDIUM-risk auto-tune {verb}: {d.claim} spec.{d.field} "
+                        f"{d.current} -> {d.recommended}"
+                    ),
+                }
+            )
+
+
+def _summary(out: Outcomes) -> None:
+    counts: dict[str, int] = {}
+    for d in out.report.decisions:
+        s = out.status_of(d)
+        counts[s] = counts.get(s, 0) + 1
+    out.report.extra["summary"] = counts
+
+
+def _not_applied(out: Outcomes, changes: Sequence[Decision], error: FeedbackError) -> None:
+    for d in changes:
+        out.status[(d.claim, d.field)] = NOT_APPLIED
+    problem = Problem.of(error)
+    if not problem.where and len({d.claim for d in changes}) == 1:
+        problem = Problem(changes[0].claim, problem.message)
+    out.report.problems.append(problem)
+
+
+# --- one run --------------------------------------------------------------------
+
+
+def _local(repo: GitRepo, ref: str | None, metrics: str | None, now: datetime, opts: RunOptions) -> Outcomes:
+    last: ConflictError | None = None
+    for attempt in range(CAS_ATTEMPTS):
+        ev = evaluate(load_snapshot(repo, ref).restrict(opts.shard), metrics, now)
+        out = _report(ev, now, opts.dry_run)
+        out.report.extra["attempts"] = attempt + 1
+        changes = granted(ev.decisions)
+        if not changes:
+            return out
+        snap = ev.snapshot
+        built, failed = build_commits(snap, snap.commit, changes, now, write=not opts.dry_run)
+        for d, error in failed:
+            _not_applied(out, [d], error)
+        if not built:
+            return out
+        try:
+            if not opts.dry_run:
+                repo.advance(snap.branch, built[-1][1], snap.commit)
+        except ConflictError as e:
+            last = e
+            if attempt + 1 < CAS_ATTEMPTS:
+                opts.sleep(random.uniform(0, JITTER_SECONDS * 2**attempt))
+            continue
+        except FeedbackError as e:
+            _not_applied(out, [d for d, _, _ in built], e)
+            return out
+        _record(out, built, snap.branch, applied=not opts.dry_run)
+        return out
+    raise FeedbackError(f"{last}; gave up after {CAS_ATTEMPTS} attempts — rerun later")
+
+
+def _remote_of(repo: GitRepo, branch: str, remote: str | None) -> str:
+    if remote:
+        return remote
+    try:
+        name = repo.git("config", "--get", f"branch.{branch}.remote").decode().strip()
+    except CommandError:  # not set: git's exit 1
+        name = ""
+    return name if name and name != "." else "origin"
+
+
+def _fast_forward_local(repo: GitRepo, branch: str, tip: str, out: Outcomes) -> None:
+    """Bring the local branch to what was pushed, when that is a fast-forward."""
+    name = f"refs/heads/{branch}"
+    local = repo.list_refs(name).get(name)
+    if local is None or local == tip:
+        return
+    event = {"type": "local-branch", "branch": branch}
+    if not repo.is_ancestor(local, tip):
+        event["message"] = f"local {branch} has commits the remote does not; left as is (pushed {tip[:10]})"
+        out.report.events.append(event)
+        return
+    try:
+        repo.advance(branch, tip, local)
+    except FeedbackError as e:
+        event["message"] = f"local {branch} not fast-forwarded to {tip[:10]}: {e}"
+        out.report.events.append(event)
+
+
+def _pushed(repo: GitRepo, ref: str | None, metrics: str | None, now: datetime, opts: RunOptions) -> Outcomes:
+    branch = (ref or repo.default_ref()).removeprefix("refs/heads/")
+    remote = _remote_of(repo, branch, opts.remote)
+    for attempt in range(PUSH_ATTEMPTS):
+        remote_sha = repo.fetch(remote, branch)
+        if remote_sha is None:
+            raise UsageError(f"remote '{remote}' has no branch {branch}; push it once by hand, then rerun")
+        snap = load_snapshot(repo, branch, at=remote_sha).restrict(opts.shard)
+        ev = evaluate(snap, metrics, now)
+        out = _report(ev, now, opts.dry_run)
+        out.report.extra["attempts"] = attempt + 1
+        out.report.extra["remote"] = remote
+        changes = granted(ev.decisions)
+        if not changes:
+            if not opts.dry_run:
+                _fast_forward_local(repo, branch, remote_sha, out)
+            return out
+        built, failed = build_commits(snap, remote_sha, changes, now, write=not opts.dry_run)
+        for d, error in failed:
+            _not_applied(out, [d], error)
+        if not built:
+            return out
+        if opts.dry_run:
+            _record(out, built, branch, applied=False)
+            return out
+        if repo.push(remote, branch, built[-1][1], remote_sha):
+            _record(out, built, branch, applied=True)
+            _fast_forward_local(repo, branch, built[-1][1], out)
+            return out
+        if attempt + 1 < PUSH_ATTEMPTS:
+            opts.sleep(random.uniform(0, JITTER_SECONDS * 2**attempt))
+    raise FeedbackError(
+        f"{remote}/{branch} kept moving during {PUSH_ATTEMPTS} push attempts; "
+        "nothing was pushed — rerun later"
+    )
+
+
+def run_autotune(
+    repo: GitRepo, ref: str | None, metrics: str | None, now: datetime, opts: RunOptions | None = None
+) -> Outcomes:
+    opts = opts or RunOptions()
+    if ref is not None:
+        repo.ref_name(ref)  # a bad name fails with our message, before any work
+    out = _pushed(repo, ref, metrics, now, opts) if opts.push else _local(repo, ref, metrics, now, opts)
+    _summary(out)
+    return out

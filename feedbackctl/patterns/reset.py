@@ -1,0 +1,101 @@
+"""Reset to the tested baseline (the seed's "periodic reset to tested baseline").
+
+Feedback-driven changes move a claim away from the configuration a human
+tested. ``feedbackctl reset`` puts chosen fields back to their baseline: the
+value last set by a human (SPEC section 3), or the
+``feedbackctl.io/baseline.<field>`` annotation. One commit per field, with
+``Feedback-Kind: reset``; a reset lifts a flap freeze and starts settling.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from feedbackctl.authority.gitrepo import GitRepo
+from feedbackctl.authority.history import fill_baselines, load_histories
+from feedbackctl.authority.snapshot import load_snapshot
+from feedbackctl.authority.writer import Plan, Staging, trailer
+from feedbackctl.core.risk import Change, classify
+from feedbackctl.errors import ConflictError, FeedbackError
+from feedbackctl.patterns.inputs import Problem
+from feedbackctl.render import Report
+
+CAS_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Selection:
+    claims: str = "*"  # fnmatch glob over claim names
+    fields: tuple[str, ...] = ()  # empty: every tuned field
+
+
+def reset(repo: GitRepo, ref: str | None, selection: Selection, now: datetime, *, dry_run: bool) -> Report:
+    for _ in range(CAS_ATTEMPTS):
+        snapshot = load_snapshot(repo, ref)
+        policy = snapshot.settings.policy
+        claims = [c for c in snapshot.claims if fnmatch.fnmatchcase(c.name, selection.claims)]
+        fields = selection.fields or policy.tuned_fields
+        report = Report("reset", now, snapshot.branch, snapshot.commit, dry_run=dry_run)
+        report.problems.extend(Problem.of(e) for e in snapshot.errors)
+        histories = fill_baselines(
+            repo, snapshot.commit, claims, load_histories(repo, snapshot.commit, claims, policy, now)
+        )
+        rows: list[dict[str, Any]] = []
+        base = snapshot.commit
+        head = base
+        for claim in claims:
+            for name in fields:
+                current = claim.value(name)
+                baseline = histories.for_claim(claim.name).get(name)
+                target = baseline.baseline if baseline else None
+                if current is None or target is None or target == current:
+                    continue
+                risk = classify([Change(claim.name, name, claim.is_production)], policy.risk)
+                rows.append(
+                    {
+                        "claim": claim.name,
+                        "field": f"spec.{name}",
+                        "from": current,
+                        "to": target,
+                        "risk": risk.level,
+                    }
+                )
+                if dry_run:
+                    continue
+                staging = Staging(repo, head)
+                try:
+                    staging.set_value(claim, name, target)
+                except FeedbackError as e:
+                    report.problems.append(Problem(claim.name, str(e)))
+                    rows.pop()
+                    continue
+                plan = Plan(
+                    subject=f"feedbackctl: reset {claim.name} spec.{name} {current} -> {target} (baseline)",
+                    trailers=[
+                        trailer(
+                            "reset",
+                            claim.name,
+                            name,
+                            old=current,
+                            new=target,
+                            risk=risk.level,
+                            evidence=f"baseline {target} (last set by a human)",
+                            tags=["tested-baseline"],
+                        )
+                    ],
+                    edits=staging.edits(),
+                )
+                head = repo.write_commit(head, plan.edits, plan.message, now)
+                report.commits.append({"sha": head, "branch": snapshot.branch, "subject": plan.subject})
+        report.extra["resets"] = rows
+        if dry_run or head == base:
+            return report
+        try:
+            repo.advance(snapshot.branch, head, base)
+        except ConflictError:
+            continue
+        return report
+    raise FeedbackError(f"the branch kept moving during {CAS_ATTEMPTS} attempts; rerun later")
