@@ -160,6 +160,7 @@ STUB = (
     "apiVersion: messagewall.demo/v1alpha1\nkind: ServerlessEventAppClaim\nmetadata:\n  name: {name}\nspec:\n"
 )
 PWNED = "pwned-by-yaml"
+DIRTY = f"{PROD_PATH} has uncommitted changes; commit or stash them, then rerun — nothing was changed"
 
 
 def _not_executed(w: World) -> None:
@@ -550,13 +551,7 @@ GIT_CASES = [
         ),
         NONE,
     ),
-    Case(
-        "dirty-file-that-would-be-touched",
-        _dirty(PROD_PATH),
-        1,
-        (f"{PROD_PATH} has uncommitted changes; commit or stash them, then rerun — nothing was changed",),
-        NONE,
-    ),
+    Case("dirty-file-that-would-be-touched", _dirty(PROD_PATH), 1, (DIRTY,), NONE),
     Case("dirty-file-left-alone", _dirty(DEV_PATH), 0, (), ONLY_PROD),
     Case(
         "bad-now",
@@ -715,6 +710,55 @@ def test_bad_input(case: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str
         assert git_out(w.work, "fsck", "--no-dangling") == ""
     for check in case.extra_checks:
         check(w)
+
+
+# --- the same cases through autotune, the command cron runs ---------------------------------------
+
+
+def as_autotune(argv: Argv) -> Argv | None:
+    """A case's propose command as the autotune run cron would make (None: not a propose case)."""
+    if argv[0] != "propose":
+        return None
+    return ["autotune", *(a for a in argv[1:] if a != "--all")]
+
+
+def _dirty_autotune(w: World) -> Argv:
+    target = w.work / PROD_PATH
+    target.write_text(target.read_text().replace("region: us-east-1", "region: us-east-2"))
+    return propose(w)
+
+
+AUTOTUNE_CASES = [
+    *(c for c in CLAIM_CASES if c.id != "proposal-prefix-git-refuses"),  # autotune opens no branches
+    *METRIC_CASES,
+    *(c for c in GIT_CASES if c.id in ("non-git-path", "detached-head", "missing-ref", "bad-now")),
+    Case("dirty-file-autotune-would-touch", _dirty_autotune, 1, (DIRTY,), NONE),
+]
+
+
+@pytest.mark.parametrize("case", AUTOTUNE_CASES, ids=[c.id for c in AUTOTUNE_CASES])
+def test_bad_input_through_autotune(case: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    w = make_world(tmp_path)
+    argv = as_autotune(case.arrange(w))
+    assert argv is not None
+    before, status = refs(w.work), git_out(w.work, "status", "--porcelain")
+
+    code, out, err = run_cli(argv, capsys)
+
+    assert code == case.code, f"exit {code}, expected {case.code}\n{err}"
+    for message in case.messages:
+        expected = message
+        for token, path in (("{work}", w.work), ("{metrics}", w.metrics), ("{tmp}", w.tmp)):
+            expected = expected.replace(token, str(path))
+        assert expected in err, f"expected:\n  {expected}\ngot:\n{err}"
+    assert "Traceback" not in err and "internal error" not in err, err
+    after = refs(w.work)
+    if case.code == 2:
+        assert after == before
+    # Only prod opts in to auto-tune: when it was fine, its step is the one write.
+    paths = written_paths(w.work, before, after)
+    assert paths == ({PROD_PATH} if PROD in case.processed else set()), sorted(paths)
+    assert git_out(w.work, "status", "--porcelain") == status
 
 
 # --- series the fixture format allows: processed, and read the way SPEC section 5 says -----------

@@ -51,19 +51,20 @@ def _check(report: CrashReport, kills: int) -> None:
     assert report.failures == [], "\n".join(report.failures)
 
 
-@pytest.mark.parametrize("command", ["propose", "drift"])
+@pytest.mark.parametrize("command", ["autotune", "propose", "drift"])
 def test_kill_9_leaves_a_valid_repo_and_the_next_run_converges(
     fleet: Fleet, command: str, tmp_path: Path
 ) -> None:
     _check(crash_trials(fleet, command, FAST_KILLS, random.Random(8), tmp_path), FAST_KILLS)
 
 
-def test_kill_9_of_a_run_on_a_bare_repo(fleet: Fleet, tmp_path: Path) -> None:
-    _check(crash_trials(fleet, "drift", 2, random.Random(9), tmp_path, bare=True), 2)
+@pytest.mark.parametrize("command", ["autotune", "drift"])
+def test_kill_9_of_a_run_on_a_bare_repo(fleet: Fleet, command: str, tmp_path: Path) -> None:
+    _check(crash_trials(fleet, command, 2, random.Random(9), tmp_path, bare=True), 2)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("command", ["propose", "drift"])
+@pytest.mark.parametrize("command", ["autotune", "propose", "drift"])
 def test_kill_9_two_hundred_times(fleet: Fleet, command: str, tmp_path: Path) -> None:
     _check(crash_trials(fleet, command, SLOW_KILLS, random.Random(20261108), tmp_path), SLOW_KILLS)
 

@@ -1,5 +1,8 @@
 """``--shard i/n`` through the CLI: the shards of a run cover every claim exactly once.
 
+The last test runs examples/cronjob/ the way Kubernetes would: each index of
+the indexed Job gets its own clone and runs the manifest's own arguments.
+
 One repo, a dozen claims (names chosen to spread over the shards, some with
 characters git refuses in refs), and each command run once per shard as an
 indexed Job would run it. The union of what the shards decided, proposed or
@@ -9,11 +12,14 @@ captured is every claim, and no claim is handled by two shards.
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import subprocess
 from collections import Counter
 from pathlib import Path
 
 import pytest
+import yaml
 
 from feedbackctl.authority.shard import parse_shard
 from tests.clirun import ROOT, Result, cli
@@ -86,6 +92,17 @@ def test_propose_shards_open_one_branch_per_claim(fleet: tuple[Path, Path]) -> N
     assert proposal_branches(work) == branches
 
 
+def test_autotune_shards_apply_every_claims_change_once(fleet: tuple[Path, Path]) -> None:
+    work, metrics = fleet
+    for i in range(N):
+        data = run_json("autotune", "--repo", str(work), "--metrics", str(metrics), "--shard", f"{i}/{N}")
+        mine = {n for n in NAMES if n in parse_shard(f"{i}/{N}")}
+        assert {d["claim"] for d in data["decisions"]} == mine
+    tunes = trailer_claims(work, "main")
+    assert sorted(tunes) == sorted(NAMES)  # one auto-tune commit per claim, none twice
+    assert git_out(work, "status", "--porcelain") == ""
+
+
 def test_drift_shards_capture_every_claim_once(fleet: tuple[Path, Path], tmp_path: Path) -> None:
     work, _ = fleet
     live = tmp_path / "live.json"
@@ -129,3 +146,56 @@ def test_a_bad_shard_is_a_usage_error_on_every_command(fleet: tuple[Path, Path],
         r = cli(*args, "--repo", str(work), "--now", NOW, "--shard", "3/3")
         assert r.code == 2, (args, r.stderr)
         assert "--shard '3/3' must be i/n with 0 <= i < n" in r.stderr
+
+
+# --- examples/cronjob: the indexed Job, run as Kubernetes would run it ------------------------------
+
+CRONJOB = ROOT / "examples" / "cronjob"
+
+
+def rendered_job() -> tuple[dict, dict]:
+    """(the Job spec, the autotune container) from ``kubectl kustomize examples/cronjob``."""
+    out = subprocess.run(["kubectl", "kustomize", str(CRONJOB)], capture_output=True, text=True, check=True)
+    docs = [d for d in yaml.safe_load_all(out.stdout) if d]
+    cronjob = next(d for d in docs if d["kind"] == "CronJob")
+    job = cronjob["spec"]["jobTemplate"]["spec"]
+    container = next(c for c in job["template"]["spec"]["containers"] if c["name"] == "autotune")
+    return job, container
+
+
+def expand(arg: str, env: dict[str, str]) -> str:
+    """Kubernetes' $(VAR) expansion in args."""
+    return re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m.group(1), m.group(0)), arg)
+
+
+def test_the_cronjob_is_an_indexed_job_with_one_shard_per_index() -> None:
+    job, container = rendered_job()
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert job["completionMode"] == "Indexed"
+    assert job["completions"] == job["parallelism"] == int(env["SHARDS"])
+    assert container["command"] == ["feedbackctl"]
+    assert container["args"][0] == "autotune" and "--push" in container["args"]
+    assert "--shard=$(JOB_COMPLETION_INDEX)/$(SHARDS)" in container["args"]
+    assert job["template"]["spec"]["restartPolicy"] == "Never"
+
+
+def test_the_cronjobs_shards_pushing_to_one_origin_tune_every_claim_once(
+    fleet: tuple[Path, Path], tmp_path: Path
+) -> None:
+    work, metrics = fleet
+    origin = tmp_path / "work-origin.git"
+    job, container = rendered_job()
+    shards = int(job["completions"])
+    for index in range(shards):  # the pods of one Job, each with its own clone (the initContainer)
+        clone = tmp_path / f"pod-{index}"
+        git_out(tmp_path, "clone", "-q", str(origin), str(clone))
+        env = {e["name"]: e.get("value") or "" for e in container["env"]}
+        env["JOB_COMPLETION_INDEX"] = str(index)
+        args = [expand(a, env) for a in container["args"]]
+        args = [a.replace("--repo=/work/config", f"--repo={clone}") for a in args]
+        args = [a.replace("--metrics=cloudwatch", f"--metrics={metrics}") for a in args]
+        assert f"--shard={index}/{shards}" in args
+        r = cli(*args, "--now", NOW)
+        assert r.code == 0, r.stderr
+    assert sorted(trailer_claims(origin, "main")) == sorted(NAMES)
+    assert git_out(origin, "fsck", "--no-dangling") == ""
