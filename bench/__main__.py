@@ -17,6 +17,7 @@ import argparse
 import importlib
 import importlib.util
 import os
+import re
 import sys
 import tempfile
 import time
@@ -122,14 +123,29 @@ def autotune_history(s: Sizes) -> list[Row]:
 
 
 def cloudwatch(s: Sizes) -> list[Row]:
+    """GetMetricData calls made beside the minimum, max(ceil(queries/500), ceil(points/100,800))."""
     mod = _module("cloudwatch_bench")
     if mod is None:
         return _missing("cloudwatch", "GetMetricData calls", "cloudwatch_bench")
-    if hasattr(mod, "rows"):
-        return list(mod.rows())
     out = []
-    for case, size, calls, seconds in mod.synthetic_plan() + mod.tool_side() + mod.against_moto():
-        out.append(Row("cloudwatch", case, None, note=f"{size}; {calls}; {seconds}"))
+    for case, size, calls, seconds in mod.synthetic_plan() + mod.against_moto() + mod.tool_side():
+        counted = re.match(r"(\d+) (?:requests|calls) \(minimum (\d+)\)", calls)
+        timed = re.match(r"([\d.]+) s", seconds)
+        if counted:
+            made, least = int(counted.group(1)), int(counted.group(2))
+            out.append(Row("cloudwatch", case, made, least, "= minimum", f"{size}; {seconds}", unit="calls"))
+        else:
+            value = float(timed.group(1)) if timed else None
+            out.append(
+                Row(
+                    "cloudwatch",
+                    case,
+                    value,
+                    None,
+                    "",
+                    f"{size}; {calls}" + ("" if timed else f"; {seconds}"),
+                )
+            )
     return out
 
 
