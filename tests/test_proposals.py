@@ -373,3 +373,25 @@ def test_approve_on_the_remote_needs_the_same_authority_branch(tmp_path: Path) -
     with pytest.raises(FeedbackError, match="bring them together"):
         lifecycle.approve(reviewer, None, "messagewall-prod", "lambdaMemory", at(hours=1), remote="origin")
     assert git_out(s.origin, "log", "-1", "--format=%s", "main") == "Initial claims"
+
+
+def test_approve_remote_through_the_cli(tmp_path: Path) -> None:
+    s = make_setup(tmp_path, claim_files(max_memory=256))
+    run(s, push=True)
+    reviewer = tmp_path / "reviewer"
+    git_out(tmp_path, "clone", "-q", str(s.origin), str(reviewer))
+    r = cli(
+        "proposals",
+        "approve",
+        "messagewall-prod",
+        "lambdaMemory",
+        "--repo",
+        str(reviewer),
+        "--remote",
+        "origin",
+        "--now",
+        at(hours=1).isoformat(),
+    )
+    assert r.code == 0, r.stderr
+    assert "lambdaMemory: 384" in git_out(s.origin, "show", f"main:{PROD}")
+    assert git_out(s.origin, "for-each-ref", "refs/heads/feedback/") == ""

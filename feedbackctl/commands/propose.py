@@ -194,7 +194,7 @@ def approve_command(
 ) -> int:
     """Apply the proposal to the authority branch (Feedback-Kind: approve) and close its branch."""
     report = lifecycle.approve(
-        open_repo(repo), ref, claim, field, now_or(now), reason=reason, dry_run=dry_run
+        open_repo(repo), ref, claim, field, now_or(now), reason=reason, dry_run=dry_run, remote=remote
     )
     _print(report, output, "proposals approve")
     return exit_code(report, False)
