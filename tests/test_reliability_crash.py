@@ -18,6 +18,7 @@ import random
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -32,7 +33,7 @@ from bench.chaos import (
     problems_after_kill,
     run_inline,
 )
-from feedbackctl.authority import ffjournal
+from feedbackctl.authority import ffjournal, reflocks
 from feedbackctl.authority.gitrepo import GitRepo
 from tests.clirun import ROOT
 from tests.gitutil import git_out
@@ -142,3 +143,46 @@ def _bare_open(path: Path) -> GitRepo:
     """A GitRepo on ``path`` without the recovery GitRepo.open runs."""
     git_dir = Path(git_out(path, "rev-parse", "--absolute-git-dir"))
     return GitRepo(git_dir, path, False, "sha1")
+
+
+# --- lock files a killed git leaves (kill -9 of a whole process group) -------------------------------
+
+
+def _lock(path: Path, age_seconds: float) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("0" * 40 + "\n")  # a half-written ref: git never renamed it over the ref
+    then = time.time() - age_seconds
+    os.utime(path, (then, then))
+    return path
+
+
+@pytest.mark.parametrize("command", ["drift", "autotune"])
+def test_a_stale_branch_lock_is_removed_and_the_run_goes_on(small: Fleet, command: str) -> None:
+    lock = _lock(small.work / ".git" / "refs" / "heads" / "main.lock", reflocks.STALE_SECONDS + 60)
+    code, err = run_inline(argv_for(command, small, small.work))
+    assert code == 0, err
+    assert not lock.exists() and len(changes(small.work, "main")) == 3
+    assert problems_after_kill(small.work, bare=False) == []
+
+
+def test_a_stale_lock_on_proposal_branches_is_removed(small: Fleet) -> None:
+    heads = small.work / ".git" / "refs" / "heads" / "feedback"
+    locks = [_lock(heads / n / "lambdaMemory.lock", reflocks.STALE_SECONDS + 60) for n in small.names]
+    code, err = run_inline(argv_for("propose", small, small.work))
+    assert code == 0, err
+    assert not any(lock.exists() for lock in locks)
+    assert len(git_out(small.work, "for-each-ref", "refs/heads/feedback/").splitlines()) == 3
+
+
+def test_a_fresh_lock_may_be_a_live_writer_it_is_left_and_named(small: Fleet) -> None:
+    lock = _lock(small.work / ".git" / "refs" / "heads" / "main.lock", 5)
+    before = git_out(small.work, "rev-parse", "main")
+    code, err = run_inline(argv_for("drift", small, small.work))
+    assert code == 1
+    assert (
+        "the branch kept moving during 5 attempts (last: refs/heads/main is locked by another git process; "
+        "nothing was changed — rerun (if no other run is active, remove the stale refs/heads/main.lock)); "
+        "rerun later"
+    ) in err
+    assert lock.exists() and git_out(small.work, "rev-parse", "main") == before
+    assert git_out(small.work, "status", "--porcelain") == ""

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from feedbackctl.authority import reflocks
 from feedbackctl.authority.gitrepo import GitRepo, _check_repo_path, _git_date, check_ref_name
 from feedbackctl.errors import CommandError, ConflictError
 
@@ -172,7 +173,11 @@ def update_refs(repo: GitRepo, updates: Sequence[RefUpdate], *, reason: str = "f
         else:
             lines.append(f"update {u.ref} {u.new} {old}")
     script = "start\n" + "\n".join(lines) + "\nprepare\ncommit\n"
-    proc = repo._run(["update-ref", "-m", reason, "--stdin"], input=script.encode(), check=False)
+    argv = ["update-ref", "-m", reason, "--stdin"]
+    proc = repo._run(argv, input=script.encode(), check=False)
+    locked = proc.returncode != 0 and b".lock" in proc.stderr
+    if locked and reflocks.clear_stale(repo, [u.ref for u in updates]):
+        proc = repo._run(argv, input=script.encode(), check=False)  # a killed run's locks were in the way
     if proc.returncode == 0:
         return
     err = proc.stderr.decode("utf-8", "replace").strip()

@@ -10,6 +10,7 @@ Batches go through one process (``ls-tree -r``, ``cat-file --batch``,
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
@@ -21,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from subprocess import CompletedProcess
 
-from feedbackctl.authority import ffjournal
+from feedbackctl.authority import ffjournal, reflocks
 from feedbackctl.authority.trailers import PREFIX, canonical_key, group_changes
 from feedbackctl.errors import CommandError, ConflictError, FeedbackError, UsageError
 from feedbackctl.proc import run
@@ -162,8 +163,18 @@ class GitRepo:
             work_tree = git_dir.parent
         repo = cls(git_dir, work_tree, is_bare, fmt)
         if work_tree is not None:
-            ffjournal.recover(repo)
+            with contextlib.suppress(FeedbackError):  # never a reason not to open; advance says why
+                ffjournal.recover(repo)
         return repo
+
+    @property
+    def common_dir(self) -> Path:
+        """Where refs live (a linked worktree's git dir holds only its HEAD and index)."""
+        common = self.__dict__.get("_common_dir")
+        if common is None:
+            out = self.git("rev-parse", "--path-format=absolute", "--git-common-dir").decode().strip()
+            common = self.__dict__["_common_dir"] = Path(out)
+        return Path(common)
 
     @property
     def display(self) -> str:
@@ -243,6 +254,8 @@ class GitRepo:
         name = self.ref_name(ref)
         args = ["update-ref", "-m", reason, name, new, old or self.null_oid]
         proc = self._run(args, check=False)
+        if proc.returncode != 0 and b".lock" in proc.stderr and reflocks.clear_stale(self, [name]):
+            proc = self._run(args, check=False)  # a killed run's lock was in the way
         if proc.returncode == 0:
             return
         current = self._ref_sha(name)

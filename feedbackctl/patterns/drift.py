@@ -511,6 +511,7 @@ def drift(repo: GitRepo, ref: str | None, request: DriftRequest, now: datetime) 
         raise UsageError(f"--mode {request.mode}: expected capture or report")
     state: LiveState | None = None
     writing = request.mode == "capture" and not request.dry_run
+    lost: ConflictError | None = None
     for _ in range(CAS_ATTEMPTS):
         remote = remote_authority = None
         if request.push and writing:
@@ -574,7 +575,8 @@ def drift(repo: GitRepo, ref: str | None, request: DriftRequest, now: datetime) 
         if remote is None:
             try:
                 _move(repo, target_branch, chain.tip, local_target)
-            except ConflictError:
+            except ConflictError as e:
+                lost = e
                 continue  # the branch moved: re-read, re-evaluate, retry
         else:
             if not repo.push(remote, target_branch, chain.tip, remote_target):
@@ -598,7 +600,9 @@ def drift(repo: GitRepo, ref: str | None, request: DriftRequest, now: datetime) 
                 _notify(request, report, _event(f, repo, target_branch, authority.branch, state.source, now))
             )
         return report
-    raise FeedbackError(f"the branch kept moving during {CAS_ATTEMPTS} attempts; rerun later")
+    # The last refusal says why (a lock a killed git left is not a branch that moves).
+    why = f" (last: {lost})" if lost else ""
+    raise FeedbackError(f"the branch kept moving during {CAS_ATTEMPTS} attempts{why}; rerun later")
 
 
 def _notify(request: DriftRequest, report: Report, event: dict[str, Any]) -> dict[str, Any]:

@@ -578,6 +578,7 @@ def propose(
     With a shard, only its claims are decided on; the limits still count every
     proposal branch (concurrent shards may overshoot them by a few).
     """
+    lost: Exception | None = None
     for _ in range(CAS_ATTEMPTS):
         snapshot = load_snapshot(repo, ref)
         if push and not dry_run:
@@ -599,6 +600,8 @@ def propose(
                 report=report, shard=shard,
             )  # fmt: skip
             return carry_out(repo, plan, dry_run=dry_run)
-        except (ConflictError, _LeaseLost):
+        except (ConflictError, _LeaseLost) as e:
+            lost = e
             continue
-    raise FeedbackError(f"proposal branches kept moving during {CAS_ATTEMPTS} attempts; rerun later")
+    why = f" (last: {lost})" if str(lost or "") else ""
+    raise FeedbackError(f"proposal branches kept moving during {CAS_ATTEMPTS} attempts{why}; rerun later")
