@@ -19,7 +19,21 @@ import yaml
 
 from tests.gitutil import RepoFactory
 
-CORPUS = Path(os.environ.get("FEEDBACKCTL_CORPUS", "/work/shared/corpus/serverless-message-wall-demo"))
+
+def _corpus() -> Path:
+    """The corpus in the shared folder beside the repo (CI clones elsewhere, with shared/ beside it)."""
+    named = os.environ.get("FEEDBACKCTL_CORPUS")
+    if named:
+        return Path(named)
+    here = Path(__file__).resolve().parents[1]
+    for shared in (here.parent / "shared", Path("/work/shared")):
+        candidate = shared / "corpus" / "serverless-message-wall-demo"
+        if candidate.is_dir():
+            return candidate
+    return here.parent / "shared" / "corpus" / "serverless-message-wall-demo"
+
+
+CORPUS = _corpus()
 EXAMPLE_METRICS = Path(__file__).resolve().parents[1] / "examples" / "messagewall" / "metrics"
 NOW = "2026-11-08T00:00:00Z"  # the end of the example metric fixtures
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from feedbackctl.authority.claims import (
@@ -14,10 +12,11 @@ from feedbackctl.authority.claims import (
     validate_claim_name,
 )
 from feedbackctl.errors import ClaimError, FeedbackError
+from tests import kustomizefix
 from tests.conftest import RepoFactory
 from tests.gitutil import git_out
 
-CORPUS = Path("/work/shared/corpus/serverless-message-wall-demo")
+CORPUS = kustomizefix.CORPUS
 
 
 def claim_yaml(name: str, memory: int = 256, kind: str = "ServerlessEventAppClaim") -> str:

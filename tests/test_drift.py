@@ -26,11 +26,12 @@ from feedbackctl.patterns.drift import (
     same,
 )
 from feedbackctl.sources.live import LiveState, parse_live_document
+from tests import kustomizefix
 from tests.clirun import ROOT, Result, cli
 from tests.gitutil import commit_files, git_out, make_repo
 
 EXAMPLE = ROOT / "examples" / "messagewall"
-CORPUS = Path("/work/shared/corpus/serverless-message-wall-demo/examples/claims")
+CORPUS = kustomizefix.CORPUS / "examples" / "claims"
 NOW = "2026-11-08T00:00:00Z"
 PROD = "claims/messagewall-prod.yaml"
 DEV = "claims/messagewall-dev.yaml"

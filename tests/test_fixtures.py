@@ -18,10 +18,11 @@ from feedbackctl.errors import UsageError
 from feedbackctl.proc import run
 from feedbackctl.sources import base, fixtures
 from feedbackctl.sources.base import MetricBatch, MetricRequest, open_source
+from tests import kustomizefix
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO_ROOT / "examples" / "messagewall"
-CORPUS_CLAIMS = Path("/work/shared/corpus/serverless-message-wall-demo/examples/claims")
+CORPUS_CLAIMS = kustomizefix.CORPUS / "examples" / "claims"
 
 T0 = 1793491200  # 2026-11-01T00:00:00Z
 NOW = T0 + 86400

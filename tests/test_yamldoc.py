@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,8 +21,9 @@ from feedbackctl.authority.yamldoc import (
     render_scalar,
     splice,
 )
+from tests import kustomizefix
 
-CORPUS = Path("/work/shared/corpus/serverless-message-wall-demo/examples/claims")
+CORPUS = kustomizefix.CORPUS / "examples" / "claims"
 PROD = "claims/messagewall-prod.yaml"
 
 
