@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -154,6 +154,17 @@ def decisions_table(decisions: Sequence[Decision], title: str) -> Table:
     return table
 
 
+def print_cost_line(doc: Mapping[str, Any], out: Console) -> None:
+    """The table's last line: what the run's metric reads cost (``doc``: a report's JSON or extra)."""
+    cost = doc.get("metricsCost")
+    if isinstance(cost, dict):
+        out.print(
+            f"metrics cost: {cost['apiCalls']:,} API calls, {cost['metricsRequested']:,} metrics requested, "
+            f"about {cost['estimatedUSD']:.4f} USD",
+            markup=False,
+        )
+
+
 def print_report(r: Report, output: str, *, title: str) -> None:
     if output == "json":
         print_json(report_json(r))
@@ -166,6 +177,7 @@ def print_report(r: Report, output: str, *, title: str) -> None:
         for e in r.events:
             if "message" in e:
                 out.print(e["message"])
+        print_cost_line(r.extra, out)
     # One line each, never wrapped: people grep these and cron mails them.
     for w in r.warnings:
         sys.stderr.write(f"warning: {w}\n")

@@ -26,7 +26,7 @@ from feedbackctl.commands.options import (
 )
 from feedbackctl.demo import DemoLayout
 from feedbackctl.patterns.autotune import APPLIED, NEEDS_PROPOSAL, Outcomes, RunOptions, run_autotune
-from feedbackctl.render import print_json, report_json, stderr, stdout
+from feedbackctl.render import print_cost_line, print_json, report_json, stderr, stdout
 
 _STATUS_STYLE = {APPLIED: "green", "would-apply": "green", NEEDS_PROPOSAL: "yellow", "blocked": "red"}
 
@@ -72,6 +72,7 @@ def print_outcomes(out: Outcomes, output: str) -> None:
                 console.print(e["message"], markup=False)
         summary = ", ".join(f"{n} {s}" for s, n in sorted(r.extra.get("summary", {}).items()))
         console.print(f"{len(r.decisions)} decisions: {summary or 'none'}", markup=False)
+        print_cost_line(r.extra, console)
     err = stderr()
     for p in r.problems:
         err.print(f"error: {p.message}", markup=False)

@@ -83,7 +83,8 @@ def _print(report: Report, output: Output, title: str, key: str = "action") -> N
         return
     entries = report.extra.get("proposals") or []
     shown = Report(report.command, report.now, report.branch, report.commit, problems=report.problems,
-                   commits=report.commits, events=report.events)  # fmt: skip
+                   warnings=report.warnings, commits=report.commits, events=report.events,
+                   extra={k: v for k, v in report.extra.items() if k == "metricsCost"})  # fmt: skip
     out = stdout()
     if entries:
         out.print(proposals_table(entries, title, key))

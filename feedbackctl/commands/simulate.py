@@ -12,7 +12,7 @@ from feedbackctl.charts import html_report, terminal_chart
 from feedbackctl.commands.options import Output, OutputOpt, Ref
 from feedbackctl.errors import EXIT_OK, EXIT_RUNTIME, UsageError
 from feedbackctl.patterns.simulate import Options, Result, result_json, run, setup_from
-from feedbackctl.render import print_json, stderr, stdout
+from feedbackctl.render import print_cost_line, print_json, stderr, stdout
 
 _STYLE = {"applied": "green", "blocked": "red", "proposed": "yellow"}
 
@@ -72,6 +72,7 @@ def print_result(result: Result, doc: dict[str, Any], charts: bool) -> None:
         f"[{colour}]bound violations {nb}, cooldown violations {nc}[/]; reversals: {reversals}; "
         f"frozen: {', '.join(safety['frozen']) or 'none'}; blocked steps by rule: {blocked}"
     )
+    print_cost_line(doc, out)
     if charts:
         width = out.width
         for track in result.tracks:

@@ -37,6 +37,7 @@ from feedbackctl.errors import ClaimError, CommandError, ConflictError, Feedback
 from feedbackctl.patterns.inputs import Gathered, Problem, gather
 from feedbackctl.patterns.proposals import AckedChange, acknowledged_changes
 from feedbackctl.render import Report
+from feedbackctl.sources.base import MetricsCost
 
 KIND = "auto-tune"
 CAS_ATTEMPTS = 5
@@ -77,6 +78,8 @@ class Evaluation:
     snapshot: Snapshot
     decisions: list[Decision]
     problems: list[Problem]
+    warnings: list[str] = field(default_factory=list)
+    metrics_cost: MetricsCost = field(default_factory=MetricsCost)
 
 
 @dataclass
@@ -180,7 +183,9 @@ def evaluate(snapshot: Snapshot, metrics: str | None, now: datetime) -> Evaluati
             for i in gathered.inputs
         ]
         decisions, problems = _decide(gathered, snapshot, now, acked)
-    return Evaluation(snapshot, decisions, gathered.problems + problems)
+    return Evaluation(
+        snapshot, decisions, gathered.problems + problems, gathered.warnings, gathered.metrics_cost
+    )
 
 
 # --- writing --------------------------------------------------------------------
@@ -257,8 +262,10 @@ def granted(decisions: Sequence[Decision]) -> list[Decision]:
 def _report(ev: Evaluation, now: datetime, dry_run: bool) -> Outcomes:
     s = ev.snapshot
     report = Report(
-        "autotune", now, s.branch, s.commit, list(ev.decisions), list(ev.problems), dry_run=dry_run
+        "autotune", now, s.branch, s.commit, list(ev.decisions), list(ev.problems), list(ev.warnings),
+        dry_run=dry_run,
     )
+    report.extra["metricsCost"] = ev.metrics_cost.json()
     out = Outcomes(report)
     for d in ev.decisions:
         if d.outcome == Outcome.PROPOSE:

@@ -17,7 +17,14 @@ from feedbackctl.core.models import Claim
 from feedbackctl.core.policy import Policy, Source
 from feedbackctl.core.tuning import check_trigger, parse_autotune
 from feedbackctl.errors import ClaimError, FeedbackError, UsageError
-from feedbackctl.sources.base import MetricRequest, MetricSource, ReadsRepoPolicies, open_source
+from feedbackctl.sources.base import (
+    MetricRequest,
+    MetricsCost,
+    MetricSource,
+    ReadsRepoPolicies,
+    fetch_cost,
+    open_source,
+)
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,7 @@ class Gathered:
     source: Source
     histories: Histories
     warnings: list[str] = field(default_factory=list)
+    metrics_cost: MetricsCost = field(default_factory=MetricsCost)
 
 
 def needed_metrics(policy: Policy) -> tuple[str, ...]:
@@ -107,7 +115,8 @@ def gather(
     source = metric_source(snapshot, metrics)
     start = (now - timedelta(minutes=SIZING_LOOKBACK_MINUTES)).timestamp()
     wanted = needed_metrics(policy)
-    batch = source.fetch([MetricRequest(c, wanted, start, now.timestamp()) for c in chosen], now.timestamp())
+    requests = [MetricRequest(c, wanted, start, now.timestamp()) for c in chosen]
+    batch = source.fetch(requests, now.timestamp())
     if values_for is None:
         histories = load_histories(snapshot.repo, snapshot.commit, chosen, policy, now)
     else:
@@ -127,5 +136,7 @@ def gather(
             problems.extend(Problem(c.name, _naming(c.name, p)) for p in claim_problems)
             continue
         inputs.append(ClaimInputs(c, batch.series.get(c.name, {}), histories.for_claim(c.name)))
-    warnings = [batch.absent[c.name] for c in chosen if c.name in batch.absent]
-    return Gathered(inputs, problems, policy.source(source.name), histories, warnings)
+    warnings = [batch.absent[c.name] for c in chosen if c.name in batch.absent] + batch.warnings
+    return Gathered(
+        inputs, problems, policy.source(source.name), histories, warnings, fetch_cost(source, requests)
+    )

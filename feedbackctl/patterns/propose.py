@@ -585,7 +585,8 @@ def propose(
             fetch_branches(repo, proposal_config(snapshot, remote))
         gathered = gather(snapshot.restrict(shard), metrics, now)
         report = Report("propose", now, snapshot.branch, snapshot.commit, problems=gathered.problems,
-                        dry_run=dry_run)  # fmt: skip
+                        warnings=gathered.warnings, dry_run=dry_run)  # fmt: skip
+        report.extra["metricsCost"] = gathered.metrics_cost.json()
         candidates: list[Candidate] = []
         for inputs in gathered.inputs:
             try:

@@ -174,6 +174,7 @@ def analyze(
             warnings=gathered.warnings,
             dry_run=dry_run,
         )
+        report.extra["metricsCost"] = gathered.metrics_cost.json()
         for inputs in gathered.inputs:
             try:
                 report.decisions.extend(recommend(inputs, snapshot.settings.policy, now, gathered.source))

@@ -36,7 +36,7 @@ from feedbackctl.core.policy import Condition, Policy
 from feedbackctl.core.tuning import AutoTune, parse_autotune
 from feedbackctl.errors import FeedbackError, UsageError
 from feedbackctl.patterns.inputs import Problem, needed_metrics
-from feedbackctl.sources.base import MetricRequest, open_source
+from feedbackctl.sources.base import MetricRequest, MetricsCost, fetch_cost, open_source
 
 SCENARIO_FILE = "scenario.yaml"
 # Fixture timestamps are never ahead of this: simulations replay the past.
@@ -328,6 +328,7 @@ class Result:
     estimates: dict[str, Estimate] = field(default_factory=dict)
     tracks: list[Track] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    metrics_cost: MetricsCost = field(default_factory=MetricsCost)
 
     @property
     def applied(self) -> list[Event]:
@@ -523,16 +524,15 @@ def status_of(d: Decision, applied: bool) -> str:
     return "hold" if d.outcome == Outcome.HOLD else "no-data"
 
 
-def _fetch(setup: Setup) -> tuple[dict[str, dict[str, Series]], list[Problem]]:
+def _fetch(setup: Setup) -> tuple[dict[str, dict[str, Series]], list[Problem], MetricsCost]:
     wanted = (
         set(needed_metrics(setup.policy)) | set(_DEMAND_METRICS) | {"throttles"} | set(setup.chart_metrics)
     )
     source = open_source(setup.metrics)
-    batch = source.fetch(
-        [MetricRequest(c, tuple(sorted(wanted)), 0.0, _FAR_FUTURE) for c in setup.claims], _FAR_FUTURE
-    )
+    requests = [MetricRequest(c, tuple(sorted(wanted)), 0.0, _FAR_FUTURE) for c in setup.claims]
+    batch = source.fetch(requests, _FAR_FUTURE)
     problems = [Problem(claim, p) for claim, ps in batch.problems.items() for p in ps]
-    return batch.series, problems
+    return batch.series, problems, fetch_cost(source, requests)
 
 
 def _span(setup: Setup, recorded: Mapping[str, Mapping[str, Series]]) -> tuple[datetime, datetime]:
@@ -654,7 +654,7 @@ def _estimates(sim: Simulation, start: datetime, end: datetime) -> dict[str, Est
 
 def run(setup: Setup) -> Result:
     """The whole backtest: no git writes, no network beyond the metric source."""
-    recorded, problems = _fetch(setup)
+    recorded, problems, metrics_cost = _fetch(setup)
     problems = setup.problems + problems
     start, end = _span(setup, recorded)
     for claim in setup.claims:
@@ -671,7 +671,7 @@ def run(setup: Setup) -> Result:
                 )
     recorder = _Recorder(sim)
     step = timedelta(minutes=setup.step_minutes)
-    result = Result(setup, start, end, 0, problems=problems)
+    result = Result(setup, start, end, 0, problems=problems, metrics_cost=metrics_cost)
     result.initial = {
         n: {f: s.claim.value(f) for f in setup.policy.tuned_fields} for n, s in sim.states.items()
     }
@@ -765,4 +765,5 @@ def result_json(result: Result) -> dict[str, Any]:
         "timeline": [e.json() for e in result.events],
         "safety": safety(result),
         "problems": [{"claim": p.where or None, "message": p.message} for p in result.problems],
+        "metricsCost": result.metrics_cost.json(),
     }

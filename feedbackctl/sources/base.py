@@ -35,6 +35,8 @@ class MetricBatch:
     # Claims the source has no data for at all: not an error (a new claim, a
     # claim nobody measures yet); their decisions say "not enough data".
     absent: dict[str, str] = field(default_factory=dict)
+    # Source-wide notes (a secondary source that could not be read): one line each.
+    warnings: list[str] = field(default_factory=list)
 
     def add_series(self, claim: str, series: Series) -> None:
         self.series.setdefault(claim, {})[series.metric] = series
@@ -44,6 +46,36 @@ class MetricBatch:
 
     def add_problem(self, claim: str, problem: str) -> None:
         self.problems.setdefault(claim, []).append(problem)
+
+
+@dataclass(frozen=True)
+class MetricsCost:
+    """What one run's metric reads cost: requests sent, metrics billed, and the estimate in USD."""
+
+    api_calls: int = 0
+    metrics_requested: int = 0
+    estimated_usd: float = 0.0
+
+    def json(self) -> dict[str, int | float]:
+        return {
+            "apiCalls": self.api_calls,
+            "metricsRequested": self.metrics_requested,
+            "estimatedUSD": round(self.estimated_usd, 6),
+        }
+
+
+@runtime_checkable
+class ReportsCost(Protocol):
+    """A source that pays per request (CloudWatch, Cost Explorer) says what the last fetch cost."""
+
+    def cost(self) -> MetricsCost: ...
+
+
+def fetch_cost(source: object, requests: Sequence[MetricRequest]) -> MetricsCost:
+    """The last fetch's cost; a free source (fixtures) requested its series at no charge."""
+    if isinstance(source, ReportsCost):
+        return source.cost()
+    return MetricsCost(metrics_requested=sum(len(r.metrics) for r in requests))
 
 
 class MetricSource(Protocol):

@@ -41,8 +41,8 @@ from botocore.utils import parse_timestamp
 
 from feedbackctl.core.models import Series
 from feedbackctl.errors import FeedbackError, UsageError
-from feedbackctl.sources import plan
-from feedbackctl.sources.base import MetricBatch, MetricRequest, PolicyReader, register
+from feedbackctl.sources import costexplorer, plan
+from feedbackctl.sources.base import MetricBatch, MetricRequest, MetricsCost, PolicyReader, register
 from feedbackctl.sources.cloudwatch_mapping import (
     FILE,
     CloudWatchMapping,
@@ -89,6 +89,8 @@ class PullStats:
     minimum_calls: int = 0
     queries: int = 0
     datapoints: int = 0
+    metrics_requested: int = 0  # what GetMetricData bills: queries in every request sent
+    cost_requests: int = 0  # GetCostAndUsage requests (pages)
 
 
 @dataclass
@@ -137,6 +139,7 @@ class CloudWatchSource:
         self._limits = limits
         self._mapping = mapping
         self._override: tuple[str, bytes] | None = None
+        self._session: boto3.Session | None = None
         self.stats = PullStats()
 
     @classmethod
@@ -157,17 +160,43 @@ class CloudWatchSource:
     def fetch(self, requests: Sequence[MetricRequest], now: float) -> MetricBatch:
         batch = MetricBatch()
         self.stats = PullStats()
+        self._session = None
         queries = [q for q in self._queries(requests, batch) if q.claim not in batch.problems]
         queries = self._without_shared_series(queries, batch)
         for request in requests:
             if request.claim.name not in batch.problems:
                 batch.series.setdefault(request.claim.name, {})
-        if not queries:
-            return batch
-        pulled = self._pull(queries)
-        self._report_failures(queries, pulled, batch)
-        self._assemble(queries, pulled, requests, batch)
+        if queries:
+            pulled = self._pull(queries)
+            self._report_failures(queries, pulled, batch)
+            self._assemble(queries, pulled, requests, batch)
+        self._costs(requests, now, batch)
         return batch
+
+    def cost(self) -> MetricsCost:
+        pricing = self.mapping.pricing
+        return MetricsCost(
+            api_calls=self.stats.requests + self.stats.cost_requests,
+            metrics_requested=self.stats.metrics_requested,
+            estimated_usd=self.stats.metrics_requested / 1000 * pricing.per_thousand_metrics_usd
+            + self.stats.cost_requests * pricing.per_cost_request_usd,
+        )
+
+    def _costs(self, requests: Sequence[MetricRequest], now: float, batch: MetricBatch) -> None:
+        """The metric Cost Explorer supplies (cost_daily), for the claims that asked for it."""
+        cmap = self.mapping.cost
+        wanted = [r for r in requests if cmap.metric in r.metrics and r.claim.name not in batch.problems]
+        if not cmap.enabled:
+            return
+        if not wanted:
+            return
+        stats = costexplorer.CostStats()
+        try:
+            costexplorer.fetch_costs(
+                costexplorer.client_factory(self._shared_session()), cmap, wanted, now, batch, stats
+            )
+        finally:
+            self.stats.cost_requests += stats.requests
 
     # --- queries ---------------------------------------------------------
 
@@ -247,7 +276,7 @@ class CloudWatchSource:
                 work.append((region, call, [members[j] for j in call.queries]))
         self.stats.calls_planned = len(work)
         self.stats.queries = len(queries)
-        session = self._open_session()
+        session = self._shared_session()
         clients: dict[str | None, Any] = {}
         with _progress(len(work)) as advance:
             for region, call, members in work:
@@ -256,6 +285,11 @@ class CloudWatchSource:
                 run_call(clients[region].get_metric_data, call, members, queries, pulled, self.stats)
                 advance()
         return pulled
+
+    def _shared_session(self) -> boto3.Session:
+        if self._session is None:
+            self._session = self._open_session()
+        return self._session
 
     def _open_session(self) -> boto3.Session:
         try:
@@ -355,6 +389,7 @@ def run_call(
     for _ in range(MAX_PAGES_PER_CALL):
         try:
             stats.requests += 1
+            stats.metrics_requested += len(ids)
             response = send(**kwargs)
         except (NoCredentialsError, PartialCredentialsError) as exc:
             raise UsageError(

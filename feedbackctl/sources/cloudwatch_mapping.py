@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import yaml
@@ -101,10 +101,67 @@ class MetricMap:
         return any(t.uses_function for _, t in self.dimensions)
 
 
+DEFAULT_CE_REGION = "us-east-1"  # Cost Explorer has one endpoint
+
+
+@dataclass(frozen=True)
+class CostExplorerMap:
+    """Which metric Cost Explorer supplies, and how a claim is found in its groups."""
+
+    metric: str = "cost_daily"
+    cost_metric: str = "UnblendedCost"
+    tag_key: str = "feedbackctl-claim"
+    tag_value: Template = Template("{name}")
+    region: str = DEFAULT_CE_REGION
+    enabled: bool = True
+
+
+def parse_cost_explorer(raw: Any, file: str) -> CostExplorerMap:
+    """The ``costExplorer:`` block; absent means the defaults, ``enabled: false`` turns it off."""
+    if raw is None:
+        return CostExplorerMap()
+    if not isinstance(raw, Mapping):
+        raise PolicyError(f"{file}: costExplorer: expected a mapping; fix the file")
+    known = {"metric", "costMetric", "tagKey", "tagValue", "region", "enabled"}
+    unknown = sorted(str(k) for k in raw if k not in known)
+    if unknown:
+        raise PolicyError(
+            f"{file}: costExplorer.{unknown[0]}: unknown key; use {', '.join(sorted(known))}"
+        )
+
+    def text(key: str, default: str) -> str:
+        value = raw.get(key, default)
+        if not isinstance(value, str) or not value.strip():
+            raise PolicyError(f"{file}: costExplorer.{key}: expected a non-empty string, got {value!r}")
+        return value
+
+    enabled = raw.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise PolicyError(f"{file}: costExplorer.enabled: expected true or false, got {enabled!r}")
+    return CostExplorerMap(
+        metric=text("metric", "cost_daily"),
+        cost_metric=text("costMetric", "UnblendedCost"),
+        tag_key=text("tagKey", "feedbackctl-claim"),
+        tag_value=_template(file, "costExplorer.tagValue", raw.get("tagValue", "{name}")),
+        region=text("region", DEFAULT_CE_REGION),
+        enabled=enabled,
+    )
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """What a run's requests cost, for the report (AWS list prices; a repo may set its own)."""
+
+    per_thousand_metrics_usd: float = 0.01  # GetMetricData: per 1,000 metrics requested
+    per_cost_request_usd: float = 0.01  # GetCostAndUsage: per request (page)
+
+
 @dataclass(frozen=True)
 class CloudWatchMapping:
     kinds: Mapping[str, KindMap]
     metrics: Mapping[str, MetricMap]
+    cost: CostExplorerMap = field(default_factory=lambda: CostExplorerMap())
+    pricing: Pricing = field(default_factory=lambda: Pricing())
 
     def kind(self, name: str) -> KindMap | None:
         return self.kinds.get(name) or self.kinds.get(DEFAULT_KIND)
@@ -189,7 +246,29 @@ def parse_mapping(doc: Mapping[str, Any], file: str) -> CloudWatchMapping:
             combine="max" if combine == "max" else "min" if combine == "min" else "sum",
             unit=_text(file, f"{key}.unit", unit) if unit is not None else None,
         )
-    return CloudWatchMapping(kinds, metrics)
+    cost = parse_cost_explorer(doc.get("costExplorer"), file)
+    if cost.metric in metrics:
+        raise _fail(file, "costExplorer.metric", f"{cost.metric} is also under metrics:; name it once")
+    return CloudWatchMapping(kinds, metrics, cost, _pricing(file, doc.get("pricing")))
+
+
+def _pricing(file: str, raw: Any) -> Pricing:
+    doc = _mapping(file, "pricing", raw)
+    values: dict[str, float] = {}
+    for key in ("perThousandMetricsUSD", "perCostRequestUSD"):
+        if key not in doc:
+            continue
+        v = doc[key]
+        if isinstance(v, bool) or not isinstance(v, int | float) or not v >= 0 or v != v or v == float("inf"):
+            raise _fail(file, f"pricing.{key}", f"expected a price in USD >= 0, got {v!r}")
+        values[key] = float(v)
+    unknown = sorted(str(k) for k in doc if k not in ("perThousandMetricsUSD", "perCostRequestUSD"))
+    if unknown:
+        raise _fail(file, f"pricing.{unknown[0]}", "unknown key; fix the file")
+    return Pricing(
+        values.get("perThousandMetricsUSD", Pricing.per_thousand_metrics_usd),
+        values.get("perCostRequestUSD", Pricing.per_cost_request_usd),
+    )
 
 
 def _load(text: bytes, file: str) -> Mapping[str, Any]:
