@@ -1,0 +1,223 @@
+"""Staging validation end to end: ``autotune`` on real repos with a dev and a prod stage.
+
+Prod is under memory pressure at 256 MB and wants 384. The validating claim
+is messagewall-dev (paired by name); its values over time come from real
+commits (a human edit found by value, auto-tune commits with trailers) and
+its guardrails from its own metric fixtures.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from feedbackctl.cli import run
+from tests.autotunefix import (
+    DEV_CLAIM,
+    PROD,
+    PROD_CLAIM,
+    PROD_PATH,
+    T0,
+    decision,
+    iso,
+    memory_of,
+    run_on,
+    with_memory,
+)
+from tests.gitutil import RepoFactory, commit_files, git_out
+
+DEV = "messagewall-dev"
+DEV_PATH = "claims/messagewall-dev.yaml"
+CONFIG = ".feedbackctl.yaml"
+STAGES = "validation:\n  stages: [dev, prod]\n  soakMinutes: 1440\n"
+DEV_OPTED_IN = DEV_CLAIM + (
+    "\n  autoTune:\n    enabled: true\n    memoryBounds: {min: 128, max: 1024}\n"
+    "    cooldownMinutes: 60\n"
+)
+
+
+def tune(capsys: pytest.CaptureFixture[str], repo: Path, metrics: Path, at: Any, *extra: str) -> Any:
+    capsys.readouterr()
+    argv = ["autotune", "--repo", str(repo), "--metrics", str(metrics), "--now", iso(at)]
+    code = run([*argv, "--output", "json", *extra])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return json.loads(captured.out)
+
+
+def pressure(
+    metrics: Path, *, dev_memory: float, dev_errors: float = 0.0, hours: float = 30, end: Any = T0
+) -> Path:
+    """Prod at 256 MB using 240 (memory pressure: wants 384); dev at ``dev_memory`` using 200 (calm)."""
+    run_on(metrics, PROD, end - timedelta(hours=hours), end, memory=256, used=240, append=False)
+    run_on(
+        metrics,
+        DEV,
+        end - timedelta(hours=hours),
+        end,
+        memory=dev_memory,
+        used=200,
+        p99=200.0,
+        errors=dev_errors,
+        append=False,
+    )
+    return metrics
+
+
+def two_stages(repo_factory: RepoFactory, dev: str = DEV_CLAIM, config: str = STAGES) -> Path:
+    work, _ = repo_factory({CONFIG: config, DEV_PATH: with_memory(dev, 256), PROD_PATH: PROD_CLAIM})
+    return work
+
+
+def trailers(repo: Path, rev: str = "main") -> str:
+    return git_out(repo, "log", "-1", "--format=%(trailers:only,unfold)", rev)
+
+
+def test_prod_is_blocked_while_dev_runs_another_value(
+    repo_factory: RepoFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    work = two_stages(repo_factory)
+    metrics = pressure(tmp_path / "m", dev_memory=256)
+    data = tune(capsys, work, metrics, T0)
+    d = decision(data)
+    assert d["status"] == "blocked" and d["blockedBy"] == ["staging-validation"]
+    assert "messagewall-dev has not run lambdaMemory 384; it runs 256" in d["reason"]
+    assert memory_of(work) == 256
+
+
+def test_without_validation_configured_prod_applies_as_before(
+    repo_factory: RepoFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    work = two_stages(repo_factory, config="claims:\n  paths: [claims]\n")
+    data = tune(capsys, work, pressure(tmp_path / "m", dev_memory=256), T0)
+    assert decision(data)["status"] == "applied"
+    assert memory_of(work) == 384
+    assert "Feedback-Validated-In" not in trailers(work)
+
+
+def test_dev_set_by_a_human_then_prod_follows_after_the_soak(
+    repo_factory: RepoFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    work = two_stages(repo_factory)
+    # A human gives dev 384 MB 30 hours ago (no trailers: found by value).
+    human = commit_files(
+        work, {DEV_PATH: with_memory(DEV_CLAIM, 384)}, "dev: try 384", iso(T0 - timedelta(hours=30))
+    )
+    early_at = T0 - timedelta(hours=10)
+    # 20 hours in, the soak is not over.
+    early = tune(capsys, work, pressure(tmp_path / "early", dev_memory=384, end=early_at), early_at)
+    d = decision(early)
+    assert d["blockedBy"] == ["staging-validation"]
+    assert "has run lambdaMemory 384 for 1200m" in d["reason"] and "1440m soak" in d["reason"]
+    metrics = pressure(tmp_path / "m", dev_memory=384)
+    # After the soak, with healthy dev guardrails, prod follows.
+    data = tune(capsys, work, metrics, T0)
+    d = decision(data)
+    assert d["status"] == "applied", d["reason"]
+    assert memory_of(work) == 384
+    assert f"Feedback-Validated-In: {DEV}@{human}" in trailers(work)
+    assert any(n["rule"] == "staging-validation" and n["effect"] == "info" for n in d["notes"])
+
+
+def test_prod_is_blocked_when_dev_errors_were_bad_during_the_soak(
+    repo_factory: RepoFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    work = two_stages(repo_factory)
+    commit_files(work, {DEV_PATH: with_memory(DEV_CLAIM, 384)}, "dev: try 384", iso(T0 - timedelta(hours=30)))
+    metrics = pressure(tmp_path / "m", dev_memory=384, dev_errors=12)
+    d = decision(tune(capsys, work, metrics, T0))
+    assert d["blockedBy"] == ["staging-validation"]
+    assert "messagewall-dev ran lambdaMemory 384 but errors-healthy was bad during the soak" in d["reason"]
+    assert memory_of(work) == 256
+
+
+def test_dev_without_metrics_cannot_validate(
+    repo_factory: RepoFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    work = two_stages(repo_factory)
+    commit_files(work, {DEV_PATH: with_memory(DEV_CLAIM, 384)}, "dev: try 384", iso(T0 - timedelta(hours=30)))
+    metrics = tmp_path / "m"
+    run_on(metrics, PROD, T0 - timedelta(hours=30), T0, memory=256, used=240, append=False)
+    data = tune(capsys, work, metrics, T0)
+    d = decision(data)
+    assert d["blockedBy"] == ["staging-validation"]
+    assert "cannot be proven healthy over the soak" in d["reason"]
+
+
+def test_promotion_through_an_opted_in_dev(
+    repo_factory: RepoFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    work = two_stages(repo_factory, dev=DEV_OPTED_IN)
+    first = T0 - timedelta(hours=26)
+    metrics = pressure(tmp_path / "first", dev_memory=256, end=first)
+    # Dev's own signals are calm; prod's pressure is promoted into dev first.
+    data = tune(capsys, work, metrics, first)
+    assert decision(data)["blockedBy"] == ["staging-validation"]
+    dev = decision(data, claim=DEV)
+    assert dev["status"] == "applied", dev["reason"]
+    assert dev["rule"] == "memory-pressure" and dev["recommended"] == 384
+    assert memory_of(work, path=DEV_PATH) == 384 and memory_of(work) == 256
+    promoted = git_out(work, "rev-parse", "main")
+    assert "promotion (fired): messagewall-prod wants spec.lambdaMemory 256 -> 384" in git_out(
+        work, "log", "-1", "--format=%B"
+    )
+    # Dev now runs 384 (healthy); once the soak has passed, prod follows.
+    metrics = pressure(tmp_path / "m", dev_memory=384)
+    data = tune(capsys, work, metrics, T0)
+    assert decision(data)["status"] == "applied", decision(data)["reason"]
+    assert memory_of(work) == 384
+    assert f"Feedback-Validated-In: {DEV}@{promoted}" in trailers(work)
+
+
+def test_a_claim_with_no_validating_claim_is_a_clear_error(
+    repo_factory: RepoFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    work, _ = repo_factory({CONFIG: STAGES, PROD_PATH: PROD_CLAIM})
+    metrics = pressure(tmp_path / "m", dev_memory=256)
+    capsys.readouterr()
+    code = run(["autotune", "--repo", str(work), "--metrics", str(metrics), "--now", iso(T0)])
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert "messagewall-prod" in text and "no validating claim (messagewall-dev)" in text
+    assert "spec.autoTune.validateIn" in text and "Traceback" not in text
+    assert code != 0
+    assert memory_of(work) == 256
+
+
+def test_validate_in_overrides_the_pairing(
+    repo_factory: RepoFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    canary = with_memory(DEV_CLAIM, 384).replace("name: messagewall-dev", "name: canary")
+    prod = PROD_CLAIM.replace("    enabled: true\n", "    enabled: true\n    validateIn: canary\n")
+    work, _ = repo_factory(
+        {CONFIG: STAGES, DEV_PATH: with_memory(DEV_CLAIM, 256), PROD_PATH: prod, "claims/canary.yaml": canary}
+    )
+    metrics = pressure(tmp_path / "m", dev_memory=256)
+    d = decision(tune(capsys, work, metrics, T0))
+    assert d["blockedBy"] == ["staging-validation"]
+    # The canary, not messagewall-dev (which runs 256), is the one judged.
+    assert d["reason"].startswith("staging-validation: canary ran lambdaMemory 384 but errors-healthy")
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ("validation: {stages: [prod]}\n", "validation.stages: name at least two stages"),
+        ("validation: {stages: [dev, prod], soakMinutes: soon}\n", "validation.soakMinutes"),
+        ("validation: {stages: [dev, dev]}\n", "'dev' is listed twice"),
+        ("validation: {stages: [dev, prod], soak: 5}\n", "validation.soak: unknown key"),
+    ],
+)
+def test_a_bad_validation_block_names_the_file_and_key(
+    repo_factory: RepoFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str], config: str, message: str
+) -> None:
+    work = two_stages(repo_factory, config=config)
+    metrics = pressure(tmp_path / "m", dev_memory=256)
+    capsys.readouterr()
+    code = run(["autotune", "--repo", str(work), "--metrics", str(metrics), "--now", iso(T0)])
+    err = capsys.readouterr().err
+    assert code != 0 and ".feedbackctl.yaml" in err and message in err and "Traceback" not in err
