@@ -26,8 +26,10 @@ from tests.autotunefix import (
     iso,
     memory_of,
     run_on,
+    trailer_commit,
     with_memory,
 )
+from tests.clirun import cli
 from tests.gitutil import RepoFactory, commit_files, git_out
 
 DEV = "messagewall-dev"
@@ -221,3 +223,79 @@ def test_a_bad_validation_block_names_the_file_and_key(
     code = run(["autotune", "--repo", str(work), "--metrics", str(metrics), "--now", iso(T0)])
     err = capsys.readouterr().err
     assert code != 0 and ".feedbackctl.yaml" in err and message in err and "Traceback" not in err
+
+
+# --- audit verify -----------------------------------------------------------------
+
+
+def audit(repo: Path) -> Any:
+    return cli("audit", "verify", "--repo", str(repo), "--output", "json")
+
+
+def validated_in_violations(repo: Path) -> list[Any]:
+    res = audit(repo)
+    assert res.code in (0, 3), res.stderr
+    return [v for v in res.json()["violations"] if v["rule"] == "validated-in"]
+
+
+def test_audit_accepts_a_real_validated_in_and_flags_a_forged_one(
+    repo_factory: RepoFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    work = two_stages(repo_factory)
+    commit_files(work, {DEV_PATH: with_memory(DEV_CLAIM, 384)}, "dev: try 384", iso(T0 - timedelta(hours=30)))
+    assert decision(tune(capsys, work, pressure(tmp_path / "m", dev_memory=384), T0))["status"] == "applied"
+    assert validated_in_violations(work) == []
+    assert audit(work).code == 0
+
+    # Forged: dev ran 512 only two hours before a prod change that claims dev ran it for the soak.
+    forged_work = two_stages(repo_factory)
+    two_hours = commit_files(
+        forged_work, {DEV_PATH: with_memory(DEV_CLAIM, 512)}, "dev: 512", iso(T0 - timedelta(hours=2))
+    )
+    group = {
+        "Feedback-Kind": "auto-tune",
+        "Feedback-Claim": PROD,
+        "Feedback-Field": "spec.lambdaMemory",
+        "Feedback-From": "256",
+        "Feedback-To": "384",
+        "Feedback-Source": "metric-fixtures",
+        "Feedback-Rule": "memory-pressure",
+        "Feedback-Risk": "MEDIUM",
+        "Feedback-Validated-In": f"{DEV}@{two_hours}",
+    }
+    trailer_commit(forged_work, {PROD_PATH: with_memory(PROD_CLAIM, 384)}, T0, [group])
+    found = validated_in_violations(forged_work)
+    assert len(found) == 1 and found[0]["claim"] == PROD
+    assert f"{DEV} did not run lambdaMemory 384 at {two_hours[:10]} (it ran 512)" in found[0]["detail"]
+    assert audit(forged_work).code == 3
+
+
+def test_audit_flags_a_short_soak_and_a_missing_trailer(repo_factory: RepoFactory) -> None:
+    work = two_stages(repo_factory)
+    short = commit_files(
+        work, {DEV_PATH: with_memory(DEV_CLAIM, 384)}, "dev: 384", iso(T0 - timedelta(hours=3))
+    )
+    base = {
+        "Feedback-Kind": "auto-tune",
+        "Feedback-Claim": PROD,
+        "Feedback-Field": "spec.lambdaMemory",
+        "Feedback-From": "256",
+        "Feedback-To": "384",
+        "Feedback-Source": "metric-fixtures",
+        "Feedback-Rule": "memory-pressure",
+    }
+    trailer_commit(
+        work,
+        {PROD_PATH: with_memory(PROD_CLAIM, 384)},
+        T0,
+        [{**base, "Feedback-Validated-In": f"{DEV}@{short}"}],
+    )
+    trailer_commit(
+        work,
+        {PROD_PATH: with_memory(PROD_CLAIM, 256)},
+        T0 + timedelta(hours=3),
+        [{**base, "Feedback-From": "384", "Feedback-To": "256", "Feedback-Rule": "memory-idle"}],
+    )
+    found = [v["detail"] for v in validated_in_violations(work)]
+    assert any("held lambdaMemory 384 for 180m" in f and "1440m soak" in f for f in found), found
+    assert any("without Feedback-Validated-In (validating claim messagewall-dev)" in f for f in found), found

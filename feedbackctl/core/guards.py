@@ -303,9 +303,16 @@ def risk_ceiling(ctx: GuardContext, d: Decision) -> Decision:
 
 def staging_validation(ctx: GuardContext, d: Decision) -> Decision:
     """A later stage takes only a value its validating claim ran for the soak, healthily."""
-    if ctx.validation is None:
+    return validated_stage(d, ctx.validation, ctx.policy, ctx.now)
+
+
+def validated_stage(
+    d: Decision, evidence: validation.StageEvidence | None, policy: Policy, now: datetime
+) -> Decision:
+    """The staging-validation judgement of one change (also for changes a human acknowledged)."""
+    if evidence is None or d.outcome != Outcome.CHANGE or d.validated_in is not None:
         return d
-    verdict = validation.assess(ctx.validation, d.field, d.recommended, ctx.policy, ctx.now)
+    verdict = validation.assess(evidence, d.field, d.recommended, policy, now)
     if not verdict.validated:
         return _stop(d, validation.RULE, verdict.detail)
     note = Note(validation.RULE, "info", verdict.detail)

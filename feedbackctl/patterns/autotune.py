@@ -120,6 +120,8 @@ def _decide(
         by_name = {i.claim.name: i for i in gathered.inputs}
         decisions = promote(decisions, by_name, evidence, policy, now, gathered.source)
     decisions = [_with_acknowledgment(d, acked.get((d.claim, d.field))) for d in decisions]
+    # An acknowledged change skipped the guard chain's end: it still needs its validation.
+    decisions = [guards.validated_stage(d, evidence.get(d.claim), policy, now) for d in decisions]
     return guards.rate_limit(decisions, gathered.histories.fleet, now, policy.limits), problems
 
 

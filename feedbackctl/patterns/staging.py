@@ -13,10 +13,10 @@ from datetime import UTC, datetime, timedelta
 
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.history import Histories
-from feedbackctl.authority.snapshot import Snapshot
-from feedbackctl.core.models import Claim, Decision, Series
+from feedbackctl.authority.snapshot import Snapshot, load_snapshot
+from feedbackctl.core.models import Claim, Decision, Scalar, Series
 from feedbackctl.core.tuning import parse_autotune
-from feedbackctl.core.validation import TRAILER, StageEvidence, Validation, pairings
+from feedbackctl.core.validation import TRAILER, StageEvidence, Validation, pair, pairings, parse_ref, same
 from feedbackctl.errors import ClaimError, FeedbackError
 
 
@@ -103,3 +103,88 @@ def validated_trailer(trailer: dict[str, str], d: Decision) -> dict[str, str]:
     if d.validated_in:
         trailer[TRAILER] = d.validated_in
     return trailer
+
+
+# --- audit verify -------------------------------------------------------------
+
+
+def _value_at(repo: GitRepo, branch: str, sha: str, claim: str, field_name: str) -> tuple[bool, Scalar]:
+    """(the claim exists at sha, its spec value there)."""
+    snap = load_snapshot(repo, branch, at=sha)
+    c = snap.claim(claim)
+    if c is None:
+        return False, None
+    v = c.value(field_name)
+    return True, v if isinstance(v, int | float | str | bool) else None
+
+
+def validated_in_problem(
+    repo: GitRepo, parent: Snapshot, at: datetime, group: Mapping[str, str]
+) -> str | None:
+    """What is wrong with an auto-tune's ``Feedback-Validated-In``, from history; None when it holds.
+
+    The trailer must be there when the claim was in a later stage at the
+    parent, must name the claim the pairing gives, and that claim must have
+    held the ``Feedback-To`` value from the named commit for the soak, before
+    the auto-tune. (Guardrail health during the soak needs the metrics of the
+    time and is not re-proven here.)
+    """
+    claim = parent.claim(group.get("Feedback-Claim", ""))
+    validation = parent.settings.config.validation
+    if claim is None or validation is None:
+        return None
+    field_name = group.get("Feedback-Field", "").removeprefix("spec.")
+    raw = group.get(TRAILER)
+    try:
+        expected = pair(claim, {c.name: c for c in parent.claims}, validation)
+    except ClaimError as e:
+        return f"auto-tune of a claim that cannot pair with an earlier stage: {e}"
+    if expected is None:
+        return f"{TRAILER} on a claim in the first stage" if raw else None
+    if raw is None:
+        return f"auto-tune in stage {claim.environment} without {TRAILER} (validating claim {expected})"
+    ref = parse_ref(raw)
+    if ref is None:
+        return f"{TRAILER}: '{raw}' is not <claim>@<commit>"
+    name, commit = ref
+    if name != expected:
+        return f"{TRAILER} names {name}, but the validating claim is {expected}"
+    try:
+        start = repo.resolve(commit)
+    except FeedbackError:
+        return f"{TRAILER}: commit {commit} does not exist"
+    if not repo.is_ancestor(start, parent.commit):
+        return f"{TRAILER}: {commit[:10]} is not in the history before the auto-tune"
+    want = group.get("Feedback-To", "")
+    began = repo.log(start, max_count=1)[0].at
+    exists, value = _value_at(repo, parent.branch, start, name, field_name)
+    if not exists or not same(value, _scalar(want)):
+        return f"{name} did not run {field_name} {want} at {start[:10]} (it ran {value})"
+    # The run ends at the first later commit where the value differs.
+    files = sorted(_files_of(parent, name))
+    ended = at
+    for rec in reversed(repo.log(f"{start}..{parent.commit}", paths=files)):
+        held, value = _value_at(repo, parent.branch, rec.sha, name, field_name)
+        if not held or not same(value, _scalar(want)):
+            ended = rec.at
+            break
+    minutes = (ended - began).total_seconds() / 60
+    if minutes < validation.soak_minutes or at - began < timedelta(minutes=validation.soak_minutes):
+        return (
+            f"{name} held {field_name} {want} for {minutes:.0f}m from {start[:10]}, "
+            f"less than the {validation.soak_minutes}m soak"
+        )
+    return None
+
+
+def _files_of(snapshot: Snapshot, claim: str) -> set[str]:
+    c = snapshot.claim(claim)
+    return {c.path, *(loc.path for loc in c.locations.values())} if c is not None else set()
+
+
+def _scalar(text: str) -> Scalar:
+    try:
+        f = float(text)
+    except ValueError:
+        return text
+    return int(f) if f.is_integer() else f
