@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from feedbackctl.cli import run
 from tests.autotunefix import (
@@ -299,3 +300,51 @@ def test_audit_flags_a_short_soak_and_a_missing_trailer(repo_factory: RepoFactor
     found = [v["detail"] for v in validated_in_violations(work)]
     assert any("held lambdaMemory 384 for 180m" in f and "1440m soak" in f for f in found), found
     assert any("without Feedback-Validated-In (validating claim messagewall-dev)" in f for f in found), found
+
+
+# --- propose and approve ------------------------------------------------------------
+
+PROD_BRANCH = "feedback/messagewall-prod/lambdaMemory"
+PROD_RECORD = "proposals/messagewall-prod/lambdaMemory.yaml"
+
+
+def test_a_proposal_shows_the_validation_state_and_approval_records_it(
+    repo_factory: RepoFactory, tmp_path: Path
+) -> None:
+    # Prod's bounds stop at 256: the change needs a proposal.
+    prod = PROD_CLAIM.replace("max: 512    # Agent", "max: 256    # Agent")
+    work, _ = repo_factory({CONFIG: STAGES, DEV_PATH: with_memory(DEV_CLAIM, 256), PROD_PATH: prod})
+    metrics = pressure(tmp_path / "m", dev_memory=256)
+    res = cli("propose", "--repo", str(work), "--metrics", str(metrics), "--now", iso(T0), "--output", "json")
+    assert res.code == 0, res.stderr
+    doc = yaml.safe_load(git_out(work, "show", f"{PROD_BRANCH}:{PROD_RECORD}"))
+    missing = (
+        "staging validation: not validated in an earlier stage: "
+        "messagewall-dev has not run lambdaMemory 384; it runs 256"
+    )
+    assert missing in doc["spec"]["rationale"]["summary"]
+    assert missing in doc["status"]["riskRationale"]
+    assert missing in git_out(work, "log", "-1", "--format=%B", PROD_BRANCH)
+    # A human may approve it all the same; the approval says it was unvalidated.
+    ok = cli("proposals", "approve", PROD, "lambdaMemory", "--repo", str(work), "--now", iso(T0))
+    assert ok.code == 0, ok.stderr
+    assert memory_of(work) == 384
+    assert "Feedback-Tags: unvalidated" in trailers(work)
+    assert validated_in_violations(work) == []  # a human's approval needs no Validated-In
+
+
+def test_a_proposal_names_the_validating_evidence(repo_factory: RepoFactory, tmp_path: Path) -> None:
+    prod = PROD_CLAIM.replace("max: 512    # Agent", "max: 256    # Agent")
+    work, _ = repo_factory({CONFIG: STAGES, DEV_PATH: with_memory(DEV_CLAIM, 256), PROD_PATH: prod})
+    human = commit_files(
+        work, {DEV_PATH: with_memory(DEV_CLAIM, 384)}, "dev: try 384", iso(T0 - timedelta(hours=30))
+    )
+    metrics = pressure(tmp_path / "m", dev_memory=384)
+    res = cli("propose", "--repo", str(work), "--metrics", str(metrics), "--now", iso(T0), "--output", "json")
+    assert res.code == 0, res.stderr
+    doc = yaml.safe_load(git_out(work, "show", f"{PROD_BRANCH}:{PROD_RECORD}"))
+    assert f"staging validation: validated in messagewall-dev: ran lambdaMemory 384 for 1800m " \
+        f"(soak 1440m, since {human[:8]})" in doc["spec"]["rationale"]["summary"]
+    ok = cli("proposals", "approve", PROD, "lambdaMemory", "--repo", str(work), "--now", iso(T0))
+    assert ok.code == 0, ok.stderr
+    assert "unvalidated" not in trailers(work)

@@ -7,16 +7,27 @@ the run, and the commit a trailer names. See docs/validation.md.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.history import Histories
 from feedbackctl.authority.snapshot import Snapshot, load_snapshot
-from feedbackctl.core.models import Claim, Decision, Scalar, Series
+from feedbackctl.core.decide import ClaimInputs
+from feedbackctl.core.models import Claim, Decision, Note, Scalar, Series
 from feedbackctl.core.tuning import parse_autotune
-from feedbackctl.core.validation import TRAILER, StageEvidence, Validation, pair, pairings, parse_ref, same
+from feedbackctl.core.validation import (
+    RULE,
+    TRAILER,
+    StageEvidence,
+    Validation,
+    assess,
+    pair,
+    pairings,
+    parse_ref,
+    same,
+)
 from feedbackctl.errors import ClaimError, FeedbackError
 
 
@@ -188,3 +199,49 @@ def _scalar(text: str) -> Scalar:
     except ValueError:
         return text
     return int(f) if f.is_integer() else f
+
+
+# --- propose and approve ---------------------------------------------------------
+
+UNVALIDATED = "not validated in an earlier stage"
+UNVALIDATED_TAG = "unvalidated"
+
+
+def with_validation(
+    snapshot: Snapshot, histories: Histories, inputs: Sequence[ClaimInputs], decisions: Sequence[Decision],
+    now: datetime,
+) -> list[Decision]:
+    """Each proposed change of a later stage, with its validation evidence (or its absence) as a note."""
+    stages = stages_for(snapshot, now, opted_in_only=False)
+    if not stages.pairs:
+        return list(decisions)
+    series = {i.claim.name: i.series for i in inputs}
+    found = evidence(snapshot, stages, histories, series, now)
+    policy = snapshot.settings.policy
+    out = []
+    for d in decisions:
+        ev = found.get(d.claim)
+        if ev is not None and d.changes_value:
+            verdict = assess(ev, d.field, d.recommended, policy, now)
+            detail = verdict.detail if verdict.validated else f"{UNVALIDATED}: {verdict.detail}"
+            d = replace(d, notes=d.notes + (Note(RULE, "info", detail),), validated_in=verdict.ref)
+        out.append(d)
+    return out
+
+
+def validation_line(d: Decision) -> str | None:
+    """The staging-validation evidence of a decision, for a proposal's rationale."""
+    note = next((n for n in d.notes if n.rule == RULE and n.effect == "info"), None)
+    return f"staging validation: {note.detail}" if note is not None else None
+
+
+def with_validation_rationale(rationale: str, d: Decision) -> str:
+    line = validation_line(d)
+    if not line:
+        return rationale
+    return f"{rationale}; {line}" if rationale else line
+
+
+def approval_tags(summary: str) -> tuple[str, ...]:
+    """A human approving a value no earlier stage validated: the approval says so."""
+    return (UNVALIDATED_TAG,) if UNVALIDATED in summary else ()
