@@ -348,3 +348,28 @@ def test_a_proposal_names_the_validating_evidence(repo_factory: RepoFactory, tmp
     ok = cli("proposals", "approve", PROD, "lambdaMemory", "--repo", str(work), "--now", iso(T0))
     assert ok.code == 0, ok.stderr
     assert "unvalidated" not in trailers(work)
+
+
+# --- drift ---------------------------------------------------------------------------
+
+
+def test_drift_captures_in_prod_are_tagged_untested_when_dev_never_ran_the_value(
+    repo_factory: RepoFactory, tmp_path: Path
+) -> None:
+    work = two_stages(repo_factory)
+    commit_files(work, {DEV_PATH: with_memory(DEV_CLAIM, 384)}, "dev: try 384", iso(T0 - timedelta(hours=30)))
+    live = tmp_path / "live.yaml"
+    # Prod's memory was raised to what dev runs; its timeout to a value dev never had; dev drifted too.
+    live.write_text(
+        yaml.safe_dump({PROD: {"lambdaMemory": 384, "lambdaTimeout": 60}, DEV: {"lambdaTimeout": 15}})
+    )
+    res = cli("drift", "--repo", str(work), "--live", str(live), "--now", iso(T0), "--output", "json")
+    assert res.code == 0, res.stderr
+    untested = {(d["claim"], d["field"]): d["untested"] for d in res.json()["drift"]}
+    assert untested == {
+        (PROD, "spec.lambdaTimeout"): True,
+        (PROD, "spec.lambdaMemory"): False,
+        (DEV, "spec.lambdaTimeout"): False,  # the first stage
+    }
+    log = git_out(work, "log", "--format=%(trailers:key=Feedback-Tags,valueonly,separator=)%x09%s", "main")
+    assert any("untested" in line and "lambdaTimeout 30 -> 60" in line for line in log.splitlines()), log

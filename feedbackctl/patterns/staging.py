@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from feedbackctl.authority.gitrepo import GitRepo
-from feedbackctl.authority.history import Histories
+from feedbackctl.authority.history import Histories, load_histories
 from feedbackctl.authority.snapshot import Snapshot, load_snapshot
 from feedbackctl.core.decide import ClaimInputs
 from feedbackctl.core.models import Claim, Decision, Note, Scalar, Series
@@ -26,6 +26,7 @@ from feedbackctl.core.validation import (
     pair,
     pairings,
     parse_ref,
+    ran_before,
     same,
 )
 from feedbackctl.errors import ClaimError, FeedbackError
@@ -245,3 +246,24 @@ def with_validation_rationale(rationale: str, d: Decision) -> str:
 def approval_tags(summary: str) -> tuple[str, ...]:
     """A human approving a value no earlier stage validated: the approval says so."""
     return (UNVALIDATED_TAG,) if UNVALIDATED in summary else ()
+
+
+# --- drift ---------------------------------------------------------------------------
+
+
+def never_ran(
+    snapshot: Snapshot, captured: Sequence[tuple[str, str, Scalar]], now: datetime
+) -> set[tuple[str, str]]:
+    """The ``(claim, field)`` of captures in a later stage whose value its earlier stage never ran.
+
+    Reads the validating claims' histories over the history window only when
+    there is such a capture.
+    """
+    stages = stages_for(snapshot, now, opted_in_only=False)
+    later = [(c, f, v) for c, f, v in captured if c in stages.pairs]
+    if not later or stages.validation is None:
+        return set()
+    earlier = [c for c in snapshot.claims if c.name in {stages.pairs[c] for c, _, _ in later}]
+    histories = load_histories(snapshot.repo, snapshot.commit, earlier, snapshot.settings.policy, now)
+    found = evidence(snapshot, replace(stages, anchor=None), histories, {}, now)
+    return {(c, f) for c, f, v in later if c in found and not ran_before(found[c], f, v, now)}
