@@ -343,8 +343,8 @@ def test_a_proposal_names_the_validating_evidence(repo_factory: RepoFactory, tmp
     res = cli("propose", "--repo", str(work), "--metrics", str(metrics), "--now", iso(T0), "--output", "json")
     assert res.code == 0, res.stderr
     doc = yaml.safe_load(git_out(work, "show", f"{PROD_BRANCH}:{PROD_RECORD}"))
-    assert f"staging validation: validated in messagewall-dev: ran lambdaMemory 384 for 1800m " \
-        f"(soak 1440m, since {human[:8]})" in doc["spec"]["rationale"]["summary"]
+    validated = f"validated in {DEV}: ran lambdaMemory 384 for 1800m (soak 1440m, since {human[:8]})"
+    assert f"staging validation: {validated}" in doc["spec"]["rationale"]["summary"]
     ok = cli("proposals", "approve", PROD, "lambdaMemory", "--repo", str(work), "--now", iso(T0))
     assert ok.code == 0, ok.stderr
     assert "unvalidated" not in trailers(work)
@@ -373,3 +373,65 @@ def test_drift_captures_in_prod_are_tagged_untested_when_dev_never_ran_the_value
     }
     log = git_out(work, "log", "--format=%(trailers:key=Feedback-Tags,valueonly,separator=)%x09%s", "main")
     assert any("untested" in line and "lambdaTimeout 30 -> 60" in line for line in log.splitlines()), log
+
+
+# --- the corpus: plain claims and Kustomize overlays ------------------------------------
+
+CORPUS_AUTOTUNE = """\
+  autoTune:
+    enabled: true
+    memoryBounds: {min: 128, max: 512}
+"""
+AWS_OP = """      - op: replace
+        path: /spec/awsAccountId
+        value: "205074708100"
+"""
+DEV_EAST_384 = AWS_OP + """      - op: replace
+        path: /spec/lambdaMemory
+        value: 384
+"""
+
+
+def test_overlay_pairing_on_the_corpus_with_edits_where_values_are_set(
+    repo_factory: RepoFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from feedbackctl.authority.gitrepo import GitRepo
+    from feedbackctl.authority.snapshot import load_snapshot
+    from feedbackctl.patterns.staging import stages_for
+    from tests.kustomizefix import BASE, corpus_files, corpus_repo, overlay, render_all
+
+    base = corpus_files()[BASE].replace("  eventSource:", CORPUS_AUTOTUNE + "  eventSource:")
+    work = corpus_repo(repo_factory, {BASE: base, CONFIG: "validation: {stages: [dev, staging, prod]}\n"})
+    stages = stages_for(load_snapshot(GitRepo.open(work), None), T0, opted_in_only=False)
+    assert dict(stages.pairs) == {
+        "messagewall-prod": "messagewall-dev",
+        "messagewall-prod-east": "messagewall-dev-east",
+        "messagewall-prod-west": "messagewall-dev-west",
+    }
+    # A human gives dev-east 384 in its own overlay, 30 hours ago.
+    dev_east = corpus_files()[overlay("dev-east")]
+    human = commit_files(
+        work,
+        {overlay("dev-east"): dev_east.replace(AWS_OP, DEV_EAST_384)},
+        "dev-east: try 384",
+        iso(T0 - timedelta(hours=30)),
+    )
+    metrics = tmp_path / "m"
+    for name in ("messagewall-prod-east", "messagewall-prod-west"):
+        run_on(metrics, name, T0 - timedelta(hours=30), T0, memory=256, used=240, append=False)
+    calm = (("messagewall-dev-east", 384), ("messagewall-dev-west", 128), ("messagewall-dev", 128))
+    for name, memory in (*calm, ("messagewall-prod", 256)):
+        start = T0 - timedelta(hours=30)
+        run_on(metrics, name, start, T0, memory=memory, used=memory * 0.6, p99=200, append=False)
+    before = render_all(work)
+    data = tune(capsys, work, metrics, T0)
+    east = decision(data, claim="messagewall-prod-east")
+    assert east["status"] == "applied", east["reason"]
+    west = decision(data, claim="messagewall-prod-west")
+    assert west["blockedBy"] == ["staging-validation"]
+    assert "messagewall-dev-west has not run lambdaMemory 384; it runs 128" in west["reason"]
+    # The edit landed where prod-east's value is set, and nowhere else.
+    assert git_out(work, "diff", "--name-only", "HEAD~1", "HEAD") == overlay("prod-east")
+    before["prod-east"][0]["spec"]["lambdaMemory"] = 384
+    assert render_all(work) == before
+    assert f"Feedback-Validated-In: messagewall-dev-east@{human}" in trailers(work)
