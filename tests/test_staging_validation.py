@@ -435,3 +435,42 @@ def test_overlay_pairing_on_the_corpus_with_edits_where_values_are_set(
     before["prod-east"][0]["spec"]["lambdaMemory"] = 384
     assert render_all(work) == before
     assert f"Feedback-Validated-In: messagewall-dev-east@{human}" in trailers(work)
+
+
+# --- simulate: prod following dev ---------------------------------------------------------
+
+SCENARIOS = Path(__file__).resolve().parents[1] / "examples" / "scenarios"
+
+
+def simulated(name: str) -> dict[tuple[str, str], list[Any]]:
+    res = cli("simulate", "--scenario", str(SCENARIOS / name), "--output", "json", "--no-chart")
+    assert res.code == 0, res.stderr
+    data = res.json()
+    assert data["problems"] == []
+    out: dict[tuple[str, str], list[Any]] = {}
+    for e in data["timeline"]:
+        out.setdefault((e["claim"], e["event"]), []).append(e)
+    return out
+
+
+def test_simulate_shows_prod_following_dev_after_the_soak_and_the_comparison_without() -> None:
+    from datetime import datetime
+
+    def at(e: Any) -> datetime:
+        return datetime.fromisoformat(e["at"].replace("Z", "+00:00"))
+
+    staged = simulated("staging")
+    (dev,) = staged[("checkout-dev", "applied")]
+    (prod,) = staged[("checkout-prod", "applied")]
+    assert (dev["from"], dev["to"], prod["from"], prod["to"]) == (256, 384, 256, 384)
+    (held,) = staged[("checkout-prod", "blocked")]
+    assert held["blockedBy"] == ["staging-validation"] and at(held) == at(dev)
+    assert "checkout-dev has not run lambdaMemory 384; it runs 256" in held["reason"]  # same step as dev
+    # Prod follows at the first step after dev has run 384 for the 720-minute soak.
+    assert at(prod) - at(dev) == timedelta(minutes=720)
+
+    plain = simulated("staging-unvalidated")
+    (dev_u,) = plain[("checkout-dev", "applied")]
+    (prod_u,) = plain[("checkout-prod", "applied")]
+    assert at(dev_u) == at(prod_u) == at(dev)
+    assert ("checkout-prod", "blocked") not in plain

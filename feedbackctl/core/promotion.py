@@ -14,8 +14,8 @@ from datetime import datetime
 from functools import partial
 
 from feedbackctl.core import guards
-from feedbackctl.core.decide import ClaimInputs, guard_context, valid_from
-from feedbackctl.core.models import Decision, Note, Outcome
+from feedbackctl.core.decide import ClaimInputs, autotune, guard_context, valid_from
+from feedbackctl.core.models import Decision, FleetHistory, Note, Outcome
 from feedbackctl.core.policy import Policy, Source
 from feedbackctl.core.validation import RULE, StageEvidence, same
 
@@ -89,3 +89,20 @@ def promote(
         else:
             out[i] = p
     return guards.one_change_per_claim(out, source)
+
+
+def autotune_stages(
+    fleet_inputs: Sequence[ClaimInputs],
+    policy: Policy,
+    now: datetime,
+    source: Source,
+    fleet: FleetHistory,
+    evidence: Mapping[str, StageEvidence],
+) -> list[Decision]:
+    """``autotune_fleet`` with staging validation: guarded, promoted, then rate-limited."""
+    decisions = [
+        d for i in fleet_inputs for d in autotune(i, policy, now, source, evidence.get(i.claim.name))
+    ]
+    by_name = {i.claim.name: i for i in fleet_inputs}
+    promoted = promote(decisions, by_name, evidence, policy, now, source)
+    return guards.rate_limit(promoted, fleet, now, policy.limits)
