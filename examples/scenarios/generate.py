@@ -144,16 +144,8 @@ def drift(rng: np.random.Generator, ts: Ints) -> dict[str, dict[str, tuple[Float
 
 
 def staging(rng: np.random.Generator, ts: Ints) -> dict[str, dict[str, tuple[Floats, bool]]]:
-    """One service in dev and in prod under the same load shape: memory pressure at 256 MB."""
-    n = ts.shape[0]
-    shape = demand(
-        rng,
-        used=noise(rng, n, 236, 252),
-        memory=256,
-        p99=noise(rng, n, 3000, 5000),
-        p50=noise(rng, n, 450, 550),
-        invocations=noise(rng, n, 950, 1050),
-    )
+    """One service in dev and in prod under the same load shape: amplification's memory pressure at 256 MB."""
+    (shape,) = amplification(rng, ts).values()
     return {"checkout-dev": shape, "checkout-prod": shape}
 
 
