@@ -474,3 +474,68 @@ def test_simulate_shows_prod_following_dev_after_the_soak_and_the_comparison_wit
     (prod_u,) = plain[("checkout-prod", "applied")]
     assert at(dev_u) == at(prod_u) == at(dev)
     assert ("checkout-prod", "blocked") not in plain
+
+
+# --- the pure core: pairing and stretches -------------------------------------------------
+
+
+def _claim(name: str, env: str, **autotune: object) -> Any:
+    from feedbackctl.core.models import Claim
+
+    spec: dict[str, object] = {"environment": env, "lambdaMemory": 256}
+    if autotune:
+        spec["autoTune"] = {"enabled": True, **autotune}
+    return Claim(name, "ServerlessEventAppClaim", "v1", spec, f"{name}.yaml")
+
+
+def test_pairing_prefers_the_nearest_earlier_stage_and_names_what_is_wrong() -> None:
+    from feedbackctl.core.validation import Validation, pair
+    from feedbackctl.errors import ClaimError
+
+    v = Validation(("dev", "staging", "prod"), 60)
+    claims = {c.name: c for c in (_claim("app-dev", "dev"), _claim("app-staging", "staging"))}
+    prod = _claim("app-prod", "prod")
+    assert pair(prod, claims, v) == "app-staging"
+    assert pair(claims["app-staging"], claims, v) == "app-dev"
+    assert pair(claims["app-dev"], claims, v) is None  # the first stage
+    assert pair(prod, {"app-dev": claims["app-dev"]}, v) == "app-dev"  # no staging claim
+    assert pair(prod, claims, None) is None  # no validation configured
+    odd = _claim("prod-app-prod", "prod")
+    both = {c.name: c for c in (_claim("staging-app-prod", "staging"), _claim("prod-app-staging", "staging"))}
+    with pytest.raises(ClaimError, match="ambiguous validating claim"):
+        pair(odd, both, v)
+    with pytest.raises(ClaimError, match="has no 'prod' token"):
+        pair(_claim("checkout", "prod"), claims, v)
+    wrong = {"app-dev": _claim("app-dev", "prod")}
+    with pytest.raises(ClaimError, match="has environment 'prod', expected dev"):
+        pair(prod, wrong, v)
+    with pytest.raises(ClaimError, match="validateIn: no claim named nope"):
+        pair(_claim("app-prod", "prod", validateIn="nope"), claims, v)
+
+
+def test_a_past_stretch_counts_and_one_that_began_before_the_history_read_cannot_be_named() -> None:
+    from datetime import UTC, datetime
+
+    from feedbackctl.core.models import FieldChange, FieldHistory
+    from feedbackctl.core.validation import StageEvidence, assess, runs
+
+    t0 = datetime(2026, 11, 1, tzinfo=UTC)
+    now = t0 + timedelta(days=4)
+    changes = (
+        FieldChange("a" * 40, t0 + timedelta(days=1), 256, 384, "human"),
+        FieldChange("b" * 40, t0 + timedelta(days=3), 384, 512, "human"),
+    )
+    history = FieldHistory("app-dev", "lambdaMemory", changes)
+    got = [(r.value, r.minutes, r.current) for r in runs(history, 512, t0, now)]
+    assert got == [(256, 1440.0, False), (384, 2880.0, False), (512, 1440.0, True)]
+    ev = StageEvidence("app-dev", {"lambdaMemory": 512}, {"lambdaMemory": history}, {}, t0, 1440)
+    from dataclasses import replace
+
+    from tests.corefix import policy
+
+    no_guardrails = replace(policy(), guardrails=())  # the stretch alone is judged here
+    # 384 ran for two days, then dev moved on: still validated, named by its own commit.
+    assert assess(ev, "lambdaMemory", 384, no_guardrails, now).ref == f"app-dev@{'a' * 40}"
+    # 256 ran from before the history read and ended: no commit shows it.
+    verdict = assess(ev, "lambdaMemory", 256, no_guardrails, now)
+    assert not verdict.validated and "from before the history read" in verdict.detail

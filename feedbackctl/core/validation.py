@@ -295,10 +295,15 @@ def assess(ev: StageEvidence, field_name: str, value: Scalar, policy: Policy, no
     bad = _health(ev, run, policy)
     if bad is not None:
         return Verdict(False, f"{ev.claim} ran {field_name} {_fmt(value)} but {bad}", run, ran_value=True)
-    commit = run.commit or (ev.anchor if run.start <= now - timedelta(minutes=ev.soak_minutes) else None)
+    # A stretch that began before the history read has no commit of its own: the
+    # anchor (the commit at now - soak) names it, which only holds while it still runs.
+    anchored = run.current and run.start <= now - timedelta(minutes=ev.soak_minutes)
+    commit = run.commit or (ev.anchor if anchored else None)
     if commit is None:
         return Verdict(
-            False, f"{ev.claim}: history does not show when {field_name} {_fmt(value)} started",
+            False,
+            f"{ev.claim} ran {field_name} {_fmt(value)} from before the history read "
+            f"({run.start:%Y-%m-%dT%H:%MZ}); no commit can show it, a human must decide",
             run,
             ran_value=True,
         )
