@@ -23,6 +23,7 @@ from tests.autotunefix import (
     PROD_CLAIM,
     PROD_PATH,
     T0,
+    auto_trailers,
     decision,
     iso,
     memory_of,
@@ -253,17 +254,7 @@ def test_audit_accepts_a_real_validated_in_and_flags_a_forged_one(
     two_hours = commit_files(
         forged_work, {DEV_PATH: with_memory(DEV_CLAIM, 512)}, "dev: 512", iso(T0 - timedelta(hours=2))
     )
-    group = {
-        "Feedback-Kind": "auto-tune",
-        "Feedback-Claim": PROD,
-        "Feedback-Field": "spec.lambdaMemory",
-        "Feedback-From": "256",
-        "Feedback-To": "384",
-        "Feedback-Source": "metric-fixtures",
-        "Feedback-Rule": "memory-pressure",
-        "Feedback-Risk": "MEDIUM",
-        "Feedback-Validated-In": f"{DEV}@{two_hours}",
-    }
+    group = {**auto_trailers(PROD, "lambdaMemory", 256, 384), "Feedback-Validated-In": f"{DEV}@{two_hours}"}
     trailer_commit(forged_work, {PROD_PATH: with_memory(PROD_CLAIM, 384)}, T0, [group])
     found = validated_in_violations(forged_work)
     assert len(found) == 1 and found[0]["claim"] == PROD
@@ -276,15 +267,7 @@ def test_audit_flags_a_short_soak_and_a_missing_trailer(repo_factory: RepoFactor
     short = commit_files(
         work, {DEV_PATH: with_memory(DEV_CLAIM, 384)}, "dev: 384", iso(T0 - timedelta(hours=3))
     )
-    base = {
-        "Feedback-Kind": "auto-tune",
-        "Feedback-Claim": PROD,
-        "Feedback-Field": "spec.lambdaMemory",
-        "Feedback-From": "256",
-        "Feedback-To": "384",
-        "Feedback-Source": "metric-fixtures",
-        "Feedback-Rule": "memory-pressure",
-    }
+    base = auto_trailers(PROD, "lambdaMemory", 256, 384)
     trailer_commit(
         work,
         {PROD_PATH: with_memory(PROD_CLAIM, 384)},
