@@ -143,12 +143,20 @@ def drift(rng: np.random.Generator, ts: Ints) -> dict[str, dict[str, tuple[Float
     }
 
 
+def staging(rng: np.random.Generator, ts: Ints) -> dict[str, dict[str, tuple[Floats, bool]]]:
+    """One service in dev and in prod under the same load shape: amplification's memory pressure at 256 MB."""
+    (shape,) = amplification(rng, ts).values()
+    return {"checkout-dev": shape, "checkout-prod": shape}
+
+
 SCENARIOS: dict[str, Callable[[np.random.Generator, Ints], dict[str, dict[str, tuple[Floats, bool]]]]] = {
     "oscillation": oscillation,
     "amplification": amplification,
     "metric-gaming": metric_gaming,
     "cascade": cascade,
     "drift": drift,
+    # The comparison scenario staging-unvalidated reads these same fixtures.
+    "staging": staging,
 }
 
 

@@ -18,6 +18,7 @@ import yaml
 
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.core.policy import Policy, PolicyError, build_policy
+from feedbackctl.core.validation import Validation, ValidationConfigError, parse_validation
 from feedbackctl.resources import data_dir
 
 CONFIG_FILE = ".feedbackctl.yaml"
@@ -41,6 +42,7 @@ class RepoConfig:
     max_new_proposals_per_hour: int = 2
     drift_ignore: tuple[str, ...] = ()
     metrics_source: str | None = None
+    validation: Validation | None = None  # promotion stages (docs/validation.md)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -110,6 +112,10 @@ def parse_config(raw: Any) -> RepoConfig:
     if not isinstance(rec, Mapping):
         raise PolicyError(f"{CONFIG_FILE}: recommendations must be a mapping; fix the file")
     _folder(proposals.get("dir"), "proposals.dir")  # read by the proposals pattern; checked here
+    try:
+        validation = parse_validation(raw.get("validation"))
+    except ValidationConfigError as e:
+        raise PolicyError(f"{CONFIG_FILE}: {e}; fix the file") from e
     return RepoConfig(
         claim_paths=_paths(claims.get("paths", [""]), "claims.paths"),
         claim_kinds=tuple(str(k) for k in claims.get("kinds") or ()),
@@ -122,6 +128,7 @@ def parse_config(raw: Any) -> RepoConfig:
         max_new_proposals_per_hour=_int(proposals, "maxNewPerHour", 2),
         drift_ignore=tuple(str(x) for x in drift.get("ignore") or ()),
         metrics_source=str(raw["metrics"]) if raw.get("metrics") else None,
+        validation=validation,
         extra=raw,
     )
 

@@ -30,6 +30,7 @@ from feedbackctl.core.risk import claim_changes, classify
 from feedbackctl.core.schema import value_range
 from feedbackctl.core.signals import WindowCheck, check_window, round_to_step, size_from_usage
 from feedbackctl.core.tuning import AutoTune, parse_autotune
+from feedbackctl.core.validation import StageEvidence
 from feedbackctl.errors import ClaimError
 
 SIZING_LOOKBACK_MINUTES = 7 * 24 * 60
@@ -294,21 +295,41 @@ def _with_risk(d: Decision, claim: Claim, policy: Policy) -> Decision:
     return d
 
 
-def autotune(inputs: ClaimInputs, policy: Policy, now: datetime, source: Source) -> list[Decision]:
-    """Recommendations passed through every per-claim runaway guard."""
-    tuning = parse_autotune(inputs.claim)
+def guard_context(
+    inputs: ClaimInputs,
+    field_name: str,
+    policy: Policy,
+    now: datetime,
+    source: Source,
+    validation: StageEvidence | None = None,
+) -> guards.GuardContext:
+    return guards.GuardContext(
+        claim=inputs.claim,
+        tuning=parse_autotune(inputs.claim),
+        policy=policy,
+        history=inputs.histories.get(field_name, FieldHistory(inputs.claim.name, field_name)),
+        claim_histories=inputs.histories,
+        now=now,
+        source=source,
+        validation=validation,
+    )
+
+
+def autotune(
+    inputs: ClaimInputs,
+    policy: Policy,
+    now: datetime,
+    source: Source,
+    validation: StageEvidence | None = None,
+) -> list[Decision]:
+    """Recommendations passed through every per-claim runaway guard.
+
+    ``validation`` is the evidence about the claim's validating claim when it
+    is in a later promotion stage (docs/validation.md).
+    """
     out = []
     for d in recommend(inputs, policy, now, source):
-        ctx = guards.GuardContext(
-            claim=inputs.claim,
-            tuning=tuning,
-            policy=policy,
-            history=inputs.histories.get(d.field, FieldHistory(inputs.claim.name, d.field)),
-            claim_histories=inputs.histories,
-            now=now,
-            source=source,
-        )
-        out.append(guards.apply(ctx, d))
+        out.append(guards.apply(guard_context(inputs, d.field, policy, now, source, validation), d))
     return guards.one_change_per_claim(out, source)
 
 

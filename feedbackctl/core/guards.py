@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from feedbackctl.core import flap
+from feedbackctl.core import flap, validation
 from feedbackctl.core.flap import FREEZE_LIFTING_KINDS as FREEZE_LIFTING_KINDS  # moved; re-exported
 from feedbackctl.core.flap import reversals as reversals  # moved; re-exported
 from feedbackctl.core.models import (
@@ -43,6 +43,8 @@ class GuardContext:
     claim_histories: Mapping[str, FieldHistory]
     now: datetime
     source: Source
+    # The validating claim's evidence, for a claim in a later stage (None: unaffected).
+    validation: validation.StageEvidence | None = None
 
 
 def _stop(d: Decision, rule: str, detail: str, outcome: Outcome = Outcome.BLOCKED) -> Decision:
@@ -299,6 +301,24 @@ def risk_ceiling(ctx: GuardContext, d: Decision) -> Decision:
     return d
 
 
+def staging_validation(ctx: GuardContext, d: Decision) -> Decision:
+    """A later stage takes only a value its validating claim ran for the soak, healthily."""
+    return validated_stage(d, ctx.validation, ctx.policy, ctx.now)
+
+
+def validated_stage(
+    d: Decision, evidence: validation.StageEvidence | None, policy: Policy, now: datetime
+) -> Decision:
+    """The staging-validation judgement of one change (also for changes a human acknowledged)."""
+    if evidence is None or d.outcome != Outcome.CHANGE or d.validated_in is not None:
+        return d
+    verdict = validation.assess(evidence, d.field, d.recommended, policy, now)
+    if not verdict.validated:
+        return _stop(d, validation.RULE, verdict.detail)
+    note = Note(validation.RULE, "info", verdict.detail)
+    return replace(d, validated_in=verdict.ref, notes=d.notes + (note,))
+
+
 PER_CLAIM_GUARDS: tuple[Callable[[GuardContext, Decision], Decision], ...] = (
     trust,
     opt_in,
@@ -313,6 +333,9 @@ PER_CLAIM_GUARDS: tuple[Callable[[GuardContext, Decision], Decision], ...] = (
     bounds,
     change_cap,
     risk_ceiling,
+    # Last: it judges the value every other guard has shaped, and a change that
+    # needs a proposal anyway stays a proposal (propose reports the evidence).
+    staging_validation,
 )
 # Guards that explain why a field with no fresh data cannot act yet.
 TIME_GATES = (flap_freeze, cooldown, settling)

@@ -199,6 +199,8 @@ class Decision:
     risk: str | None = None
     evidence: tuple[Evidence, ...] = ()
     notes: tuple[Note, ...] = ()
+    # "<claim>@<commit>": the earlier stage that ran this value for the soak (staging validation).
+    validated_in: str | None = None
 
     @property
     def blocked_by(self) -> tuple[str, ...]:

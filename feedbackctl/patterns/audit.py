@@ -43,6 +43,7 @@ from feedbackctl.core.models import (
 from feedbackctl.core.policy import Limits, Policy
 from feedbackctl.core.tuning import parse_autotune
 from feedbackctl.errors import ClaimError, ConflictError, FeedbackError, UsageError
+from feedbackctl.patterns import staging
 from feedbackctl.patterns.inputs import Problem
 from feedbackctl.render import Report
 
@@ -67,6 +68,7 @@ PROVABLE = (
     "rate-limit",
     "reset-target",
     "drift-tags",
+    "validated-in",
 )
 DRIFT_TAGS = ("break-glass", "requires-review")
 
@@ -410,6 +412,9 @@ def _check_commit(
             earlier.append(key)
             in_run += 1
             _replay_guards(check, g, histories, policy)
+            problem = staging.validated_in_problem(repo, parent, c.at, g)
+            if problem is not None:
+                check.flag("validated-in", problem, g)
     for g in valued:
         if g.get("Feedback-Kind") == "drift-capture":
             tags = {t.strip() for t in g.get("Feedback-Tags", "").split(",")}

@@ -32,10 +32,13 @@ from feedbackctl.authority.writer import Plan, Staging, decision_trailer
 from feedbackctl.core import guards
 from feedbackctl.core.decide import autotune
 from feedbackctl.core.models import Claim, Decision, Note, Outcome
+from feedbackctl.core.promotion import promote
 from feedbackctl.core.tuning import parse_autotune
 from feedbackctl.errors import ClaimError, CommandError, ConflictError, FeedbackError, UsageError
+from feedbackctl.patterns import staging
 from feedbackctl.patterns.inputs import Gathered, Problem, gather
 from feedbackctl.patterns.proposals import AckedChange, acknowledged_changes
+from feedbackctl.patterns.staging import validated_trailer
 from feedbackctl.render import Report
 from feedbackctl.sources.base import MetricsCost
 
@@ -97,17 +100,31 @@ class Outcomes:
 
 
 def _decide(
-    gathered: Gathered, snapshot: Snapshot, now: datetime, acked: Mapping[tuple[str, str], AckedChange]
+    gathered: Gathered,
+    snapshot: Snapshot,
+    now: datetime,
+    acked: Mapping[tuple[str, str], AckedChange],
+    stages: staging.Stages | None = None,
 ) -> tuple[list[Decision], list[Problem]]:
     policy = snapshot.settings.policy
     decisions: list[Decision] = []
     problems: list[Problem] = []
+    stages = stages or staging.Stages()
+    series = {i.claim.name: i.series for i in gathered.inputs}
+    evidence = staging.evidence(snapshot, stages, gathered.histories, series, now)
     for inputs in gathered.inputs:
         try:
-            decisions.extend(autotune(inputs, policy, now, gathered.source))
+            if inputs.claim.name in stages.errors:
+                raise stages.errors[inputs.claim.name]
+            decisions.extend(autotune(inputs, policy, now, gathered.source, evidence.get(inputs.claim.name)))
         except ClaimError as e:
             problems.append(Problem.of(e))
+    if evidence:
+        by_name = {i.claim.name: i for i in gathered.inputs}
+        decisions = promote(decisions, by_name, evidence, policy, now, gathered.source)
     decisions = [_with_acknowledgment(d, acked.get((d.claim, d.field))) for d in decisions]
+    # An acknowledged change skipped the guard chain's end: it still needs its validation.
+    decisions = [guards.validated_stage(d, evidence.get(d.claim), policy, now) for d in decisions]
     return guards.rate_limit(decisions, gathered.histories.fleet, now, policy.limits), problems
 
 
@@ -162,9 +179,12 @@ def opted_in(claim: Claim) -> bool:
 
 def evaluate(snapshot: Snapshot, metrics: str | None, now: datetime) -> Evaluation:
     """Every decision of one run, from one commit. Pure apart from reading."""
-    gathered = gather(snapshot, metrics, now, values_for=opted_in)
+    stages = staging.stages_for(snapshot, now)
+    validators = stages.validators
+    # A validating claim's values over time are its evidence, opted in or not.
+    gathered = gather(snapshot, metrics, now, values_for=lambda c: opted_in(c) or c.name in validators)
     acked = _acknowledged(snapshot, now)
-    decisions, problems = _decide(gathered, snapshot, now, acked)
+    decisions, problems = _decide(gathered, snapshot, now, acked, stages)
     wanted = _candidates(decisions)
     if wanted:
         # Baselines can lie far back in history: look them up only for the
@@ -182,7 +202,7 @@ def evaluate(snapshot: Snapshot, metrics: str | None, now: datetime) -> Evaluati
             replace(i, histories=histories.for_claim(i.claim.name)) if i.claim.name in names else i
             for i in gathered.inputs
         ]
-        decisions, problems = _decide(gathered, snapshot, now, acked)
+        decisions, problems = _decide(gathered, snapshot, now, acked, stages)
     return Evaluation(
         snapshot, decisions, gathered.problems + problems, gathered.warnings, gathered.metrics_cost
     )
@@ -215,7 +235,7 @@ def plan_for(snapshot: Snapshot, staging: Staging, d: Decision) -> Plan:
     return Plan(
         subject=subject(d),
         body=_body(d),
-        trailers=[decision_trailer(KIND, d)],
+        trailers=[validated_trailer(decision_trailer(KIND, d), d)],
         edits={path: staging.text(path).encode("utf-8")},
     )
 

@@ -44,9 +44,11 @@ from feedbackctl.core.models import Claim, FieldChange, Scalar
 from feedbackctl.core.policy import Policy, PolicyError
 from feedbackctl.core.risk import Change, classify
 from feedbackctl.core.tuning import parse_autotune
+from feedbackctl.core.validation import UNTESTED
 from feedbackctl.errors import ClaimError, ConflictError, FeedbackError, UsageError
 from feedbackctl.notify import post_event
 from feedbackctl.patterns.inputs import Problem
+from feedbackctl.patterns.staging import never_ran
 from feedbackctl.render import Report
 from feedbackctl.sources.live import (
     LIVE_POLICY_FILE,
@@ -85,10 +87,12 @@ class Finding:
     risk: str | None = None
     commit: str | None = None
     detail: str = ""
+    untested: bool = False  # a later stage's value its earlier stage never ran (docs/validation.md)
 
     @property
     def tags(self) -> tuple[str, ...]:
-        return TAGS + ((OUT_OF_BOUNDS,) if self.out_of_bounds else ())
+        extra = ((OUT_OF_BOUNDS,) if self.out_of_bounds else ()) + ((UNTESTED,) if self.untested else ())
+        return TAGS + extra
 
 
 # --- ignore rules (Argo CD's ignoreDifferences, by claim and field) ----------
@@ -466,6 +470,7 @@ def finding_json(f: Finding) -> dict[str, Any]:
         "observed": f.observed,
         "status": f.status.value,
         "outOfBounds": list(f.out_of_bounds),
+        "untested": f.untested,
         "risk": f.risk,
         "commit": f.commit,
         "detail": f.detail,
@@ -530,6 +535,9 @@ def drift(repo: GitRepo, ref: str | None, request: DriftRequest, now: datetime) 
         if grace > 0:
             recent = _recent_changes(authority, findings, now - timedelta(minutes=grace))
             findings = hold_pending_sync(findings, recent, now, grace)
+        drifted = [(f.claim, f.field, f.observed) for f in findings if f.status == Status.DRIFT]
+        untested = never_ran(authority, drifted, now)
+        findings = [replace(f, untested=True) if (f.claim, f.field) in untested else f for f in findings]
         problems = [Problem.of(e) for e in authority.errors] + result.problems
         target_branch = request.branch or authority.branch
         report = Report(

@@ -34,6 +34,7 @@ from feedbackctl.core.risk import Change, SchemaCheck, assess
 from feedbackctl.core.schema import schema_check
 from feedbackctl.core.tuning import parse_autotune
 from feedbackctl.errors import ClaimError, ConflictError, FeedbackError, UsageError
+from feedbackctl.patterns.staging import approval_tags
 from feedbackctl.render import Report
 
 DEFAULT_RECORD_DIR = "proposals"
@@ -648,6 +649,7 @@ def approve(
                     rule=p.rule,
                     risk=level,
                     evidence=p.evidence_line or None,
+                    tags=approval_tags(p.summary),
                 )
             ],  # fmt: skip
             edits=staging.edits(),

@@ -39,6 +39,7 @@ from feedbackctl.core.proposal import REVIEW_REASONS, Proposal
 from feedbackctl.core.risk import Change, RiskAssessment, SchemaCheck, assess
 from feedbackctl.core.schema import schema_check
 from feedbackctl.errors import ClaimError, ConflictError, FeedbackError
+from feedbackctl.patterns import staging
 from feedbackctl.patterns.inputs import Problem, gather
 from feedbackctl.patterns.proposals import (
     OPEN,
@@ -245,8 +246,9 @@ def _apply_limits(
 def _summary(d: Decision, reason: str) -> str:
     fired = next((f"{n.rule}: {n.detail}" for n in d.notes if n.effect == "fired"), "")
     if reason == "requested":
-        return fired
-    return f"{fired}; needs review: {d.reason}" if fired else f"needs review: {d.reason}"
+        return staging.with_validation_rationale(fired, d)
+    summary = f"{fired}; needs review: {d.reason}" if fired else f"needs review: {d.reason}"
+    return staging.with_validation_rationale(summary, d)
 
 
 def _proposal(item: Item, snapshot: Snapshot, now: datetime) -> Proposal:
@@ -502,6 +504,7 @@ def plan_candidates(
             continue
         change = Change(d.claim, d.field, claim.is_production, value=d.recommended)
         risk = assess([change], policy.risk, policy.fields, checks)
+        risk = replace(risk, rationale=staging.with_validation_rationale(risk.rationale, d))
         name = branch_name(cfg, d.claim, d.field)
         item = Item(cand, claim, name, risk, existing=branches.get(name))
         if item.existing is not None:
@@ -595,6 +598,10 @@ def propose(
                 )
             except ClaimError as e:
                 report.problems.append(Problem.of(e))
+        checked = staging.with_validation(
+            snapshot, gathered.histories, gathered.inputs, [c.decision for c in candidates], now
+        )
+        candidates = [replace(c, decision=d) for c, d in zip(candidates, checked, strict=True)]
         try:
             plan = plan_candidates(
                 repo, snapshot, candidates, now, remote=remote if push else None, checks=checks,

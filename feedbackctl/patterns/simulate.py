@@ -33,7 +33,15 @@ from feedbackctl.core import plant as plant_model
 from feedbackctl.core.decide import SIZING_LOOKBACK_MINUTES, ClaimInputs, autotune_fleet, recommend
 from feedbackctl.core.models import Claim, Decision, FieldChange, FieldHistory, FleetHistory, Outcome, Series
 from feedbackctl.core.policy import Condition, Policy
+from feedbackctl.core.promotion import autotune_stages
 from feedbackctl.core.tuning import AutoTune, parse_autotune
+from feedbackctl.core.validation import (
+    StageEvidence,
+    Validation,
+    ValidationConfigError,
+    pairings,
+    parse_validation,
+)
 from feedbackctl.errors import FeedbackError, UsageError
 from feedbackctl.patterns.inputs import Problem, needed_metrics
 from feedbackctl.sources.base import MetricRequest, MetricsCost, fetch_cost, open_source
@@ -72,6 +80,7 @@ class Setup:
     title: str = ""
     description: str = ""
     problems: list[Problem] = field(default_factory=list)  # claims that could not be read
+    validation: Validation | None = None  # promotion stages (docs/validation.md)
 
 
 @dataclass(frozen=True)
@@ -195,9 +204,11 @@ def setup_from(opts: Options) -> Setup:
     if opts.repo is not None and opts.claim_file is not None:
         raise UsageError("pass either --claim FILE or --repo PATH, not both")
     problems: list[Problem] = []
+    validation: Validation | None = None
     if opts.repo is not None:
         snapshot = load_snapshot(open_repo(opts.repo), opts.ref)
         claims, policy = snapshot.claims, snapshot.settings.policy
+        validation = snapshot.settings.config.validation
         problems = [Problem.of(e) for e in snapshot.errors]
         metrics = metrics or snapshot.settings.config.metrics_source
     else:
@@ -218,6 +229,11 @@ def setup_from(opts: Options) -> Setup:
         params[str(name)], references[str(name)] = _params(raw, f"plant.claims.{name}")
     step = step_minutes(opts.step or str(scenario.get("step", "5m")))
     chart = scenario.get("chart") or {}
+    if "validation" in scenario:
+        try:
+            validation = parse_validation(scenario["validation"])
+        except ValidationConfigError as e:
+            raise UsageError(f"scenario {e}; fix the scenario") from None
     return Setup(
         claims=list(claims),
         policy=policy,
@@ -234,6 +250,7 @@ def setup_from(opts: Options) -> Setup:
         title=str(scenario.get("title") or ""),
         description=str(scenario.get("description") or "").strip(),
         problems=problems,
+        validation=validation,
     )
 
 
@@ -419,8 +436,32 @@ class Simulation:
         self.fleet: list[tuple[str, FieldChange]] = []
         self.events: list[Event] = []
         self._open: dict[tuple[str, str], Event] = {}
+        self.pairs: dict[str, str] = {}
+        self.started: datetime | None = None
+        if setup.validation is not None:
+            pairs, errors = pairings(setup.claims, setup.validation)
+            if errors:
+                raise UsageError(str(next(iter(errors.values()))))
+            self.pairs = pairs
         self.seen: dict[str, dict[str, Series]] = {}  # what the core read at the last step
         self._count = 0
+
+    def evidence(self, earlier: str, t: datetime) -> StageEvidence:
+        """The earlier stage as simulated so far (its value held since the start counts from the start)."""
+        assert self.setup.validation is not None
+        state = self.states[earlier]
+        tuning = parse_autotune(state.claim)
+        return StageEvidence(
+            claim=earlier,
+            spec=state.claim.spec,
+            histories={f: FieldHistory(earlier, f, tuple(ch)) for f, ch in state.changes.items()},
+            series=self.seen.get(earlier, {}),
+            known_since=self.started or t,
+            soak_minutes=self.setup.validation.soak_minutes,
+            anchor="simulation-start",
+            opted_in=tuning.enabled,
+            allows=tuple(tuning.bounds),
+        )
 
     # -- metrics the core reads at time t ----------------------------------------------
 
@@ -476,6 +517,9 @@ class Simulation:
         fleet_inputs = self.inputs(t)
         if self.setup.guards:
             recent = FleetHistory(tuple((c, ch) for c, ch in self.fleet if t - ch.at < timedelta(hours=25)))
+            if self.pairs:
+                evidence = {later: self.evidence(earlier, t) for later, earlier in self.pairs.items()}
+                return autotune_stages(fleet_inputs, self.policy, t, self.source, recent, evidence)
             return autotune_fleet(fleet_inputs, self.policy, t, self.source, recent)
         return [d for i in fleet_inputs for d in recommend(i, self.policy, t, self.source)]
 
@@ -676,6 +720,7 @@ def run(setup: Setup) -> Result:
         n: {f: s.claim.value(f) for f in setup.policy.tuned_fields} for n, s in sim.states.items()
     }
     t, prev = start, None
+    sim.started = start
     while t <= end:
         decisions = sim.decide(t)
         statuses: dict[tuple[str, str], str] = {}
