@@ -239,6 +239,9 @@ def _value_events(
     return events
 
 
+value_events = _value_events  # the one reading of human changes: guards, ``history``, drift
+
+
 def _blobs_of(c: Commit, path: str) -> tuple[str | None, ...]:
     if path in c.merged:
         parents, new = c.merged[path]

@@ -1,6 +1,7 @@
 """``audit verify``: replay the authority branch and prove each feedback commit allowed.
 
-For every first-parent commit that carries ``Feedback-*`` trailers, the claim
+For every commit reachable from the branch (through any parent) that carries
+``Feedback-*`` trailers, the claim
 and the policy are read *as they were at its parent*, the field's history as
 git had it then (with the commit's own date as "now"), and the change is run
 through the same guard functions ``autotune`` uses. Metrics are not in git,
@@ -22,9 +23,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from feedbackctl.authority.commits import Commit
 from feedbackctl.authority.config import CONFIG_FILE
 from feedbackctl.authority.gitrepo import GitRepo
-from feedbackctl.authority.history import Commit, Histories, load_histories
+from feedbackctl.authority.history import Histories, load_histories
 from feedbackctl.authority.replay import Replay
 from feedbackctl.authority.snapshot import Snapshot, branch_of, load_snapshot
 from feedbackctl.authority.writer import Plan, trailer, write
@@ -49,6 +51,7 @@ from feedbackctl.render import Report
 CAS_ATTEMPTS = 5
 # What the audit re-proves from git alone, in the order it reports them.
 PROVABLE = (
+    "trailer-misplaced",
     "trailer-incomplete",
     "trailer-diff",
     "undeclared-change",
@@ -129,7 +132,7 @@ def _number(value: Scalar) -> float | None:
 
 
 def _subjects(repo: GitRepo, rev: str) -> dict[str, str]:
-    out = repo.git("log", "--first-parent", "--format=%H%x1f%s", rev, "--").decode("utf-8", "replace")
+    out = repo.git("log", "--format=%H%x1f%s", rev, "--").decode("utf-8", "replace")
     return dict(line.split("\x1f", 1) for line in out.splitlines() if "\x1f" in line)
 
 
@@ -376,6 +379,32 @@ def _check_commit(
     replay: Replay,
     subject: str,
 ) -> list[Violation]:
+    misplaced = [
+        Violation(
+            c.sha,
+            c.at,
+            "trailer-misplaced",
+            f"Feedback-Kind: {kind} outside the final trailer block (git does not read it as a trailer); "
+            "the commit counts as automated but declares nothing",
+            kind=kind,
+            subject=subject,
+        )
+        for kind in c.stray
+    ]
+    if not c.changes:
+        return misplaced
+    return misplaced + _check_parsed(repo, c, parent, after, unreadable, replay, subject)
+
+
+def _check_parsed(
+    repo: GitRepo,
+    c: Commit,
+    parent: Snapshot | None,
+    after: Snapshot,
+    unreadable: FeedbackError | None,
+    replay: Replay,
+    subject: str,
+) -> list[Violation]:
     if parent is None:
         detail = "a root commit carries feedbackctl trailers; there is no parent to compare with"
         return [Violation(c.sha, c.at, "trailer-diff", detail, subject=subject)]
@@ -429,12 +458,12 @@ def verify(repo: GitRepo, ref: str | None, since: str | None) -> AuditResult:
             raise UsageError(f"--since {since} is not an ancestor of {branch}; pass a commit on the branch")
         rev = f"{base}..{head}"
     result = AuditResult(branch, head, since)
-    audited = set(repo.git("rev-list", "--first-parent", rev, "--").decode().split())
+    audited = set(repo.git("rev-list", rev, "--").decode().split())
     subjects = _subjects(repo, rev) if audited else {}
     replay = Replay(repo)
     try:
         for c, parent, after, unreadable in replay.walk(head):
-            if c.sha not in audited or not c.changes:
+            if c.sha not in audited or not (c.changes or c.stray):
                 continue
             result.commits += 1
             result.changes += len(c.changes)
