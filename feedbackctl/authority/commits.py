@@ -13,7 +13,11 @@ history one that ordinary git use cannot launder (docs/history.md):
 * **Dates filter, never stop.** ``--since`` makes git stop at the first
   commit older than the cutoff, so one back-dated commit would hide all
   history behind it; ``--since-as-filter`` (git >= 2.37) drops old commits
-  but walks on.
+  but walks on, at the price of walking (and diffing, for a path) the whole
+  history. So each reader first asks whether the cut is exact for this tip
+  and cutoff (``cut_is_exact``: no commit dated at or after the cutoff hides
+  behind an older one, one walk of commit-graph data), and uses the cheap
+  ``--since`` only then.
 """
 
 from __future__ import annotations
@@ -88,7 +92,8 @@ def read_commits(
     if trailers_only:
         args += ["--regexp-ignore-case", "--grep=^feedback-[a-z]*:"]
     if since is not None:
-        args.append(f"--since-as-filter=@{int(since.timestamp())}")
+        exact = cut_is_exact(repo, rev, since)
+        args.append(f"--since{'' if exact else '-as-filter'}=@{int(since.timestamp())}")
     if until is not None:
         args.append(f"--until=@{int(until.timestamp())}")
     if oldest_first:
@@ -141,3 +146,43 @@ def read_commits(
             )
         )
     return commits
+
+
+_EXACT: dict[tuple[str, str, int], bool] = {}
+_SHA = frozenset("0123456789abcdef")
+
+
+def cut_is_exact(repo: GitRepo, rev: str, since: datetime) -> bool:
+    """Whether ``git log --since`` from ``rev`` sees every commit dated at or after ``since``.
+
+    The cut walk stops at the boundary: the older parents of the commits it
+    shows. It misses something exactly when a commit dated after the cutoff
+    is an ancestor of a boundary commit, which one filtered walk from the
+    boundary tells. Remembered per commit (a sha never changes history).
+    """
+    at = int(since.timestamp())
+    key = (str(repo.git_dir), rev, at)
+    if key in _EXACT:
+        return _EXACT[key]
+    listing = repo.git("rev-list", "--parents", f"--since=@{at}", "--end-of-options", rev, "--").decode()
+    shown: set[str] = set()
+    parents: set[str] = set()
+    for line in listing.splitlines():
+        sha, *ps = line.split()
+        shown.add(sha)
+        parents.update(ps)
+    boundary = sorted(parents - shown)
+    exact = True
+    if boundary:
+        hidden = repo.git(
+            "rev-list",
+            "--max-count=1",
+            f"--since-as-filter=@{at}",
+            "--stdin",
+            "--",
+            input=("\n".join(boundary) + "\n").encode(),
+        )
+        exact = not hidden.strip()
+    if len(rev) == len(repo.null_oid) and set(rev) <= _SHA:
+        _EXACT[key] = exact
+    return exact
