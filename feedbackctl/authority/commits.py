@@ -171,7 +171,7 @@ def cut_is_exact(repo: GitRepo, rev: str, since: datetime) -> bool:
         sha, *ps = line.split()
         shown.add(sha)
         parents.update(ps)
-    boundary = sorted(parents - shown)
+    boundary = sorted(parents - shown) if shown else [rev]  # a tip older than the cutoff is the boundary
     exact = True
     if boundary:
         hidden = repo.git(

@@ -43,8 +43,8 @@ from feedbackctl.authority.commits import read_commits
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.overlays import RenderedLocation, read_values, rendered_fields
 from feedbackctl.authority.yamldoc import check_size
+from feedbackctl.core import flap
 from feedbackctl.core.decide import SIZING_LOOKBACK_MINUTES, TRUST_WINDOW_FACTOR
-from feedbackctl.core.guards import reversals
 from feedbackctl.core.models import (
     AUTOMATED_KINDS,
     HUMAN_KINDS,
@@ -150,12 +150,14 @@ def read_log(
     return read_commits(repo, rev, since=since, until=until, paths=paths, max_count=max_count, skip=skip)
 
 
-def read_trailer_log(repo: GitRepo, rev: str, *, since: datetime) -> list[Commit]:
-    """Commits since ``since`` that carry ``Feedback-*`` trailers, newest first.
+def read_trailer_log(
+    repo: GitRepo, rev: str, *, since: datetime | None = None, until: datetime | None = None
+) -> list[Commit]:
+    """Commits between ``since`` and ``until`` that carry ``Feedback-*`` trailers, newest first.
 
     ``--grep`` lets git skip every other message; no diffs are computed.
     """
-    commits = read_commits(repo, rev, since=since, diffs=False, trailers_only=True)
+    commits = read_commits(repo, rev, since=since, until=until, diffs=False, trailers_only=True)
     return [c for c in commits if c.changes or c.stray]
 
 
@@ -439,11 +441,15 @@ def _rests_on_unknown(changes: Sequence[FieldChange], now: datetime, since: date
     Only changes after ``since`` are fully known; an edit without trailers
     before it would lift the freeze, or lower the count it reports.
     """
-    lim = policy.limits
-    counted = reversals(changes, now, lim.flap_window_days)
-    if counted < lim.flap_reversals:
+    if not flap.assess(changes, now, policy.limits).flapping:
         return False
-    return counted != reversals([c for c in changes if c.at >= since], now, lim.flap_window_days)
+    return _first_state(changes, now) < since
+
+
+def _first_state(changes: Sequence[FieldChange], now: datetime) -> datetime:
+    """The oldest change a flap freeze counts (since the last lifting act known)."""
+    counted = flap.since_lift(changes, now)
+    return counted[0][0] if counted else now
 
 
 def _find_lifts(
@@ -565,21 +571,31 @@ def load_histories(
     fields = policy.tuned_fields
     memo = ValueMemo(reader or reader_for(claims), claims)
     events = _trailer_events(list(marked.values()))
+    # A flap freeze never expires, so trailers older than the window still count for it.
+    names = {c.name for c in claims}
+    older = [
+        e
+        for e in _trailer_events(read_trailer_log(repo, commit, until=_before(since)))
+        if e[0] in names and e[1] in fields
+    ]
+    events += older
     scanned, coverage = _scan(repo, commit, value_since, valued, fields, memo, marked)
     events += scanned
-    if value_since > since:
-        per = _group(events)
-        suspects = [
-            (c, f)
-            for c in valued
-            for f in fields
-            if _rests_on_unknown(per[c.name][f], now, value_since, policy)
-        ]
-        more, extended = _find_lifts(repo, suspects, coverage, since, fields, memo, marked)
+    per = _group(events)
+    suspects = [
+        (c, f) for c in valued for f in fields if _rests_on_unknown(per[c.name][f], now, value_since, policy)
+    ]
+    if suspects:
+        reach = min(_first_state(per[c.name][f], now) for c, f in suspects)
+        more, extended = _find_lifts(repo, suspects, coverage, min(since, reach), fields, memo, marked)
         events += more
         coverage.update(extended)
     per = _group(events)
-    recent = tuple((claim, ch) for claim, _, ch in sorted(events, key=lambda e: e[2].at) if ch.automated)
+    recent = tuple(
+        (claim, ch)
+        for claim, _, ch in sorted(events, key=lambda e: e[2].at)
+        if ch.automated and ch.at >= since
+    )
     out: dict[str, dict[str, FieldHistory]] = {}
     for c in claims:
         out[c.name] = {}

@@ -150,7 +150,8 @@ class Replay:
         for cl in claims:
             out[cl.name] = {}
             for f in policy.tuned_fields:
-                changes = tuple(ch for ch in self.events.get((cl.name, f), ()) if ch.at >= since)
+                # All of them: a flap freeze counts changes of any age (it never expires).
+                changes = tuple(self.events.get((cl.name, f), ()))
                 humans = [ch for ch in changes if ch.kind in HUMAN_KINDS and ch.old != ch.new]
                 baseline: Scalar
                 if humans:

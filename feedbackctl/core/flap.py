@@ -69,7 +69,7 @@ def percent_state_change(states: Sequence[int]) -> float:
     return total * 100.0 / transitions
 
 
-def _since_lift(changes: Sequence[FieldChange], now: datetime) -> list[tuple[datetime, int]]:
+def since_lift(changes: Sequence[FieldChange], now: datetime) -> list[tuple[datetime, int]]:
     """(time, direction) of the tuning changes since the last freeze-lifting act, up to ``now``."""
     states: list[tuple[datetime, int]] = []
     for c in changes:
@@ -89,7 +89,7 @@ def _since_lift(changes: Sequence[FieldChange], now: datetime) -> list[tuple[dat
 def _states(changes: Sequence[FieldChange], now: datetime, window_days: int) -> list[int]:
     """Directions of the changes since the last freeze-lifting act, inside the window."""
     since = now - timedelta(days=window_days)
-    return [step for at, step in _since_lift(changes, now) if at >= since]
+    return [step for at, step in since_lift(changes, now) if at >= since]
 
 
 def _count(states: Sequence[int]) -> int:
@@ -102,7 +102,7 @@ def frozen_at(changes: Sequence[FieldChange], now: datetime, limits: Limits) -> 
     Judged at each change in turn, so a freeze once reached holds whatever
     the window has forgotten since.
     """
-    states = _since_lift(changes, now)
+    states = since_lift(changes, now)
     window = timedelta(days=limits.flap_window_days)
     for i, (at, _) in enumerate(states):
         inside = [step for t, step in states[: i + 1] if t >= at - window]
