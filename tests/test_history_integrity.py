@@ -181,3 +181,31 @@ def test_a_clean_history_with_merges_passes_audit(repo_factory: RepoFactory, tmp
         now += GAP
     result = verify(GitRepo.open(origin), None, None)
     assert result.commits >= 1 and result.violations == [] and not result.problems
+
+
+def _audited_forgery(work: Path, extra: list[tuple[str, str]], **kw: str) -> set[str]:
+    """An auto-tune 256 -> 384 that also makes ``extra`` replacements in the claim file."""
+    text = with_memory((work / PROD_PATH).read_text(), 384)
+    for old, new in extra:
+        assert old in text
+        text = text.replace(old, new, 1)
+    change = auto_trailers(PROD, "lambdaMemory", 256, 384, **kw)
+    block = "\n".join(f"{k}: {v}" for k, v in change.items())
+    commit_files(work, {PROD_PATH: text}, f"feedbackctl: auto-tune\n\n{block}\n", iso(T0))
+    return {v.rule for v in verify(GitRepo.open(work), None, None).violations}
+
+
+def test_audit_flags_an_auto_tune_that_touches_more_than_its_field(repo_factory: RepoFactory) -> None:
+    nested = WIDE.replace("  eventSource:", "  concurrency:\n    reserved: 5\n  eventSource:")
+    work, _ = repo_factory({PROD_PATH: nested}, date=iso(T0 - timedelta(days=2)))
+    assert _audited_forgery(work, [("reserved: 5", "reserved: 50")]) == {"undeclared-change"}
+    work2, _ = repo_factory({PROD_PATH: WIDE}, date=iso(T0 - timedelta(days=2)))
+    baseline = '  annotations:\n    feedbackctl.io/baseline.lambdaMemory: "384"\n'
+    assert _audited_forgery(work2, [("  annotations:\n", baseline)]) == {"undeclared-change"}
+    work3, _ = repo_factory({PROD_PATH: WIDE}, date=iso(T0 - timedelta(days=2)))
+    assert _audited_forgery(work3, []) == set()
+
+
+def test_audit_flags_a_source_not_in_the_registry(repo_factory: RepoFactory) -> None:
+    work, _ = repo_factory({PROD_PATH: WIDE}, date=iso(T0 - timedelta(days=2)))
+    assert _audited_forgery(work, [], source="made-up-source") == {"trust"}

@@ -3,10 +3,12 @@
 Cooldown, settling, rate limits and flap windows are bounded in time, so the
 history a run needs is too, and it never walks history once per claim:
 
-* one first-parent ``git log --since --grep`` pass over the longest window
-  (the flap window, 30 days by default) reads every ``Feedback-*`` trailer:
-  auto-tunes, drift captures, approvals, markers. Git filters the messages.
-* one first-parent ``git log --since --raw`` pass finds changes made by
+* one ``git log --grep`` pass over the longest window (the flap window, 30
+  days by default) reads every ``Feedback-*`` trailer: auto-tunes, drift
+  captures, approvals, markers; git filters the messages. Older trailers
+  are read too, because a flap freeze never expires. Every walk follows
+  every parent and filters by date without stopping (authority/commits.py).
+* one ``git log --raw`` pass finds changes made by
   anyone else by value (the blob of a claim file at a commit against its
   parent), so a human edit or a merge also starts the settling window. By
   default it covers the whole window for every claim; autotune limits it to

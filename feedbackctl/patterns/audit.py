@@ -18,7 +18,7 @@ freeze (``Feedback-Kind: unfreeze``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -256,11 +256,64 @@ class _Check:
                 )
         return valued
 
+    def beyond_trailers(self, valued: Sequence[Mapping[str, str]]) -> None:
+        """An automated commit may touch only the fields its trailers name.
+
+        The scalar diff covers top-level values; this covers the rest of each
+        claim: nested spec fields (``spec.concurrency.reserved``) and
+        metadata annotations and labels (a baseline annotation would move the
+        change cap).
+        """
+        if not self.kinds & AUTOMATED_KINDS:
+            return
+        before = {c.name: c for c in self.parent.claims}
+        for claim in self.after.claims:
+            old = before.get(claim.name)
+            if old is None:
+                continue
+            for key in sorted(set(old.spec) | set(claim.spec)):
+                a, b = old.spec.get(key), claim.spec.get(key)
+                if (
+                    key == "autoTune"
+                    or a == b
+                    or not (isinstance(a, Mapping | list) or isinstance(b, Mapping | list))
+                ):
+                    continue  # bounds-tampering and the scalar diff speak for these
+                self.flag(
+                    "undeclared-change",
+                    f"an automated commit changed spec.{key} of {claim.name}, which no trailer names",
+                    {"Feedback-Claim": claim.name, "Feedback-Field": f"spec.{key}"},
+                )
+            for part in ("annotations", "labels"):
+                a_meta, b_meta = getattr(old, part, None), getattr(claim, part, None)
+                if a_meta != b_meta:
+                    self.flag(
+                        "undeclared-change",
+                        f"an automated commit changed metadata.{part} of {claim.name} "
+                        f"({_meta_diff(a_meta, b_meta)}); only the named field may change",
+                        {"Feedback-Claim": claim.name},
+                    )
+        for g in valued:
+            source = g.get("Feedback-Source")
+            if (
+                g.get("Feedback-Kind") == "auto-tune"
+                and source
+                and source not in self.parent.settings.policy.sources
+            ):
+                self.flag("trust", f"source {source!r} is not in the policy's source registry", g)
+
     def new_errors(self) -> None:
         known = {str(e) for e in self.parent.errors}
         for e in self.after.errors:
             if str(e) not in known:
                 self.flag("schema", f"the commit left a claim unreadable: {e}")
+
+
+def _meta_diff(a: object, b: object) -> str:
+    old = dict(a) if isinstance(a, Mapping) else {}
+    new = dict(b) if isinstance(b, Mapping) else {}
+    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    return ", ".join(str(k) for k in keys)
 
 
 def _as_of(histories: Histories, claim: str, now: datetime) -> dict[str, FieldHistory]:
@@ -417,6 +470,7 @@ def _check_parsed(
     check.new_errors()
     check.bounds_tampering()
     valued = check.trailers(check.diff())
+    check.beyond_trailers(valued)
     tuned = [
         g
         for g in valued
