@@ -138,18 +138,9 @@ def reader_for(claims: Sequence[Claim]) -> ValueReader:
     return read
 
 
-def read_log(
-    repo: GitRepo,
-    rev: str,
-    *,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    paths: Sequence[str] = (),
-    max_count: int | None = None,
-    skip: int = 0,
-) -> list[Commit]:
-    """Every commit reachable from ``rev`` (any parent), newest first, with trailers and blobs."""
-    return read_commits(repo, rev, since=since, until=until, paths=paths, max_count=max_count, skip=skip)
+# Every commit reachable from a rev (any parent), newest first, with trailers and blobs;
+# ``only`` keeps just those paths' blobs, ``paths`` limits the walk (see authority/commits.py).
+read_log = read_raw_log = read_commits
 
 
 def read_trailer_log(
@@ -161,27 +152,6 @@ def read_trailer_log(
     """
     commits = read_commits(repo, rev, since=since, until=until, diffs=False, trailers_only=True)
     return [c for c in commits if c.changes or c.stray]
-
-
-def read_raw_log(
-    repo: GitRepo,
-    rev: str,
-    *,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    paths: Sequence[str] = (),
-    only: Collection[str] | None = None,
-    max_count: int | None = None,
-    skip: int = 0,
-) -> list[Commit]:
-    """Commits of ``rev``, newest first, with the blobs they changed.
-
-    ``paths`` limits the walk (git); ``only`` just keeps those paths' blobs,
-    which is cheaper than a walk limited to many paths.
-    """
-    return read_commits(
-        repo, rev, since=since, until=until, paths=paths, only=only, max_count=max_count, skip=skip
-    )
 
 
 class ValueMemo:

@@ -423,16 +423,8 @@ def _check_reset(check: _Check, g: Mapping[str, str], histories: Histories) -> N
         )
 
 
-def _check_commit(
-    repo: GitRepo,
-    c: Commit,
-    parent: Snapshot | None,
-    after: Snapshot,
-    unreadable: FeedbackError | None,
-    replay: Replay,
-    subject: str,
-) -> list[Violation]:
-    misplaced = [
+def _misplaced(c: Commit, subject: str) -> list[Violation]:
+    return [
         Violation(
             c.sha,
             c.at,
@@ -444,12 +436,9 @@ def _check_commit(
         )
         for kind in c.stray
     ]
-    if not c.changes:
-        return misplaced
-    return misplaced + _check_parsed(repo, c, parent, after, unreadable, replay, subject)
 
 
-def _check_parsed(
+def _check_commit(
     repo: GitRepo,
     c: Commit,
     parent: Snapshot | None,
@@ -522,7 +511,9 @@ def verify(repo: GitRepo, ref: str | None, since: str | None) -> AuditResult:
             result.commits += 1
             result.changes += len(c.changes)
             subject = subjects.get(c.sha, "")
-            result.violations += _check_commit(repo, c, parent, after, unreadable, replay, subject)
+            result.violations += _misplaced(c, subject)
+            if c.changes:
+                result.violations += _check_commit(repo, c, parent, after, unreadable, replay, subject)
     except FeedbackError as e:
         result.problems.append(Problem("", f"cannot replay {branch}: {e}"))
     order = {rule: i for i, rule in enumerate(PROVABLE)}
