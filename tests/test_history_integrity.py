@@ -209,3 +209,38 @@ def test_audit_flags_an_auto_tune_that_touches_more_than_its_field(repo_factory:
 def test_audit_flags_a_source_not_in_the_registry(repo_factory: RepoFactory) -> None:
     work, _ = repo_factory({PROD_PATH: WIDE}, date=iso(T0 - timedelta(days=2)))
     assert _audited_forgery(work, [], source="made-up-source") == {"trust"}
+
+
+def test_a_merge_is_human_only_for_values_that_differ_from_every_parent(repo_factory: RepoFactory) -> None:
+    from feedbackctl.authority.history import fill_baselines, load_histories
+    from feedbackctl.authority.snapshot import load_snapshot
+
+    work, _ = repo_factory({PROD_PATH: WIDE}, date=iso(T0 - timedelta(days=3)))
+    base = git_out(work, "rev-parse", "HEAD")
+    _bot_commit(work, T0 - timedelta(days=2), 256, 384, "")
+    git_out(work, "checkout", "-q", "-b", "side", base)
+    commit_files(work, {"README.md": "side\n"}, "docs", iso(T0 - timedelta(days=2)))
+    git_out(work, "checkout", "-q", "main")
+    at = T0 - timedelta(days=1)
+    git_out(work, "merge", "-q", "--no-ff", "--no-edit", "side", env=_env(at))
+
+    def baseline() -> object:
+        repo = GitRepo.open(work)
+        snap = load_snapshot(repo, None)
+        claims = [c for c in snap.claims if c.name == PROD]
+        h = load_histories(repo, snap.commit, claims, snap.settings.policy, T0)
+        h = fill_baselines(repo, snap.commit, claims, h)
+        return h.for_claim(PROD)["lambdaMemory"].baseline
+
+    # The merge took 384 from its auto-tune parent: the human baseline is still 256.
+    assert baseline() == 256
+    # A merge that sets a value no parent had (a conflict resolved by hand) is the human's.
+    git_out(work, "checkout", "-q", "-b", "side2", "HEAD~1")
+    commit_files(work, {PROD_PATH: with_memory(WIDE, 320)}, "human edit", iso(at))
+    git_out(work, "checkout", "-q", "main")
+    proc = git_out(work, "merge", "-q", "--no-ff", "--no-edit", "-s", "ours", "side2", env=_env(at))
+    del proc
+    text = with_memory((work / PROD_PATH).read_text(), 300)
+    (work / PROD_PATH).write_text(text)
+    git_out(work, "commit", "-q", "-a", "--amend", "--no-edit", env=_env(at))
+    assert baseline() == 300
