@@ -81,11 +81,30 @@ def test_two_reversals_in_30_days_freeze() -> None:
     assert not flap.assess(seesaw(2), NOW, Limits()).flapping
 
 
-def test_reversals_older_than_the_window_do_not_count() -> None:
-    assert not flap.assess(seesaw(3, start_days=40), NOW, Limits()).flapping
+def test_a_freeze_never_expires_when_its_reversals_leave_the_window() -> None:
+    # Frozen 38 days ago; a frozen field makes no new changes, so the window empties.
+    status = flap.assess(seesaw(3, start_days=40), NOW, Limits())
+    assert status.flapping and status.reversals == 0
+    assert flap.frozen_at(seesaw(3, start_days=40), NOW, Limits()) == NOW - timedelta(days=38)
 
 
-@pytest.mark.parametrize("kind", ["human", "unfreeze", "reset", "approve"])
+def test_reversals_never_two_inside_one_window_do_not_freeze() -> None:
+    # Alternating every 20 days for 80 days: each window of 30 days holds one reversal.
+    spaced = [
+        change((100 - 20 * i) * 1440, 256 if i % 2 == 0 else 384, 384 if i % 2 == 0 else 256)
+        for i in range(5)
+    ]
+    assert not flap.assess(spaced, NOW, Limits()).flapping
+    assert flap.frozen_at(spaced, NOW, Limits()) is None
+
+
+def test_a_reset_neither_lifts_the_freeze_nor_counts() -> None:
+    reset = change(10 * 1440, 384, 256, kind="reset")
+    assert flap.assess(seesaw(3) + [reset], NOW, Limits()).flapping
+    assert not flap.assess(seesaw(2) + [reset], NOW, Limits()).flapping
+
+
+@pytest.mark.parametrize("kind", ["human", "unfreeze", "approve"])
 def test_a_human_act_or_unfreeze_lifts_the_freeze(kind: str) -> None:
     lifted = seesaw(3) + [change(10 * 1440, 384, 384 if kind == "unfreeze" else 256, kind=kind)]
     assert flap.assess(seesaw(3), NOW, Limits()).flapping

@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from subprocess import CompletedProcess
 
@@ -42,6 +42,8 @@ _RETRYABLE_PUSH = (
     "cannot lock ref",
     "incorrect old value",
 )
+# How far a writer's clock may lag the branch tip's committer date.
+CLOCK_SKEW = timedelta(minutes=5)
 _BAD_REF_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 
 
@@ -446,6 +448,7 @@ class GitRepo:
         """
         for path in edits:
             _check_repo_path(path)
+        self.check_not_before(base, now)
         writes = [(p, c) for p, c in edits.items() if c is not None]
         modes: dict[str, str] = {}
         if writes:
@@ -479,6 +482,24 @@ class GitRepo:
         text = message if message.endswith("\n") else message + "\n"
         out = self.git("commit-tree", tree, "-p", base, "-F", "-", input=text.encode(), env=env)
         return out.decode().strip()
+
+    def check_not_before(self, base: str, now: datetime) -> None:
+        """Refuse to date a commit before the one it follows (beyond a clock-skew allowance).
+
+        Readers filter history by committer date; a commit dated far before
+        its parent makes every date-bounded reader judge it (and a walk
+        cut by date, everything behind it) out of place, so a back-dated
+        ``--now`` is a mistake to stop, not to record.
+        """
+        ct = int(self.git("show", "-s", "--format=%ct", base, "--").decode().strip() or 0)
+        tip = datetime.fromtimestamp(ct, UTC)
+        moment = now.astimezone(UTC) if now.tzinfo else now.replace(tzinfo=UTC)
+        if moment < tip - CLOCK_SKEW:
+            raise UsageError(
+                f"--now {moment.isoformat().replace('+00:00', 'Z')} is before the branch tip "
+                f"{base[:10]} (committed {tip.isoformat().replace('+00:00', 'Z')}) by more than "
+                f"{int(CLOCK_SKEW.total_seconds() // 60)} minutes; pass the real time or a later --now"
+            )
 
     # -- advancing a branch --------------------------------------------------
 

@@ -3,10 +3,12 @@
 Cooldown, settling, rate limits and flap windows are bounded in time, so the
 history a run needs is too, and it never walks history once per claim:
 
-* one first-parent ``git log --since --grep`` pass over the longest window
-  (the flap window, 30 days by default) reads every ``Feedback-*`` trailer:
-  auto-tunes, drift captures, approvals, markers. Git filters the messages.
-* one first-parent ``git log --since --raw`` pass finds changes made by
+* one ``git log --grep`` pass over the longest window (the flap window, 30
+  days by default) reads every ``Feedback-*`` trailer: auto-tunes, drift
+  captures, approvals, markers; git filters the messages. Older trailers
+  are read too, because a flap freeze never expires. Every walk follows
+  every parent and filters by date without stopping (authority/commits.py).
+* one ``git log --raw`` pass finds changes made by
   anyone else by value (the blob of a claim file at a commit against its
   parent), so a human edit or a merge also starts the settling window. By
   default it covers the whole window for every claim; autotune limits it to
@@ -30,7 +32,7 @@ as a full scan of the same history does.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,13 +40,15 @@ from pathlib import Path
 import yaml
 
 from feedbackctl.authority.claims import claim_name_problem, is_claim_kind, parse_claims
+from feedbackctl.authority.commits import Commit as Commit
+from feedbackctl.authority.commits import read_commits
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.overlays import RenderedLocation, read_values, rendered_fields
-from feedbackctl.authority.trailers import parse_trailers
 from feedbackctl.authority.yamldoc import check_size
+from feedbackctl.core import flap
 from feedbackctl.core.decide import SIZING_LOOKBACK_MINUTES, TRUST_WINDOW_FACTOR
-from feedbackctl.core.guards import reversals
 from feedbackctl.core.models import (
+    AUTOMATED_KINDS,
     HUMAN_KINDS,
     MARKER_KINDS,
     Claim,
@@ -134,147 +138,20 @@ def reader_for(claims: Sequence[Claim]) -> ValueReader:
     return read
 
 
-@dataclass(frozen=True)
-class Commit:
-    sha: str
-    parent: str | None
-    at: datetime
-    changes: tuple[dict[str, str], ...]  # trailer groups
-    paths: tuple[str, ...]
-    blobs: Mapping[str, tuple[str | None, str | None]] = field(default_factory=dict)  # path -> (old, new)
-
-    def trailer_for(self, claim: str, field: str) -> dict[str, str] | None:
-        for g in self.changes:
-            if g.get("Feedback-Claim") == claim and g.get("Feedback-Field") in (field, f"spec.{field}"):
-                return g
-        return None
+# Every commit reachable from a rev (any parent), newest first, with trailers and blobs;
+# ``only`` keeps just those paths' blobs, ``paths`` limits the walk (see authority/commits.py).
+read_log = read_raw_log = read_commits
 
 
-def read_log(
-    repo: GitRepo,
-    rev: str,
-    *,
-    since: datetime | None = None,
-    paths: Sequence[str] = (),
-    max_count: int | None = None,
+def read_trailer_log(
+    repo: GitRepo, rev: str, *, since: datetime | None = None, until: datetime | None = None
 ) -> list[Commit]:
-    """One first-parent pass, newest first, with trailers and touched paths."""
-    args = [
-        "log",
-        "--first-parent",
-        "--no-renames",
-        "--diff-merges=first-parent",
-        "--raw",
-        "--no-abbrev",
-        f"--format={_RS}%H{_US}%P{_US}%ct{_US}%B{_US}",
-    ]
-    if since is not None:
-        args.append(f"--since=@{int(since.timestamp())}")
-    if max_count is not None:
-        args.append(f"--max-count={max_count}")
-    args.append(rev)
-    if paths:
-        args += ["--", *paths]
-    out = repo.git(*args).decode("utf-8", "replace")
-    commits = []
-    for record in out.split(_RS)[1:]:
-        sha, parents, ct, body, raw = record.split(_US, 4)
-        blobs = _raw_blobs(raw)
-        commits.append(
-            Commit(
-                sha=sha,
-                parent=parents.split()[0] if parents.strip() else None,
-                at=datetime.fromtimestamp(int(ct), UTC),
-                changes=tuple(parse_trailers(body)),
-                paths=tuple(blobs),
-                blobs=blobs,
-            )
-        )
-    return commits
-
-
-def _raw_blobs(raw: str, only: Collection[str] | None = None) -> dict[str, tuple[str | None, str | None]]:
-    """``--raw`` lines (``:old new oldsha newsha S\tpath``) -> path -> (old, new) blob ids."""
-    out: dict[str, tuple[str | None, str | None]] = {}
-    for line in raw.splitlines():
-        if not line.startswith(":"):
-            continue
-        meta, _, path = line.partition("\t")
-        if only is not None and path not in only:
-            continue
-        parts = meta.split()
-        old, new = parts[2], parts[3]
-        out[path] = (None if set(old) == {"0"} else old, None if set(new) == {"0"} else new)
-    return out
-
-
-def read_trailer_log(repo: GitRepo, rev: str, *, since: datetime) -> list[Commit]:
-    """First-parent commits since ``since`` that carry ``Feedback-*`` trailers, newest first.
+    """Commits between ``since`` and ``until`` that carry ``Feedback-*`` trailers, newest first.
 
     ``--grep`` lets git skip every other message; no diffs are computed.
     """
-    args = [
-        "log",
-        "--first-parent",
-        "--regexp-ignore-case",
-        "--grep=^feedback-[a-z]*:",
-        f"--since=@{int(since.timestamp())}",
-        f"--format={_RS}%H{_US}%P{_US}%ct{_US}%B",
-        rev,
-    ]
-    out = repo.git(*args).decode("utf-8", "replace")
-    commits = []
-    for record in out.split(_RS)[1:]:
-        sha, parents, ct, body = record.split(_US, 3)
-        changes = tuple(parse_trailers(body))
-        if changes:
-            commits.append(Commit(sha, parents.split()[0] if parents.strip() else None, _at(ct), changes, ()))
-    return commits
-
-
-def read_raw_log(
-    repo: GitRepo,
-    rev: str,
-    *,
-    since: datetime | None = None,
-    paths: Sequence[str] = (),
-    only: Collection[str] | None = None,
-    max_count: int | None = None,
-) -> list[Commit]:
-    """First-parent commits of ``rev``, newest first, with the blobs they changed.
-
-    ``paths`` limits the walk (git); ``only`` just keeps those paths' blobs,
-    which is cheaper than a walk limited to many paths.
-    """
-    args = [
-        "log",
-        "--first-parent",
-        "--no-renames",
-        "--diff-merges=first-parent",
-        "--root",
-        "--raw",
-        "--no-abbrev",
-        f"--format={_RS}%H{_US}%P{_US}%ct{_US}",
-    ]
-    if since is not None:
-        args.append(f"--since=@{int(since.timestamp())}")
-    if max_count is not None:
-        args.append(f"--max-count={max_count}")
-    args.append(rev)
-    if paths:
-        args += ["--", *paths]
-    out = repo.git(*args).decode("utf-8", "replace")
-    commits = []
-    for record in out.split(_RS)[1:]:
-        sha, parents, ct, raw = record.split(_US, 3)
-        blobs = _raw_blobs(raw, only)
-        parent = parents.split()[0] if parents.strip() else None
-        commits.append(Commit(sha, parent, _at(ct), (), tuple(blobs), blobs))
-    return commits
-
-
-def _at(ct: str) -> datetime:
-    return datetime.fromtimestamp(int(ct), UTC)
+    commits = read_commits(repo, rev, since=since, until=until, diffs=False, trailers_only=True)
+    return [c for c in commits if c.changes or c.stray]
 
 
 class ValueMemo:
@@ -327,20 +204,54 @@ def _value_events(
 ) -> list[tuple[str, str, FieldChange]]:
     """Value changes made by commits without trailers for them (humans, merges)."""
     todo = [(c, p) for c in commits for p in c.paths if p in claim_paths]
-    memo.load(repo, [b for c, p in todo for b in c.blobs[p] if b is not None], [p for _, p in todo])
+    memo.load(repo, [b for c, p in todo for b in _blobs_of(c, p) if b is not None], [p for _, p in todo])
     events = []
     for c, p in todo:
-        old_blob, new_blob = c.blobs[p]
-        after = memo.values(p, new_blob)
-        before = memo.values(p, old_blob)
-        for claim in claim_paths[p]:
-            for f in fields:
-                old = before.get(claim, {}).get(f)
-                new = after.get(claim, {}).get(f)
-                if old == new or c.trailer_for(claim, f) is not None:
-                    continue
+        for claim, f, old, new in _own_changes(c, p, claim_paths[p], fields, memo):
+            if c.trailer_for(claim, f) is None:
                 events.append((claim, f, FieldChange(c.sha, c.at, old, new, "human")))
     return events
+
+
+value_events = _value_events  # the one reading of human changes: guards, ``history``, drift
+
+
+def _blobs_of(c: Commit, path: str) -> tuple[str | None, ...]:
+    if path in c.merged:
+        parents, new = c.merged[path]
+        return (*parents, new)
+    return c.blobs.get(path, (None, None))
+
+
+def _own_changes(
+    c: Commit, path: str, claims: Collection[str], fields: Sequence[str], memo: ValueMemo
+) -> list[tuple[str, str, Scalar, Scalar]]:
+    """(claim, field, old, new) for the values this commit itself set in one file.
+
+    A merge sets only the values that differ from every parent: one it took
+    from a parent is that parent's change, already on the walk. A commit
+    whose message calls it automated outside its trailer block sets nothing
+    a human can be credited with.
+    """
+    if any(k in AUTOMATED_KINDS for k in c.stray):
+        return []
+    if c.is_merge:
+        if path not in c.merged:
+            return []  # the file is one parent's: nothing of the merge's own
+        parent_blobs, new_blob = c.merged[path]
+        parents = [memo.values(path, b) for b in parent_blobs]
+    else:
+        old_blob, new_blob = c.blobs.get(path, (None, None))
+        parents = [memo.values(path, old_blob)]
+    after = memo.values(path, new_blob)
+    out = []
+    for claim in sorted(claims):
+        for f in fields:
+            new = after.get(claim, {}).get(f)
+            olds = [p.get(claim, {}).get(f) for p in parents]
+            if all(old != new for old in olds):
+                out.append((claim, f, olds[0], new))
+    return out
 
 
 def _trailer_events(commits: Sequence[Commit]) -> list[tuple[str, str, FieldChange]]:
@@ -413,9 +324,10 @@ def claim_files(claims: Sequence[Claim]) -> dict[str, set[str]]:
 class Coverage:
     """Where one claim's changes by value are complete.
 
-    Every value change of its files after ``since`` is known; older ones are
-    found by walking its files' history back from ``resume`` (None: the
-    history ends there, the claim's first commit is known).
+    Every value change of its files at or after ``since`` is known; older
+    ones are found by walking its files' history from ``resume`` (the tip the
+    scan started at) filtered to the commits dated before ``since``. The walk
+    follows every parent, so "where a walk stopped" is a date, not a commit.
     """
 
     since: datetime
@@ -439,51 +351,60 @@ class Histories:
 PER_FILE_PASSES = 8
 
 
-def _boundary(commits_newest_first: Sequence[Commit], start: str | None) -> str | None:
-    """Where a first-parent walk that returned these commits continues."""
-    if not commits_newest_first:
-        return start
-    return commits_newest_first[-1].parent
+def _before(t: datetime | None) -> datetime | None:
+    """The newest date not yet covered by a scan down to ``t`` (git compares whole seconds)."""
+    return None if t is None else datetime.fromtimestamp(int(t.timestamp()) - 1, UTC)
+
+
+def _unknown(
+    events: list[tuple[str, str, FieldChange]], upto: Mapping[str, datetime | None]
+) -> list[tuple[str, str, FieldChange]]:
+    """Drop the events of a claim already covered (at or after its ``upto``)."""
+    out = []
+    for e in events:
+        u = _before(upto.get(e[0]))
+        if u is None or e[2].at <= u:
+            out.append(e)
+    return out
 
 
 def _scan(
     repo: GitRepo,
-    start: Mapping[str, str | None] | str,
+    tip: str,
     since: datetime,
     claims: Sequence[Claim],
     fields: Sequence[str],
     memo: ValueMemo,
     marked: Mapping[str, Commit],
+    known: Mapping[str, Coverage] | None = None,
 ) -> tuple[list[tuple[str, str, FieldChange]], dict[str, Coverage]]:
     """Value changes of ``claims`` back to ``since``, and their coverage afterwards.
 
-    ``start`` is where each claim's walk begins (a commit, or claim -> the
-    ``resume`` of its current coverage). Many files sharing one start take one
-    unfiltered pass; otherwise each file takes a path-limited one.
+    ``known`` is each claim's current coverage: only older commits are read
+    for it. Many files take one unfiltered pass; otherwise each file takes a
+    path-limited one.
     """
     files = claim_files(claims)
-    begin = {c.name: start if isinstance(start, str) else start.get(c.name) for c in claims}
-    events: list[tuple[str, str, FieldChange]] = []
-    coverage: dict[str, Coverage] = {}
-    shared = set(begin.values())
-    if len(files) > PER_FILE_PASSES and len(shared) == 1:
-        first = shared.pop()
-        commits = read_raw_log(repo, first, since=since, only=files) if first is not None else []
+    upto = {c.name: (known[c.name].since if known and c.name in known else None) for c in claims}
+    coverage = {c.name: Coverage(since, tip) for c in claims}
+    if len(files) > PER_FILE_PASSES:
+        until = _newest_date(upto.values())
+        commits = read_raw_log(repo, tip, since=since, until=_before(until), only=files)
         ordered = [_with_trailers(c, marked) for c in reversed(commits) if c.paths]
-        events = _value_events(repo, ordered, files, fields, memo)
-        resume = _boundary(commits, first)
-        return events, {c.name: Coverage(since, resume) for c in claims}
+        return _unknown(_value_events(repo, ordered, files, fields, memo), upto), coverage
+    events: list[tuple[str, str, FieldChange]] = []
     for path, names in sorted(files.items()):
-        path_start = _newest(repo, [begin[n] for n in names])
-        commits = read_raw_log(repo, path_start, since=since, paths=[path]) if path_start else []
+        until = _newest_date(upto[n] for n in names)
+        commits = read_raw_log(repo, tip, since=since, until=_before(until), paths=[path])
         ordered = [_with_trailers(c, marked) for c in reversed(commits)]
         events += _value_events(repo, ordered, {path: names}, fields, memo)
-        resume = _boundary(commits, path_start)
-        for name in names:
-            # A claim spread over several files resumes at the newest of their ends.
-            prev = coverage.get(name)
-            coverage[name] = Coverage(since, _newest(repo, [prev.resume, resume]) if prev else resume)
-    return events, coverage
+    return _unknown(events, upto), coverage
+
+
+def _newest_date(dates: Iterable[datetime | None]) -> datetime | None:
+    """Of several coverage bounds, the newest (None if any is None: read from the tip)."""
+    bounds = list(dates)
+    return None if not bounds or any(d is None for d in bounds) else max(d for d in bounds if d is not None)
 
 
 def _rests_on_unknown(changes: Sequence[FieldChange], now: datetime, since: datetime, policy: Policy) -> bool:
@@ -492,11 +413,15 @@ def _rests_on_unknown(changes: Sequence[FieldChange], now: datetime, since: date
     Only changes after ``since`` are fully known; an edit without trailers
     before it would lift the freeze, or lower the count it reports.
     """
-    lim = policy.limits
-    counted = reversals(changes, now, lim.flap_window_days)
-    if counted < lim.flap_reversals:
+    if not flap.assess(changes, now, policy.limits).flapping:
         return False
-    return counted != reversals([c for c in changes if c.at >= since], now, lim.flap_window_days)
+    return _first_state(changes, now) < since
+
+
+def _first_state(changes: Sequence[FieldChange], now: datetime) -> datetime:
+    """The oldest change a flap freeze counts (since the last lifting act known)."""
+    counted = flap.since_lift(changes, now)
+    return counted[0][0] if counted else now
 
 
 def _find_lifts(
@@ -519,13 +444,12 @@ def _find_lifts(
     if not claims:
         return [], {}
     if len(claim_files(claims)) > PER_FILE_PASSES and not has_bloom_filters(repo):
-        return _scan(
-            repo, {c.name: coverage[c.name].resume for c in claims}, since, claims, fields, memo, marked
-        )
+        tip = coverage[claims[0].name].resume or ""
+        return _scan(repo, tip, since, claims, fields, memo, marked, coverage)
     events: list[tuple[str, str, FieldChange]] = []
     for c, f in suspects:
         for path in claim_files([c]):
-            found = _newest_edit(repo, path, coverage[c.name].resume, since, c.name, f, memo, marked)
+            found = _newest_edit(repo, path, coverage[c.name], since, c.name, f, memo, marked)
             if found is not None:
                 events.append((c.name, f, found))
     return events, {}
@@ -534,28 +458,38 @@ def _find_lifts(
 LIFT_BATCHES = (2, 16, 128)
 
 
+def _batch(sizes: Sequence[int], n: int) -> int:
+    """The n-th batch of a walk back: the listed sizes, then doubling (a walk costs O(commits))."""
+    return sizes[n] if n < len(sizes) else sizes[-1] * 2 ** (n - len(sizes) + 1)
+
+
 def _newest_edit(
     repo: GitRepo,
     path: str,
-    start: str | None,
+    cov: Coverage,
     since: datetime,
     claim: str,
     field_name: str,
     memo: ValueMemo,
     marked: Mapping[str, Commit],
 ) -> FieldChange | None:
-    """The newest change of one field without trailers for it, from ``start`` back to ``since``."""
-    rev, batch = start, 0
-    while rev is not None:
-        size = LIFT_BATCHES[min(batch, len(LIFT_BATCHES) - 1)]
+    """The newest change of one field without trailers for it, older than ``cov`` and back to ``since``."""
+    if cov.resume is None:
+        return None
+    offset, batch = 0, 0
+    while True:
+        size = _batch(LIFT_BATCHES, batch)
         batch += 1
-        commits = read_raw_log(repo, rev, since=since, paths=[path], max_count=size)
+        commits = read_raw_log(
+            repo, cov.resume, since=since, until=_before(cov.since), paths=[path], max_count=size, skip=offset
+        )
         ordered = [_with_trailers(c, marked) for c in commits]  # newest first
         events = _value_events(repo, ordered, {path: {claim}}, [field_name], memo)
         if events:
-            return events[0][2]
-        rev = commits[-1].parent if len(commits) == size else None
-    return None
+            return max(events, key=lambda e: e[2].at)[2]
+        if len(commits) < size:
+            return None
+        offset += size
 
 
 def has_bloom_filters(repo: GitRepo) -> bool:
@@ -609,21 +543,31 @@ def load_histories(
     fields = policy.tuned_fields
     memo = ValueMemo(reader or reader_for(claims), claims)
     events = _trailer_events(list(marked.values()))
+    # A flap freeze never expires, so trailers older than the window still count for it.
+    names = {c.name for c in claims}
+    older = [
+        e
+        for e in _trailer_events(read_trailer_log(repo, commit, until=_before(since)))
+        if e[0] in names and e[1] in fields
+    ]
+    events += older
     scanned, coverage = _scan(repo, commit, value_since, valued, fields, memo, marked)
     events += scanned
-    if value_since > since:
-        per = _group(events)
-        suspects = [
-            (c, f)
-            for c in valued
-            for f in fields
-            if _rests_on_unknown(per[c.name][f], now, value_since, policy)
-        ]
-        more, extended = _find_lifts(repo, suspects, coverage, since, fields, memo, marked)
+    per = _group(events)
+    suspects = [
+        (c, f) for c in valued for f in fields if _rests_on_unknown(per[c.name][f], now, value_since, policy)
+    ]
+    if suspects:
+        reach = min(_first_state(per[c.name][f], now) for c, f in suspects)
+        more, extended = _find_lifts(repo, suspects, coverage, min(since, reach), fields, memo, marked)
         events += more
         coverage.update(extended)
     per = _group(events)
-    recent = tuple((claim, ch) for claim, _, ch in sorted(events, key=lambda e: e[2].at) if ch.automated)
+    recent = tuple(
+        (claim, ch)
+        for claim, _, ch in sorted(events, key=lambda e: e[2].at)
+        if ch.automated and ch.at >= since
+    )
     out: dict[str, dict[str, FieldHistory]] = {}
     for c in claims:
         out[c.name] = {}
@@ -698,14 +642,13 @@ def fill_baselines(
         if window is not None and c.name in coverage and coverage[c.name].since > window
     ]
     if window is not None and len(claim_files(narrow)) > PER_FILE_PASSES and not has_bloom_filters(repo):
-        resumes = {c.name: coverage[c.name].resume for c in narrow}
-        more, extended = _scan(repo, resumes, window, narrow, sorted({f for _, f in todo}), memo, {})
+        more, extended = _scan(repo, commit, window, narrow, sorted({f for _, f in todo}), memo, {}, coverage)
         coverage.update(extended)
         for claim, f, change in more:
             h = fields[claim][f]
             fields[claim][f] = replace(h, changes=tuple(sorted((*h.changes, change), key=lambda x: x.at)))
     pending: dict[tuple[str, str], Scalar] = {}
-    starts: dict[str, str | None] = {}
+    starts: dict[str, datetime | None] = {}  # path -> where its known changes begin (None: nothing known)
     for c, f in todo:
         h = fields[c.name][f]
         cov = coverage.get(c.name)
@@ -713,30 +656,14 @@ def fill_baselines(
         if known is not None:
             fields[c.name][f] = replace(h, baseline=known)
             continue
-        start = cov.resume if cov is not None else commit
+        start = cov.since if cov is not None else None
         pending[(c.name, f)] = c.value(f)
         for path in claim_files([c]):
-            starts[path] = _newest(repo, [starts[path], start]) if path in starts else start
-    found = _walk_back(repo, pending, starts, {c.name: c for c in claims}, memo)
+            starts[path] = _newest_date([starts[path], start]) if path in starts else start
+    found = _walk_back(repo, commit, pending, starts, {c.name: c for c in claims}, memo)
     for (claim, f), value in found.items():
         fields[claim][f] = replace(fields[claim][f], baseline=value)
     return replace(histories, fields=fields, coverage=coverage)
-
-
-def _newest(repo: GitRepo, points: Sequence[str | None]) -> str | None:
-    """Of starting points on one first-parent line, the one nearest the tip.
-
-    Walking back from there covers all of them: between it and an older
-    point the changes are known already, and the walk just meets them again.
-    None (the history has ended) yields to any commit.
-    """
-    best: str | None = None
-    for p in points:
-        if p is None or p == best:
-            continue
-        if best is None or repo.is_ancestor(best, p):
-            best = p
-    return best
 
 
 BASELINE_BATCHES = (2, 16, 128, 1024)
@@ -744,12 +671,13 @@ BASELINE_BATCHES = (2, 16, 128, 1024)
 
 def _walk_back(
     repo: GitRepo,
+    tip: str,
     pending: Mapping[tuple[str, str], Scalar],
-    starts: Mapping[str, str | None],
+    starts: Mapping[str, datetime | None],
     claims: Mapping[str, Claim],
     memo: ValueMemo,
 ) -> dict[tuple[str, str], Scalar]:
-    """Per file, walk its commits back from its start to each field's last human act.
+    """Per file, walk its commits older than its start back to each field's last human act.
 
     A claim set by several files (a Kustomize base and overlay) takes the
     newest act found in any of them; a field no file ever changed keeps its
@@ -759,18 +687,20 @@ def _walk_back(
     files = claim_files([claims[name] for name, _ in pending])
     for path, start in sorted(starts.items()):
         todo = {key for key in pending if key[0] in files[path]}
-        rev, batch = start, 0
-        while todo and rev is not None:
-            size = BASELINE_BATCHES[min(batch, len(BASELINE_BATCHES) - 1)]
+        offset, batch = 0, 0
+        while todo:
+            size = _batch(BASELINE_BATCHES, batch)
             batch += 1
-            commits = read_log(repo, rev, paths=[path], max_count=size)
+            commits = read_log(repo, tip, until=_before(start), paths=[path], max_count=size, skip=offset)
             for c in commits:  # newest first
                 for key, value in _settle(repo, c, path, todo, memo).items():
                     if key not in acts or acts[key][0] < c.at:
                         acts[key] = (c.at, value)
                 if not todo:
                     break
-            rev = commits[-1].parent if len(commits) == size else None
+            if len(commits) < size:
+                break
+            offset += size
     return {key: acts[key][1] if key in acts else value for key, value in pending.items()}
 
 
@@ -778,9 +708,13 @@ def _settle(
     repo: GitRepo, c: Commit, path: str, todo: set[tuple[str, str]], memo: ValueMemo
 ) -> dict[tuple[str, str], Scalar]:
     """The fields this commit set by a human act (taken off ``todo``); automated ones are passed over."""
-    old_blob, new_blob = c.blobs.get(path, (None, None))
-    memo.load(repo, [b for b in (old_blob, new_blob) if b is not None], [path])
-    before, after = memo.values(path, old_blob), memo.values(path, new_blob)
+    memo.load(repo, [b for b in _blobs_of(c, path) if b is not None], [path])
+    own = {
+        (claim, f): new
+        for claim, f, _, new in _own_changes(
+            c, path, {k[0] for k in todo}, sorted({k[1] for k in todo}), memo
+        )
+    }
     found: dict[tuple[str, str], Scalar] = {}
     for claim, f in sorted(todo):
         g = c.trailer_for(claim, f)
@@ -788,8 +722,7 @@ def _settle(
             if g.get("Feedback-Kind") in HUMAN_KINDS:
                 found[(claim, f)] = parse_scalar(g.get("Feedback-To"))
             continue
-        old, new = before.get(claim, {}).get(f), after.get(claim, {}).get(f)
-        if old != new:
-            found[(claim, f)] = new
+        if (claim, f) in own:
+            found[(claim, f)] = own[(claim, f)]
     todo.difference_update(found)
     return found

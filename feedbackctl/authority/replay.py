@@ -3,9 +3,12 @@
 ``audit verify`` judges each feedback commit by the claims, policy and field
 histories *as they were at its parent*. Loading a snapshot and a history per
 commit is quadratic on long histories, so the replay keeps both up to date as
-it walks: one ``git log --first-parent --raw`` pass, the changed claim files
-re-parsed from their new blobs, and field events (trailers, and value changes
-without a trailer, which are human) appended as they happen. A commit that
+it walks: one ``git log --raw`` pass over every commit reachable through any
+parent (parents before children), the changed claim files re-parsed from
+their new blobs, and field events (trailers, and value changes without a
+trailer, which are human) appended as they happen. A merge is read whole;
+its own value changes are the values that differ from every parent (one it
+took from a parent is that parent's change, replayed already). A commit that
 touches the settings, the policies or a Kustomize file is read with a full
 ``load_snapshot`` instead, so whatever that function knows (overlays) holds.
 
@@ -21,18 +24,25 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 from feedbackctl.authority.claims import parse_claims
+from feedbackctl.authority.commits import Commit, read_commits
 from feedbackctl.authority.config import CONFIG_FILE
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.history import (
-    Commit,
     Histories,
     _trailer_events,
     annotated_baseline,
     history_window,
-    read_log,
 )
 from feedbackctl.authority.snapshot import Snapshot, load_snapshot
-from feedbackctl.core.models import HUMAN_KINDS, Claim, FieldChange, FieldHistory, FleetHistory, Scalar
+from feedbackctl.core.models import (
+    AUTOMATED_KINDS,
+    HUMAN_KINDS,
+    Claim,
+    FieldChange,
+    FieldHistory,
+    FleetHistory,
+    Scalar,
+)
 from feedbackctl.core.policy import Policy
 from feedbackctl.errors import FeedbackError
 
@@ -59,18 +69,31 @@ class Replay:
         A commit whose settings or policy cannot be read keeps its parent's
         snapshot (and says why), so one broken commit does not stop the walk.
         """
-        for c in reversed(read_log(self.repo, head)):
-            before = self.snapshot
+        commits = read_commits(self.repo, head, oldest_first=True)
+        children: dict[str, int] = defaultdict(int)
+        for c in commits:
+            for p in c.parents:
+                children[p] += 1
+        at: dict[str, Snapshot] = {}  # snapshots a commit still to come builds on
+        for c in commits:
+            parents = [at[p] for p in c.parents if p in at]
+            before = parents[0] if parents else None
             error = None
             try:
-                after = self._next(before, c)
+                after = load_snapshot(self.repo, c.sha) if c.is_merge else self._next(before, c)
             except FeedbackError as e:
                 if before is None:
                     raise
                 after, error = before, e
             yield c, before, after, error
-            self._record(c, before, after)
+            self._record(c, parents, after)
             self.snapshot = after
+            for p in c.parents:
+                children[p] -= 1
+                if children[p] <= 0:
+                    at.pop(p, None)
+            if children[c.sha] > 0:
+                at[c.sha] = after
 
     # -- snapshots ----------------------------------------------------------------
 
@@ -98,18 +121,21 @@ class Replay:
 
     # -- histories ------------------------------------------------------------------
 
-    def _record(self, c: Commit, before: Snapshot | None, after: Snapshot) -> None:
+    def _record(self, c: Commit, parents: Sequence[Snapshot], after: Snapshot) -> None:
         fields = set(after.settings.policy.tuned_fields)
-        if before is not None:
-            fields |= set(before.settings.policy.tuned_fields)
+        for p in parents:
+            fields |= set(p.settings.policy.tuned_fields)
         happened = [(claim, f, ch) for claim, f, ch in _trailer_events([c])]
-        old = {cl.name: scalars(cl) for cl in (before.claims if before is not None else [])}
+        olds = [{cl.name: scalars(cl) for cl in p.claims} for p in parents] or [{}]
+        automated = any(k in AUTOMATED_KINDS for k in c.stray)
         for cl in after.claims:
             new = scalars(cl)
-            prior = old.get(cl.name, {})
             for f in sorted(fields):
-                if prior.get(f) != new.get(f) and c.trailer_for(cl.name, f) is None:
-                    happened.append((cl.name, f, FieldChange(c.sha, c.at, prior.get(f), new.get(f), "human")))
+                prior = [old.get(cl.name, {}).get(f) for old in olds]
+                if automated or c.trailer_for(cl.name, f) is not None:
+                    continue
+                if all(p != new.get(f) for p in prior):  # a merge's own value differs from every parent
+                    happened.append((cl.name, f, FieldChange(c.sha, c.at, prior[0], new.get(f), "human")))
         for claim, f, ch in happened:
             self.events[(claim, f)].append(ch)
             if ch.kind in HUMAN_KINDS and ch.old != ch.new:
@@ -124,7 +150,8 @@ class Replay:
         for cl in claims:
             out[cl.name] = {}
             for f in policy.tuned_fields:
-                changes = tuple(ch for ch in self.events.get((cl.name, f), ()) if ch.at >= since)
+                # All of them: a flap freeze counts changes of any age (it never expires).
+                changes = tuple(self.events.get((cl.name, f), ()))
                 humans = [ch for ch in changes if ch.kind in HUMAN_KINDS and ch.old != ch.new]
                 baseline: Scalar
                 if humans:

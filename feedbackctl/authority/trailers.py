@@ -1,6 +1,7 @@
 """The ``Feedback-*`` audit trailers (SPEC section 5): format and parse.
 
-A commit carries one block of ``Key: value`` lines at the end of its message.
+A commit carries one block of ``Key: value`` lines at the end of its message,
+found the way ``git interpret-trailers`` finds it.
 A batch commit repeats the per-change keys in order, each change starting with
 ``Feedback-Kind``; parsing groups them back into one dict per change. Pure:
 no git, no IO.
@@ -90,23 +91,92 @@ def group_changes(pairs: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
     return groups
 
 
-def trailer_pairs(text: str) -> list[tuple[str, str]]:
-    """The (key, value) lines of the last paragraph of a message, unfolded."""
-    lines = text.replace("\r\n", "\n").strip("\n").split("\n")
-    start = 0
-    for i, line in enumerate(lines):
+# Trailers git itself writes: a block holding one of them may mix in other lines.
+_GIT_PREFIXES = ("signed-off-by:", "(cherry picked from commit ")
+
+
+def _paragraphs(text: str) -> list[list[str]]:
+    """The message's paragraphs, comment lines left out, as ``git log`` reads them (no divider)."""
+    lines = text.replace("\r\n", "\n").split("\n")
+    paragraphs: list[list[str]] = [[]]
+    for line in lines:
+        if line.startswith("#"):
+            continue
         if not line.strip():
-            start = i + 1
+            if paragraphs[-1]:
+                paragraphs.append([])
+            continue
+        paragraphs[-1].append(line)
+    return [p for p in paragraphs if p]
+
+
+def _is_block(paragraph: Sequence[str]) -> bool:
+    """git's rule: all trailers, or at least 25 % trailers with one git-generated among them."""
+    trailers = others = 0
+    recognised = False
+    for i, line in enumerate(paragraph):
+        if line[:1] in (" ", "\t") and i > 0:
+            continue  # a folded continuation of the line above
+        if line.lower().startswith(_GIT_PREFIXES):
+            recognised = True
+            trailers += 1
+        elif _LINE.fullmatch(line):
+            trailers += 1
+        else:
+            others += 1
+    return trailers > 0 and (others == 0 or (recognised and trailers * 3 >= others))
+
+
+def _block(text: str) -> list[str]:
+    """The final trailer block of a message (the subject paragraph never is one)."""
+    paragraphs = _paragraphs(text)
+    if len(paragraphs) < 2 or not _is_block(paragraphs[-1]):
+        return []
+    return paragraphs[-1]
+
+
+def _pairs(lines: Sequence[str]) -> list[tuple[str, str]]:
     pairs: list[tuple[str, str]] = []
-    for line in lines[start:]:
-        if line[:1] in (" ", "\t") and pairs:
-            key, value = pairs[-1]
-            pairs[-1] = (key, one_line(f"{value} {line}"))
+    after_trailer = False
+    for line in lines:
+        if line[:1] in (" ", "\t"):
+            if after_trailer and pairs:
+                key, value = pairs[-1]
+                pairs[-1] = (key, one_line(f"{value} {line}"))
             continue
         match = _LINE.fullmatch(line)
+        after_trailer = match is not None
         if match:
             pairs.append((canonical_key(match[1]), one_line(match[2])))
     return pairs
+
+
+def trailer_pairs(text: str) -> list[tuple[str, str]]:
+    """The (key, value) lines of the message's final trailer block, unfolded.
+
+    The block is found as ``git interpret-trailers`` finds it: the last
+    paragraph (not the subject), when every line is a trailer, or at least a
+    quarter are and one of them is git-generated (``Signed-off-by``); other
+    lines in such a block are skipped. So ``git log
+    --format='%(trailers:key=Feedback-Claim)'`` and this agree.
+    """
+    return _pairs(_block(text))
+
+
+def stray_kinds(text: str) -> list[str]:
+    """``Feedback-Kind`` values written outside the final trailer block.
+
+    git does not read them as trailers, yet a commit that says it is an
+    automated change must not pass for a human's edit: readers treat such a
+    commit as automated, and the audit flags it.
+    """
+    block = set(_block(text))
+    paragraphs = _paragraphs(text)[1:]
+    return [
+        value
+        for key, value in _pairs([line for p in paragraphs for line in p if line not in block])
+        if key == KIND_KEY
+    ]
 
 
 def parse_trailers(text: str) -> list[dict[str, str]]:

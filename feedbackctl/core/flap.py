@@ -16,7 +16,11 @@ auto-tune (guard ``flap-freeze``) until a human acts:
 
 Git is the tool's memory, so a "decision" that counts as a state is a change
 that reached the authority branch; holds leave no trace. A human change to
-the field, an ``unfreeze`` marker or a ``reset`` starts the count afresh.
+the field or an ``unfreeze`` marker starts the count afresh. Once a field
+has flapped, it stays frozen until one of those: the freeze never expires
+when its reversals leave the window (a frozen field makes no new changes,
+so a window that forgets would lift every freeze by itself), and an
+automated ``reset`` neither lifts it nor counts as a state.
 Pure: plain values in, plain values out.
 """
 
@@ -29,8 +33,10 @@ from datetime import datetime, timedelta
 from feedbackctl.core.models import HUMAN_KINDS, FieldChange
 from feedbackctl.core.policy import Limits
 
-# Kinds after which a flap freeze no longer counts earlier changes.
-FREEZE_LIFTING_KINDS = HUMAN_KINDS | {"unfreeze", "reset"}
+# Kinds after which a flap freeze no longer counts earlier changes (a human act).
+FREEZE_LIFTING_KINDS = HUMAN_KINDS | {"unfreeze"}
+# Automated kinds that are not tuning decisions: they neither lift nor count.
+NOT_A_STATE = frozenset({"reset"})
 
 HISTORY = 21  # states; 20 transitions
 LOW_WEIGHT, HIGH_WEIGHT = 0.8, 1.2
@@ -63,28 +69,51 @@ def percent_state_change(states: Sequence[int]) -> float:
     return total * 100.0 / transitions
 
 
-def _states(changes: Sequence[FieldChange], now: datetime, window_days: int) -> list[int]:
-    """Directions of the changes since the last freeze-lifting act, inside the window."""
-    since = now - timedelta(days=window_days)
-    states: list[int] = []
+def since_lift(changes: Sequence[FieldChange], now: datetime) -> list[tuple[datetime, int]]:
+    """(time, direction) of the tuning changes since the last freeze-lifting act, up to ``now``."""
+    states: list[tuple[datetime, int]] = []
     for c in changes:
         if c.at > now:
             continue
         if c.kind in FREEZE_LIFTING_KINDS:
             states = []
             continue
-        if c.at < since:
+        if c.kind in NOT_A_STATE:
             continue
         step = direction(c)
         if step:
-            states.append(step)
+            states.append((c.at, step))
     return states
+
+
+def _states(changes: Sequence[FieldChange], now: datetime, window_days: int) -> list[int]:
+    """Directions of the changes since the last freeze-lifting act, inside the window."""
+    since = now - timedelta(days=window_days)
+    return [step for at, step in since_lift(changes, now) if at >= since]
+
+
+def _count(states: Sequence[int]) -> int:
+    return sum(1 for a, b in zip(states, states[1:], strict=False) if a != b)
+
+
+def frozen_at(changes: Sequence[FieldChange], now: datetime, limits: Limits) -> datetime | None:
+    """When the field started flapping, since the last human act (None: it has not).
+
+    Judged at each change in turn, so a freeze once reached holds whatever
+    the window has forgotten since.
+    """
+    states = since_lift(changes, now)
+    window = timedelta(days=limits.flap_window_days)
+    for i, (at, _) in enumerate(states):
+        inside = [step for t, step in states[: i + 1] if t >= at - window]
+        if _count(inside) >= limits.flap_reversals or hysteresis(inside)[0]:
+            return at
+    return None
 
 
 def reversals(changes: Sequence[FieldChange], now: datetime, window_days: int) -> int:
     """Direction reversals since the last human act, inside the flap window."""
-    states = _states(changes, now, window_days)
-    return sum(1 for a, b in zip(states, states[1:], strict=False) if a != b)
+    return _count(_states(changes, now, window_days))
 
 
 def hysteresis(states: Sequence[int]) -> tuple[bool, float]:
@@ -121,10 +150,10 @@ class FlapStatus:
 def assess(changes: Sequence[FieldChange], now: datetime, limits: Limits) -> FlapStatus:
     """Is the field flapping at ``now``, judged from its history (oldest first)?"""
     states = _states(changes, now, limits.flap_window_days)
-    n = sum(1 for a, b in zip(states, states[1:], strict=False) if a != b)
+    n = _count(states)
     by_percent, percent = hysteresis(states)
     return FlapStatus(
-        flapping=by_percent or n >= limits.flap_reversals,
+        flapping=by_percent or n >= limits.flap_reversals or frozen_at(changes, now, limits) is not None,
         percent=percent,
         reversals=n,
         changes=len(states),

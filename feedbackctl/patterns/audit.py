@@ -1,6 +1,7 @@
 """``audit verify``: replay the authority branch and prove each feedback commit allowed.
 
-For every first-parent commit that carries ``Feedback-*`` trailers, the claim
+For every commit reachable from the branch (through any parent) that carries
+``Feedback-*`` trailers, the claim
 and the policy are read *as they were at its parent*, the field's history as
 git had it then (with the commit's own date as "now"), and the change is run
 through the same guard functions ``autotune`` uses. Metrics are not in git,
@@ -17,14 +18,15 @@ freeze (``Feedback-Kind: unfreeze``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from feedbackctl.authority.commits import Commit
 from feedbackctl.authority.config import CONFIG_FILE
 from feedbackctl.authority.gitrepo import GitRepo
-from feedbackctl.authority.history import Commit, Histories, load_histories
+from feedbackctl.authority.history import Histories, load_histories
 from feedbackctl.authority.replay import Replay
 from feedbackctl.authority.snapshot import Snapshot, branch_of, load_snapshot
 from feedbackctl.authority.writer import Plan, trailer, write
@@ -50,6 +52,7 @@ from feedbackctl.render import Report
 CAS_ATTEMPTS = 5
 # What the audit re-proves from git alone, in the order it reports them.
 PROVABLE = (
+    "trailer-misplaced",
     "trailer-incomplete",
     "trailer-diff",
     "undeclared-change",
@@ -131,7 +134,7 @@ def _number(value: Scalar) -> float | None:
 
 
 def _subjects(repo: GitRepo, rev: str) -> dict[str, str]:
-    out = repo.git("log", "--first-parent", "--format=%H%x1f%s", rev, "--").decode("utf-8", "replace")
+    out = repo.git("log", "--format=%H%x1f%s", rev, "--").decode("utf-8", "replace")
     return dict(line.split("\x1f", 1) for line in out.splitlines() if "\x1f" in line)
 
 
@@ -255,11 +258,64 @@ class _Check:
                 )
         return valued
 
+    def beyond_trailers(self, valued: Sequence[Mapping[str, str]]) -> None:
+        """An automated commit may touch only the fields its trailers name.
+
+        The scalar diff covers top-level values; this covers the rest of each
+        claim: nested spec fields (``spec.concurrency.reserved``) and
+        metadata annotations and labels (a baseline annotation would move the
+        change cap).
+        """
+        if not self.kinds & AUTOMATED_KINDS:
+            return
+        before = {c.name: c for c in self.parent.claims}
+        for claim in self.after.claims:
+            old = before.get(claim.name)
+            if old is None:
+                continue
+            for key in sorted(set(old.spec) | set(claim.spec)):
+                a, b = old.spec.get(key), claim.spec.get(key)
+                if (
+                    key == "autoTune"
+                    or a == b
+                    or not (isinstance(a, Mapping | list) or isinstance(b, Mapping | list))
+                ):
+                    continue  # bounds-tampering and the scalar diff speak for these
+                self.flag(
+                    "undeclared-change",
+                    f"an automated commit changed spec.{key} of {claim.name}, which no trailer names",
+                    {"Feedback-Claim": claim.name, "Feedback-Field": f"spec.{key}"},
+                )
+            for part in ("annotations", "labels"):
+                a_meta, b_meta = getattr(old, part, None), getattr(claim, part, None)
+                if a_meta != b_meta:
+                    self.flag(
+                        "undeclared-change",
+                        f"an automated commit changed metadata.{part} of {claim.name} "
+                        f"({_meta_diff(a_meta, b_meta)}); only the named field may change",
+                        {"Feedback-Claim": claim.name},
+                    )
+        for g in valued:
+            source = g.get("Feedback-Source")
+            if (
+                g.get("Feedback-Kind") == "auto-tune"
+                and source
+                and source not in self.parent.settings.policy.sources
+            ):
+                self.flag("trust", f"source {source!r} is not in the policy's source registry", g)
+
     def new_errors(self) -> None:
         known = {str(e) for e in self.parent.errors}
         for e in self.after.errors:
             if str(e) not in known:
                 self.flag("schema", f"the commit left a claim unreadable: {e}")
+
+
+def _meta_diff(a: object, b: object) -> str:
+    old = dict(a) if isinstance(a, Mapping) else {}
+    new = dict(b) if isinstance(b, Mapping) else {}
+    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    return ", ".join(str(k) for k in keys)
 
 
 def _as_of(histories: Histories, claim: str, now: datetime) -> dict[str, FieldHistory]:
@@ -369,6 +425,21 @@ def _check_reset(check: _Check, g: Mapping[str, str], histories: Histories) -> N
         )
 
 
+def _misplaced(c: Commit, subject: str) -> list[Violation]:
+    return [
+        Violation(
+            c.sha,
+            c.at,
+            "trailer-misplaced",
+            f"Feedback-Kind: {kind} outside the final trailer block (git does not read it as a trailer); "
+            "the commit counts as automated but declares nothing",
+            kind=kind,
+            subject=subject,
+        )
+        for kind in c.stray
+    ]
+
+
 def _check_commit(
     repo: GitRepo,
     c: Commit,
@@ -390,6 +461,7 @@ def _check_commit(
     check.new_errors()
     check.bounds_tampering()
     valued = check.trailers(check.diff())
+    check.beyond_trailers(valued)
     tuned = [
         g
         for g in valued
@@ -434,17 +506,19 @@ def verify(repo: GitRepo, ref: str | None, since: str | None) -> AuditResult:
             raise UsageError(f"--since {since} is not an ancestor of {branch}; pass a commit on the branch")
         rev = f"{base}..{head}"
     result = AuditResult(branch, head, since)
-    audited = set(repo.git("rev-list", "--first-parent", rev, "--").decode().split())
+    audited = set(repo.git("rev-list", rev, "--").decode().split())
     subjects = _subjects(repo, rev) if audited else {}
     replay = Replay(repo)
     try:
         for c, parent, after, unreadable in replay.walk(head):
-            if c.sha not in audited or not c.changes:
+            if c.sha not in audited or not (c.changes or c.stray):
                 continue
             result.commits += 1
             result.changes += len(c.changes)
             subject = subjects.get(c.sha, "")
-            result.violations += _check_commit(repo, c, parent, after, unreadable, replay, subject)
+            result.violations += _misplaced(c, subject)
+            if c.changes:
+                result.violations += _check_commit(repo, c, parent, after, unreadable, replay, subject)
     except FeedbackError as e:
         result.problems.append(Problem("", f"cannot replay {branch}: {e}"))
     order = {rule: i for i, rule in enumerate(PROVABLE)}

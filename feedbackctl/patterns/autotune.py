@@ -363,7 +363,10 @@ def _not_applied(out: Outcomes, changes: Sequence[Decision], error: FeedbackErro
 def _local(repo: GitRepo, ref: str | None, metrics: str | None, now: datetime, opts: RunOptions) -> Outcomes:
     last: ConflictError | None = None
     for attempt in range(CAS_ATTEMPTS):
-        ev = evaluate(load_snapshot(repo, ref).restrict(opts.shard), metrics, now)
+        snapshot = load_snapshot(repo, ref).restrict(opts.shard)
+        if not opts.dry_run:
+            repo.check_not_before(snapshot.commit, now)  # a back-dated run would corrupt later readers
+        ev = evaluate(snapshot, metrics, now)
         out = _report(ev, now, opts.dry_run)
         out.report.extra["attempts"] = attempt + 1
         changes = granted(ev.decisions)
@@ -427,6 +430,8 @@ def _pushed(repo: GitRepo, ref: str | None, metrics: str | None, now: datetime, 
         if remote_sha is None:
             raise UsageError(f"remote '{remote}' has no branch {branch}; push it once by hand, then rerun")
         snap = load_snapshot(repo, branch, at=remote_sha).restrict(opts.shard)
+        if not opts.dry_run:
+            repo.check_not_before(snap.commit, now)
         ev = evaluate(snap, metrics, now)
         out = _report(ev, now, opts.dry_run)
         out.report.extra["attempts"] = attempt + 1

@@ -1,7 +1,7 @@
 """``history``: every feedback-driven change, read back from git; ``review``: closing a capture.
 
-Git history is the audit trail. One first-parent ``git log`` pass over the
-authority branch yields each commit's ``Feedback-*`` trailer groups (one entry
+Git history is the audit trail. One ``git log`` pass over the authority
+branch (every parent, see authority/commits.py) yields each commit's ``Feedback-*`` trailer groups (one entry
 per change); human edits of tuned fields, which carry no trailers, are found
 by value (the claim file at the commit against its parent) and marked
 ``human``.
@@ -18,13 +18,11 @@ import fnmatch
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-import yaml
-
-from feedbackctl.authority.claims import is_claim_kind
+from feedbackctl.authority.commits import Commit, read_commits
 from feedbackctl.authority.gitrepo import GitRepo
-from feedbackctl.authority.history import Commit, claim_files, claim_values, parse_scalar
+from feedbackctl.authority.history import ValueMemo, claim_files, claim_values, parse_scalar, value_events
 from feedbackctl.authority.snapshot import branch_of, load_snapshot
 from feedbackctl.authority.trailers import parse_trailers
 from feedbackctl.authority.writer import Plan, trailer, write
@@ -40,8 +38,6 @@ REVIEWED = "reviewed"
 HUMAN = "human"
 CAS_ATTEMPTS = 5
 
-_RS, _US = "\x1e", "\x1f"
-_FastLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _RELATIVE = re.compile(r"^(\d+)\s*(m|h|d|w)$")
 _UNIT = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
 
@@ -111,63 +107,13 @@ def parse_when(text: str, now: datetime, option: str) -> datetime:
     return parse_instant(text, option)
 
 
-@dataclass(frozen=True)
-class _Logged:
-    commit: Commit
-    author: str
-    blobs: tuple[tuple[str, str | None, str | None], ...] = ()  # (path, blob before, blob after)
-
-
-def _read_log(repo: GitRepo, rev: str, since: datetime | None) -> list[_Logged]:
-    """One first-parent pass, newest first: trailers, authors, and the blobs each commit changed."""
-    args = [
-        "log",
-        "--first-parent",
-        "--no-renames",
-        "--diff-merges=first-parent",
-        "--raw",
-        "--no-abbrev",
-        "-z",
-        f"--format={_RS}%H{_US}%P{_US}%ct{_US}%an{_US}%B{_US}",
-    ]
-    if since is not None:
-        args.append(f"--since=@{int(since.timestamp())}")
-    args += ["--end-of-options", rev, "--"]
-    out = repo.git(*args).decode("utf-8", "surrogateescape")
-    logged = []
-    for record in out.split(_RS)[1:]:
-        sha, parents, ct, author, body, raw = record.split(_US, 5)
-        blobs = []
-        tokens = raw.split("\0")
-        i = 0
-        while i < len(tokens):
-            meta = tokens[i].strip()
-            i += 1
-            if not meta.startswith(":") or i >= len(tokens):
-                continue
-            _, _, old, new, _status = meta.split(" ", 4)
-            path = tokens[i]
-            i += 1
-            blobs.append((path, None if old == repo.null_oid else old, None if new == repo.null_oid else new))
-        commit = Commit(
-            sha=sha,
-            parent=parents.split()[0] if parents.strip() else None,
-            at=datetime.fromtimestamp(int(ct), UTC),
-            changes=tuple(parse_trailers(body)),
-            paths=tuple(path for path, _, _ in blobs),
-        )
-        logged.append(_Logged(commit, author, tuple(blobs)))
-    return logged
-
-
 def _tags(group: dict[str, str]) -> tuple[str, ...]:
     return tuple(t.strip() for t in group.get("Feedback-Tags", "").split(",") if t.strip())
 
 
-def _trailer_entries(logged: Sequence[_Logged]) -> list[Entry]:
+def _trailer_entries(logged: Sequence[Commit]) -> list[Entry]:
     out = []
-    for item in logged:
-        c = item.commit
+    for c in logged:
         for g in c.changes:
             kind = g.get("Feedback-Kind")
             if not kind:
@@ -176,7 +122,7 @@ def _trailer_entries(logged: Sequence[_Logged]) -> list[Entry]:
                 Entry(
                     commit=c.sha,
                     at=c.at,
-                    author=item.author,
+                    author=c.author,
                     kind=kind,
                     claim=g.get("Feedback-Claim"),
                     field=g["Feedback-Field"].removeprefix("spec.") if g.get("Feedback-Field") else None,
@@ -208,60 +154,21 @@ def _reviewed(entries: list[Entry]) -> list[Entry]:
     return out
 
 
-def _claim_scalars(path: str, content: bytes) -> Mapping[str, Mapping[str, Scalar]]:
-    """{claim: {field: scalar}} of one file version, read fast.
-
-    Plain claim files (no aliases, the usual case) go through PyYAML's C loader
-    without position tracking; anything unusual goes through the guarded reader
-    the rest of the tool uses.
-    """
-    if b"*" in content or b"<<" in content or len(content) > 256 * 1024:
-        return claim_values(path, content)
-    try:
-        docs = list(yaml.load_all(content, Loader=_FastLoader))  # noqa: S506 - safe loader
-    except yaml.YAMLError:
-        return {}  # a version that did not parse set no values
-    out: dict[str, Mapping[str, Scalar]] = {}
-    for doc in docs:
-        if not isinstance(doc, dict) or not is_claim_kind(doc.get("kind")):
-            continue
-        meta, spec = doc.get("metadata"), doc.get("spec")
-        if isinstance(meta, dict) and isinstance(meta.get("name"), str) and isinstance(spec, dict):
-            out[meta["name"]] = {
-                str(k): v for k, v in spec.items() if v is None or isinstance(v, int | float | str | bool)
-            }
-    return out
-
-
 def _human_entries(
-    repo: GitRepo, logged: Sequence[_Logged], files: Mapping[str, set[str]], fields: Sequence[str]
+    repo: GitRepo, logged: Sequence[Commit], files: Mapping[str, set[str]], fields: Sequence[str]
 ) -> list[Entry]:
-    """Value changes of tuned fields by commits without trailers for them (humans, merges).
+    """Value changes of tuned fields by commits without trailers for them (humans, merges' own values).
 
-    Every file version is read once, by blob id, in one ``cat-file --batch``:
-    a version after one commit is the version before the next.
+    The same reading the guards use (``history.value_events``): every file
+    version is read once, by blob id; a merge shows only what differs from
+    every parent.
     """
-    todo = [(item, path, old, new) for item in logged for path, old, new in item.blobs if path in files]
-    contents = repo.read_blobs(sorted({b for _, _, old, new in todo for b in (old, new) if b}))
-    parsed: dict[str, Mapping[str, Mapping[str, Scalar]]] = {}
-
-    def values(path: str, blob: str | None) -> Mapping[str, Mapping[str, Scalar]]:
-        if blob is None:
-            return {}
-        if blob not in parsed:
-            parsed[blob] = _claim_scalars(path, contents[blob])
-        return parsed[blob]
-
-    out = []
-    for item, path, old_blob, new_blob in todo:
-        before, after = values(path, old_blob), values(path, new_blob)
-        c = item.commit
-        for claim in sorted(files[path]):
-            for f in fields:
-                old, new = before.get(claim, {}).get(f), after.get(claim, {}).get(f)
-                if old != new and c.trailer_for(claim, f) is None:
-                    out.append(Entry(c.sha, c.at, item.author, HUMAN, claim, f, old, new))
-    return out
+    authors = {c.sha: c.author for c in logged}
+    events = value_events(repo, logged, files, fields, ValueMemo(claim_values))
+    return [
+        Entry(ch.commit, ch.at, authors[ch.commit], HUMAN, claim, f, ch.old, ch.new)
+        for claim, f, ch in events
+    ]
 
 
 @dataclass
@@ -274,7 +181,7 @@ class History:
 def read_history(repo: GitRepo, ref: str | None, filt: HistoryFilter) -> History:
     """Every matching entry on the authority branch, newest first."""
     snapshot = load_snapshot(repo, ref)
-    logged = _read_log(repo, snapshot.commit, filt.since)
+    logged = read_commits(repo, snapshot.commit, since=filt.since)
     entries = _trailer_entries(logged)
     if filt.wants_humans():
         fields = [
@@ -284,7 +191,7 @@ def read_history(repo: GitRepo, ref: str | None, filt: HistoryFilter) -> History
         ]
         claims = [c for c in snapshot.claims if filt.claim is None or fnmatch.fnmatchcase(c.name, filt.claim)]
         entries += _human_entries(repo, logged, claim_files(claims), fields)
-    order = {item.commit.sha: i for i, item in enumerate(logged)}
+    order = {c.sha: i for i, c in enumerate(logged)}
     entries.sort(key=lambda e: (order.get(e.commit, 0), e.claim or "", e.field or ""))
     entries = _reviewed(entries)
     return History(snapshot.branch, snapshot.commit, [e for e in entries if filt.matches(e)])
@@ -327,11 +234,11 @@ def _resolve_commit(repo: GitRepo, commit: str) -> str:
 
 def review_of(repo: GitRepo, sha: str, tip: str) -> str | None:
     """The review commit on the branch (after ``sha``) that already reviews ``sha``."""
-    for item in _read_log(repo, f"{sha}..{tip}", None):
-        for g in item.commit.changes:
+    for c in read_commits(repo, f"{sha}..{tip}", diffs=False, trailers_only=True):
+        for g in c.changes:
             ref = (g.get(REVIEWS_KEY) or "").lower()
             if g.get("Feedback-Kind") == REVIEW_KIND and len(ref) >= 7 and sha.startswith(ref):
-                return item.commit.sha
+                return c.sha
     return None
 
 

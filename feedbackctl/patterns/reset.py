@@ -4,7 +4,7 @@ Feedback-driven changes move a claim away from the configuration a human
 tested. ``feedbackctl reset`` puts chosen fields back to their baseline: the
 value last set by a human (SPEC section 3), or the
 ``feedbackctl.io/baseline.<field>`` annotation. One commit per field, with
-``Feedback-Kind: reset``; a reset lifts a flap freeze and starts settling.
+``Feedback-Kind: reset``; a reset starts settling (it is automated: it does not lift a flap freeze).
 """
 
 from __future__ import annotations
