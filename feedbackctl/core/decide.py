@@ -179,6 +179,26 @@ def _recommend_field(
         if sized is not None:
             raw, size_ev = sized
             evidence.append(size_ev)
+            if direction == "increase" and raw <= current:
+                # Utilisation says pressure, absolute usage says it fits: one of the
+                # two is wrong (a mis-scaled metric, functions of different sizes),
+                # and stepping on the relative one alone is how memory ratchets.
+                disagree = Note(
+                    "signals-disagree",
+                    "info",
+                    f"{rule.name}: {check.detail}, but peak {rule.size.metric} {size_ev.value:.4g} + "
+                    f"{rule.size.margin:.0%} margin = {raw:.4g} fits in the current {current:g}; "
+                    "holding until they agree",
+                )
+                return Decision(
+                    claim.name,
+                    name,
+                    value,
+                    Outcome.HOLD,
+                    source=source.name,
+                    evidence=tuple(evidence),
+                    notes=(disagree, *notes[1:]),
+                )
             target = round_to_step(raw, fp.step, direction)
             notes.append(
                 Note(
@@ -250,9 +270,8 @@ def _recommend_field(
             recommended=value,
             notes=decision.notes + (Note("schema", "blocked", f"spec.{name} {limit}: {why}"),),
         )
-    return guards.guardrails(
-        decision, inputs.claim.spec, inputs.series, policy, now, lambda m: valid_from(m, inputs, policy)
-    )
+    baselines = {f: h.baseline for f, h in inputs.histories.items()}
+    return guards.guardrails(decision, inputs.claim.spec, inputs.series, policy, now, baselines)
 
 
 def recommend(inputs: ClaimInputs, policy: Policy, now: datetime, source: Source) -> list[Decision]:

@@ -72,7 +72,10 @@ def _valid_claims(snapshot: Snapshot, problems: list[Problem]) -> list[Claim]:
     ok = []
     for c in snapshot.claims:
         try:
-            check_trigger(c.name, parse_autotune(c), snapshot.settings.policy.rules)
+            policy = snapshot.settings.policy
+            check_trigger(
+                c.name, parse_autotune(c), policy.rules, band=policy.limits.hysteresis_band, path=c.path
+            )
         except ClaimError as e:
             problems.append(Problem.of(e))
             continue
