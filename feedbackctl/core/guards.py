@@ -86,6 +86,11 @@ def guardrail_spec(
     return {**spec, name: baseline}, f" (relative to the baseline {name} {base:g}, not the current {cur:g})"
 
 
+def guardrail_fields(policy: Policy) -> frozenset[str]:
+    """Fields some guardrail is relative to: their baselines shape a decision of any field."""
+    return frozenset(g.when.relative_to for g in policy.guardrails if g.when.relative_to is not None)
+
+
 def guardrails(
     d: Decision,
     spec: Mapping[str, object],

@@ -163,6 +163,9 @@ def evaluate(snapshot: Snapshot, metrics: str | None, now: datetime) -> Evaluati
     acked = _acknowledged(snapshot, now)
     decisions, problems = _decide(gathered, snapshot, now, acked)
     wanted = _candidates(decisions)
+    # A guardrail relative to another field is judged against that field's baseline too.
+    relative = guards.guardrail_fields(snapshot.settings.policy)
+    wanted |= {(claim, f) for claim, _ in wanted for f in relative}
     if wanted:
         # Baselines can lie far back in history: look them up only for the
         # fields the change cap will judge, then decide again with them.
