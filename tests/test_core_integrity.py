@@ -64,13 +64,15 @@ def test_a_raised_timeout_does_not_lift_the_p99_guardrail_of_a_memory_decrease()
 
 def test_analyze_reports_the_guardrail_on_the_baseline_too() -> None:
     c = claim(lambdaMemory=1024, lambdaTimeout=15, autoTune=WIDE_BOUNDS)
-    d = one(recommend(with_baselines(c, idle_with_a_slow_tail(9_000), lambdaTimeout=10), policy(), NOW, SOURCE))
+    inputs = with_baselines(c, idle_with_a_slow_tail(9_000), lambdaTimeout=10)
+    d = one(recommend(inputs, policy(), NOW, SOURCE))
     assert d.outcome == Outcome.BLOCKED and d.blocked_by == ("p99-healthy",)
 
 
 def test_a_timeout_lowered_below_its_baseline_is_judged_on_the_lower_value() -> None:
     c = claim(lambdaMemory=1024, lambdaTimeout=10, autoTune=WIDE_BOUNDS)
-    d = one(autotune(with_baselines(c, idle_with_a_slow_tail(9_000), lambdaTimeout=30), policy(), NOW, SOURCE))
+    inputs = with_baselines(c, idle_with_a_slow_tail(9_000), lambdaTimeout=30)
+    d = one(autotune(inputs, policy(), NOW, SOURCE))
     assert d.outcome == Outcome.BLOCKED and d.blocked_by == ("p99-healthy",)
     assert "relative to the baseline" not in d.reason  # the current 10 s is already the stricter
 
@@ -223,7 +225,8 @@ def test_the_default_gap_follows_the_series_spacing() -> None:
     cond = Condition("m", "below", 2.0)
 
     def check(s: Series) -> Any:
-        return check_window(cond, s, {}, now=NOW.timestamp(), window_minutes=1440, valid_from=0, limits=limits)
+        now = NOW.timestamp()
+        return check_window(cond, s, {}, now=now, window_minutes=1440, valid_from=0, limits=limits)
 
     assert check(hourly).holds
     n = len(hourly)

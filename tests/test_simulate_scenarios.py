@@ -1,4 +1,7 @@
-"""The seed's five runaway risks and coupled fields, backtested: guards hold them, ``--no-guards`` shows them run away."""
+"""The seed's five runaway risks and coupled fields, backtested.
+
+Guards hold them; ``--no-guards`` shows them run away.
+"""
 
 from __future__ import annotations
 
