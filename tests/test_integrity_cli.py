@@ -143,7 +143,7 @@ def test_a_claim_trigger_below_the_decrease_threshold_is_refused_naming_file_and
 # --- sparse windows ------------------------------------------------------------------------------
 
 
-def idle_week(metrics: Path, hole: tuple[int, int] | None = None) -> Path:
+def idle_week(metrics: Path, hole: tuple[float, float] | None = None) -> Path:
     """1024 MB at 22 % for a week, with memory_utilization missing ``hole`` hours ago (from, to)."""
     run_on(metrics, PROD, T0 - timedelta(days=7), T0, memory=1024, used=225, p99=3_000, append=False)
     if hole is not None:
@@ -172,10 +172,16 @@ def test_a_sustained_window_with_a_nineteen_hour_hole_is_not_enough_data(
 
 
 def test_max_gap_minutes_from_the_repo_policy(repo_factory: RepoFactory, tmp_path: Path) -> None:
-    policy = "limits:\n  maxGapMinutes: 1200\n"
-    work, _ = repo_factory({PROD_PATH: prod(1024), "policies/feedback-rules.yaml": policy})
+    lenient = "limits:\n  maxGapMinutes: 1200\n"
+    work, _ = repo_factory({PROD_PATH: prod(1024), "policies/feedback-rules.yaml": lenient})
     d = decision(ok_json(analyze(work, idle_week(tmp_path / "holed", hole=(2, 21)))))
     assert d["outcome"] == "change" and d["rule"] == "memory-idle", d
+    # One lost 5-minute point is a 10-minute gap: fine by default, refused by a strict policy.
+    strict = "limits:\n  maxGapMinutes: 8\n"
+    work, _ = repo_factory({PROD_PATH: prod(1024), "policies/feedback-rules.yaml": strict})
+    one_lost = idle_week(tmp_path / "one-lost", hole=(3, 3.1))
+    (idle,) = notes(decision(ok_json(analyze(work, one_lost))), "memory-idle")
+    assert "has a 10m gap" in idle and "max 8m between points" in idle
 
 
 # --- late data -----------------------------------------------------------------------------------
