@@ -212,9 +212,6 @@ def _recommend_field(
     if target is None:
         target = current + fp.step if direction == "increase" else current - fp.step
         notes.append(Note("sizing", "shaped", f"no absolute usage data; one step of {fp.step:g}"))
-    if direction == "increase" and target <= current:
-        target = current + fp.step
-        notes.append(Note("sizing", "shaped", f"usage-based size not above current; one step of {fp.step:g}"))
     if direction == "decrease" and target >= current:
         notes.append(Note("sizing", "info", f"already right-sized: usage needs {target:g}"))
         return Decision(
