@@ -78,6 +78,10 @@ def test_an_auto_tuned_timeout_never_loosens_the_memory_guardrail(
     assert "duration_p99 above 8000 held" in d["reason"]
     assert "relative to the baseline lambdaTimeout 10, not the current 15" in d["reason"]
     assert memory_of(work) == 1024 and count(work) == before
+    # analyze says the same: it looks the timeout's baseline up too.
+    a = decision(ok_json(analyze(work, metrics)))
+    assert a["outcome"] == "blocked" and a["blockedBy"] == ["p99-healthy"], a
+    assert "relative to the baseline lambdaTimeout 10" in a["reason"]
 
 
 def test_a_human_set_timeout_is_the_baseline_the_guardrail_uses(

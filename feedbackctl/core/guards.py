@@ -86,9 +86,16 @@ def guardrail_spec(
     return {**spec, name: baseline}, f" (relative to the baseline {name} {base:g}, not the current {cur:g})"
 
 
-def guardrail_fields(policy: Policy) -> frozenset[str]:
-    """Fields some guardrail is relative to: their baselines shape a decision of any field."""
-    return frozenset(g.when.relative_to for g in policy.guardrails if g.when.relative_to is not None)
+def guardrail_fields(policy: Policy, direction: str | None = None) -> frozenset[str]:
+    """Fields a guardrail (of a change in ``direction``, or any) is relative to.
+
+    Their baselines shape the decisions of every other field.
+    """
+    return frozenset(
+        g.when.relative_to
+        for g in policy.guardrails
+        if g.when.relative_to is not None and (direction is None or g.blocks in (direction, "any"))
+    )
 
 
 def guardrails(

@@ -12,20 +12,22 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 import yaml
 
 from feedbackctl.authority.gitrepo import GitRepo
+from feedbackctl.authority.history import fill_baselines
 from feedbackctl.authority.shard import ALL, Shard
 from feedbackctl.authority.snapshot import Snapshot, load_snapshot
 from feedbackctl.authority.writer import Plan, Staging, commit_plan, decision_trailer, trailer
-from feedbackctl.core.decide import recommend
+from feedbackctl.core.decide import ClaimInputs, recommend
+from feedbackctl.core.guards import guardrail_fields
 from feedbackctl.core.models import Claim, Decision, Outcome
 from feedbackctl.errors import ClaimError, FeedbackError, UsageError
-from feedbackctl.patterns.inputs import Problem, gather
+from feedbackctl.patterns.inputs import Gathered, Problem, gather
 from feedbackctl.render import Report
 
 KIND = "ConfigurationRecommendation"
@@ -152,6 +154,38 @@ def _plan_sidecars(snapshot: Snapshot, decisions: list[Decision]) -> Plan:
     return plan
 
 
+def _with_guardrail_baselines(snapshot: Snapshot, gathered: Gathered, now: datetime) -> list[ClaimInputs]:
+    """The inputs, with baselines of the fields a guardrail is relative to where a change is recommended.
+
+    Baselines can lie far back in history, so they are looked up only for the
+    claims a guardrail might otherwise wave through on a tuned value.
+    """
+    policy = snapshot.settings.policy
+    wanted: set[tuple[str, str]] = set()
+    for inputs in gathered.inputs:
+        try:
+            decisions = recommend(inputs, policy, now, gathered.source)
+        except ClaimError:
+            continue  # reported by the caller's own pass
+        for d in decisions:
+            if d.outcome == Outcome.CHANGE and d.direction is not None:
+                wanted |= {(d.claim, f) for f in guardrail_fields(policy, d.direction)}
+    names = {claim for claim, _ in wanted}
+    if not wanted:
+        return list(gathered.inputs)
+    histories = fill_baselines(
+        snapshot.repo,
+        snapshot.commit,
+        [i.claim for i in gathered.inputs if i.claim.name in names],
+        gathered.histories,
+        wanted=wanted,
+    )
+    return [
+        replace(i, histories=histories.for_claim(i.claim.name)) if i.claim.name in names else i
+        for i in gathered.inputs
+    ]
+
+
 def analyze(
     repo: GitRepo,
     ref: str | None,
@@ -174,7 +208,7 @@ def analyze(
             warnings=gathered.warnings,
             dry_run=dry_run,
         )
-        for inputs in gathered.inputs:
+        for inputs in _with_guardrail_baselines(snapshot, gathered, now):
             try:
                 report.decisions.extend(recommend(inputs, snapshot.settings.policy, now, gathered.source))
             except ClaimError as e:
