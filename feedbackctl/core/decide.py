@@ -105,6 +105,21 @@ def _confidence(check: WindowCheck, inputs: ClaimInputs, metric: str, vf: float,
     return round(min(0.99, 0.5 + 0.35 * span + 0.15 * margin), 2)
 
 
+def _hold(
+    claim: Claim, name: str, value: int | float, source: Source, evidence: list[Evidence], notes: list[Note]
+) -> Decision:
+    """A rule fired but sizing says the current value is right: no change, with the evidence."""
+    return Decision(
+        claim.name,
+        name,
+        value,
+        Outcome.HOLD,
+        source=source.name,
+        evidence=tuple(evidence),
+        notes=tuple(notes),
+    )
+
+
 def _recommend_field(
     inputs: ClaimInputs, policy: Policy, tuning: AutoTune, name: str, now: float, source: Source
 ) -> Decision | None:
@@ -190,15 +205,7 @@ def _recommend_field(
                     f"{rule.size.margin:.0%} margin = {raw:.4g} fits in the current {current:g}; "
                     "holding until they agree",
                 )
-                return Decision(
-                    claim.name,
-                    name,
-                    value,
-                    Outcome.HOLD,
-                    source=source.name,
-                    evidence=tuple(evidence),
-                    notes=(disagree, *notes[1:]),
-                )
+                return _hold(claim, name, value, source, evidence, [disagree, *notes[1:]])
             target = round_to_step(raw, fp.step, direction)
             notes.append(
                 Note(
@@ -214,15 +221,7 @@ def _recommend_field(
         notes.append(Note("sizing", "shaped", f"no absolute usage data; one step of {fp.step:g}"))
     if direction == "decrease" and target >= current:
         notes.append(Note("sizing", "info", f"already right-sized: usage needs {target:g}"))
-        return Decision(
-            claim.name,
-            name,
-            value,
-            Outcome.HOLD,
-            source=source.name,
-            evidence=tuple(evidence),
-            notes=tuple(notes),
-        )
+        return _hold(claim, name, value, source, evidence, notes)
     wanted = target
     limits = value_range(claim.schema.get(name, ()), fp.min, fp.max, f"policy fields.{name}")
     clamped = min(max(target, limits.low), limits.high)

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from feedbackctl.authority.gitrepo import GitRepo
-from feedbackctl.authority.history import fill_baselines
 from feedbackctl.authority.shard import ALL, Shard
 from feedbackctl.authority.snapshot import Snapshot, load_snapshot
 from feedbackctl.authority.writer import Plan, Staging, decision_trailer
@@ -34,7 +33,7 @@ from feedbackctl.core.decide import autotune
 from feedbackctl.core.models import Claim, Decision, Note, Outcome
 from feedbackctl.core.tuning import parse_autotune
 from feedbackctl.errors import ClaimError, CommandError, ConflictError, FeedbackError, UsageError
-from feedbackctl.patterns.inputs import Gathered, Problem, gather
+from feedbackctl.patterns.inputs import Gathered, Problem, add_baselines, gather
 from feedbackctl.patterns.proposals import AckedChange, acknowledged_changes
 from feedbackctl.render import Report
 
@@ -169,19 +168,7 @@ def evaluate(snapshot: Snapshot, metrics: str | None, now: datetime) -> Evaluati
     if wanted:
         # Baselines can lie far back in history: look them up only for the
         # fields the change cap will judge, then decide again with them.
-        names = {claim for claim, _ in wanted}
-        histories = fill_baselines(
-            snapshot.repo,
-            snapshot.commit,
-            [i.claim for i in gathered.inputs if i.claim.name in names],
-            gathered.histories,
-            wanted=wanted,
-        )
-        gathered.histories = histories
-        gathered.inputs = [
-            replace(i, histories=histories.for_claim(i.claim.name)) if i.claim.name in names else i
-            for i in gathered.inputs
-        ]
+        add_baselines(snapshot, gathered, wanted)
         decisions, problems = _decide(gathered, snapshot, now, acked)
     return Evaluation(snapshot, decisions, gathered.problems + problems)
 

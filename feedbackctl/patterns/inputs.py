@@ -6,11 +6,11 @@ a claim from the same evidence.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from feedbackctl.authority.history import Histories, load_histories, value_window
+from feedbackctl.authority.history import Histories, fill_baselines, load_histories, value_window
 from feedbackctl.authority.snapshot import Snapshot
 from feedbackctl.core.decide import SIZING_LOOKBACK_MINUTES, ClaimInputs
 from feedbackctl.core.models import Claim
@@ -132,3 +132,24 @@ def gather(
         inputs.append(ClaimInputs(c, batch.series.get(c.name, {}), histories.for_claim(c.name)))
     warnings = [batch.absent[c.name] for c in chosen if c.name in batch.absent]
     return Gathered(inputs, problems, policy.source(source.name), histories, warnings)
+
+
+def add_baselines(snapshot: Snapshot, gathered: Gathered, wanted: Collection[tuple[str, str]]) -> None:
+    """Look up the baselines of the ``wanted`` (claim, field) pairs into ``gathered``.
+
+    Baselines can lie far back in history, so callers ask only for the fields
+    a decision depends on.
+    """
+    names = {claim for claim, _ in wanted}
+    histories = fill_baselines(
+        snapshot.repo,
+        snapshot.commit,
+        [i.claim for i in gathered.inputs if i.claim.name in names],
+        gathered.histories,
+        wanted=wanted,
+    )
+    gathered.histories = histories
+    gathered.inputs = [
+        replace(i, histories=histories.for_claim(i.claim.name)) if i.claim.name in names else i
+        for i in gathered.inputs
+    ]

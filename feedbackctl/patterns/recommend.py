@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import yaml
 
 from feedbackctl.authority.gitrepo import GitRepo
-from feedbackctl.authority.history import fill_baselines
 from feedbackctl.authority.shard import ALL, Shard
 from feedbackctl.authority.snapshot import Snapshot, load_snapshot
 from feedbackctl.authority.writer import Plan, Staging, commit_plan, decision_trailer, trailer
@@ -27,7 +26,7 @@ from feedbackctl.core.decide import ClaimInputs, recommend
 from feedbackctl.core.guards import guardrail_fields
 from feedbackctl.core.models import Claim, Decision, Outcome
 from feedbackctl.errors import ClaimError, FeedbackError, UsageError
-from feedbackctl.patterns.inputs import Gathered, Problem, gather
+from feedbackctl.patterns.inputs import Gathered, Problem, add_baselines, gather
 from feedbackctl.render import Report
 
 KIND = "ConfigurationRecommendation"
@@ -157,8 +156,7 @@ def _plan_sidecars(snapshot: Snapshot, decisions: list[Decision]) -> Plan:
 def _with_guardrail_baselines(snapshot: Snapshot, gathered: Gathered, now: datetime) -> list[ClaimInputs]:
     """The inputs, with baselines of the fields a guardrail is relative to where a change is recommended.
 
-    Baselines can lie far back in history, so they are looked up only for the
-    claims a guardrail might otherwise wave through on a tuned value.
+    Only for the claims a guardrail might otherwise wave through on a tuned value.
     """
     policy = snapshot.settings.policy
     wanted: set[tuple[str, str]] = set()
@@ -170,20 +168,9 @@ def _with_guardrail_baselines(snapshot: Snapshot, gathered: Gathered, now: datet
         for d in decisions:
             if d.outcome == Outcome.CHANGE and d.direction is not None:
                 wanted |= {(d.claim, f) for f in guardrail_fields(policy, d.direction)}
-    names = {claim for claim, _ in wanted}
-    if not wanted:
-        return list(gathered.inputs)
-    histories = fill_baselines(
-        snapshot.repo,
-        snapshot.commit,
-        [i.claim for i in gathered.inputs if i.claim.name in names],
-        gathered.histories,
-        wanted=wanted,
-    )
-    return [
-        replace(i, histories=histories.for_claim(i.claim.name)) if i.claim.name in names else i
-        for i in gathered.inputs
-    ]
+    if wanted:
+        add_baselines(snapshot, gathered, wanted)
+    return list(gathered.inputs)
 
 
 def analyze(
