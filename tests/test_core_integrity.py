@@ -140,6 +140,8 @@ def test_a_clear_band_loads_and_the_band_is_configurable() -> None:
     with pytest.raises(PolicyError, match="rules\\[pressure\\]"):
         parse_rules(rules_doc(45, 40, hysteresisBand=0.2), "f.yaml")
     parse_rules(rules_doc(41, 40, hysteresisBand=0), "f.yaml")
+    with pytest.raises(PolicyError, match="rules\\[pressure\\]"):
+        parse_rules(rules_doc(40, 40, hysteresisBand=0), "f.yaml")  # equal is never above
     with pytest.raises(PolicyError, match="limits.hysteresisBand"):
         parse_rules(rules_doc(90, 40, hysteresisBand=1), "f.yaml")
 

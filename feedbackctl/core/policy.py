@@ -131,7 +131,7 @@ class Limits:
 
 def hysteresis_inverted(increase_above: float, decrease_below: float, band: float) -> bool:
     """True when ``increase_above`` is not above ``decrease_below`` with room for the band."""
-    return decrease_below > increase_above * (1 - band)
+    return increase_above <= decrease_below or decrease_below > increase_above * (1 - band)
 
 
 @dataclass(frozen=True)
