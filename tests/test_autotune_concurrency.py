@@ -86,8 +86,9 @@ def test_clones_pushing_to_one_origin_apply_each_change_once(
     start = T0 - timedelta(hours=26)
     for rnd in range(3):
         now = T0 + timedelta(hours=3 * rnd)
-        for n in names:  # 95 % busy whatever the size: every round asks for one more step
-            run_on(metrics, n, start, now, memory=100, used=95, append=rnd > 0)
+        size = 256 + 128 * rnd  # what the claims have by then
+        for n in names:  # 95 % busy at every size: every round asks for one more step
+            run_on(metrics, n, start, now, memory=size, used=0.95 * size, append=rnd > 0)
         start = now + timedelta(minutes=5)
         runs = [spawn(*autotune_args(c, metrics, now, "--push")) for c in clones]
         for p in runs:

@@ -173,10 +173,11 @@ def test_claim_file_and_recorded_metrics_with_a_window_and_step() -> None:
     assert (first.claim, first.field, first.old, first.new, first.rule) == (
         "messagewall-prod", "lambdaMemory", 256, 384, "memory-pressure"
     )  # fmt: skip
-    assert result.final["messagewall-prod"]["lambdaMemory"] == 512
-    # 640 is both past the upper bound and 2.5x the human baseline of 256: a human decides.
-    human = (("bounds",), ("change-cap",))
-    assert any(e.event == "proposed" and e.blocked_by in human for e in result.stopped)
+    # Replayed as recorded, utilisation stays above 90 % after the step (it was measured at 256 MB),
+    # but the 252 MB peak + 15 % fits in 384 MB: the signals disagree, so it holds instead of
+    # ratcheting on to 512 and a proposal for 640.
+    assert result.final["messagewall-prod"]["lambdaMemory"] == 384 and len(result.applied) == 1
+    assert not any(e.event == "proposed" for e in result.stopped)
 
 
 def test_cli_json_and_html_report(tmp_path: Path) -> None:
@@ -219,7 +220,8 @@ def test_repo_mode_reads_claims_and_never_writes(repo_factory: RepoFactory) -> N
         "--to", "2026-11-02T00:00:00Z", "--output", "json",
     )  # fmt: skip
     assert r.code == 0, r.stderr
-    assert r.json()["claims"][0]["final"]["spec.lambdaMemory"] == 512
+    # One step: replayed as recorded, the peak usage then fits in 384 MB (signals disagree, it holds).
+    assert r.json()["claims"][0]["final"]["spec.lambdaMemory"] == 384
     assert git_out(work, "rev-parse", "HEAD") == head and git_out(work, "status", "--porcelain") == ""
     assert git_out(work, "for-each-ref", "--format=%(refname)") == "refs/heads/main\nrefs/remotes/origin/main"
 

@@ -1,4 +1,7 @@
-"""The seed's five runaway risks, backtested: guards hold them, ``--no-guards`` shows them run away."""
+"""The seed's five runaway risks and coupled fields, backtested.
+
+Guards hold them; ``--no-guards`` shows them run away.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from feedbackctl.core.tuning import parse_autotune
 from feedbackctl.patterns.simulate import Options, Result, run, setup_from
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "examples" / "scenarios"
-NAMES = ("oscillation", "amplification", "metric-gaming", "cascade", "drift")
+NAMES = ("oscillation", "amplification", "metric-gaming", "cascade", "drift", "coupled-fields")
 # The guard that must have stopped each runaway (seen as a reported block).
 STOPPED_BY = {
     "oscillation": {"flap-freeze"},
@@ -20,6 +23,7 @@ STOPPED_BY = {
     "metric-gaming": {"p99-healthy"},
     "cascade": {"rate-limit", "change-cap"},
     "drift": {"change-cap"},
+    "coupled-fields": {"p99-healthy"},
 }
 
 
@@ -140,3 +144,29 @@ def test_drift_without_guards_leaves_the_tested_configuration_far_behind() -> No
     result = simulate("drift", guards=False)
     assert result.final["report-builder"]["lambdaMemory"] > 2 * 256
     assert simulate("drift").final["report-builder"]["lambdaMemory"] == 512
+
+
+def test_coupled_fields_without_guards_trade_memory_for_a_tail_at_the_timeout() -> None:
+    result = simulate("coupled-fields", guards=False)
+    assert result.final["thumbnailer"]["lambdaMemory"] <= 512
+    assert result.final["thumbnailer"]["lambdaTimeout"] >= 20
+    est = result.estimates["thumbnailer"]
+    assert est.p99_final_ms > 2 * est.baseline_p99_mean_ms and est.timeout_minutes > 0
+
+
+def test_coupled_fields_a_raised_timeout_never_lifts_the_memory_guardrail() -> None:
+    """With the guardrail judged on the current timeout this ran 1024 -> 512 MB, 10 -> 20 s, p99 7 -> 14 s."""
+    result = simulate("coupled-fields")
+    final = result.final["thumbnailer"]
+    # The timeout's own rule still raises it (p99 passed 80 % of 10 s) ...
+    assert final["lambdaTimeout"] == 15
+    # ... but memory stops where p99 first passed the baseline's 8 s bar.
+    assert final["lambdaMemory"] == 768
+    assert [(e.field, e.old, e.new) for e in result.applied if e.field == "lambdaMemory"] == [
+        ("lambdaMemory", 1024, 896),
+        ("lambdaMemory", 896, 768),
+    ]
+    blocked = [e for e in result.stopped if e.field == "lambdaMemory"]
+    assert blocked and all(e.blocked_by == ("p99-healthy",) for e in blocked)
+    assert "relative to the baseline lambdaTimeout 10, not the current 15" in blocked[-1].reason
+    assert result.estimates["thumbnailer"].p99_max_ms < 10_000

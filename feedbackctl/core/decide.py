@@ -106,6 +106,21 @@ def _confidence(check: WindowCheck, inputs: ClaimInputs, metric: str, vf: float,
     return round(min(0.99, 0.5 + 0.35 * span + 0.15 * margin), 2)
 
 
+def _hold(
+    claim: Claim, name: str, value: int | float, source: Source, evidence: list[Evidence], notes: list[Note]
+) -> Decision:
+    """A rule fired but sizing says the current value is right: no change, with the evidence."""
+    return Decision(
+        claim.name,
+        name,
+        value,
+        Outcome.HOLD,
+        source=source.name,
+        evidence=tuple(evidence),
+        notes=tuple(notes),
+    )
+
+
 def _recommend_field(
     inputs: ClaimInputs, policy: Policy, tuning: AutoTune, name: str, now: float, source: Source
 ) -> Decision | None:
@@ -180,6 +195,18 @@ def _recommend_field(
         if sized is not None:
             raw, size_ev = sized
             evidence.append(size_ev)
+            if direction == "increase" and raw <= current:
+                # Utilisation says pressure, absolute usage says it fits: one of the
+                # two is wrong (a mis-scaled metric, functions of different sizes),
+                # and stepping on the relative one alone is how memory ratchets.
+                disagree = Note(
+                    "signals-disagree",
+                    "info",
+                    f"{rule.name}: {check.detail}, but peak {rule.size.metric} {size_ev.value:.4g} + "
+                    f"{rule.size.margin:.0%} margin = {raw:.4g} fits in the current {current:g}; "
+                    "holding until they agree",
+                )
+                return _hold(claim, name, value, source, evidence, [disagree, *notes[1:]])
             target = round_to_step(raw, fp.step, direction)
             notes.append(
                 Note(
@@ -193,20 +220,9 @@ def _recommend_field(
     if target is None:
         target = current + fp.step if direction == "increase" else current - fp.step
         notes.append(Note("sizing", "shaped", f"no absolute usage data; one step of {fp.step:g}"))
-    if direction == "increase" and target <= current:
-        target = current + fp.step
-        notes.append(Note("sizing", "shaped", f"usage-based size not above current; one step of {fp.step:g}"))
     if direction == "decrease" and target >= current:
         notes.append(Note("sizing", "info", f"already right-sized: usage needs {target:g}"))
-        return Decision(
-            claim.name,
-            name,
-            value,
-            Outcome.HOLD,
-            source=source.name,
-            evidence=tuple(evidence),
-            notes=tuple(notes),
-        )
+        return _hold(claim, name, value, source, evidence, notes)
     wanted = target
     limits = value_range(claim.schema.get(name, ()), fp.min, fp.max, f"policy fields.{name}")
     clamped = min(max(target, limits.low), limits.high)
@@ -251,9 +267,8 @@ def _recommend_field(
             recommended=value,
             notes=decision.notes + (Note("schema", "blocked", f"spec.{name} {limit}: {why}"),),
         )
-    return guards.guardrails(
-        decision, inputs.claim.spec, inputs.series, policy, now, lambda m: valid_from(m, inputs, policy)
-    )
+    baselines = {f: h.baseline for f, h in inputs.histories.items()}
+    return guards.guardrails(decision, inputs.claim.spec, inputs.series, policy, now, baselines)
 
 
 def recommend(inputs: ClaimInputs, policy: Policy, now: datetime, source: Source) -> list[Decision]:

@@ -26,9 +26,10 @@ from feedbackctl.core.models import (
     FleetHistory,
     Note,
     Outcome,
+    Scalar,
     Series,
 )
-from feedbackctl.core.policy import Limits, Policy, Source
+from feedbackctl.core.policy import Condition, Limits, Policy, Source
 from feedbackctl.core.risk import claim_changes, classify
 from feedbackctl.core.signals import check_window
 from feedbackctl.core.tuning import AutoTune
@@ -63,29 +64,70 @@ def _minutes_since(now: datetime, then: datetime) -> float:
 # --- multi-metric guardrails (also part of analyze) -------------------------
 
 
+def guardrail_spec(
+    cond: Condition, spec: Mapping[str, object], baselines: Mapping[str, Scalar]
+) -> tuple[Mapping[str, object], str]:
+    """The spec a guardrail relative to a field is judged with, and what it says about it.
+
+    Automation also tunes the field a guardrail is relative to (p99-healthy is
+    relative to lambdaTimeout): a raised timeout would raise the bar and let
+    memory fall again. So the guardrail uses whichever of the field's human
+    baseline and its current value makes it stricter (the smaller one for an
+    ``above`` guardrail); one tuned field never loosens the guard of another.
+    """
+    name = cond.relative_to
+    if name is None:
+        return spec, ""
+    current, baseline = spec.get(name), baselines.get(name)
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (current, baseline)):
+        return spec, ""
+    cur, base = float(current), float(baseline)  # type: ignore[arg-type]
+    strict = min(cur, base) if cond.op == "above" else max(cur, base)
+    if strict == cur:
+        return spec, ""
+    return {**spec, name: baseline}, f" (relative to the baseline {name} {base:g}, not the current {cur:g})"
+
+
+def guardrail_fields(policy: Policy, direction: str | None = None) -> frozenset[str]:
+    """Fields a guardrail (of a change in ``direction``, or any) is relative to.
+
+    Their baselines shape the decisions of every other field.
+    """
+    return frozenset(
+        g.when.relative_to
+        for g in policy.guardrails
+        if g.when.relative_to is not None and (direction is None or g.blocks in (direction, "any"))
+    )
+
+
 def guardrails(
     d: Decision,
     spec: Mapping[str, object],
     series: Mapping[str, Series],
     policy: Policy,
     now: float,
-    valid_from: Callable[[str], float],
+    baselines: Mapping[str, Scalar],
 ) -> Decision:
-    """No change in a guarded direction while a guardrail metric is bad or unknown."""
+    """No change in a guarded direction while a guardrail metric is bad or unknown.
+
+    A guardrail looks at its own window whatever changed recently: data from
+    before a change still shows whether the claim is healthy enough to act.
+    """
     for g in policy.guardrails:
         if g.blocks not in (d.direction, "any"):
             continue
+        judged, why = guardrail_spec(g.when, spec, baselines)
         check = check_window(
             g.when,
             series.get(g.when.metric),
-            spec,
+            judged,
             now=now,
             window_minutes=g.window_minutes,
-            valid_from=min(valid_from(g.when.metric), now - g.window_minutes * 60),
+            valid_from=float("-inf"),
             limits=policy.limits_for(g.when.metric),
         )
         if check.holds:
-            return _stop(d, g.name, f"{check.detail}: no {d.direction} while it is bad")
+            return _stop(d, g.name, f"{check.detail}{why}: no {d.direction} while it is bad")
         if not check.enough:
             return _stop(d, g.name, f"cannot prove health before a {d.direction}: {check.detail}")
     return d

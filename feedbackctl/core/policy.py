@@ -106,12 +106,15 @@ class MetricPolicy:
     # Coarse metrics (one point a day) need their own freshness and density.
     max_staleness_minutes: int | None = None
     min_points: int | None = None
+    max_gap_minutes: int | None = None
 
 
 @dataclass(frozen=True)
 class Limits:
     min_points: int = 6
     max_staleness_minutes: int = 30
+    # None: 3x the series' median spacing, at least MIN_GAP_MINUTES (signals.max_gap_seconds).
+    max_gap_minutes: int | None = None
     settling_minutes: int = 120
     cooldown_minutes: int = 60
     cap_up: float = 2.0
@@ -121,6 +124,14 @@ class Limits:
     flap_window_days: int = 30
     flap_reversals: int = 2
     auto_apply_ceiling: str = "MEDIUM"
+    # An increase threshold must sit above the decrease threshold of the same
+    # signal by this fraction of itself, or the two rules chase each other.
+    hysteresis_band: float = 0.1
+
+
+def hysteresis_inverted(increase_above: float, decrease_below: float, band: float) -> bool:
+    """True when ``increase_above`` is not above ``decrease_below`` with room for the band."""
+    return increase_above <= decrease_below or decrease_below > increase_above * (1 - band)
 
 
 @dataclass(frozen=True)
@@ -163,12 +174,13 @@ class Policy:
     def limits_for(self, metric: str) -> Limits:
         """The limits a window of ``metric`` is checked with (a metric may set its own)."""
         mp = self.metrics.get(metric)
-        if mp is None or (mp.max_staleness_minutes is None and mp.min_points is None):
+        if mp is None or (mp.max_staleness_minutes, mp.min_points, mp.max_gap_minutes) == (None, None, None):
             return self.limits
         return replace(
             self.limits,
             max_staleness_minutes=mp.max_staleness_minutes or self.limits.max_staleness_minutes,
             min_points=mp.min_points or self.limits.min_points,
+            max_gap_minutes=mp.max_gap_minutes or self.limits.max_gap_minutes,
         )
 
     def rules_for(self, field_name: str) -> tuple[Rule, ...]:
@@ -290,13 +302,14 @@ def parse_rules(
     for name, raw in r.mapping(doc.get("metrics"), "metrics").items():
         m = r.mapping(raw, f"metrics.{name}")
         coupled = tuple(str(x) for x in r.seq(m.get("coupledTo"), f"metrics.{name}.coupledTo"))
-        stale, points = m.get("maxStalenessMinutes"), m.get("minPoints")
+        stale, points, gap = m.get("maxStalenessMinutes"), m.get("minPoints"), m.get("maxGapMinutes")
         metrics[str(name)] = MetricPolicy(
             str(name),
             str(m.get("unit", "")),
             coupled,
             r.integer(stale, f"metrics.{name}.maxStalenessMinutes", minimum=1) if stale is not None else None,
             r.integer(points, f"metrics.{name}.minPoints", minimum=2) if points is not None else None,
+            r.integer(gap, f"metrics.{name}.maxGapMinutes", minimum=1) if gap is not None else None,
         )
     rules: list[Rule] = []
     for i, raw in enumerate(r.seq(doc.get("rules"), "rules")):
@@ -372,6 +385,9 @@ def parse_rules(
         max_staleness_minutes=r.integer(
             lim.get("maxStalenessMinutes", d.max_staleness_minutes), "limits.maxStalenessMinutes", minimum=1
         ),
+        max_gap_minutes=r.integer(lim["maxGapMinutes"], "limits.maxGapMinutes", minimum=1)
+        if lim.get("maxGapMinutes") is not None
+        else None,
         settling_minutes=r.integer(lim.get("settlingMinutes", d.settling_minutes), "limits.settlingMinutes"),
         cooldown_minutes=r.integer(lim.get("cooldownMinutes", d.cooldown_minutes), "limits.cooldownMinutes"),
         cap_up=r.number(cap.get("up", d.cap_up), "limits.changeCap.up", minimum=1),
@@ -385,10 +401,43 @@ def parse_rules(
         auto_apply_ceiling=r.choice(
             lim.get("autoApplyCeiling", d.auto_apply_ceiling), "limits.autoApplyCeiling", RISK_LEVELS
         ),
+        hysteresis_band=r.number(
+            lim.get("hysteresisBand", d.hysteresis_band), "limits.hysteresisBand", minimum=0
+        ),
     )
     if limits.cap_down > 1:
         raise r.fail("limits.changeCap.down", "must be at most 1 (a fraction of the baseline)")
+    if limits.hysteresis_band >= 1:
+        raise r.fail("limits.hysteresisBand", "must be below 1 (a fraction of the increase threshold)")
+    _check_hysteresis(rules, limits.hysteresis_band, r)
     return fields, metrics, tuple(rules), tuple(guardrails), limits
+
+
+def same_signal(a: Condition, b: Condition) -> bool:
+    """Two conditions whose thresholds are on one scale (and so can be compared)."""
+    return (a.metric, a.relative_to, a.scale) == (b.metric, b.relative_to, b.scale)
+
+
+def _check_hysteresis(rules: Sequence[Rule], band: float, r: _Reader) -> None:
+    """An increase rule must fire only above every decrease rule of its field on the same signal."""
+    for up in rules:
+        if up.direction != "increase" or up.when.op != "above":
+            continue
+        for down in rules:
+            if (
+                down.direction == "decrease"
+                and down.field == up.field
+                and down.when.op == "below"
+                and same_signal(up.when, down.when)
+                and hysteresis_inverted(up.when.threshold, down.when.threshold, band)
+            ):
+                raise r.fail(
+                    f"rules[{up.name}].when.above",
+                    f"increase threshold {up.when.threshold:g} is not above rule '{down.name}''s "
+                    f"decrease threshold {down.when.threshold:g} by the {band:.0%} band "
+                    f"(limits.hysteresisBand); the two would undo each other: raise it above "
+                    f"{down.when.threshold / (1 - band):g} or lower the decrease threshold",
+                )
 
 
 def parse_risk(doc: Mapping[str, Any], file: str) -> RiskPolicy:

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from functools import partial
 
 from feedbackctl.core import guards
-from feedbackctl.core.decide import ClaimInputs, autotune, guard_context, valid_from
+from feedbackctl.core.decide import ClaimInputs, autotune, guard_context
 from feedbackctl.core.models import Decision, FleetHistory, Note, Outcome
 from feedbackctl.core.policy import Policy, Source
 from feedbackctl.core.validation import RULE, StageEvidence, same
@@ -76,8 +75,8 @@ def promote(
         if i is not None and out[i].outcome == Outcome.CHANGE:
             continue
         p = _promoted(d, earlier, ev.soak_minutes)
-        vf = partial(valid_from, inputs=earlier, policy=policy)
-        p = guards.guardrails(p, earlier.claim.spec, earlier.series, policy, now.timestamp(), vf)
+        baselines = {f: h.baseline for f, h in earlier.histories.items()}
+        p = guards.guardrails(p, earlier.claim.spec, earlier.series, policy, now.timestamp(), baselines)
         if p.outcome == Outcome.CHANGE:
             ctx = guard_context(earlier, d.field, policy, now, source, evidence.get(ev.claim))
             p = guards.apply(ctx, p)

@@ -3,13 +3,19 @@
 A condition *holds* only when every point of its sustained window satisfies
 it and the window is covered by data measured on the current configuration.
 A single spike therefore never acts, and a window that is too short, too
-sparse or too old is "not enough data", which is its own answer.
+sparse (too few points, or a hole between two of them) or too old is "not
+enough data", which is its own answer.
+
+A window ends at the newest point at or before ``now``: metrics arrive late
+(CloudWatch publishes minutes behind), and data up to ``maxStalenessMinutes``
+late is judged as it is, not as a window missing its end.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -20,6 +26,18 @@ from feedbackctl.core.policy import Condition, Limits, Sizing
 # A window counts as covered when its first point is this close to its start.
 COVERAGE_SLACK_FRACTION = 0.2
 COVERAGE_SLACK_MIN_SECONDS = 600
+# Without limits.maxGapMinutes: a hole longer than this many usual spacings, and never
+# shorter than MIN_GAP_MINUTES (one late or lost point is not a hole).
+GAP_SPACINGS = 3
+MIN_GAP_MINUTES = 15
+
+
+def max_gap_seconds(series: Series, limits: Limits) -> float:
+    """The longest hole a window of ``series`` may have between two consecutive points."""
+    if limits.max_gap_minutes is not None:
+        return limits.max_gap_minutes * 60.0
+    usual = float(np.median(np.diff(series.ts))) if len(series) >= 2 else 0.0
+    return max(MIN_GAP_MINUTES * 60.0, GAP_SPACINGS * usual)
 
 
 @dataclass(frozen=True)
@@ -41,7 +59,7 @@ def check_window(
     limits: Limits,
     threshold: float | None = None,
 ) -> WindowCheck:
-    """Does ``cond`` hold at every point of the last ``window_minutes``?
+    """Does ``cond`` hold at every point of the ``window_minutes`` up to the newest point?
 
     ``valid_from`` is the first instant whose data describes the current
     configuration (the last change of a coupled field plus settling).
@@ -49,9 +67,19 @@ def check_window(
     limit = threshold if threshold is not None else cond.limit(spec)
     if limit is None:
         return WindowCheck(False, False, None, f"{cond.relative_to} is not a number")
-    window_start = now - window_minutes * 60
-    if series is None or len(series) == 0:
+    known = series.until(now) if series is not None else None
+    if known is None or len(known) == 0:
         return WindowCheck(False, False, None, f"no {cond.metric} data")
+    newest = float(known.ts[-1])
+    if now - newest > limits.max_staleness_minutes * 60:
+        return WindowCheck(
+            False,
+            False,
+            None,
+            f"newest {cond.metric} point is {(now - newest) / 60:.0f}m old "
+            f"(max {limits.max_staleness_minutes}m)",
+        )
+    window_start = newest - window_minutes * 60
     if valid_from > window_start:
         span = max(0.0, now - valid_from) / 60
         return WindowCheck(
@@ -61,20 +89,9 @@ def check_window(
             f"only {span:.0f}m of {cond.metric} since the last change "
             f"(settling); the rule needs {window_minutes}m",
         )
-    window = series.since(window_start).until(now)
+    window = known.since(window_start)
     n = len(window)
-    if n == 0:
-        return WindowCheck(False, False, None, f"no {cond.metric} points in the last {window_minutes}m")
     slack = max(COVERAGE_SLACK_MIN_SECONDS, window_minutes * 60 * COVERAGE_SLACK_FRACTION)
-    newest = float(window.ts[-1])
-    if now - newest > limits.max_staleness_minutes * 60:
-        return WindowCheck(
-            False,
-            False,
-            None,
-            f"newest {cond.metric} point is {(now - newest) / 60:.0f}m old "
-            f"(max {limits.max_staleness_minutes}m)",
-        )
     if float(window.ts[0]) - window_start > slack or n < limits.min_points:
         return WindowCheck(
             False,
@@ -82,6 +99,19 @@ def check_window(
             None,
             f"{n} {cond.metric} points cover the {window_minutes}m window too thinly "
             f"(need {limits.min_points}+ from its start)",
+        )
+    gaps = np.diff(window.ts)
+    widest = int(np.argmax(gaps)) if gaps.size else 0
+    allowed = max_gap_seconds(known, limits)
+    if gaps.size and float(gaps[widest]) > allowed:
+        hole_start = datetime.fromtimestamp(float(window.ts[widest]), UTC)
+        return WindowCheck(
+            False,
+            False,
+            None,
+            f"{cond.metric} has a {float(gaps[widest]) / 60:.0f}m gap after "
+            f"{hole_start:%Y-%m-%dT%H:%MZ} in the {window_minutes}m window "
+            f"(max {allowed / 60:.0f}m between points, limits.maxGapMinutes)",
         )
     if cond.op == "above":
         stat_name, stat = "min", float(np.min(window.values))

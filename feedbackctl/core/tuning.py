@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from feedbackctl.core.models import Claim
-from feedbackctl.core.policy import Rule
+from feedbackctl.core.policy import Limits, Rule, hysteresis_inverted
 from feedbackctl.errors import ClaimError
 
 SHORTHAND_BOUNDS = {"memoryBounds": "lambdaMemory", "timeoutBounds": "lambdaTimeout"}
@@ -121,12 +121,21 @@ def parse_autotune(claim: Claim) -> AutoTune:
     )
 
 
-def check_trigger(claim: str, tuning: AutoTune, rules: Sequence[Rule]) -> None:
+def check_trigger(
+    claim: str,
+    tuning: AutoTune,
+    rules: Sequence[Rule],
+    *,
+    band: float = Limits.hysteresis_band,
+    path: str | None = None,
+) -> None:
     """A trigger that no rule can use would be ignored without a word: refuse it instead.
 
     The trigger overrides the threshold of the increase rule watching its
     metric for a field the claim bounds (``decide._threshold_for``); a typo
     in the metric, or a trigger for a field without bounds, matches nothing.
+    A trigger at or below a decrease rule's threshold on the same metric (less
+    the hysteresis band) would make the two rules undo each other: refused too.
     """
     t = tuning.trigger
     if t is None:
@@ -137,6 +146,7 @@ def check_trigger(claim: str, tuning: AutoTune, rules: Sequence[Rule]) -> None:
         if r.direction == "increase" and r.field in tuning.bounds and r.when.relative_to is None
     }
     if t.metric in usable:
+        _check_trigger_hysteresis(claim, t, usable[t.metric], rules, band, path)
         return
     choices = ", ".join(f"{m} (spec.{f})" for m, f in sorted(usable.items())) or "none: bound a field first"
     raise ClaimError(
@@ -144,3 +154,25 @@ def check_trigger(claim: str, tuning: AutoTune, rules: Sequence[Rule]) -> None:
         f"spec.autoTune.trigger.metric: no increase rule for a bounded field watches '{t.metric}', "
         f"so the trigger would be ignored; use one of: {choices}",
     )
+
+
+def _check_trigger_hysteresis(
+    claim: str, t: Trigger, field_name: str, rules: Sequence[Rule], band: float, path: str | None
+) -> None:
+    for down in rules:
+        if (
+            down.direction == "decrease"
+            and down.field == field_name
+            and down.when.op == "below"
+            and down.when.metric == t.metric
+            and down.when.relative_to is None
+            and hysteresis_inverted(t.threshold, down.when.threshold, band)
+        ):
+            where = f"{path}: " if path else ""
+            raise ClaimError(
+                claim,
+                f"{where}spec.autoTune.trigger.threshold: {t.threshold:g} is not above rule "
+                f"'{down.name}''s decrease threshold {down.when.threshold:g} for {t.metric} by the "
+                f"{band:.0%} hysteresis band, so the increase and the decrease would undo each "
+                f"other; raise it above {down.when.threshold / (1 - band):g}",
+            )

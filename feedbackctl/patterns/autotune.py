@@ -25,7 +25,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from feedbackctl.authority.gitrepo import GitRepo
-from feedbackctl.authority.history import fill_baselines
 from feedbackctl.authority.shard import ALL, Shard
 from feedbackctl.authority.snapshot import Snapshot, load_snapshot
 from feedbackctl.authority.writer import Plan, Staging, decision_trailer
@@ -36,7 +35,7 @@ from feedbackctl.core.promotion import promote
 from feedbackctl.core.tuning import parse_autotune
 from feedbackctl.errors import ClaimError, CommandError, ConflictError, FeedbackError, UsageError
 from feedbackctl.patterns import staging
-from feedbackctl.patterns.inputs import Gathered, Problem, gather
+from feedbackctl.patterns.inputs import Gathered, Problem, add_baselines, gather
 from feedbackctl.patterns.proposals import AckedChange, acknowledged_changes
 from feedbackctl.patterns.staging import validated_trailer
 from feedbackctl.render import Report
@@ -186,22 +185,13 @@ def evaluate(snapshot: Snapshot, metrics: str | None, now: datetime) -> Evaluati
     acked = _acknowledged(snapshot, now)
     decisions, problems = _decide(gathered, snapshot, now, acked, stages)
     wanted = _candidates(decisions)
+    # A guardrail relative to another field is judged against that field's baseline too.
+    relative = guards.guardrail_fields(snapshot.settings.policy)
+    wanted |= {(claim, f) for claim, _ in wanted for f in relative}
     if wanted:
         # Baselines can lie far back in history: look them up only for the
         # fields the change cap will judge, then decide again with them.
-        names = {claim for claim, _ in wanted}
-        histories = fill_baselines(
-            snapshot.repo,
-            snapshot.commit,
-            [i.claim for i in gathered.inputs if i.claim.name in names],
-            gathered.histories,
-            wanted=wanted,
-        )
-        gathered.histories = histories
-        gathered.inputs = [
-            replace(i, histories=histories.for_claim(i.claim.name)) if i.claim.name in names else i
-            for i in gathered.inputs
-        ]
+        add_baselines(snapshot, gathered, wanted)
         decisions, problems = _decide(gathered, snapshot, now, acked, stages)
     return Evaluation(
         snapshot, decisions, gathered.problems + problems, gathered.warnings, gathered.metrics_cost

@@ -6,11 +6,11 @@ a claim from the same evidence.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from feedbackctl.authority.history import Histories, load_histories, value_window
+from feedbackctl.authority.history import Histories, fill_baselines, load_histories, value_window
 from feedbackctl.authority.snapshot import Snapshot
 from feedbackctl.core.decide import SIZING_LOOKBACK_MINUTES, ClaimInputs
 from feedbackctl.core.models import Claim
@@ -80,7 +80,10 @@ def _valid_claims(snapshot: Snapshot, problems: list[Problem]) -> list[Claim]:
     ok = []
     for c in snapshot.claims:
         try:
-            check_trigger(c.name, parse_autotune(c), snapshot.settings.policy.rules)
+            policy = snapshot.settings.policy
+            check_trigger(
+                c.name, parse_autotune(c), policy.rules, band=policy.limits.hysteresis_band, path=c.path
+            )
         except ClaimError as e:
             problems.append(Problem.of(e))
             continue
@@ -140,3 +143,24 @@ def gather(
     return Gathered(
         inputs, problems, policy.source(source.name), histories, warnings, fetch_cost(source, requests)
     )
+
+
+def add_baselines(snapshot: Snapshot, gathered: Gathered, wanted: Collection[tuple[str, str]]) -> None:
+    """Look up the baselines of the ``wanted`` (claim, field) pairs into ``gathered``.
+
+    Baselines can lie far back in history, so callers ask only for the fields
+    a decision depends on.
+    """
+    names = {claim for claim, _ in wanted}
+    histories = fill_baselines(
+        snapshot.repo,
+        snapshot.commit,
+        [i.claim for i in gathered.inputs if i.claim.name in names],
+        gathered.histories,
+        wanted=wanted,
+    )
+    gathered.histories = histories
+    gathered.inputs = [
+        replace(i, histories=histories.for_claim(i.claim.name)) if i.claim.name in names else i
+        for i in gathered.inputs
+    ]

@@ -22,10 +22,11 @@ from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.shard import ALL, Shard
 from feedbackctl.authority.snapshot import Snapshot, load_snapshot
 from feedbackctl.authority.writer import Plan, Staging, commit_plan, decision_trailer, trailer
-from feedbackctl.core.decide import recommend
+from feedbackctl.core.decide import ClaimInputs, recommend
+from feedbackctl.core.guards import guardrail_fields
 from feedbackctl.core.models import Claim, Decision, Outcome
 from feedbackctl.errors import ClaimError, FeedbackError, UsageError
-from feedbackctl.patterns.inputs import Problem, gather
+from feedbackctl.patterns.inputs import Gathered, Problem, add_baselines, gather
 from feedbackctl.render import Report
 
 KIND = "ConfigurationRecommendation"
@@ -152,6 +153,26 @@ def _plan_sidecars(snapshot: Snapshot, decisions: list[Decision]) -> Plan:
     return plan
 
 
+def _with_guardrail_baselines(snapshot: Snapshot, gathered: Gathered, now: datetime) -> list[ClaimInputs]:
+    """The inputs, with baselines of the fields a guardrail is relative to where a change is recommended.
+
+    Only for the claims a guardrail might otherwise wave through on a tuned value.
+    """
+    policy = snapshot.settings.policy
+    wanted: set[tuple[str, str]] = set()
+    for inputs in gathered.inputs:
+        try:
+            decisions = recommend(inputs, policy, now, gathered.source)
+        except ClaimError:
+            continue  # reported by the caller's own pass
+        for d in decisions:
+            if d.outcome == Outcome.CHANGE and d.direction is not None:
+                wanted |= {(d.claim, f) for f in guardrail_fields(policy, d.direction)}
+    if wanted:
+        add_baselines(snapshot, gathered, wanted)
+    return list(gathered.inputs)
+
+
 def analyze(
     repo: GitRepo,
     ref: str | None,
@@ -175,7 +196,7 @@ def analyze(
             dry_run=dry_run,
         )
         report.extra["metricsCost"] = gathered.metrics_cost.json()
-        for inputs in gathered.inputs:
+        for inputs in _with_guardrail_baselines(snapshot, gathered, now):
             try:
                 report.decisions.extend(recommend(inputs, snapshot.settings.policy, now, gathered.source))
             except ClaimError as e:
