@@ -1,13 +1,64 @@
-"""The one choke point for subprocesses (git, kubectl)."""
+"""The one choke point for subprocesses (git, kubectl).
+
+Every child runs in its own session (process group) and has a deadline: a
+hung ``kubectl`` or ``git`` (a fetch from a server that never answers, a
+wedged filesystem) is killed together with everything it started, and the
+caller gets a ``SubprocessTimeout`` naming the command, so one stuck step costs
+one claim or one step, never the whole cron run. The same happens when this
+process is interrupted while a child runs. See docs/security.md.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from feedbackctl.errors import CommandError, UsageError
+from feedbackctl.errors import CommandError, FeedbackError, UsageError
+
+TIMEOUT_ENV = "FEEDBACKCTL_SUBPROCESS_TIMEOUT"  # seconds; overrides every default below
+DEFAULT_TIMEOUT = 600.0  # git: a big fast-import or a slow remote, not forever
+
+
+class SubprocessTimeout(FeedbackError):
+    """A child ran past its deadline; it and its process group were killed."""
+
+    def __init__(self, argv: Sequence[str], seconds: float) -> None:
+        shown = " ".join(_short(a) for a in list(argv)[:3])
+        super().__init__(
+            f"`{shown}` did not finish within {seconds:g}s and was killed (with its children); "
+            f"check what it waits for, or raise {TIMEOUT_ENV}"
+        )
+        self.argv = list(argv)
+        self.seconds = seconds
+
+
+def _short(arg: str) -> str:
+    return arg if len(arg) <= 60 else arg[:57] + "..."
+
+
+def timeout_for(default: float) -> float:
+    """The deadline for one child: ``FEEDBACKCTL_SUBPROCESS_TIMEOUT`` when set and valid, else ``default``."""
+    raw = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise UsageError(f"{TIMEOUT_ENV}={raw!r} is not a number of seconds; set e.g. 300") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise UsageError(f"{TIMEOUT_ENV}={raw!r} must be a positive number of seconds; set e.g. 300")
+    return value
+
+
+def _kill_group(child: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        child.kill()
 
 
 def run(
@@ -15,24 +66,49 @@ def run(
     *,
     cwd: str | Path | None = None,
     input: bytes | None = None,
-    env: Mapping[str, str] | None = None,
+    env: Mapping[str, str | None] | None = None,
     check: bool = True,
+    timeout: float | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
-    """Run a command, capture its output, raise CommandError on failure."""
+    """Run a command, capture its output, raise CommandError on failure.
+
+    ``env`` entries set to None are removed from the child's environment.
+    ``timeout`` (seconds) defaults to DEFAULT_TIMEOUT; ``FEEDBACKCTL_SUBPROCESS_TIMEOUT``
+    overrides it. Past it the child's whole process group is killed and
+    SubprocessTimeout raised.
+    """
     full_env = dict(os.environ)
-    if env:
-        full_env.update(env)
+    for key, value in (env or {}).items():
+        if value is None:
+            full_env.pop(key, None)
+        else:
+            full_env[key] = value
+    seconds = timeout_for(DEFAULT_TIMEOUT if timeout is None else timeout)
     try:
-        proc = subprocess.run(
+        child = subprocess.Popen(
             list(argv),
             cwd=cwd,
-            input=input,
+            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             env=full_env,
-            capture_output=True,
-            check=False,
+            start_new_session=True,
         )
     except FileNotFoundError as exc:
         raise UsageError(f"`{argv[0]}` is not installed or not on PATH; install it and retry") from exc
+    try:
+        stdout, stderr = child.communicate(input, timeout=seconds)
+    except subprocess.TimeoutExpired:
+        _kill_group(child)
+        child.communicate()
+        raise SubprocessTimeout(argv, seconds) from None
+    except BaseException:
+        # Interrupted (Ctrl-C, SIGTERM turned into an exception): never leave the child behind.
+        _kill_group(child)
+        with contextlib.suppress(Exception):
+            child.communicate(timeout=5)
+        raise
+    proc = subprocess.CompletedProcess(list(argv), child.returncode, stdout, stderr)
     if check and proc.returncode != 0:
         raise CommandError(list(argv), proc.returncode, proc.stderr.decode("utf-8", "replace"))
     return proc
