@@ -397,7 +397,9 @@ def _parse_kustomization(tree: Tree, directory: str) -> Kustomization:
     # prefixes and labels) `patchesJson6902`.
     for i, raw in enumerate(_list(data.get("patchesStrategicMerge"), path, "patchesStrategicMerge")):
         where = f"patchesStrategicMerge[{i}]"
-        if isinstance(raw, str) and "\n" not in raw.strip() and ":" not in raw:
+        # One line that is not a YAML mapping is a file path (a URL too: refused as remote).
+        one_line = isinstance(raw, str) and "\n" not in raw.strip()
+        if one_line and ": " not in raw and not raw.strip().startswith(("{", "[")):
             patches.append(_patch(tree, directory, path, where, (), {"path": raw}, False))
         else:
             smp = _patch_docs(f"{path} {where}", raw, path, where)
