@@ -162,8 +162,18 @@ def analyze(tmp_path: Path, work: Path, *extra: str, env: Mapping[str, str] | No
     if not metrics.exists():
         metrics_dir(tmp_path)
     return run_cli(
-        tmp_path, "analyze", "--repo", str(work), "--metrics", str(metrics), "--now", NOW,
-        "--output", "json", *extra, env=env,
+        tmp_path,
+        "analyze",
+        "--repo",
+        str(work),
+        "--metrics",
+        str(metrics),
+        "--now",
+        NOW,
+        "--output",
+        "json",
+        *extra,
+        env=env,
     )
 
 

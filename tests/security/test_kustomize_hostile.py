@@ -61,23 +61,38 @@ URL_CASES: dict[str, tuple[Callable[[str], str], str]] = {
     "bases": (_add("bases:\n  - {url}/base\n"), r"bases\[0\]: remote"),
     "components": (_add("components:\n  - {url}/c\n"), r"components\[0\]: remote"),
     "patches.path": (_patch_path, r"patches\[0\]\.path: remote"),
-    "patchesStrategicMerge": (_add("patchesStrategicMerge:\n  - {url}/smp.yaml\n"),
-                              r"patchesStrategicMerge\[0\](\.path)?: remote"),
-    "patchesJson6902": (_add("patchesJson6902:\n  - target: {{kind: X, name: y}}\n    path: {url}/j.yaml\n"),
-                        r"patchesJson6902\[0\]\.path: remote"),
-    "configMapGenerator.files": (_add("configMapGenerator:\n  - name: c\n    files:\n      - {url}/f\n"),
-                                 r"configMapGenerator\[0\]\.files\[0\]: remote"),
+    "patchesStrategicMerge": (
+        _add("patchesStrategicMerge:\n  - {url}/smp.yaml\n"),
+        r"patchesStrategicMerge\[0\](\.path)?: remote",
+    ),
+    "patchesJson6902": (
+        _add("patchesJson6902:\n  - target: {{kind: X, name: y}}\n    path: {url}/j.yaml\n"),
+        r"patchesJson6902\[0\]\.path: remote",
+    ),
+    "configMapGenerator.files": (
+        _add("configMapGenerator:\n  - name: c\n    files:\n      - {url}/f\n"),
+        r"configMapGenerator\[0\]\.files\[0\]: remote",
+    ),
     "configMapGenerator.files key=url": (
         _add("configMapGenerator:\n  - name: c\n    files:\n      - k={url}/f\n"),
-        r"configMapGenerator\[0\]\.files\[0\]: remote"),
-    "configMapGenerator.envs": (_add("configMapGenerator:\n  - name: c\n    envs:\n      - {url}/e.env\n"),
-                                r"configMapGenerator\[0\]\.envs\[0\]: remote"),
-    "configMapGenerator.env": (_add("configMapGenerator:\n  - name: c\n    env: {url}/e.env\n"),
-                               r"configMapGenerator\[0\]\.env: remote"),
-    "secretGenerator.files": (_add("secretGenerator:\n  - name: s\n    files:\n      - {url}/f\n"),
-                              r"secretGenerator\[0\]\.files\[0\]: remote"),
-    "secretGenerator.envs": (_add("secretGenerator:\n  - name: s\n    envs:\n      - {url}/e.env\n"),
-                             r"secretGenerator\[0\]\.envs\[0\]: remote"),
+        r"configMapGenerator\[0\]\.files\[0\]: remote",
+    ),
+    "configMapGenerator.envs": (
+        _add("configMapGenerator:\n  - name: c\n    envs:\n      - {url}/e.env\n"),
+        r"configMapGenerator\[0\]\.envs\[0\]: remote",
+    ),
+    "configMapGenerator.env": (
+        _add("configMapGenerator:\n  - name: c\n    env: {url}/e.env\n"),
+        r"configMapGenerator\[0\]\.env: remote",
+    ),
+    "secretGenerator.files": (
+        _add("secretGenerator:\n  - name: s\n    files:\n      - {url}/f\n"),
+        r"secretGenerator\[0\]\.files\[0\]: remote",
+    ),
+    "secretGenerator.envs": (
+        _add("secretGenerator:\n  - name: s\n    envs:\n      - {url}/e.env\n"),
+        r"secretGenerator\[0\]\.envs\[0\]: remote",
+    ),
     "openapi.path": (_add("openapi:\n  path: {url}/schema.json\n"), r"openapi\.path: remote"),
     "replacements.path": (
         _add("replacements:\n  - path: {url}/rep.yaml\n"),
