@@ -19,38 +19,38 @@ from pathlib import Path
 
 from feedbackctl.errors import CommandError, FeedbackError, UsageError
 
-TIMEOUT_ENV = "FEEDBACKCTL_SUBPROCESS_TIMEOUT"  # seconds; overrides every default below
-DEFAULT_TIMEOUT = 600.0  # git: a big fast-import or a slow remote, not forever
+DEFAULT_TIMEOUT = 600.0  # seconds: a big fast-import or a slow remote, not forever
 
 
 class SubprocessTimeout(FeedbackError):
     """A child ran past its deadline; it and its process group were killed."""
 
-    def __init__(self, argv: Sequence[str], seconds: float) -> None:
+    def __init__(self, argv: Sequence[str], seconds: float, setting: str | None = None) -> None:
         shown = " ".join(_short(a) for a in list(argv)[:3])
         super().__init__(
             f"`{shown}` did not finish within {seconds:g}s and was killed (with its children); "
-            f"check what it waits for, or raise {TIMEOUT_ENV}"
+            f"check what it waits for" + (f", or raise {setting}" if setting else "")
         )
         self.argv = list(argv)
         self.seconds = seconds
+        self.setting = setting
 
 
 def _short(arg: str) -> str:
     return arg if len(arg) <= 60 else arg[:57] + "..."
 
 
-def timeout_for(default: float) -> float:
-    """The deadline for one child: ``FEEDBACKCTL_SUBPROCESS_TIMEOUT`` when set and valid, else ``default``."""
-    raw = os.environ.get(TIMEOUT_ENV, "").strip()
+def timeout_for(setting: str, default: float) -> float:
+    """The deadline for one kind of child: the environment variable ``setting`` when set, else ``default``."""
+    raw = os.environ.get(setting, "").strip()
     if not raw:
         return default
     try:
         value = float(raw)
     except ValueError:
-        raise UsageError(f"{TIMEOUT_ENV}={raw!r} is not a number of seconds; set e.g. 300") from None
-    if not value > 0 or value != value or value == float("inf"):
-        raise UsageError(f"{TIMEOUT_ENV}={raw!r} must be a positive number of seconds; set e.g. 300")
+        raise UsageError(f"{setting}={raw!r} is not a number of seconds; set e.g. 300") from None
+    if not 0 < value < float("inf"):
+        raise UsageError(f"{setting}={raw!r} must be a positive number of seconds; set e.g. 300")
     return value
 
 
@@ -68,14 +68,14 @@ def run(
     input: bytes | None = None,
     env: Mapping[str, str | None] | None = None,
     check: bool = True,
-    timeout: float | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    timeout_setting: str | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
     """Run a command, capture its output, raise CommandError on failure.
 
     ``env`` entries set to None are removed from the child's environment.
-    ``timeout`` (seconds) defaults to DEFAULT_TIMEOUT; ``FEEDBACKCTL_SUBPROCESS_TIMEOUT``
-    overrides it. Past it the child's whole process group is killed and
-    SubprocessTimeout raised.
+    Past ``timeout`` seconds the child's whole process group is killed and
+    SubprocessTimeout raised (naming ``timeout_setting``, the variable that sets it).
     """
     full_env = dict(os.environ)
     for key, value in (env or {}).items():
@@ -83,7 +83,6 @@ def run(
             full_env.pop(key, None)
         else:
             full_env[key] = value
-    seconds = timeout_for(DEFAULT_TIMEOUT if timeout is None else timeout)
     try:
         child = subprocess.Popen(
             list(argv),
@@ -97,11 +96,11 @@ def run(
     except FileNotFoundError as exc:
         raise UsageError(f"`{argv[0]}` is not installed or not on PATH; install it and retry") from exc
     try:
-        stdout, stderr = child.communicate(input, timeout=seconds)
+        stdout, stderr = child.communicate(input, timeout=timeout)
     except subprocess.TimeoutExpired:
         _kill_group(child)
         child.communicate()
-        raise SubprocessTimeout(argv, seconds) from None
+        raise SubprocessTimeout(argv, timeout, timeout_setting) from None
     except BaseException:
         # Interrupted (Ctrl-C, SIGTERM turned into an exception): never leave the child behind.
         _kill_group(child)

@@ -26,9 +26,11 @@ from feedbackctl.authority.paths import UnsafePathError, path_problem, shown
 from feedbackctl.authority.tempdirs import private_dir
 from feedbackctl.authority.trailers import PREFIX, canonical_key, group_changes
 from feedbackctl.errors import CommandError, ConflictError, FeedbackError, UsageError
-from feedbackctl.proc import run
+from feedbackctl.proc import SubprocessTimeout, run, timeout_for
 
 DEFAULT_IDENTITY = ("feedbackctl", "feedbackctl@localhost")
+GIT_TIMEOUT_ENV = "FEEDBACKCTL_GIT_TIMEOUT"  # seconds for one git command (default 600)
+GIT_TIMEOUT = 600.0
 
 # Messages we parse must not be translated; prompts must never block a cron run.
 _BASE_ENV = {"LC_ALL": "C", "LANGUAGE": "C", "GIT_TERMINAL_PROMPT": "0"}
@@ -234,7 +236,12 @@ class GitRepo:
     ) -> CompletedProcess[bytes]:
         full_env = {**_BASE_ENV, **(env or {})}
         cwd = self.work_tree or self.git_dir
-        proc = run(self._argv(args), cwd=cwd, input=input, env=full_env, check=False)
+        seconds = timeout_for(GIT_TIMEOUT_ENV, GIT_TIMEOUT)
+        try:
+            proc = run(self._argv(args), cwd=cwd, input=input, env=full_env, check=False, timeout=seconds)
+        except SubprocessTimeout as e:
+            # Name the git subcommand, not our -c and --git-dir plumbing.
+            raise SubprocessTimeout(["git", *args], e.seconds, GIT_TIMEOUT_ENV) from None
         if check and proc.returncode != 0:
             # Name the git subcommand in the message, not our --git-dir plumbing.
             raise self._fail(args, proc)

@@ -35,7 +35,7 @@ from feedbackctl.authority.paths import inside, path_problem
 from feedbackctl.authority.tempdirs import private_dir
 from feedbackctl.authority.yamldoc import Doc, KeyPath, YamlError, load_documents
 from feedbackctl.errors import FeedbackError, UsageError
-from feedbackctl.proc import SubprocessTimeout, run
+from feedbackctl.proc import SubprocessTimeout, run, timeout_for
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 KUBECTL_ENV = "FEEDBACKCTL_KUBECTL"  # path of the kubectl binary (default: kubectl on PATH)
@@ -61,6 +61,7 @@ _REFUSED = {
     "helmChartInflationGenerator": "Helm charts (kustomize would fetch and run helm)",
     "helmGlobals": "Helm charts (kustomize would fetch and run helm)",
 }
+KUBECTL_TIMEOUT_ENV = "FEEDBACKCTL_KUBECTL_TIMEOUT"
 KUBECTL_TIMEOUT = 120.0  # seconds for one render; a correct overlay takes well under one
 # kubectl may reach nothing: every proxy variable points at a closed local port
 # (a URL we failed to refuse cannot be fetched), plugins have no home, and no
@@ -495,11 +496,13 @@ def _run_kubectl(tmp: str, directory: str) -> Render | KustomizeError:
     target = os.path.join(tmp, directory) if directory else tmp
     try:
         argv = [kubectl(), "kustomize", "--load-restrictor=LoadRestrictionsRootOnly", target]
-        proc = run(argv, cwd=tmp, env=KUBECTL_ENV_OVERRIDES, check=False, timeout=KUBECTL_TIMEOUT)
+        seconds = timeout_for(KUBECTL_TIMEOUT_ENV, KUBECTL_TIMEOUT)
+        proc = run(argv, cwd=tmp, env=KUBECTL_ENV_OVERRIDES, check=False, timeout=seconds)
     except SubprocessTimeout as e:
         return KustomizeError(
             f"{directory or '.'}/: kubectl kustomize did not finish within {e.seconds:g}s and was "
-            "killed; the other claims still run (check the overlay for anything it could wait on)"
+            f"killed; the other claims still run (check what the overlay waits on, or raise "
+            f"{KUBECTL_TIMEOUT_ENV})"
         )
     except UsageError:
         raise UsageError(
