@@ -5,13 +5,16 @@ hung ``kubectl`` or ``git`` (a fetch from a server that never answers, a
 wedged filesystem) is killed together with everything it started, and the
 caller gets a ``SubprocessTimeout`` naming the command, so one stuck step costs
 one claim or one step, never the whole cron run. The same happens when this
-process is interrupted while a child runs. See docs/security.md.
+process is interrupted while a child runs. Where util-linux's ``setpriv`` is
+installed, each child also gets SIGKILL when feedbackctl dies (a kill -9 of
+the cron job included), so no child outlives the run. See docs/security.md.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -20,6 +23,8 @@ from pathlib import Path
 from feedbackctl.errors import CommandError, FeedbackError, UsageError
 
 DEFAULT_TIMEOUT = 600.0  # seconds: a big fast-import or a slow remote, not forever
+# Sets the child's parent-death signal, then execs it (Linux; absent elsewhere).
+_SETPRIV = shutil.which("setpriv")
 
 
 class SubprocessTimeout(FeedbackError):
@@ -83,9 +88,15 @@ def run(
             full_env.pop(key, None)
         else:
             full_env[key] = value
+    program = shutil.which(argv[0], path=full_env.get("PATH"))
+    if program is None:
+        raise UsageError(f"`{argv[0]}` is not installed or not on PATH; install it and retry")
+    command = [program, *argv[1:]]
+    if _SETPRIV is not None:
+        command = [_SETPRIV, "--pdeathsig", "KILL", "--", *command]
     try:
         child = subprocess.Popen(
-            list(argv),
+            command,
             cwd=cwd,
             stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import stat
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -77,6 +78,37 @@ def test_a_hanging_kubectl_costs_only_its_overlays_and_its_children_die(
     assert claims_decided(r) == sorted(PLAIN)  # the plain claims still ran
     children = [int(x) for x in pids.read_text().split()]
     assert len(children) == len(RENDERED)
+    assert all(_wait_gone(pid) for pid in children), children
+
+
+def test_kubectl_dies_with_feedbackctl_when_the_run_is_killed(
+    repo_factory: RepoFactory, tmp_path: Path
+) -> None:
+    """kill -9 of the cron job used to leave kubectl running (it had no deadline of its own)."""
+    pids = tmp_path / "pids"
+    fake = _script(tmp_path / "kubectl", f'echo $$ >> "{pids}"\nexec sleep 1000\n')
+    work = corpus_repo(repo_factory)
+    from tests.kustomizefix import metrics_dir
+
+    metrics = metrics_dir(tmp_path)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+        "FEEDBACKCTL_KUBECTL": str(fake),
+        "TMPDIR": str(tmp_path),
+    }
+    argv = [sys.executable, "-m", "feedbackctl", "analyze", "--repo", str(work), "--metrics", str(metrics)]
+    run_ = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(2400):  # until every overlay's kubectl has started (bounded, not timed)
+            if pids.exists() and len(pids.read_text().split()) >= len(RENDERED):
+                break
+            time.sleep(0.05)
+        children = [int(x) for x in pids.read_text().split()]
+        assert len(children) == len(RENDERED)
+    finally:
+        run_.kill()
+        run_.wait()
     assert all(_wait_gone(pid) for pid in children), children
 
 
