@@ -494,9 +494,9 @@ def _kubectl_message(stderr: str, tmp: str) -> str:
 
 def _run_kubectl(tmp: str, directory: str) -> Render | KustomizeError:
     target = os.path.join(tmp, directory) if directory else tmp
+    seconds = timeout_for(KUBECTL_TIMEOUT_ENV, KUBECTL_TIMEOUT)
     try:
         argv = [kubectl(), "kustomize", "--load-restrictor=LoadRestrictionsRootOnly", target]
-        seconds = timeout_for(KUBECTL_TIMEOUT_ENV, KUBECTL_TIMEOUT)
         proc = run(argv, cwd=tmp, env=KUBECTL_ENV_OVERRIDES, check=False, timeout=seconds)
     except SubprocessTimeout as e:
         return KustomizeError(

@@ -157,6 +157,13 @@ def test_a_bad_timeout_setting_is_a_usage_error(
     assert f"FEEDBACKCTL_GIT_TIMEOUT='{value}'" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_a_bad_kubectl_timeout_setting_is_a_usage_error(repo_factory: RepoFactory, tmp_path: Path) -> None:
+    r = analyze(tmp_path, corpus_repo(repo_factory), env={"FEEDBACKCTL_KUBECTL_TIMEOUT": "soon"})
+    assert r.code == 2, r.stdout + r.stderr
+    assert "FEEDBACKCTL_KUBECTL_TIMEOUT='soon' is not a number of seconds" in r.stderr
+    assert "not installed" not in r.stderr and "Traceback" not in r.stderr
+
+
 # --- kubectl's environment ----------------------------------------------------------------------
 
 
