@@ -66,6 +66,14 @@ def _kill_group(child: subprocess.Popen[bytes]) -> None:
         child.kill()
 
 
+def _reap(child: subprocess.Popen[bytes]) -> None:
+    """Collect a killed child; a descendant that left the group may hold its pipes, so never wait long."""
+    with contextlib.suppress(Exception):
+        child.communicate(timeout=5)
+    with contextlib.suppress(Exception):
+        child.wait(timeout=5)
+
+
 def run(
     argv: Sequence[str],
     *,
@@ -91,7 +99,7 @@ def run(
     program = shutil.which(argv[0], path=full_env.get("PATH"))
     if program is None:
         raise UsageError(f"`{argv[0]}` is not installed or not on PATH; install it and retry")
-    command = [program, *argv[1:]]
+    command = [os.path.abspath(program), *argv[1:]]  # relative to us, not to ``cwd``
     if _SETPRIV is not None:
         command = [_SETPRIV, "--pdeathsig", "KILL", "--", *command]
     try:
@@ -110,13 +118,12 @@ def run(
         stdout, stderr = child.communicate(input, timeout=timeout)
     except subprocess.TimeoutExpired:
         _kill_group(child)
-        child.communicate()
+        _reap(child)
         raise SubprocessTimeout(argv, timeout, timeout_setting) from None
     except BaseException:
         # Interrupted (Ctrl-C, SIGTERM turned into an exception): never leave the child behind.
         _kill_group(child)
-        with contextlib.suppress(Exception):
-            child.communicate(timeout=5)
+        _reap(child)
         raise
     proc = subprocess.CompletedProcess(list(argv), child.returncode, stdout, stderr)
     if check and proc.returncode != 0:
