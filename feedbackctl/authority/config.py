@@ -10,16 +10,21 @@ the ref like everything else: top-level keys replace the defaults, except
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from feedbackctl.authority.gitrepo import GitRepo
+from feedbackctl.authority.paths import path_problem
 from feedbackctl.core.policy import Policy, PolicyError, build_policy
 from feedbackctl.core.validation import Validation, ValidationConfigError, parse_validation
+from feedbackctl.errors import UsageError
 from feedbackctl.resources import data_dir
+from feedbackctl.sources.base import is_source_kind
 
 CONFIG_FILE = ".feedbackctl.yaml"
 POLICY_FILES = ("feedback-rules.yaml", "risk.yaml", "sources.yaml")
@@ -68,7 +73,44 @@ def _inside(raw: str, key: str) -> str:
     p = "" if p == "." else p.rstrip("/")
     if p.startswith("/") or ".." in p.split("/"):
         raise PolicyError(f"{CONFIG_FILE}: {key}: '{raw}' leaves the repository; use a path inside it")
+    problem = path_problem(p) if p else None
+    if problem:
+        raise PolicyError(f"{CONFIG_FILE}: {key}: '{raw}' {problem}; use a plain path inside the repo")
     return p
+
+
+def _metrics(raw: Any) -> str | None:
+    """A source kind as written, or a fixtures folder checked like every other path setting."""
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str):
+        raise PolicyError(f"{CONFIG_FILE}: metrics: expected a source kind or a folder path; fix the file")
+    if is_source_kind(raw.strip()):
+        return raw.strip()
+    folder = _inside(raw, "metrics")
+    if not folder:
+        raise PolicyError(f"{CONFIG_FILE}: metrics: '{raw}' is the repository itself; name its folder")
+    return folder
+
+
+def metrics_location(config: RepoConfig, repo: GitRepo) -> str | None:
+    """``metrics:`` as a source spec: a folder resolves inside the repo's checkout, never elsewhere."""
+    spec = config.metrics_source
+    if spec is None or is_source_kind(spec):
+        return spec
+    if repo.work_tree is None:
+        raise UsageError(
+            f"{CONFIG_FILE}: metrics: '{spec}' is a folder, and {repo.display} has no checkout; "
+            "pass --metrics DIR"
+        )
+    root = os.path.realpath(repo.work_tree)
+    target = os.path.realpath(os.path.join(root, spec))
+    if os.path.commonpath([root, target]) != root:
+        raise UsageError(
+            f"{CONFIG_FILE}: metrics: '{spec}' resolves outside {repo.work_tree} (a symlink?); "
+            "use a folder inside the repo or pass --metrics DIR"
+        )
+    return str(Path(target))
 
 
 def _paths(raw: Any, key: str) -> tuple[str, ...]:
@@ -127,7 +169,7 @@ def parse_config(raw: Any) -> RepoConfig:
         max_open_proposals=_int(proposals, "maxOpen", 10),
         max_new_proposals_per_hour=_int(proposals, "maxNewPerHour", 2),
         drift_ignore=tuple(str(x) for x in drift.get("ignore") or ()),
-        metrics_source=str(raw["metrics"]) if raw.get("metrics") else None,
+        metrics_source=_metrics(raw.get("metrics")),
         validation=validation,
         extra=raw,
     )

@@ -12,15 +12,14 @@ concurrent run that got there first makes the whole batch retry).
 
 from __future__ import annotations
 
-import tempfile
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 from feedbackctl.authority import reflocks
 from feedbackctl.authority.gitrepo import GitRepo, _check_repo_path, _git_date, check_ref_name
+from feedbackctl.authority.tempdirs import private_dir
 from feedbackctl.errors import CommandError, ConflictError
 
 SCRATCH_NAMESPACE = "refs/feedbackctl/import/"
@@ -132,8 +131,8 @@ def write_commits(repo: GitRepo, commits: Sequence[NewCommit]) -> list[str]:
             _path(path)
     scratch = f"{SCRATCH_NAMESPACE}{uuid.uuid4().hex}"
     stream = b"".join(_stream(repo, commits, scratch, _modes(repo, commits)))
-    with tempfile.TemporaryDirectory(prefix="feedbackctl-import-") as tmp:
-        marks = Path(tmp) / "marks"
+    with private_dir("feedbackctl-import-") as tmp:
+        marks = tmp / "marks"
         try:
             repo.git(
                 "fast-import",

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import tempfile
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -23,11 +22,15 @@ from pathlib import Path
 from subprocess import CompletedProcess
 
 from feedbackctl.authority import ffjournal, reflocks
+from feedbackctl.authority.paths import UnsafePathError, path_problem, shown
+from feedbackctl.authority.tempdirs import private_dir
 from feedbackctl.authority.trailers import PREFIX, canonical_key, group_changes
 from feedbackctl.errors import CommandError, ConflictError, FeedbackError, UsageError
-from feedbackctl.proc import run
+from feedbackctl.proc import SubprocessTimeout, run, timeout_for
 
 DEFAULT_IDENTITY = ("feedbackctl", "feedbackctl@localhost")
+GIT_TIMEOUT_ENV = "FEEDBACKCTL_GIT_TIMEOUT"  # seconds for one git command (default 600)
+GIT_TIMEOUT = 600.0
 
 # Messages we parse must not be translated; prompts must never block a cron run.
 _BASE_ENV = {"LC_ALL": "C", "LANGUAGE": "C", "GIT_TERMINAL_PROMPT": "0"}
@@ -44,6 +47,17 @@ _RETRYABLE_PUSH = (
 )
 # How far a writer's clock may lag the branch tip's committer date.
 CLOCK_SKEW = timedelta(minutes=5)
+# Programs a repository's config (or a config file a hostile tree could have
+# planted) can make git run: no internal git call runs them. Filter drivers
+# are neutralised by name (``filter_overrides``). See docs/security.md.
+SAFE_CONFIG = (
+    "-c",
+    "core.fsmonitor=",
+    "-c",
+    "core.hooksPath=/dev/null",
+    "-c",
+    "core.attributesFile=/dev/null",
+)
 _BAD_REF_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 
 
@@ -100,11 +114,11 @@ def _git_date(now: datetime) -> str:
 
 
 def _check_repo_path(path: str) -> None:
-    parts = path.split("/")
-    if not path or path.startswith("/") or any(p in ("", ".", "..", ".git") for p in parts):
-        raise FeedbackError(f"'{path}' is not a clean repo-relative file path; nothing was written")
-    if "\n" in path or "\0" in path:
-        raise FeedbackError(f"{path!r} contains a newline or NUL; nothing was written")
+    problem = path_problem(path)
+    if problem:
+        raise UnsafePathError(
+            f"'{shown(path)}' {problem}: not a clean repo-relative file path; nothing was written"
+        )
 
 
 class GitRepo:
@@ -118,6 +132,7 @@ class GitRepo:
         self.is_bare = is_bare
         self.null_oid = "0" * (64 if object_format == "sha256" else 40)
         self._config_identity: dict[str, str] | None = None
+        self._unsafe: dict[str, set[str]] = {}
 
     # -- opening and running -------------------------------------------------
 
@@ -135,6 +150,7 @@ class GitRepo:
         proc = run(
             [
                 "git",
+                *SAFE_CONFIG,
                 "rev-parse",
                 "--absolute-git-dir",
                 "--is-bare-repository",
@@ -158,7 +174,7 @@ class GitRepo:
         is_bare = bare_s == "true"
         work_tree: Path | None = None
         if inside_s == "true":
-            top = run(["git", "rev-parse", "--show-toplevel"], cwd=where, env=_BASE_ENV)
+            top = run(["git", *SAFE_CONFIG, "rev-parse", "--show-toplevel"], cwd=where, env=_BASE_ENV)
             work_tree = Path(top.stdout.decode().rstrip("\n"))
         elif not is_bare and git_dir.name == ".git":
             # Opened from inside .git of a normal clone.
@@ -182,8 +198,32 @@ class GitRepo:
     def display(self) -> str:
         return str(self.work_tree or self.git_dir)
 
+    def _filter_overrides(self) -> list[str]:
+        """``-c`` settings that empty every configured filter driver (git then applies none).
+
+        A committed ``.gitattributes`` can name any driver; only configured ones
+        run programs, so emptying those (an empty command is no filter) covers
+        every attribute a tree can hold.
+        """
+        cached = self.__dict__.get("_filters")
+        if cached is None:
+            argv = ["git", *SAFE_CONFIG, f"--git-dir={self.git_dir}", "config", "-z", "--get-regexp"]
+            proc = run([*argv, r"^filter\..*\.(clean|smudge|process|required)$"], env=_BASE_ENV, check=False)
+            drivers = {
+                item.partition("\n")[0][len("filter.") :].rpartition(".")[0]
+                for item in proc.stdout.decode("utf-8", "surrogateescape").split("\0")
+                if item
+            }
+            cached = []
+            for name in sorted(drivers):
+                for key in ("clean", "smudge", "process"):
+                    cached += ["-c", f"filter.{name}.{key}="]
+                cached += ["-c", f"filter.{name}.required=false"]
+            self.__dict__["_filters"] = cached
+        return list(cached)
+
     def _argv(self, args: Sequence[str]) -> list[str]:
-        argv = ["git", f"--git-dir={self.git_dir}"]
+        argv = ["git", *SAFE_CONFIG, *self._filter_overrides(), f"--git-dir={self.git_dir}"]
         if self.work_tree is not None:
             argv.append(f"--work-tree={self.work_tree}")
         return [*argv, *args]
@@ -198,7 +238,12 @@ class GitRepo:
     ) -> CompletedProcess[bytes]:
         full_env = {**_BASE_ENV, **(env or {})}
         cwd = self.work_tree or self.git_dir
-        proc = run(self._argv(args), cwd=cwd, input=input, env=full_env, check=False)
+        seconds = timeout_for(GIT_TIMEOUT_ENV, GIT_TIMEOUT)
+        try:
+            proc = run(self._argv(args), cwd=cwd, input=input, env=full_env, check=False, timeout=seconds)
+        except SubprocessTimeout as e:
+            # Name the git subcommand, not our -c and --git-dir plumbing.
+            raise SubprocessTimeout(["git", *args], e.seconds, GIT_TIMEOUT_ENV) from None
         if check and proc.returncode != 0:
             # Name the git subcommand in the message, not our --git-dir plumbing.
             raise self._fail(args, proc)
@@ -313,10 +358,24 @@ class GitRepo:
             # Symlinks and submodules are not claim files.
             if kind != "blob" or mode == "120000":
                 continue
+            if path_problem(path):
+                # Refused here, for every reader: reported by unsafe_paths().
+                self._unsafe.setdefault(commit, set()).add(path)
+                continue
             if path.startswith(wanted) and (not ends or path.endswith(ends)):
                 files.append((path, sha))
         files.sort()
         return files
+
+    def unsafe_paths(self, commit: str) -> list[UnsafePathError]:
+        """One error per tree entry of ``commit`` that list_files refused (a '..', '.git', ...)."""
+        return [
+            UnsafePathError(
+                f"commit {commit[:12]}: tree entry '{shown(p)}' {path_problem(p)}; it was refused "
+                "(never read or written); remove it from the branch"
+            )
+            for p in sorted(self._unsafe.get(commit, ()))
+        ]
 
     def _cat_batch(self, specs: Sequence[str]) -> dict[str, tuple[str, bytes] | None]:
         unique = list(dict.fromkeys(specs))
@@ -457,13 +516,14 @@ class GitRepo:
                 if entry:
                     meta, _, raw_path = entry.partition(b"\t")
                     modes[raw_path.decode("utf-8", "surrogateescape")] = meta.split(b" ")[0].decode()
-        with tempfile.TemporaryDirectory(prefix="feedbackctl-") as tmp_name:
-            tmp = Path(tmp_name)
+        with private_dir("feedbackctl-commit-") as tmp:
             blobs = dict(
                 zip([p for p, _ in writes], self._hash_blobs([c for _, c in writes], tmp), strict=True)
             )
             index_env = {"GIT_INDEX_FILE": str(tmp / "index")}
-            self.git("read-tree", f"{base}^{{tree}}", env=index_env)
+            read = self._run(["read-tree", f"{base}^{{tree}}"], env=index_env, check=False)
+            if read.returncode != 0:
+                raise self._unbuildable(base, read)
             lines = [
                 f"{modes.get(path, '100644')} {blobs[path]}\t{path}"
                 if path in blobs
@@ -500,6 +560,14 @@ class GitRepo:
                 f"{base[:10]} (committed {tip.isoformat().replace('+00:00', 'Z')}) by more than "
                 f"{int(CLOCK_SKEW.total_seconds() // 60)} minutes; pass the real time or a later --now"
             )
+
+    def _unbuildable(self, base: str, proc: CompletedProcess[bytes]) -> FeedbackError:
+        """Why git cannot build on ``base``: one clear line when a hostile tree entry is the cause."""
+        self.list_files(base, ("",), suffixes=())
+        bad = self.unsafe_paths(base)
+        if bad:
+            return UnsafePathError(f"{bad[0]}; git cannot build a commit on it, so nothing was written")
+        return self._fail(["read-tree", f"{base}^{{tree}}"], proc)
 
     # -- advancing a branch --------------------------------------------------
 

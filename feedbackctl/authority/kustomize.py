@@ -25,17 +25,17 @@ import hashlib
 import os
 import posixpath
 import re
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from feedbackctl.authority.gitrepo import GitRepo
+from feedbackctl.authority.paths import inside, path_problem
+from feedbackctl.authority.tempdirs import private_dir
 from feedbackctl.authority.yamldoc import Doc, KeyPath, YamlError, load_documents
 from feedbackctl.errors import FeedbackError, UsageError
-from feedbackctl.proc import run
+from feedbackctl.proc import SubprocessTimeout, run, timeout_for
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 KUBECTL_ENV = "FEEDBACKCTL_KUBECTL"  # path of the kubectl binary (default: kubectl on PATH)
@@ -53,6 +53,30 @@ _UNTRACEABLE = {
 ADD_REPLACE = ("add", "replace")
 # Other fields that name files or directories kustomize loads.
 _LOADED = ("generators", "transformers", "validators", "crds", "configurations")
+# Generator fields that load files (``files`` entries may be ``key=path``).
+_GENERATORS = ("configMapGenerator", "secretGenerator")
+# Fields that only fetch from elsewhere (chart repositories, plugins): never rendered.
+_REFUSED = {
+    "helmCharts": "Helm charts (kustomize would fetch and run helm)",
+    "helmChartInflationGenerator": "Helm charts (kustomize would fetch and run helm)",
+    "helmGlobals": "Helm charts (kustomize would fetch and run helm)",
+}
+KUBECTL_TIMEOUT_ENV = "FEEDBACKCTL_KUBECTL_TIMEOUT"
+KUBECTL_TIMEOUT = 120.0  # seconds for one render; a correct overlay takes well under one
+# kubectl may reach nothing: every proxy variable points at a closed local port
+# (a URL we failed to refuse cannot be fetched), plugins have no home, and no
+# flag that enables exec, helm or a looser load restrictor is passed.
+_NO_ROUTE = "http://127.0.0.1:9"
+KUBECTL_ENV_OVERRIDES: dict[str, str | None] = {
+    **{k: _NO_ROUTE for k in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy")},
+    "all_proxy": _NO_ROUTE,
+    "NO_PROXY": None,
+    "no_proxy": None,
+    "KUSTOMIZE_PLUGIN_HOME": "/nonexistent/feedbackctl-no-plugins",
+    "KUSTOMIZE_ENABLE_ALPHA_COMMANDS": None,
+    "GIT_TERMINAL_PROMPT": "0",
+    "GIT_ALLOW_PROTOCOL": "",
+}
 
 
 class KustomizeError(FeedbackError):
@@ -258,7 +282,7 @@ def _resolve(tree: Tree, k_dir: str, k_path: str, written: Any, where: str, *, d
     if not isinstance(written, str) or not written.strip():
         raise KustomizeError(f"{k_path}: {where}: expected a path, got {written!r}; fix the kustomization")
     text = written.strip()
-    if _REMOTE.search(text):
+    if _REMOTE.search(text) or "://" in text:
         raise KustomizeError(
             f"{k_path}: {where}: remote '{text}' is not supported (feedbackctl renders only what the "
             "repo holds at the ref); vendor it into the repo"
@@ -271,6 +295,9 @@ def _resolve(tree: Tree, k_dir: str, k_path: str, written: Any, where: str, *, d
             f"{k_path}: {where}: '{text}' points outside the repository; kustomize inputs must be in the repo"
         )
     path = "" if path == "." else path
+    problem = path_problem(path) if path else None
+    if problem:
+        raise KustomizeError(f"{k_path}: {where}: '{text}' {problem}; use a plain path inside the repo")
     if path in tree.blobs:
         if k_dir and not path.startswith(k_dir + "/"):
             raise KustomizeError(
@@ -365,12 +392,15 @@ def _parse_kustomization(tree: Tree, directory: str) -> Kustomization:
         for i, e in enumerate(_list(data.get(key), path, key))
         if not (isinstance(e, str) and "\n" in e.strip())
     ]
+    loaded += _file_fields(tree, directory, path, data)
     patches: list[Patch] = []
     # kustomize applies strategic-merge patches, then `patches`, then (after
     # prefixes and labels) `patchesJson6902`.
     for i, raw in enumerate(_list(data.get("patchesStrategicMerge"), path, "patchesStrategicMerge")):
         where = f"patchesStrategicMerge[{i}]"
-        if isinstance(raw, str) and "\n" not in raw.strip() and ":" not in raw:
+        # One line that is not a YAML mapping is a file path (a URL too: refused as remote).
+        one_line = isinstance(raw, str) and "\n" not in raw.strip()
+        if one_line and ": " not in raw and not raw.strip().startswith(("{", "[")):
             patches.append(_patch(tree, directory, path, where, (), {"path": raw}, False))
         else:
             smp = _patch_docs(f"{path} {where}", raw, path, where)
@@ -394,6 +424,36 @@ def _parse_kustomization(tree: Tree, directory: str) -> Kustomization:
         name_suffix=str(data.get("nameSuffix") or ""),
         untraceable=f"{path} uses {' and '.join(reasons)}" if reasons else None,
     )
+
+
+def _file_fields(tree: Tree, directory: str, path: str, data: Mapping[str, Any]) -> list[Entry]:
+    """Files named by generators, openapi and replacements: in the repo, under the root, never URLs."""
+    for key, why in _REFUSED.items():
+        if data.get(key):
+            raise KustomizeError(f"{path}: {key}: {why} is not supported; render the chart into the repo")
+    out: list[Entry] = []
+    for key in _GENERATORS:
+        for i, gen in enumerate(_list(data.get(key), path, key)):
+            if not isinstance(gen, Mapping):
+                raise KustomizeError(f"{path}: {key}[{i}]: expected a mapping; fix the kustomization")
+            for field_name in ("files", "envs", "env"):
+                raw = gen.get(field_name)
+                entries = [raw] if field_name == "env" and raw is not None else _list(raw, path, field_name)
+                for j, entry in enumerate(entries):
+                    where = f"{key}[{i}].{field_name}" + ("" if field_name == "env" else f"[{j}]")
+                    written = entry
+                    if field_name == "files" and isinstance(entry, str) and "=" in entry:
+                        written = entry.partition("=")[2]  # key=path
+                    out.append(_resolve(tree, directory, path, written, where, dirs=False))
+    openapi = data.get("openapi")
+    if isinstance(openapi, Mapping) and openapi.get("path") is not None:
+        out.append(_resolve(tree, directory, path, openapi["path"], "openapi.path", dirs=False))
+    elif openapi is not None and not isinstance(openapi, Mapping):
+        raise KustomizeError(f"{path}: openapi: expected a mapping; fix the kustomization")
+    for i, rep in enumerate(_list(data.get("replacements"), path, "replacements")):
+        if isinstance(rep, Mapping) and rep.get("path") is not None:
+            out.append(_resolve(tree, directory, path, rep["path"], f"replacements[{i}].path", dirs=False))
+    return out
 
 
 # --- rendering -------------------------------------------------------------------------
@@ -434,8 +494,16 @@ def _kubectl_message(stderr: str, tmp: str) -> str:
 
 def _run_kubectl(tmp: str, directory: str) -> Render | KustomizeError:
     target = os.path.join(tmp, directory) if directory else tmp
+    seconds = timeout_for(KUBECTL_TIMEOUT_ENV, KUBECTL_TIMEOUT)
     try:
-        proc = run([kubectl(), "kustomize", target], cwd=tmp, check=False)
+        argv = [kubectl(), "kustomize", "--load-restrictor=LoadRestrictionsRootOnly", target]
+        proc = run(argv, cwd=tmp, env=KUBECTL_ENV_OVERRIDES, check=False, timeout=seconds)
+    except SubprocessTimeout as e:
+        return KustomizeError(
+            f"{directory or '.'}/: kubectl kustomize did not finish within {e.seconds:g}s and was "
+            f"killed; the other claims still run (check what the overlay waits on, or raise "
+            f"{KUBECTL_TIMEOUT_ENV})"
+        )
     except UsageError:
         raise UsageError(
             f"`{kubectl()}` is not installed or not on PATH; it renders the Kustomize overlay "
@@ -474,11 +542,14 @@ def render(tree: Tree, directories: Sequence[str]) -> dict[str, Render | Kustomi
         for _, files in todo.values():
             wanted.update(dict.fromkeys(files))
         contents = tree.read(wanted)
-        with tempfile.TemporaryDirectory(prefix="feedbackctl-kustomize-") as tmp:
+        with private_dir("feedbackctl-kustomize-") as folder:
+            tmp = str(folder)
             for rel, data in contents.items():
-                target = Path(tmp, rel)
+                # Listed paths are already clean; this catches anything that still resolves away.
+                target = inside(folder, rel, f"{tree.commit[:12]}: {rel}")
                 target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
+                with open(target, "xb") as out_file:  # never through an existing file or link
+                    out_file.write(data)
             workers = max(1, min(MAX_PARALLEL_RENDERS, len(todo)))
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 results = list(pool.map(lambda d: _run_kubectl(tmp, d), todo))

@@ -35,6 +35,7 @@ from feedbackctl.authority.kustomize import (
     render_one,
 )
 from feedbackctl.authority.yamldoc import Doc, KeyPath, YamlError, load_documents
+from feedbackctl.core import regex
 from feedbackctl.core.models import Claim, ValueLocation
 from feedbackctl.errors import FeedbackError
 
@@ -42,10 +43,8 @@ from feedbackctl.errors import FeedbackError
 
 
 def _fullmatch(pattern: Any, value: str) -> bool | None:
-    try:
-        return re.fullmatch(str(pattern), value) is not None
-    except re.error:
-        return None
+    # Kustomize anchors target patterns and evaluates them on Go's RE2.
+    return regex.fullmatch(str(pattern), value)
 
 
 def _label_selector(selector: Any, labels: Mapping[str, Any]) -> bool | None:

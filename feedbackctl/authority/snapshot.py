@@ -84,7 +84,8 @@ def load_snapshot(repo: GitRepo, ref: str | None, *, at: str | None = None) -> S
     claims, duplicates = _unique([*claim_set.claims, *overlays.claims])
     xrds = load_xrds(repo, commit)
     claims = with_schemas(claims, xrds, settings.policy)
-    errors = [*claim_set.errors, *overlays.errors, *duplicates, *xrds.errors]
+    # Tree entries the listings refused ('..', '.git', control characters): one line each.
+    errors = [*repo.unsafe_paths(commit), *claim_set.errors, *overlays.errors, *duplicates, *xrds.errors]
     return Snapshot(repo, branch, commit, settings, claims, errors)
 
 

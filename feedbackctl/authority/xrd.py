@@ -13,13 +13,13 @@ XRDs are found anywhere in the repo at the authority ref, with one
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.yamldoc import YamlError, load_documents
+from feedbackctl.core import regex
 from feedbackctl.core.models import Claim
 from feedbackctl.core.policy import Policy
 from feedbackctl.core.schema import FieldSchema
@@ -133,10 +133,11 @@ def _field_schema(name: str, raw: Mapping[str, Any], source: str, where: str) ->
         raise XrdError(f"{where}: enum must be a list; fix the XRD")
     pattern = raw.get("pattern")
     if pattern is not None:
-        try:
-            re.compile(str(pattern))
-        except re.error as e:
-            raise XrdError(f"{where}: pattern {pattern!r} is not a valid regular expression ({e})") from None
+        problem = regex.pattern_error(str(pattern))
+        if problem:
+            raise XrdError(
+                f"{where}: pattern {pattern!r} is not a valid RE2 regular expression ({problem}); fix the XRD"
+            )
     minimum, maximum = _number(raw, "minimum", where), _number(raw, "maximum", where)
     exclusive_min = raw.get("exclusiveMinimum") is True
     exclusive_max = raw.get("exclusiveMaximum") is True

@@ -9,10 +9,10 @@ is never written (SPEC section 4: policy checks run first and always block).
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from feedbackctl.core import regex
 from feedbackctl.core.models import Claim, Scalar
 from feedbackctl.core.risk import Change, SchemaCheck, Violation
 
@@ -98,9 +98,8 @@ def _first(rules: Sequence[FieldSchema], value: Scalar) -> tuple[str, str] | Non
                 name = "exclusiveMaximum" if s.exclusive_maximum else "maximum"
                 return name, f"{s.rule(name, s.maximum)}: {value!r} is above it"
         if s.pattern is not None and isinstance(value, str):
-            try:
-                matched = re.search(s.pattern, value) is not None
-            except re.error:
+            matched = regex.search(s.pattern, value)
+            if matched is None:
                 continue  # the reader reports an unreadable pattern; it cannot be checked
             if not matched:
                 return "pattern", f"{s.rule('pattern', s.pattern)}: {value!r} does not match"

@@ -10,6 +10,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from feedbackctl.authority.config import metrics_location
 from feedbackctl.authority.history import Histories, fill_baselines, load_histories, value_window
 from feedbackctl.authority.snapshot import Snapshot
 from feedbackctl.core.decide import SIZING_LOOKBACK_MINUTES, ClaimInputs
@@ -59,7 +60,7 @@ def needed_metrics(policy: Policy) -> tuple[str, ...]:
 
 
 def metric_source(snapshot: Snapshot, metrics: str | None) -> MetricSource:
-    spec = metrics or snapshot.settings.config.metrics_source
+    spec = metrics or metrics_location(snapshot.settings.config, snapshot.repo)
     if not spec:
         raise UsageError("no metric source: pass --metrics DIR (fixtures) or --metrics cloudwatch")
     source = open_source(spec)

@@ -25,7 +25,7 @@ import numpy as np
 import yaml
 
 from feedbackctl.authority.claims import parse_claims
-from feedbackctl.authority.config import POLICY_FILES, load_policy_docs
+from feedbackctl.authority.config import POLICY_FILES, load_policy_docs, metrics_location
 from feedbackctl.authority.history import annotated_baseline
 from feedbackctl.authority.snapshot import load_snapshot, open_repo
 from feedbackctl.charts import Panel, Threshold, Track
@@ -210,7 +210,7 @@ def setup_from(opts: Options) -> Setup:
         claims, policy = snapshot.claims, snapshot.settings.policy
         validation = snapshot.settings.config.validation
         problems = [Problem.of(e) for e in snapshot.errors]
-        metrics = metrics or snapshot.settings.config.metrics_source
+        metrics = metrics or metrics_location(snapshot.settings.config, snapshot.repo)
     else:
         claim_file = Path(opts.claim_file) if opts.claim_file else rel("claims")
         if claim_file is None:

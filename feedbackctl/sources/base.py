@@ -112,6 +112,12 @@ def register(kind: str, factory: SourceFactory) -> None:
     _factories[kind] = factory
 
 
+def is_source_kind(spec: str) -> bool:
+    """Does ``spec`` name a metric source kind (``cloudwatch``, ``kind:args``) rather than a folder?"""
+    kind = spec.split(":", 1)[0]
+    return kind != DEFAULT_KIND and (kind in _factories or kind in _BUILTIN_MODULES)
+
+
 def _factory(kind: str) -> SourceFactory | None:
     """The factory registered for ``kind``, importing a built-in source on first use."""
     if kind not in _factories and kind in _BUILTIN_MODULES:
