@@ -393,6 +393,10 @@ def _marked_error(path: str, e: yaml.MarkedYAMLError) -> YamlError:
     mark = e.problem_mark or e.context_mark
     where = f"{path}:{mark.line + 1}" if mark is not None else path
     problem = e.problem or e.context or "unknown problem"
+    if "nesting depth" in problem:
+        # Newer libyaml builds stop at the same depth before our own event walk
+        # sees it: the user gets the same answer whichever layer notices.
+        return _too_deep(where)
     return YamlError(f"{where}: malformed YAML ({problem}); fix the file")
 
 
@@ -403,6 +407,10 @@ def _reader_error(path: str, text: str, shift: int, e: yaml.reader.ReaderError) 
     return YamlError(
         f"{path}:{line}: unreadable YAML (character #x{code:04x}: {e.reason}); remove the character"
     )
+
+
+def _too_deep(where: str) -> YamlError:
+    return YamlError(f"{where}: YAML nests deeper than {MAX_DEPTH} levels; flatten the file")
 
 
 def _one_line(message: str) -> str:
@@ -430,9 +438,7 @@ def _check_depth(path: str, text: str, shift: int) -> None:
                 depth += 1
                 if depth > MAX_DEPTH:
                     line = event.start_mark.line + 1 if event.start_mark else 1
-                    raise YamlError(
-                        f"{path}:{line}: YAML nests deeper than {MAX_DEPTH} levels; flatten the file"
-                    )
+                    raise _too_deep(f"{path}:{line}")
             elif isinstance(event, yaml.CollectionEndEvent):
                 depth -= 1
     except yaml.MarkedYAMLError as e:
