@@ -14,9 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from feedbackctl.authority.gitrepo import GitRepo
+from feedbackctl.authority.yamldoc import YamlError, load_data
 from feedbackctl.core.policy import Policy, PolicyError, build_policy
 from feedbackctl.resources import data_dir
 
@@ -24,9 +23,6 @@ CONFIG_FILE = ".feedbackctl.yaml"
 POLICY_FILES = ("feedback-rules.yaml", "risk.yaml", "sources.yaml")
 _MERGE_BY_NAME = ("rules", "guardrails", "feedbackSources")
 _MERGE_BY_KEY = ("fields", "metrics")
-
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
 
 @dataclass(frozen=True)
 class RepoConfig:
@@ -46,12 +42,9 @@ class RepoConfig:
 
 def _load_yaml(text: bytes | str, file: str) -> Any:
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - safe loader
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "not valid YAML"
-        raise PolicyError(f"{file}{where}: malformed YAML ({problem}); fix the file") from exc
+        return load_data(file, text)
+    except YamlError as exc:
+        raise PolicyError(str(exc)) from None
 
 
 def _inside(raw: str, key: str) -> str:

@@ -128,6 +128,41 @@ def load_documents(path: str, text: str) -> list[Doc]:
     return docs
 
 
+def load_data(path: str, text: bytes | str) -> Any:
+    """The plain data of a one-document YAML file (None when empty), under the same limits.
+
+    Every YAML the tool reads that needs no positions (config, policies,
+    sidecars, proposal records, mappings) comes through here, so an alias bomb
+    or a deep nest is refused the same way wherever it is planted.
+    """
+    if isinstance(text, bytes):
+        check_size(path, len(text))
+        try:
+            decoded = text.decode("utf-8")
+        except UnicodeDecodeError as e:
+            line = text.count(b"\n", 0, e.start) + 1
+            raise YamlError(f"{path}:{line}: text is not UTF-8; save the file as UTF-8") from None
+    else:
+        decoded = text
+    docs = load_documents(path, decoded)
+    if len(docs) > 1:
+        raise YamlError(
+            f"{path}:{docs[1].line}: expected one YAML document, found more; keep one per file"
+        )
+    return docs[0].data if docs else None
+
+
+def plain_fast_path_ok(content: bytes) -> bool:
+    """Whether a bare C-loader parse of ``content`` is as safe as ``load_documents``.
+
+    Readers of many old versions (history) skip positions for speed; only text
+    with no aliases or merge keys and a small nesting bound may take that path.
+    """
+    if len(content) > MAX_FILE_BYTES or b"*" in content or b"<<" in content:
+        return False
+    return _nesting_bound(content.decode("latin-1")) <= MAX_DEPTH
+
+
 def splice(text: str, loc: ValueLocation, new_value: int | float | str | bool) -> str:
     """Replace exactly the scalar at ``loc`` with ``new_value``, keeping its quoting.
 

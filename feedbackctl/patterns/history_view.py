@@ -28,6 +28,7 @@ from feedbackctl.authority.history import Commit, claim_files, claim_values, par
 from feedbackctl.authority.snapshot import branch_of, load_snapshot
 from feedbackctl.authority.trailers import parse_trailers
 from feedbackctl.authority.writer import Plan, trailer, write
+from feedbackctl.authority.yamldoc import plain_fast_path_ok
 from feedbackctl.clock import parse_instant
 from feedbackctl.core.models import Scalar
 from feedbackctl.errors import ConflictError, FeedbackError, UsageError
@@ -215,7 +216,7 @@ def _claim_scalars(path: str, content: bytes) -> Mapping[str, Mapping[str, Scala
     without position tracking; anything unusual goes through the guarded reader
     the rest of the tool uses.
     """
-    if b"*" in content or b"<<" in content or len(content) > 256 * 1024:
+    if not plain_fast_path_ok(content) or len(content) > 256 * 1024:
         return claim_values(path, content)
     try:
         docs = list(yaml.load_all(content, Loader=_FastLoader))  # noqa: S506 - safe loader
