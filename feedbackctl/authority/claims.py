@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from feedbackctl.authority.yamldoc import Doc, check_size, format_key_path, load_documents
+from feedbackctl.authority.yamldoc import Doc, check_size, content_size, format_key_path, load_documents
 from feedbackctl.core.models import Claim
 from feedbackctl.errors import ClaimError, FeedbackError
 
@@ -133,7 +133,7 @@ def _may_hold_claims(content: bytes, kinds: Collection[str] | None) -> bool:
 
 
 def _decode(path: str, content: bytes) -> str:
-    check_size(path, len(content))
+    check_size(path, content_size(content))
     try:
         return content.decode("utf-8")
     except UnicodeDecodeError as e:

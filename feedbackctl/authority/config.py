@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from feedbackctl.authority.gitrepo import GitRepo
+from feedbackctl.authority.gitrepo import GitRepo, branch_name_problem
 from feedbackctl.authority.yamldoc import YamlError, load_data
 from feedbackctl.core.policy import Policy, PolicyError, build_policy
 from feedbackctl.resources import data_dir
@@ -82,6 +82,22 @@ def _folder(raw: Any, key: str) -> str | None:
     return _inside(raw, key) or None
 
 
+def _prefix(raw: Any) -> str:
+    problem = (
+        "is not a string"
+        if not isinstance(raw, str)
+        else "does not end with '/'"
+        if not raw.endswith("/")
+        else branch_name_problem(raw + "x")
+    )
+    if problem:
+        raise PolicyError(
+            f"{CONFIG_FILE}: proposals.prefix {raw!r} {problem}; use letters, digits, '-', '.' and '/' "
+            "ending in '/' (default feedback/)"
+        )
+    return str(raw)
+
+
 def parse_config(raw: Any) -> RepoConfig:
     if raw is None:
         return RepoConfig()
@@ -110,7 +126,7 @@ def parse_config(raw: Any) -> RepoConfig:
         recommendations_dir=_folder(rec.get("dir"), "recommendations.dir")
         if isinstance(rec, Mapping)
         else None,
-        proposal_prefix=str(proposals.get("prefix", "feedback/")),
+        proposal_prefix=_prefix(proposals.get("prefix", "feedback/")),
         max_open_proposals=_int(proposals, "maxOpen", 10),
         max_new_proposals_per_hour=_int(proposals, "maxNewPerHour", 2),
         drift_ignore=tuple(str(x) for x in drift.get("ignore") or ()),

@@ -24,6 +24,7 @@ from subprocess import CompletedProcess
 
 from feedbackctl.authority import ffjournal, reflocks
 from feedbackctl.authority.trailers import PREFIX, canonical_key, group_changes
+from feedbackctl.authority.yamldoc import MAX_FILE_BYTES, OversizedBlob
 from feedbackctl.errors import CommandError, ConflictError, FeedbackError, UsageError
 from feedbackctl.proc import run
 
@@ -84,6 +85,27 @@ def check_ref_name(name: str) -> None:
         problem = "starts with '-' or '/'"
     if problem:
         raise UsageError(f"'{name}' is not a valid git ref name: it {problem}; choose another name")
+
+
+def branch_name_problem(name: str) -> str | None:
+    """Why ``name`` may not be a branch the tool writes (short form, under refs/heads/), or None.
+
+    Beyond git's own rules: a leading '-' (or one on any component) could be
+    read as an option by a git command, '@' and 'HEAD' mean something else to
+    git, and 'refs/...' would name a ref outside refs/heads/.
+    """
+    if not name:
+        return "is empty"
+    if name in ("@", "HEAD") or name.startswith("refs/"):
+        return "is '@', 'HEAD' or a full ref name; pass a branch name such as feedback/review"
+    if any(part.startswith("-") for part in name.split("/")):
+        return "has a component starting with '-'"
+    for full in (name, f"refs/heads/{name}"):
+        try:
+            check_ref_name(full)
+        except UsageError as e:
+            return e.message.split(": it ", 1)[-1].split("; choose", 1)[0]
+    return None
 
 
 def _git_date(now: datetime) -> str:
@@ -322,10 +344,13 @@ class GitRepo:
             return {}
         if any("\n" in s for s in unique):
             raise FeedbackError("an object name or path contains a newline; git cannot read it")
-        out = self.git("cat-file", "--batch", input="".join(f"{s}\n" for s in unique).encode())
-        found: dict[str, tuple[str, bytes] | None] = {}
+        # Sizes first: a huge blob someone pushed is never read into memory.
+        oversized = self._oversized(unique)
+        wanted = [s for s in unique if s not in oversized]
+        out = self.git("cat-file", "--batch", input="".join(f"{s}\n" for s in wanted).encode())
+        found: dict[str, tuple[str, bytes] | None] = {s: ("blob", b) for s, b in oversized.items()}
         pos = 0
-        for spec in unique:
+        for spec in wanted:
             nl = out.index(b"\n", pos)
             header = out[pos:nl].decode("utf-8", "replace")
             pos = nl + 1
@@ -336,6 +361,16 @@ class GitRepo:
             n = int(size)
             found[spec] = (kind, out[pos : pos + n])
             pos += n + 1
+        return found
+
+    def _oversized(self, specs: Sequence[str]) -> dict[str, OversizedBlob]:
+        out = self.git("cat-file", "--batch-check", input="".join(f"{s}\n" for s in specs).encode())
+        found: dict[str, OversizedBlob] = {}
+        for spec, line in zip(specs, out.decode("utf-8", "replace").splitlines(), strict=False):
+            parts = line.rsplit(" ", 2)
+            size = int(parts[2]) if len(parts) == 3 and parts[2].isdigit() else 0
+            if parts[1:2] == ["blob"] and size > MAX_FILE_BYTES:
+                found[spec] = OversizedBlob(size)
         return found
 
     def read_blobs(self, blobs: Sequence[str]) -> dict[str, bytes]:

@@ -81,6 +81,34 @@ def format_key_path(key_path: KeyPath) -> str:
     return out
 
 
+class OversizedBlob(bytes):
+    """Stands in for a blob over ``MAX_FILE_BYTES``: empty, with the real ``size``.
+
+    Git reports sizes before anything is read, so a huge blob never reaches memory.
+
+    Readers check ``content_size`` before decoding; one that does not still
+    cannot mistake it for an empty file, because decoding it is refused.
+    """
+
+    size: int
+
+    def __new__(cls, size: int) -> OversizedBlob:
+        blob = super().__new__(cls, b"")
+        blob.size = size
+        return blob
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        raise FeedbackError(
+            f"a file of {self.size / 1024 / 1024:.1f} MB in git is over the "
+            f"{MAX_FILE_BYTES // 1024 // 1024} MB limit; it was not read"
+        )
+
+
+def content_size(content: bytes) -> int:
+    """The size of a blob as git stores it (an ``OversizedBlob`` is empty in memory)."""
+    return content.size if isinstance(content, OversizedBlob) else len(content)
+
+
 def check_size(path: str, size: int) -> None:
     if size > MAX_FILE_BYTES:
         raise YamlError(
@@ -136,7 +164,7 @@ def load_data(path: str, text: bytes | str) -> Any:
     or a deep nest is refused the same way wherever it is planted.
     """
     if isinstance(text, bytes):
-        check_size(path, len(text))
+        check_size(path, content_size(text))
         try:
             decoded = text.decode("utf-8")
         except UnicodeDecodeError as e:

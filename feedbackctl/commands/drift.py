@@ -9,13 +9,14 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from feedbackctl.authority.gitrepo import branch_name_problem
 from feedbackctl.authority.shard import parse_shard
 from feedbackctl.authority.snapshot import open_repo
 from feedbackctl.clock import now_or
 from feedbackctl.commands.history import history_table
 from feedbackctl.commands.options import Detailed, DryRun, Now, Output, OutputOpt, Push, Ref, Repo, ShardOpt
 from feedbackctl.demo import DemoLayout
-from feedbackctl.errors import EXIT_CHANGES, EXIT_OK, EXIT_RUNTIME
+from feedbackctl.errors import EXIT_CHANGES, EXIT_OK, EXIT_RUNTIME, UsageError
 from feedbackctl.notify import check_webhook_url
 from feedbackctl.patterns.drift import DriftRequest, Status, drift
 from feedbackctl.patterns.history_view import HistoryFilter, read_history
@@ -132,6 +133,8 @@ def drift_command(
         dry_run=dry_run,
         shard=parse_shard(shard),
     )
+    if branch is not None and (problem := branch_name_problem(branch)):
+        raise UsageError(f"--branch {branch!r} {problem}; choose another name")
     handle = open_repo(repo)
     if branch:
         handle.ref_name(branch)  # a name git refuses is a usage error before any work
