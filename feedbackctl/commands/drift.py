@@ -134,7 +134,9 @@ def drift_command(
         shard=parse_shard(shard),
     )
     if branch is not None and (problem := branch_name_problem(branch)):
-        raise UsageError(f"--branch {branch!r} {problem}; choose another name")
+        raise UsageError(
+            f"--branch '{branch}' is not a valid git ref name: it {problem}; choose another name"
+        )
     handle = open_repo(repo)
     if branch:
         handle.ref_name(branch)  # a name git refuses is a usage error before any work
