@@ -17,8 +17,13 @@ def run(
     input: bytes | None = None,
     env: Mapping[str, str] | None = None,
     check: bool = True,
+    detached: bool = False,
 ) -> subprocess.CompletedProcess[bytes]:
-    """Run a command, capture its output, raise CommandError on failure."""
+    """Run a command, capture its output, raise CommandError on failure.
+
+    ``detached``: in its own session, so that killing this run (its process or
+    its process group) does not interrupt a step that must finish once begun.
+    """
     full_env = dict(os.environ)
     if env:
         full_env.update(env)
@@ -30,6 +35,7 @@ def run(
             env=full_env,
             capture_output=True,
             check=False,
+            start_new_session=detached,
         )
     except FileNotFoundError as exc:
         raise UsageError(f"`{argv[0]}` is not installed or not on PATH; install it and retry") from exc

@@ -43,6 +43,13 @@ _RETRYABLE_PUSH = (
     "cannot lock ref",
     "incorrect old value",
 )
+# `git update-ref` (compare-and-swap), then `git read-tree -m -u`; "$@" is the git prefix.
+_CAS_FAILED = 97
+_MOVE_AND_FOLLOW = (
+    '"$@" update-ref -m feedbackctl "$FEEDBACKCTL_REF" "$FEEDBACKCTL_NEW" "$FEEDBACKCTL_OLD"'
+    f" || exit {_CAS_FAILED}\n"
+    'exec "$@" read-tree -m -u "$FEEDBACKCTL_OLD" "$FEEDBACKCTL_NEW"'
+)
 _BAD_REF_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 
 
@@ -624,11 +631,10 @@ class GitRepo:
         # the intent lets the next run finish the job (ffjournal).
         intent = ffjournal.begin(tree, name, old, new)
         try:
-            self.update_ref(name, new, old)
+            done = tree._move_and_follow(self, name, new, old)
         except FeedbackError:
             ffjournal.end(intent)
             raise
-        done = tree._retry_index_lock(["read-tree", "-m", "-u", old, new])
         ffjournal.end(intent)
         if done.returncode != 0:
             why = done.stderr.decode("utf-8", "replace").strip().splitlines()
@@ -637,6 +643,29 @@ class GitRepo:
                 f"({why[-1] if why else 'read-tree failed'}); "
                 f"run `git read-tree -m -u {old} {new}` there"
             )
+
+    def _move_and_follow(self, owner: GitRepo, name: str, new: str, old: str) -> CompletedProcess[bytes]:
+        """The ref's compare-and-swap, then this checkout's files, as one detached child.
+
+        Killing the run (alone or with its process group) between the two would
+        leave ``git status`` showing the change reverted and staged; in a child
+        of its own session both steps finish even when the run is killed. The
+        journal still covers a crash of the machine itself.
+        """
+        env = {"FEEDBACKCTL_REF": name, "FEEDBACKCTL_NEW": new, "FEEDBACKCTL_OLD": old}
+        proc = run(
+            ["sh", "-c", _MOVE_AND_FOLLOW, "sh", *self._argv([])],
+            cwd=self.work_tree or self.git_dir,
+            env={**_BASE_ENV, **env},
+            check=False,
+            detached=True,
+        )
+        if proc.returncode == _CAS_FAILED:
+            owner.update_ref(name, new, old)  # says why (or clears a killed run's lock and moves)
+            return self._retry_index_lock(["read-tree", "-m", "-u", old, new])
+        if proc.returncode != 0 and b"index.lock" in proc.stderr:
+            return self._retry_index_lock(["read-tree", "-m", "-u", old, new])
+        return proc
 
     # -- remotes -------------------------------------------------------------
 
