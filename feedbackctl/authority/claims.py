@@ -54,7 +54,9 @@ def parse_file(
     """The claims of one file with the line each starts on, and its errors."""
     found: list[tuple[Claim, int]] = []
     errors: list[FeedbackError] = []
-    if path.rpartition("/")[2] in _KUSTOMIZATION_FILES or not _may_hold_claims(content, kinds):
+    # A blob too big to read is reported, not skipped for lacking a claim kind.
+    unread = content_size(content) != len(content)
+    if path.rpartition("/")[2] in _KUSTOMIZATION_FILES or not (unread or _may_hold_claims(content, kinds)):
         return found, errors
     try:
         docs = load_documents(path, _decode(path, content))

@@ -92,8 +92,8 @@ def _prefix(raw: Any) -> str:
     )
     if problem:
         raise PolicyError(
-            f"{CONFIG_FILE}: proposals.prefix {raw!r} {problem}; use letters, digits, '-', '.' and '/' "
-            "ending in '/' (default feedback/)"
+            f"{CONFIG_FILE}: proposals.prefix '{raw}' cannot start a git branch name; use letters, "
+            f"digits, '-', '.' and '/' (default feedback/) — it {problem}"
         )
     return str(raw)
 

@@ -94,7 +94,7 @@ def check_ref_name(name: str) -> None:
         raise UsageError(f"'{name}' is not a valid git ref name: it {problem}; choose another name")
 
 
-def branch_name_problem(name: str) -> str | None:
+def branch_name_problem(name: str, *, git_rules: bool = True) -> str | None:
     """Why ``name`` may not be a branch the tool writes (short form, under refs/heads/), or None.
 
     Beyond git's own rules: a leading '-' (or one on any component) could be
@@ -107,7 +107,7 @@ def branch_name_problem(name: str) -> str | None:
         return "is '@', 'HEAD' or a full ref name; pass a branch name such as feedback/review"
     if any(part.startswith("-") for part in name.split("/")):
         return "has a component starting with '-'"
-    for full in (name, f"refs/heads/{name}"):
+    for full in (name, f"refs/heads/{name}") if git_rules else ():
         try:
             check_ref_name(full)
         except UsageError as e:

@@ -133,7 +133,8 @@ def drift_command(
         dry_run=dry_run,
         shard=parse_shard(shard),
     )
-    if branch is not None and (problem := branch_name_problem(branch)):
+    # git's own rules are checked (in its words) by ref_name below.
+    if branch is not None and (problem := branch_name_problem(branch, git_rules=False)):
         raise UsageError(
             f"--branch '{branch}' is not a valid git ref name: it {problem}; choose another name"
         )
