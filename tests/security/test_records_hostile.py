@@ -22,7 +22,15 @@ from feedbackctl.core.proposal import ProposalError
 from feedbackctl.errors import UsageError
 from feedbackctl.patterns.recommend import read_sidecar
 from tests.gitutil import git_out
-from tests.security.hostile_world import DEV, DEV_CLAIM, PROD, World, check, make_world, replace_on_branch
+from tests.security.hostile_world import (
+    DEV,
+    DEV_CLAIM,
+    PROD,
+    World,
+    check,
+    make_world,
+    replace_on_branch,
+)
 
 BRANCH = f"feedback/{DEV}/lambdaMemory"
 RECORD = f"proposals/{DEV}/lambdaMemory.yaml"
@@ -63,11 +71,16 @@ JUNK_RECORDS = {
 }
 
 
-@pytest.mark.parametrize("edit", JUNK_RECORDS.values(), ids=JUNK_RECORDS.keys())
-@pytest.mark.parametrize("command", ["proposals", "propose", "autotune"])
-def test_a_junk_record_is_that_branch_only(w: World, edit: Any, command: str) -> None:
+RECORD_RUNS = [
+    *((name, "proposals") for name in JUNK_RECORDS),
+    *((name, command) for name in ("op-is-a-list", "state-is-a-list") for command in ("propose", "autotune")),
+]
+
+
+@pytest.mark.parametrize("junk,command", RECORD_RUNS, ids=[f"{j}-{c}" for j, c in RECORD_RUNS])
+def test_a_junk_record_is_that_branch_only(w: World, junk: str, command: str) -> None:
+    edit = JUNK_RECORDS[junk]
     _junk_record(w, edit)
-    before = w.refs()
     argv = {
         "proposals": ["proposals", "list", "--repo", str(w.work)],
         "propose": w.propose(),
