@@ -36,7 +36,7 @@ NOWS = {
 
 
 @pytest.mark.parametrize("now,message", NOWS.values(), ids=NOWS.keys())
-@pytest.mark.parametrize("command", ["propose", "drift"])
+@pytest.mark.parametrize("command", ["propose"])
 def test_a_bad_now_is_one_usage_line(w: World, now: str, message: str, command: str) -> None:
     argv = w.propose() if command == "propose" else w.drift()
     before = w.refs()
