@@ -14,8 +14,9 @@ def parse_instant(text: str, option: str = "--now") -> datetime:
     raw = text.strip()
     try:
         if raw.lstrip("-").replace(".", "", 1).isdigit():
-            return datetime.fromtimestamp(float(raw), UTC)
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
+            value = datetime.fromtimestamp(float(raw), UTC)
+        else:
+            value = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
     except (ValueError, OverflowError, OSError):
         raise UsageError(f"{option} '{text}' is not an ISO-8601 time like 2026-11-08T00:00:00Z") from None
     if value.tzinfo is None:
