@@ -16,6 +16,7 @@ import typer
 from typer.exceptions import TyperException
 
 from feedbackctl.errors import EXIT_RUNTIME, EXIT_USAGE, FeedbackError
+from feedbackctl.render import terminal_safe
 
 app = typer.Typer(
     name="feedbackctl",
@@ -73,14 +74,18 @@ def run(argv: list[str] | None = None) -> int:
     except FeedbackError as e:
         if _debug["on"]:
             raise
-        print(f"feedbackctl: {e}", file=sys.stderr)
+        print(f"feedbackctl: {terminal_safe(e, markup=False, newlines=True)}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         return 130
     except Exception as e:  # a bug, not a user's mistake: say so, briefly
         if _debug["on"]:
             raise
-        print(f"feedbackctl: internal error: {type(e).__name__}: {e} (rerun with --debug)", file=sys.stderr)
+        print(
+            f"feedbackctl: internal error: {type(e).__name__}: "
+            f"{terminal_safe(e, markup=False, newlines=True)} (rerun with --debug)",
+            file=sys.stderr,
+        )
         return EXIT_RUNTIME
     return result if isinstance(result, int) else 0
 

@@ -83,12 +83,15 @@ def run(
     check: bool = True,
     timeout: float = DEFAULT_TIMEOUT,
     timeout_setting: str | None = None,
+    detached: bool = False,
 ) -> subprocess.CompletedProcess[bytes]:
     """Run a command, capture its output, raise CommandError on failure.
 
     ``env`` entries set to None are removed from the child's environment.
     Past ``timeout`` seconds the child's whole process group is killed and
     SubprocessTimeout raised (naming ``timeout_setting``, the variable that sets it).
+    ``detached``: the child does not die with this run (no parent-death signal), so a
+    step that must finish once begun (a ref move and its checkout) is never cut in half.
     """
     full_env = dict(os.environ)
     for key, value in (env or {}).items():
@@ -100,7 +103,7 @@ def run(
     if program is None:
         raise UsageError(f"`{argv[0]}` is not installed or not on PATH; install it and retry")
     command = [os.path.abspath(program), *argv[1:]]  # relative to us, not to ``cwd``
-    if _SETPRIV is not None:
+    if _SETPRIV is not None and not detached:
         command = [_SETPRIV, "--pdeathsig", "KILL", "--", *command]
     try:
         child = subprocess.Popen(
@@ -121,9 +124,11 @@ def run(
         _reap(child)
         raise SubprocessTimeout(argv, timeout, timeout_setting) from None
     except BaseException:
-        # Interrupted (Ctrl-C, SIGTERM turned into an exception): never leave the child behind.
-        _kill_group(child)
-        _reap(child)
+        # Interrupted (Ctrl-C, SIGTERM turned into an exception): never leave the child
+        # behind, unless it is a step that must finish once begun.
+        if not detached:
+            _kill_group(child)
+            _reap(child)
         raise
     proc = subprocess.CompletedProcess(list(argv), child.returncode, stdout, stderr)
     if check and proc.returncode != 0:

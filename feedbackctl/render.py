@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from feedbackctl.core.models import Decision, Outcome
@@ -46,6 +47,25 @@ def stdout() -> Console:
 def stderr() -> Console:
     # Problems are one line each (grep-able in cron logs): never folded at 80 columns.
     return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+# C0 and C1 controls, DEL, and the Unicode line/paragraph separators: shown as
+# escapes so that text from a repo or a live system cannot move the cursor,
+# retitle the terminal or forge extra output lines.
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+_CONTROLS.update({0x2028: "\\u2028", 0x2029: "\\u2029"})
+_CONTROLS_BUT_NEWLINE = {c: v for c, v in _CONTROLS.items() if c != 0x0A}
+
+
+def terminal_safe(value: object, *, markup: bool = True, newlines: bool = False) -> str:
+    """Untrusted text as it may reach a terminal: controls escaped, Rich markup inert.
+
+    Every value that came from a repo, a live system or a file goes through
+    here before printing; ``markup=False`` for plain writes that Rich never
+    parses, ``newlines=True`` for messages that may span lines.
+    """
+    text = str(value).translate(_CONTROLS_BUT_NEWLINE if newlines else _CONTROLS)
+    return escape(text) if markup else text
 
 
 @dataclass
@@ -128,28 +148,28 @@ def print_json(data: Any) -> None:
 
 
 def _value(v: Any) -> str:
-    return "-" if v is None else str(v)
+    return "-" if v is None else terminal_safe(v)
 
 
 def decisions_table(decisions: Sequence[Decision], title: str) -> Table:
-    table = Table(title=title, title_justify="left")
+    table = Table(title=terminal_safe(title), title_justify="left")
     for col in ("claim", "field", "current → recommended", "outcome", "conf", "risk", "why / blocked by"):
         table.add_column(col, overflow="fold")
     for d in decisions:
         arrow = _value(d.current)
         if d.recommended is not None and d.recommended != d.current:
-            arrow += f" → {d.recommended}"
+            arrow += f" → {_value(d.recommended)}"
             if d.uncapped not in (None, d.recommended):
-                arrow += f" (uncapped {d.uncapped})"
+                arrow += f" (uncapped {_value(d.uncapped)})"
         style = _OUTCOME_STYLE.get(d.outcome, "")
         table.add_row(
-            d.claim,
-            d.field,
+            terminal_safe(d.claim),
+            terminal_safe(d.field),
             arrow,
             f"[{style}]{d.outcome.value}[/]" if style else d.outcome.value,
             f"{d.confidence:.2f}" if d.confidence else "-",
-            d.risk or "-",
-            d.reason,
+            terminal_safe(d.risk or "-"),
+            terminal_safe(d.reason),
         )
     return table
 
@@ -173,13 +193,18 @@ def print_report(r: Report, output: str, *, title: str) -> None:
         if r.decisions:
             out.print(decisions_table(r.decisions, title))
         for c in r.commits:
-            out.print(f"committed {c['sha'][:10]} on {c.get('branch', r.branch)}: {c['subject']}")
+            out.print(committed_line(c, r.branch))
         for e in r.events:
             if "message" in e:
-                out.print(e["message"])
+                out.print(terminal_safe(e["message"]))
         print_cost_line(r.extra, out)
     # One line each, never wrapped: people grep these and cron mails them.
     for w in r.warnings:
-        sys.stderr.write(f"warning: {w}\n")
+        sys.stderr.write(f"warning: {terminal_safe(w, markup=False)}\n")
     for p in r.problems:
-        sys.stderr.write(f"error: {p.message}\n")
+        sys.stderr.write(f"error: {terminal_safe(p.message, markup=False)}\n")
+
+
+def committed_line(c: dict[str, Any], branch: str | None) -> str:
+    """``committed SHA on BRANCH: SUBJECT``, safe for Rich and the terminal."""
+    return terminal_safe(f"committed {c['sha'][:10]} on {c.get('branch', branch)}: {c['subject']}")

@@ -260,7 +260,7 @@ def test_a_claim_without_metrics_is_not_enough_data_not_an_error(repo, metrics) 
 def test_claim_cache_is_keyed_by_blob_and_survives_corruption(repo, metrics) -> None:
     work, _ = repo
     first = analyze(work, metrics, "--output", "json").json()["decisions"]
-    cache = work / ".git" / "feedbackctl" / "claims-v1.pickle"
+    cache = work / ".git" / "feedbackctl" / "claims-v2.json"
     assert cache.exists()
     assert analyze(work, metrics, "--output", "json").json()["decisions"] == first
     text = (work / PROD).read_text().replace("lambdaMemory: 256", "lambdaMemory: 192")
@@ -269,7 +269,7 @@ def test_claim_cache_is_keyed_by_blob_and_survives_corruption(repo, metrics) -> 
         ("messagewall-prod", "spec.lambdaMemory")
     ]
     assert prod["current"] == 192
-    cache.write_bytes(b"not a pickle")
+    cache.write_bytes(b"not json")
     assert analyze(work, metrics, "--output", "json").code == 0
 
 

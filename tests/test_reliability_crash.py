@@ -72,21 +72,59 @@ def test_kill_9_two_hundred_times(fleet: Fleet, command: str, tmp_path: Path) ->
 
 # --- the one instant no ordering avoids: the branch has moved, the files have not ------------------
 
+# The ref and the files move in one detached child; a crash of that child (or of
+# the machine) between its two steps is what the journal is for.
 KILL_AFTER_CAS = """
 import os, signal, sys
 from feedbackctl.authority import gitrepo
 
-moved = gitrepo.GitRepo.update_ref
+def move_and_follow(self, owner, name, new, old):
+    owner.update_ref(name, new, old)
+    os.kill(os.getpid(), signal.SIGKILL)  # after the compare-and-swap, before the files follow
 
-def update_ref(self, ref, new, old, **kw):
-    moved(self, ref, new, old, **kw)
-    if ref == "refs/heads/main":
-        os.kill(os.getpid(), signal.SIGKILL)  # after the compare-and-swap, before the files follow
-
-gitrepo.GitRepo.update_ref = update_ref
+gitrepo.GitRepo._move_and_follow = move_and_follow
 from feedbackctl.cli import run
 sys.exit(run(sys.argv[1:]))
 """
+
+# The run killed with its whole process group the instant its write was handed to
+# git: the step runs on in its own session and finishes both halves. Its stdout is
+# this script's, so the test's read of the pipe ends only when the step has ended.
+KILL_RUN_DURING_MOVE = """
+import os, signal, subprocess, sys
+from feedbackctl.authority import gitrepo
+
+real = gitrepo.run
+
+def run(argv, *, cwd=None, input=None, env=None, check=True, detached=False):
+    if detached:
+        subprocess.Popen(list(argv), cwd=cwd, env={**os.environ, **(env or {})},
+                         start_new_session=True, stdin=subprocess.DEVNULL)
+        os.killpg(0, signal.SIGKILL)
+    return real(argv, cwd=cwd, input=input, env=env, check=check, detached=detached)
+
+gitrepo.run = run
+from feedbackctl.cli import run as cli_run
+sys.exit(cli_run(sys.argv[1:]))
+"""
+
+
+def test_killing_drift_with_its_group_during_the_write_leaves_a_clean_checkout(
+    small: Fleet, tmp_path: Path
+) -> None:
+    script = tmp_path / "kill_run_during_move.py"
+    script.write_text(KILL_RUN_DURING_MOVE)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
+    argv = argv_for("drift", small, small.work)
+    proc = subprocess.run(
+        [sys.executable, str(script), *argv], env=env, capture_output=True, start_new_session=True
+    )
+    assert proc.returncode == -signal.SIGKILL
+    # No next run: right after the kill, main has the captures and the files match it.
+    assert len(changes(small.work, "main")) == 3
+    assert git_out(small.work, "status", "--porcelain") == ""
+    assert problems_after_kill(small.work, bare=False) == []
+    assert "lambdaTimeout: 60" in (small.work / "claims" / f"{small.names[0]}.yaml").read_text()
 
 
 def kill_after_cas(tmp_path: Path, argv: list[str]) -> int:

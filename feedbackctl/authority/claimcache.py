@@ -1,37 +1,45 @@
 """Parsed claims cached by (path, blob id): a blob's content never changes, so
 the cache is always valid. It lives in the repo's git dir; a cache that
 cannot be read or written is simply not used.
+
+The file is plain JSON with tagged values, validated entry by entry on load:
+anyone who can write the git dir could otherwise plant a pickle that runs
+code on the next cron run. A file that does not validate is ignored whole.
 """
 
 from __future__ import annotations
 
+import base64
+import json
+import math
 import os
-import pickle
 import tempfile
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 from feedbackctl.authority.claims import parse_file
-from feedbackctl.core.models import Claim
+from feedbackctl.boundedio import InputFileError, read_regular
+from feedbackctl.core.models import Claim, ValueLocation
 from feedbackctl.errors import FeedbackError
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+MAX_CACHE_BYTES = 256 * 1024 * 1024
 Entry = tuple[tuple[Claim, int], ...]
 Key = tuple[str, str, tuple[str, ...]]
 
 
 class ClaimCache:
     def __init__(self, git_dir: Path) -> None:
-        self.file = git_dir / "feedbackctl" / f"claims-v{CACHE_VERSION}.pickle"
+        self.file = git_dir / "feedbackctl" / f"claims-v{CACHE_VERSION}.json"
         self.entries: dict[Key, Entry] = {}
         self.used: set[Key] = set()
         self.dirty = False
         try:
-            with self.file.open("rb") as fh:
-                loaded = pickle.load(fh)  # noqa: S301 - our own file in the repo's git dir
-            if isinstance(loaded, dict):
-                self.entries = loaded
-        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, TypeError):
+            raw = read_regular(self.file, MAX_CACHE_BYTES, follow_symlinks=False)
+            self.entries = decode_entries(json.loads(raw))
+        except (OSError, InputFileError, ValueError, _Invalid):
             self.entries = {}
 
     @staticmethod
@@ -60,10 +68,176 @@ class ClaimCache:
             return
         keep = {k: v for k, v in self.entries.items() if k in self.used}
         try:
+            text = json.dumps(encode_entries(keep), separators=(",", ":"), allow_nan=False)
+        except _Invalid:
+            return
+        try:
             self.file.parent.mkdir(exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.file.parent, prefix=".claims-")
-            with os.fdopen(fd, "wb") as fh:
-                pickle.dump(keep, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
             os.replace(tmp, self.file)
         except OSError:
             pass
+
+
+# --- the plain-data format --------------------------------------------------------------
+
+
+class _Invalid(Exception):
+    """A cache file (or entry) that is not what this version writes."""
+
+
+def encode_entries(entries: Mapping[Key, Entry]) -> dict[str, Any]:
+    out = []
+    for (path, blob, kinds), found in entries.items():
+        try:
+            claims = [[_encode_claim(c), index] for c, index in found]
+        except _Invalid:
+            continue  # a value this format cannot hold: that file is parsed again next run
+        out.append({"path": path, "blob": blob, "kinds": list(kinds), "claims": claims})
+    return {"version": CACHE_VERSION, "entries": out}
+
+
+def decode_entries(raw: Any) -> dict[Key, Entry]:
+    doc = _map(raw)
+    if doc.get("version") != CACHE_VERSION:
+        raise _Invalid
+    entries: dict[Key, Entry] = {}
+    for item in _list(doc.get("entries")):
+        e = _map(item)
+        kinds = tuple(_str(k) for k in _list(e.get("kinds")))
+        key = (_str(e.get("path")), _str(e.get("blob")), kinds)
+        found = []
+        for pair in _list(e.get("claims")):
+            claim, index = _list(pair, 2)
+            found.append((_decode_claim(claim), _int(index)))
+        entries[key] = tuple(found)
+    return entries
+
+
+def _encode_claim(c: Claim) -> dict[str, Any]:
+    if c.schema:
+        raise _Invalid  # schemas are attached after parsing; never cached
+    return {
+        "name": c.name,
+        "kind": c.kind,
+        "apiVersion": c.api_version,
+        "spec": _encode(c.spec),
+        "path": c.path,
+        "docIndex": c.doc_index,
+        "namespace": c.namespace,
+        "annotations": _encode(c.annotations),
+        "labels": _encode(c.labels),
+        "locations": {
+            k: [v.path, v.doc_index, v.start, v.end, v.line, v.column, list(v.shared_by)]
+            for k, v in c.locations.items()
+        },
+        "blob": c.blob,
+    }
+
+
+def _decode_claim(raw: Any) -> Claim:
+    m = _map(raw)
+    spec, annotations, labels = (_decode(m.get(k)) for k in ("spec", "annotations", "labels"))
+    if not isinstance(spec, dict) or not isinstance(annotations, dict) or not isinstance(labels, dict):
+        raise _Invalid
+    namespace = m.get("namespace")
+    locations = {}
+    for key, loc in _map(m.get("locations")).items():
+        path, doc_index, start, end, line, column, shared = _list(loc, 7)
+        locations[_str(key)] = ValueLocation(
+            _str(path), _int(doc_index), _int(start), _int(end), _int(line), _int(column),
+            tuple(_str(s) for s in _list(shared)),
+        )  # fmt: skip
+    return Claim(
+        name=_str(m.get("name")),
+        kind=_str(m.get("kind")),
+        api_version=_str(m.get("apiVersion")),
+        spec=spec,
+        path=_str(m.get("path")),
+        doc_index=_int(m.get("docIndex")),
+        namespace=None if namespace is None else _str(namespace),
+        annotations={_str(k): _str(v) for k, v in annotations.items()},
+        labels={_str(k): _str(v) for k, v in labels.items()},
+        locations=locations,
+        blob=_str(m.get("blob")),
+    )
+
+
+# YAML's safe data, as JSON: str, int, bool and None stand for themselves; the
+# rest is a one-key object naming its type.
+def _encode(v: Any) -> Any:
+    if v is None or isinstance(v, bool | int | str):
+        return v
+    if isinstance(v, float):
+        return {"float": repr(v)}
+    if isinstance(v, datetime):
+        return {"datetime": v.isoformat()}
+    if isinstance(v, date):
+        return {"date": v.isoformat()}
+    if isinstance(v, bytes):
+        return {"bytes": base64.b64encode(v).decode("ascii")}
+    if isinstance(v, list):
+        return {"list": [_encode(x) for x in v]}
+    if isinstance(v, Mapping):
+        return {"map": [[_encode(k), _encode(x)] for k, x in v.items()]}
+    raise _Invalid
+
+
+def _decode(v: Any) -> Any:
+    if v is None or isinstance(v, bool | int | str):
+        return v
+    (tag, body), *rest = _map(v).items() or [("", None)]
+    if rest:
+        raise _Invalid
+    try:
+        if tag == "float":
+            number = float(_str(body))
+            if not math.isnan(number) and repr(number) != body:
+                raise _Invalid
+            return number
+        if tag == "datetime":
+            return datetime.fromisoformat(_str(body))
+        if tag == "date":
+            return date.fromisoformat(_str(body))
+        if tag == "bytes":
+            return base64.b64decode(_str(body), validate=True)
+        if tag == "list":
+            return [_decode(x) for x in _list(body)]
+        if tag == "map":
+            out = {}
+            for pair in _list(body):
+                key, value = _list(pair, 2)
+                decoded = _decode(key)
+                if isinstance(decoded, list | dict):
+                    raise _Invalid
+                out[decoded] = _decode(value)
+            return out
+    except (ValueError, TypeError):
+        raise _Invalid from None
+    raise _Invalid
+
+
+def _map(v: Any) -> dict[str, Any]:
+    if not isinstance(v, dict):
+        raise _Invalid
+    return v
+
+
+def _list(v: Any, length: int | None = None) -> list[Any]:
+    if not isinstance(v, list) or (length is not None and len(v) != length):
+        raise _Invalid
+    return v
+
+
+def _str(v: Any) -> str:
+    if not isinstance(v, str):
+        raise _Invalid
+    return v
+
+
+def _int(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise _Invalid
+    return v

@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from feedbackctl.authority.yamldoc import Doc, check_size, format_key_path, load_documents
+from feedbackctl.authority.yamldoc import Doc, check_size, content_size, format_key_path, load_documents
 from feedbackctl.core.models import Claim
 from feedbackctl.errors import ClaimError, FeedbackError
 
@@ -54,7 +54,9 @@ def parse_file(
     """The claims of one file with the line each starts on, and its errors."""
     found: list[tuple[Claim, int]] = []
     errors: list[FeedbackError] = []
-    if path.rpartition("/")[2] in _KUSTOMIZATION_FILES or not _may_hold_claims(content, kinds):
+    # A blob too big to read is reported, not skipped for lacking a claim kind.
+    unread = content_size(content) != len(content)
+    if path.rpartition("/")[2] in _KUSTOMIZATION_FILES or not (unread or _may_hold_claims(content, kinds)):
         return found, errors
     try:
         docs = load_documents(path, _decode(path, content))
@@ -133,7 +135,7 @@ def _may_hold_claims(content: bytes, kinds: Collection[str] | None) -> bool:
 
 
 def _decode(path: str, content: bytes) -> str:
-    check_size(path, len(content))
+    check_size(path, content_size(content))
     try:
         return content.decode("utf-8")
     except UnicodeDecodeError as e:

@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from feedbackctl.authority.gitrepo import GitRepo
+from feedbackctl.authority.gitrepo import GitRepo, branch_name_problem
 from feedbackctl.authority.paths import path_problem
+from feedbackctl.authority.yamldoc import YamlError, load_data
 from feedbackctl.core.policy import Policy, PolicyError, build_policy
 from feedbackctl.core.validation import Validation, ValidationConfigError, parse_validation
 from feedbackctl.errors import UsageError
@@ -30,9 +29,6 @@ CONFIG_FILE = ".feedbackctl.yaml"
 POLICY_FILES = ("feedback-rules.yaml", "risk.yaml", "sources.yaml")
 _MERGE_BY_NAME = ("rules", "guardrails", "feedbackSources")
 _MERGE_BY_KEY = ("fields", "metrics")
-
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
 
 @dataclass(frozen=True)
 class RepoConfig:
@@ -53,12 +49,9 @@ class RepoConfig:
 
 def _load_yaml(text: bytes | str, file: str) -> Any:
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - safe loader
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "not valid YAML"
-        raise PolicyError(f"{file}{where}: malformed YAML ({problem}); fix the file") from exc
+        return load_data(file, text)
+    except YamlError as exc:
+        raise PolicyError(str(exc)) from None
 
 
 def _inside(raw: str, key: str) -> str:
@@ -133,6 +126,22 @@ def _folder(raw: Any, key: str) -> str | None:
     return _inside(raw, key) or None
 
 
+def _prefix(raw: Any) -> str:
+    problem = (
+        "is not a string"
+        if not isinstance(raw, str)
+        else "does not end with '/'"
+        if not raw.endswith("/")
+        else branch_name_problem(raw + "x")
+    )
+    if problem:
+        raise PolicyError(
+            f"{CONFIG_FILE}: proposals.prefix '{raw}' cannot start a git branch name; use letters, "
+            f"digits, '-', '.' and '/' (default feedback/) — it {problem}"
+        )
+    return str(raw)
+
+
 def parse_config(raw: Any) -> RepoConfig:
     if raw is None:
         return RepoConfig()
@@ -165,7 +174,7 @@ def parse_config(raw: Any) -> RepoConfig:
         recommendations_dir=_folder(rec.get("dir"), "recommendations.dir")
         if isinstance(rec, Mapping)
         else None,
-        proposal_prefix=str(proposals.get("prefix", "feedback/")),
+        proposal_prefix=_prefix(proposals.get("prefix", "feedback/")),
         max_open_proposals=_int(proposals, "maxOpen", 10),
         max_new_proposals_per_hour=_int(proposals, "maxNewPerHour", 2),
         drift_ignore=tuple(str(x) for x in drift.get("ignore") or ()),

@@ -25,6 +25,7 @@ from feedbackctl.authority import ffjournal, reflocks
 from feedbackctl.authority.paths import UnsafePathError, path_problem, shown
 from feedbackctl.authority.tempdirs import private_dir
 from feedbackctl.authority.trailers import PREFIX, canonical_key, group_changes
+from feedbackctl.authority.yamldoc import MAX_FILE_BYTES, OversizedBlob
 from feedbackctl.errors import CommandError, ConflictError, FeedbackError, UsageError
 from feedbackctl.proc import SubprocessTimeout, run, timeout_for
 
@@ -57,6 +58,13 @@ SAFE_CONFIG = (
     "core.hooksPath=/dev/null",
     "-c",
     "core.attributesFile=/dev/null",
+)
+# `git update-ref` (compare-and-swap), then `git read-tree -m -u`; "$@" is the git prefix.
+_CAS_FAILED = 97
+_MOVE_AND_FOLLOW = (
+    '"$@" update-ref -m feedbackctl "$FEEDBACKCTL_REF" "$FEEDBACKCTL_NEW" "$FEEDBACKCTL_OLD"'
+    f" || exit {_CAS_FAILED}\n"
+    'exec "$@" read-tree -m -u "$FEEDBACKCTL_OLD" "$FEEDBACKCTL_NEW"'
 )
 _BAD_REF_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 
@@ -100,6 +108,27 @@ def check_ref_name(name: str) -> None:
         problem = "starts with '-' or '/'"
     if problem:
         raise UsageError(f"'{name}' is not a valid git ref name: it {problem}; choose another name")
+
+
+def branch_name_problem(name: str, *, git_rules: bool = True) -> str | None:
+    """Why ``name`` may not be a branch the tool writes (short form, under refs/heads/), or None.
+
+    Beyond git's own rules: a leading '-' (or one on any component) could be
+    read as an option by a git command, '@' and 'HEAD' mean something else to
+    git, and 'refs/...' would name a ref outside refs/heads/.
+    """
+    if not name:
+        return "is empty"
+    if name in ("@", "HEAD") or name.startswith("refs/"):
+        return "is '@', 'HEAD' or a full ref name; pass a branch name such as feedback/review"
+    if any(part.startswith("-") for part in name.split("/")):
+        return "has a component starting with '-'"
+    for full in (name, f"refs/heads/{name}") if git_rules else ():
+        try:
+            check_ref_name(full)
+        except UsageError as e:
+            return e.message.split(": it ", 1)[-1].split("; choose", 1)[0]
+    return None
 
 
 def _git_date(now: datetime) -> str:
@@ -383,10 +412,13 @@ class GitRepo:
             return {}
         if any("\n" in s for s in unique):
             raise FeedbackError("an object name or path contains a newline; git cannot read it")
-        out = self.git("cat-file", "--batch", input="".join(f"{s}\n" for s in unique).encode())
-        found: dict[str, tuple[str, bytes] | None] = {}
+        # Sizes first: a huge blob someone pushed is never read into memory.
+        oversized = self._oversized(unique)
+        wanted = [s for s in unique if s not in oversized]
+        out = self.git("cat-file", "--batch", input="".join(f"{s}\n" for s in wanted).encode())
+        found: dict[str, tuple[str, bytes] | None] = {s: ("blob", b) for s, b in oversized.items()}
         pos = 0
-        for spec in unique:
+        for spec in wanted:
             nl = out.index(b"\n", pos)
             header = out[pos:nl].decode("utf-8", "replace")
             pos = nl + 1
@@ -397,6 +429,16 @@ class GitRepo:
             n = int(size)
             found[spec] = (kind, out[pos : pos + n])
             pos += n + 1
+        return found
+
+    def _oversized(self, specs: Sequence[str]) -> dict[str, OversizedBlob]:
+        out = self.git("cat-file", "--batch-check", input="".join(f"{s}\n" for s in specs).encode())
+        found: dict[str, OversizedBlob] = {}
+        for spec, line in zip(specs, out.decode("utf-8", "replace").splitlines(), strict=False):
+            parts = line.rsplit(" ", 2)
+            size = int(parts[2]) if len(parts) == 3 and parts[2].isdigit() else 0
+            if parts[1:2] == ["blob"] and size > MAX_FILE_BYTES:
+                found[spec] = OversizedBlob(size)
         return found
 
     def read_blobs(self, blobs: Sequence[str]) -> dict[str, bytes]:
@@ -678,11 +720,10 @@ class GitRepo:
         # the intent lets the next run finish the job (ffjournal).
         intent = ffjournal.begin(tree, name, old, new)
         try:
-            self.update_ref(name, new, old)
+            done = tree._move_and_follow(self, name, new, old)
         except FeedbackError:
             ffjournal.end(intent)
             raise
-        done = tree._retry_index_lock(["read-tree", "-m", "-u", old, new])
         ffjournal.end(intent)
         if done.returncode != 0:
             why = done.stderr.decode("utf-8", "replace").strip().splitlines()
@@ -691,6 +732,29 @@ class GitRepo:
                 f"({why[-1] if why else 'read-tree failed'}); "
                 f"run `git read-tree -m -u {old} {new}` there"
             )
+
+    def _move_and_follow(self, owner: GitRepo, name: str, new: str, old: str) -> CompletedProcess[bytes]:
+        """The ref's compare-and-swap, then this checkout's files, as one detached child.
+
+        Killing the run (alone or with its process group) between the two would
+        leave ``git status`` showing the change reverted and staged; in a child
+        of its own session both steps finish even when the run is killed. The
+        journal still covers a crash of the machine itself.
+        """
+        env = {"FEEDBACKCTL_REF": name, "FEEDBACKCTL_NEW": new, "FEEDBACKCTL_OLD": old}
+        proc = run(
+            ["sh", "-c", _MOVE_AND_FOLLOW, "sh", *self._argv([])],
+            cwd=self.work_tree or self.git_dir,
+            env={**_BASE_ENV, **env},
+            check=False,
+            detached=True,
+        )
+        if proc.returncode == _CAS_FAILED:
+            owner.update_ref(name, new, old)  # says why (or clears a killed run's lock and moves)
+            return self._retry_index_lock(["read-tree", "-m", "-u", old, new])
+        if proc.returncode != 0 and b"index.lock" in proc.stderr:
+            return self._retry_index_lock(["read-tree", "-m", "-u", old, new])
+        return proc
 
     # -- remotes -------------------------------------------------------------
 

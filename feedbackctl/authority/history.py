@@ -44,7 +44,7 @@ from feedbackctl.authority.commits import Commit as Commit
 from feedbackctl.authority.commits import read_commits
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.overlays import RenderedLocation, read_values, rendered_fields
-from feedbackctl.authority.yamldoc import check_size
+from feedbackctl.authority.yamldoc import plain_fast_path_ok
 from feedbackctl.core import flap
 from feedbackctl.core.decide import SIZING_LOOKBACK_MINUTES, TRUST_WINDOW_FACTOR
 from feedbackctl.core.models import (
@@ -96,8 +96,9 @@ def claim_values(path: str, content: bytes) -> dict[str, dict[str, Scalar]]:
     """
     if path.rpartition("/")[2] in _KUSTOMIZATION_FILES or b"Claim" not in content:
         return {}
+    if not plain_fast_path_ok(content):
+        return _checked_values(path, content)
     try:
-        check_size(path, len(content))
         docs = list(yaml.load_all(content, Loader=_FastLoader))
     except (FeedbackError, yaml.YAMLError, ValueError, TypeError, RecursionError):
         return _checked_values(path, content)

@@ -81,6 +81,34 @@ def format_key_path(key_path: KeyPath) -> str:
     return out
 
 
+class OversizedBlob(bytes):
+    """Stands in for a blob over ``MAX_FILE_BYTES``: empty, with the real ``size``.
+
+    Git reports sizes before anything is read, so a huge blob never reaches memory.
+
+    Readers check ``content_size`` before decoding; one that does not still
+    cannot mistake it for an empty file, because decoding it is refused.
+    """
+
+    size: int
+
+    def __new__(cls, size: int) -> OversizedBlob:
+        blob = super().__new__(cls, b"")
+        blob.size = size
+        return blob
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        raise FeedbackError(
+            f"a file of {self.size / 1024 / 1024:.1f} MB in git is over the "
+            f"{MAX_FILE_BYTES // 1024 // 1024} MB limit; it was not read"
+        )
+
+
+def content_size(content: bytes) -> int:
+    """The size of a blob as git stores it (an ``OversizedBlob`` is empty in memory)."""
+    return content.size if isinstance(content, OversizedBlob) else len(content)
+
+
 def check_size(path: str, size: int) -> None:
     if size > MAX_FILE_BYTES:
         raise YamlError(
@@ -126,6 +154,41 @@ def load_documents(path: str, text: str) -> list[Doc]:
     finally:
         loader.dispose()
     return docs
+
+
+def load_data(path: str, text: bytes | str) -> Any:
+    """The plain data of a one-document YAML file (None when empty), under the same limits.
+
+    Every YAML the tool reads that needs no positions (config, policies,
+    sidecars, proposal records, mappings) comes through here, so an alias bomb
+    or a deep nest is refused the same way wherever it is planted.
+    """
+    if isinstance(text, bytes):
+        check_size(path, content_size(text))
+        try:
+            decoded = text.decode("utf-8")
+        except UnicodeDecodeError as e:
+            line = text.count(b"\n", 0, e.start) + 1
+            raise YamlError(f"{path}:{line}: text is not UTF-8; save the file as UTF-8") from None
+    else:
+        decoded = text
+    docs = load_documents(path, decoded)
+    if len(docs) > 1:
+        raise YamlError(
+            f"{path}:{docs[1].line}: expected one YAML document, found more; keep one per file"
+        )
+    return docs[0].data if docs else None
+
+
+def plain_fast_path_ok(content: bytes) -> bool:
+    """Whether a bare C-loader parse of ``content`` is as safe as ``load_documents``.
+
+    Readers of many old versions (history) skip positions for speed; only text
+    with no aliases or merge keys and a small nesting bound may take that path.
+    """
+    if len(content) > MAX_FILE_BYTES or b"*" in content or b"<<" in content:
+        return False
+    return _nesting_bound(content.decode("latin-1")) <= MAX_DEPTH
 
 
 def splice(text: str, loc: ValueLocation, new_value: int | float | str | bool) -> str:
@@ -393,6 +456,10 @@ def _marked_error(path: str, e: yaml.MarkedYAMLError) -> YamlError:
     mark = e.problem_mark or e.context_mark
     where = f"{path}:{mark.line + 1}" if mark is not None else path
     problem = e.problem or e.context or "unknown problem"
+    if "nesting depth" in problem:
+        # Newer libyaml builds stop at the same depth before our own event walk
+        # sees it: the user gets the same answer whichever layer notices.
+        return _too_deep(where)
     return YamlError(f"{where}: malformed YAML ({problem}); fix the file")
 
 
@@ -403,6 +470,10 @@ def _reader_error(path: str, text: str, shift: int, e: yaml.reader.ReaderError) 
     return YamlError(
         f"{path}:{line}: unreadable YAML (character #x{code:04x}: {e.reason}); remove the character"
     )
+
+
+def _too_deep(where: str) -> YamlError:
+    return YamlError(f"{where}: YAML nests deeper than {MAX_DEPTH} levels; flatten the file")
 
 
 def _one_line(message: str) -> str:
@@ -430,9 +501,7 @@ def _check_depth(path: str, text: str, shift: int) -> None:
                 depth += 1
                 if depth > MAX_DEPTH:
                     line = event.start_mark.line + 1 if event.start_mark else 1
-                    raise YamlError(
-                        f"{path}:{line}: YAML nests deeper than {MAX_DEPTH} levels; flatten the file"
-                    )
+                    raise _too_deep(f"{path}:{line}")
             elif isinstance(event, yaml.CollectionEndEvent):
                 depth -= 1
     except yaml.MarkedYAMLError as e:

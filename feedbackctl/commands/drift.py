@@ -9,17 +9,18 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from feedbackctl.authority.gitrepo import branch_name_problem
 from feedbackctl.authority.shard import parse_shard
 from feedbackctl.authority.snapshot import open_repo
 from feedbackctl.clock import now_or
 from feedbackctl.commands.history import history_table
 from feedbackctl.commands.options import Detailed, DryRun, Now, Output, OutputOpt, Push, Ref, Repo, ShardOpt
 from feedbackctl.demo import DemoLayout
-from feedbackctl.errors import EXIT_CHANGES, EXIT_OK, EXIT_RUNTIME
+from feedbackctl.errors import EXIT_CHANGES, EXIT_OK, EXIT_RUNTIME, UsageError
 from feedbackctl.notify import check_webhook_url
 from feedbackctl.patterns.drift import DriftRequest, Status, drift
 from feedbackctl.patterns.history_view import HistoryFilter, read_history
-from feedbackctl.render import Report, print_json, report_json, stderr, stdout
+from feedbackctl.render import Report, committed_line, print_json, report_json, stderr, stdout, terminal_safe
 
 
 class Mode(StrEnum):
@@ -52,7 +53,7 @@ _STYLE = {
 
 
 def drift_table(rows: list[dict[str, Any]], title: str) -> Table:
-    table = Table(title=title, title_justify="left")
+    table = Table(title=terminal_safe(title), title_justify="left")
     for col in ("claim", "field", "git → live", "status", "tags / why", "commit"):
         table.add_column(col, overflow="fold")
     for r in rows:
@@ -63,12 +64,12 @@ def drift_table(rows: list[dict[str, Any]], title: str) -> Table:
         why = ", ".join(x for x in (tags, r["detail"]) if x)
         style = _STYLE.get(status, "")
         table.add_row(
-            r["claim"],
-            r["field"],
-            f"{'-' if r['desired'] is None else r['desired']} → {r['observed']}",
+            terminal_safe(r["claim"]),
+            terminal_safe(r["field"]),
+            terminal_safe(f"{'-' if r['desired'] is None else r['desired']} → {r['observed']}"),
             f"[{style}]{status.value}[/]" if style else status.value,
-            why,
-            (r["commit"] or "")[:10],
+            terminal_safe(why),
+            terminal_safe((r["commit"] or "")[:10]),
         )
     return table
 
@@ -87,14 +88,14 @@ def print_drift(report: Report, output: str) -> None:
         drifted = sum(1 for r in rows if r["status"] in ("drift", "captured", "would-capture"))
         out.print(f"{in_sync} observed field(s) match git; {drifted} differ")
         for c in report.commits:
-            out.print(f"committed {c['sha'][:10]} on {c.get('branch', report.branch)}: {c['subject']}")
+            out.print(committed_line(c, report.branch))
         for e in report.events:
             notify = e.get("notify")
             if notify and notify.get("status") == "sent":
-                out.print(f"notified {notify['webhook']} of {str(e['commit'])[:10]}")
+                out.print(terminal_safe(f"notified {notify['webhook']} of {str(e['commit'])[:10]}"))
     err = stderr()
     for p in report.problems:
-        err.print(f"error: {p.message}", markup=False)
+        err.print(f"error: {terminal_safe(p.message, markup=False)}", markup=False)
 
 
 def exit_code(report: Report, detailed: bool) -> int:
@@ -132,6 +133,11 @@ def drift_command(
         dry_run=dry_run,
         shard=parse_shard(shard),
     )
+    # git's own rules are checked (in its words) by ref_name below.
+    if branch is not None and (problem := branch_name_problem(branch, git_rules=False)):
+        raise UsageError(
+            f"--branch '{branch}' is not a valid git ref name: it {problem}; choose another name"
+        )
     handle = open_repo(repo)
     if branch:
         handle.ref_name(branch)  # a name git refuses is a usage error before any work

@@ -20,7 +20,7 @@ from feedbackctl.patterns.history_view import (
     read_history,
     record_review,
 )
-from feedbackctl.render import JSON_SCHEMA_VERSION, print_json, print_report, stdout
+from feedbackctl.render import JSON_SCHEMA_VERSION, print_json, print_report, stdout, terminal_safe
 
 
 def _value(v: object) -> str:
@@ -55,12 +55,17 @@ def history_table(entries: Sequence[Entry], title: str) -> Table:
             f"{e.at:%Y-%m-%d %H:%M}",
             e.commit[:8],
             kind,
-            e.claim or "-",
-            f"spec.{e.field}" if e.field else "-",
-            change,
-            e.source or "-",
-            tags,
-            e.author,
+            *(  # all from commits anyone could have pushed
+                terminal_safe(text)
+                for text in (
+                    e.claim or "-",
+                    f"spec.{e.field}" if e.field else "-",
+                    change,
+                    e.source or "-",
+                    tags,
+                    e.author,
+                )
+            ),
         )
     return table
 

@@ -21,6 +21,7 @@ compare-and-swap), optionally pushes with a lease, and notifies.
 from __future__ import annotations
 
 import fnmatch
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -194,6 +195,25 @@ class Comparison:
     in_sync: int
 
 
+def unsafe_live_text(text: str) -> str | None:
+    """What makes ``text`` unfit for a claim value and a commit trailer, or None.
+
+    Control characters (NUL, newline, CR, escape...) and the Unicode line and
+    paragraph separators would be dropped or folded on the way into
+    ``Feedback-To``, so the commit would no longer say what was captured.
+    """
+    for i, ch in enumerate(text):
+        if unicodedata.category(ch) in ("Cc", "Zl", "Zp"):
+            return f"a control character (U+{ord(ch):04X} at position {i + 1})"
+    return None
+
+
+def _shown(value: Scalar) -> str:
+    """A live value as one printable line (non-printables escaped), cut to a sane length."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def compare(
     claims: Sequence[Claim],
     state: LiveState,
@@ -222,6 +242,19 @@ def compare(
                 )
             continue
         for field_name, raw in sorted(state.observed[name].items()):
+            bad_key = unsafe_live_text(field_name)
+            unsafe = bad_key or (unsafe_live_text(raw) if isinstance(raw, str) else None)
+            if unsafe:
+                # The value would go into a claim file and a commit trailer verbatim.
+                key = _shown(field_name) if bad_key else field_name
+                problems.append(
+                    Problem(
+                        name,
+                        f"{name}: live spec.{key} = {_shown(raw)} holds {unsafe}; "
+                        "refusing to capture it (fix the live value)",
+                    )
+                )
+                continue
             desired = claim.value(field_name)
             if any(rule.matches(name, field_name) for rule in ignore):
                 findings.append(

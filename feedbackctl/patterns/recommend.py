@@ -22,6 +22,7 @@ from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.shard import ALL, Shard
 from feedbackctl.authority.snapshot import Snapshot, load_snapshot
 from feedbackctl.authority.writer import Plan, Staging, commit_plan, decision_trailer, trailer
+from feedbackctl.authority.yamldoc import YamlError, load_data
 from feedbackctl.core.decide import ClaimInputs, recommend
 from feedbackctl.core.guards import guardrail_fields
 from feedbackctl.core.models import Claim, Decision, Outcome
@@ -91,11 +92,26 @@ def read_sidecar(text: bytes | None, path: str) -> dict[str, Any] | None:
     if text is None:
         return None
     try:
-        doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except yaml.YAMLError as exc:
-        raise UsageError(f"{path}: malformed YAML ({exc}); fix or delete the file") from exc
+        doc = load_data(path, text)
+    except YamlError as exc:
+        raise UsageError(f"{exc} (or delete the file)") from None
     if not isinstance(doc, dict) or doc.get("kind") != KIND:
         raise UsageError(f"{path}: is not a {KIND}; move it out of the way")
+    # Callers index spec.recommendations[*] as mappings: check the shape once, here.
+    spec = doc.get("spec")
+    if spec is None:
+        doc["spec"] = spec = {}
+    if not isinstance(spec, dict):
+        raise UsageError(f"{path}: spec is not a mapping; fix or delete the file")
+    entries = spec.get("recommendations")
+    if entries is not None and not isinstance(entries, list):
+        raise UsageError(f"{path}: spec.recommendations is not a list; fix or delete the file")
+    for i, e in enumerate(entries or []):
+        if not isinstance(e, dict) or not isinstance(e.get("field", ""), str):
+            raise UsageError(
+                f"{path}: spec.recommendations[{i}] is not a mapping with a field name; "
+                "fix or delete the file"
+            )
     return doc
 
 
@@ -113,7 +129,7 @@ def actionable(decisions: list[Decision]) -> list[Decision]:
     return [d for d in decisions if d.outcome in (Outcome.CHANGE, Outcome.PROPOSE) and d.changes_value]
 
 
-def _plan_sidecars(snapshot: Snapshot, decisions: list[Decision]) -> Plan:
+def _plan_sidecars(snapshot: Snapshot, decisions: list[Decision], problems: list[Problem]) -> Plan:
     by_claim: dict[str, list[Decision]] = {}
     for d in actionable(decisions):
         by_claim.setdefault(d.claim, []).append(d)
@@ -123,7 +139,12 @@ def _plan_sidecars(snapshot: Snapshot, decisions: list[Decision]) -> Plan:
         claim = snapshot.claim(name)
         assert claim is not None
         path = sidecar_path(snapshot, claim)
-        existing = read_sidecar(snapshot.read(path), path)
+        try:
+            existing = read_sidecar(snapshot.read(path), path)
+        except UsageError as e:
+            # One unusable sidecar (or a claim file sitting at its path) is that claim's problem.
+            problems.append(Problem(name, str(e)))
+            continue
         every = (existing or {}).get("spec", {}).get("recommendations") or []
         # Entries from outside agents (feedbackctl observe) are theirs: kept as they are.
         from_agents = [e for e in every if proposer_id(e) is not None]
@@ -203,7 +224,7 @@ def analyze(
                 report.problems.append(Problem.of(e))
         if not write_sidecars:
             return report
-        plan = _plan_sidecars(snapshot, report.decisions)
+        plan = _plan_sidecars(snapshot, report.decisions, report.problems)
         if not plan.edits:
             return report
         if commit_plan(repo, snapshot.branch, snapshot.commit, plan, now, report.commits, dry_run=dry_run):

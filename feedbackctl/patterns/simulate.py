@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from feedbackctl.authority.claims import parse_claims
 from feedbackctl.authority.config import POLICY_FILES, load_policy_docs, metrics_location
 from feedbackctl.authority.history import annotated_baseline
 from feedbackctl.authority.snapshot import load_snapshot, open_repo
+from feedbackctl.authority.yamldoc import YamlError, load_data
 from feedbackctl.charts import Panel, Threshold, Track
 from feedbackctl.core import plant as plant_model
 from feedbackctl.core.decide import SIZING_LOOKBACK_MINUTES, ClaimInputs, autotune_fleet, recommend
@@ -102,15 +102,13 @@ class Options:
 
 def _yaml(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return load_data(str(path), path.read_bytes())
     except FileNotFoundError:
         raise UsageError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as e:
+    except OSError as e:
         raise UsageError(f"{path}: cannot read ({e})") from None
-    except yaml.YAMLError as e:
-        raise UsageError(
-            f"{path}: malformed YAML ({getattr(e, 'problem', None) or e}); fix the file"
-        ) from None
+    except YamlError as e:
+        raise UsageError(str(e)) from None
 
 
 def _number(raw: Any, where: str) -> float:

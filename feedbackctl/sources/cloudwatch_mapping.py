@@ -13,8 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import yaml
-
+from feedbackctl.authority.yamldoc import YamlError, load_data
 from feedbackctl.core.models import Claim
 from feedbackctl.core.policy import PolicyError
 from feedbackctl.resources import data_dir
@@ -33,7 +32,6 @@ _STAT = re.compile(
     r"|(p|tm|wm|tc|ts)\d{1,2}(\.\d{1,10})?"
     r"|(TM|WM|TC|TS|PR)\(\d*(\.\d+)?%?:\d*(\.\d+)?%?\))$"
 )
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class MissingValue(Exception):
@@ -273,9 +271,9 @@ def _pricing(file: str, raw: Any) -> Pricing:
 
 def _load(text: bytes, file: str) -> Mapping[str, Any]:
     try:
-        doc = yaml.load(text, Loader=_Loader)  # noqa: S506 - safe loader
-    except yaml.YAMLError as exc:
-        raise PolicyError(f"{file}: malformed YAML ({exc}); fix the file") from exc
+        doc = load_data(file, text)
+    except YamlError as exc:
+        raise PolicyError(str(exc)) from None
     if doc is None:
         return {}
     if not isinstance(doc, Mapping):

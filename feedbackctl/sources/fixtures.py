@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from feedbackctl.boundedio import InputFileError, read_regular
 from feedbackctl.core.models import Series
 from feedbackctl.errors import UsageError
 from feedbackctl.sources.base import MetricBatch, MetricRequest, register
@@ -32,6 +33,8 @@ from feedbackctl.sources.base import MetricBatch, MetricRequest, register
 NAME = "metric-fixtures"
 # Clocks drift and scrapers lag; only points clearly ahead of the evaluation time are suspect.
 FUTURE_SLACK_SECONDS = 300
+# A year of one-minute points is ~15 MB; anything far past that is not a metric export.
+MAX_METRIC_FILE_BYTES = 64 * 1024 * 1024
 # Rows per bulk parse: large enough to amortise numpy's per-call cost, small enough
 # that a chunk's byte-string arrays stay a few tens of MB.
 CHUNK_ROWS = 200_000
@@ -146,13 +149,11 @@ class FixtureSource:
 
     def _read(self, claim_dir: str, claim: str, metric: str, request: MetricRequest) -> _File | str | None:
         try:
-            with open(f"{claim_dir}/{metric}.csv", "rb") as handle:
-                data = handle.read()
+            data = read_regular(f"{claim_dir}/{metric}.csv", MAX_METRIC_FILE_BYTES, follow_symlinks=False)
         except FileNotFoundError:
             return None  # no series: the core reports "not enough data"
-        except OSError as exc:
-            where = os.path.join(self.display, claim, f"{metric}.csv")
-            return f"{where}: cannot read ({exc.strerror or exc}); check the file"
+        except InputFileError as exc:
+            return f"{os.path.join(self.display, claim, f'{metric}.csv')}: {exc}"
         return _prepare(claim, metric, self.display, data, request.start, request.end)
 
 

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from feedbackctl.authority.config import _load_yaml
-from feedbackctl.authority.yamldoc import YamlError, load_documents
+from feedbackctl.authority.yamldoc import MAX_FILE_BYTES, YamlError, load_documents
+from feedbackctl.boundedio import InputFileError, read_regular
 from feedbackctl.core.models import Claim, Scalar
 from feedbackctl.core.policy import PolicyError
 from feedbackctl.errors import FeedbackError, UsageError
@@ -91,11 +92,12 @@ class LiveFile:
 
     def observe(self, claims: Sequence[Claim]) -> LiveState:
         try:
-            raw = self.path.read_bytes()
+            # Checked before it is read: a regular file within the YAML size limit.
+            raw = read_regular(self.path, MAX_FILE_BYTES, follow_symlinks=True)
         except FileNotFoundError:
             raise UsageError(f"--live {self.path}: no such file; pass a live-state file or 'aws'") from None
-        except OSError as exc:
-            raise UsageError(f"--live {self.path}: cannot read it ({exc.strerror}); check the path") from None
+        except InputFileError as exc:
+            raise UsageError(f"--live {self.path}: {exc}") from None
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
