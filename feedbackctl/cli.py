@@ -37,6 +37,7 @@ COMMAND_MODULES = (
     "observe",
     "reset",
     "demo",
+    "dashboard",
 )
 
 _debug = {"on": False}

@@ -19,7 +19,7 @@ from feedbackctl.demo import DEMO_NOW, DemoLayout, build
 from feedbackctl.patterns.recommend import analyze
 from feedbackctl.render import print_report, stdout
 
-DEMO_STEPS = ("demo", "autotune", "propose", "drift")
+DEMO_STEPS = ("demo", "autotune", "propose", "drift", "dashboard")
 
 
 def demo_step(layout: DemoLayout, now: datetime) -> int:
