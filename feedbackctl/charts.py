@@ -433,7 +433,7 @@ def html_report(doc: Mapping[str, Any], tracks: Sequence[Track]) -> str:
 # --- evidence windows (the review dashboard) ----------------------------------------------
 
 WINDOW_WIDTH, WINDOW_HEIGHT = 600, 150
-_W_LEFT, _W_RIGHT, _W_TOP, _W_BOTTOM = 48, 8, 10, 22
+_W_LEFT, _W_RIGHT, _W_TOP, _W_BOTTOM = 58, 8, 12, 26
 
 
 def window_svg(
@@ -469,7 +469,7 @@ def window_svg(
         f'<rect x="{_W_LEFT}" y="{_W_TOP}" width="{plot_w}" height="{plot_h}" class="frame"/>',
         f'<rect x="{wx0:.1f}" y="{_W_TOP}" width="{max(1.0, wx1 - wx0):.1f}" height="{plot_h}" '
         'class="window"><title>the window that fired</title></rect>',
-        f'<text x="{_W_LEFT - 4}" y="{_W_TOP + 9}" class="axis" text-anchor="end">{_fmt(hi)}</text>',
+        f'<text x="{_W_LEFT - 4}" y="{_W_TOP + 12}" class="axis" text-anchor="end">{_fmt(hi)}</text>',
         f'<text x="{_W_LEFT - 4}" y="{_W_TOP + plot_h}" class="axis" text-anchor="end">{_fmt(lo)}</text>',
         f'<path d="{line}" class="metric"/>',
     ]

@@ -30,7 +30,7 @@ nav ul{display:flex;flex-wrap:wrap;gap:.3rem 1rem;padding:0;margin:.5rem 0;list-
 .counts{display:grid;grid-template-columns:repeat(auto-fill,minmax(150px,1fr));gap:.5rem;margin:.8rem 0;
 padding:0;list-style:none}
 .counts li{background:var(--soft);border:1px solid var(--line);border-radius:6px;padding:.4rem .6rem}
-.counts b{display:block;font-size:1.3rem}
+.counts b{display:block;font-size:1.3rem}.counts small{display:block;color:var(--muted)}
 .card{border:1px solid var(--line);border-left-width:6px;border-radius:6px;padding:.8rem 1rem;margin:.8rem 0}
 .card.risk-HIGH{border-left-color:var(--high)}.card.risk-MEDIUM{border-left-color:var(--medium)}
 .card.risk-LOW{border-left-color:var(--low)}
@@ -57,7 +57,7 @@ svg.window-chart{width:100%;height:auto;max-width:640px;display:block}
 svg .frame{fill:#fcfcfd;stroke:var(--line)}svg .window{fill:#ffd54f;fill-opacity:.35}
 svg .metric{fill:none;stroke:#00758f;stroke-width:1.6}
 svg .threshold{stroke:var(--high);stroke-width:1.3;stroke-dasharray:6 4}
-svg .axis,svg .label{font-size:11px;fill:#555}svg .label{fill:var(--high)}
+svg .axis,svg .label{font-size:14px;fill:#555}svg .label{fill:var(--high)}
 .empty{color:var(--muted);font-style:italic}
 details{margin:.3rem 0}summary{cursor:pointer}
 @media (max-width:600px){body{padding:.6rem}h1{font-size:1.25rem}.card{padding:.6rem}
@@ -140,7 +140,11 @@ def _commands(cmds: Mapping[str, Any]) -> str:
     lines = [str(c) for k in ("approve", "ack", "accept", "reject", "dismiss") if (c := cmds.get(k))]
     if not lines:
         return ""
-    return "<p>To decide:</p><pre><code>" + "\n".join(html.escape(c) for c in lines) + "</code></pre>"
+    return (
+        '<p>To decide:</p><pre tabindex="0"><code>'
+        + "\n".join(html.escape(c) for c in lines)
+        + "</code></pre>"
+    )
 
 
 def _diff(lines: Sequence[str]) -> str:
@@ -341,17 +345,15 @@ def render(doc: Mapping[str, Any]) -> str:
     c = doc["counts"]
     risk = c["proposalsByRisk"]
     blocked = "not evaluated" if c["blocked"] is None else c["blocked"]
+    by_risk = f"HIGH {risk['HIGH']} · MEDIUM {risk['MEDIUM']} · LOW {risk['LOW']}"
     counts = [
-        (
-            "pending proposals",
-            f"{c['proposals']} (HIGH {risk['HIGH']}, MEDIUM {risk['MEDIUM']}, LOW {risk['LOW']})",
-        ),
-        ("open recommendations", c["recommendations"]),
-        ("captures to review", c["captures"]),
-        ("frozen fields", c["frozen"]),
-        ("blocked changes", blocked),
-        ("at a bound", c["atBounds"]),
-        ("audit violations", c["violations"]),
+        ("pending proposals", c["proposals"], by_risk),
+        ("open recommendations", c["recommendations"], ""),
+        ("captures to review", c["captures"], ""),
+        ("frozen fields", c["frozen"], ""),
+        ("blocked changes", blocked, ""),
+        ("at a bound", c["atBounds"], ""),
+        ("audit violations", c["violations"], "audit verify"),
     ]
     title = f"feedbackctl review dashboard — {doc['ref']}"
     body = {
@@ -367,13 +369,20 @@ def render(doc: Mapping[str, Any]) -> str:
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        # An empty inline icon: browsers would otherwise fetch /favicon.ico from wherever it is published.
+        '<link rel="icon" href="data:,">',
         f"<title>{_e(title)}</title>",
         f"<style>{_CSS}</style></head><body>",
         f"<header><h1>{_e(title)}</h1>",
         f'<p class="meta">Built from <code>{_e(doc["ref"])}</code> at commit <code>{_e(doc["commit"])}</code>'
         + (f" (proposal branches from remote <code>{_e(doc['remote'])}</code>)" if doc.get("remote") else "")
         + f", as of {_e(doc['generatedAt'])}.</p>",
-        '<ul class="counts">' + "".join(f"<li><b>{_e(v)}</b>{k}</li>" for k, v in counts) + "</ul>",
+        '<ul class="counts">'
+        + "".join(
+            f"<li><b>{_e(v)}</b>{k}" + (f"<small>{_e(more)}</small>" if more else "") + "</li>"
+            for k, v, more in counts
+        )
+        + "</ul>",
         f'<nav aria-label="sections"><ul>{nav}</ul></nav></header><main>',
         _violations(doc),
     ]
