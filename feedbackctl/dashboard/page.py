@@ -62,7 +62,12 @@ svg .axis,svg .label{font-size:14px;fill:#555}svg .label{fill:var(--high)}
 details{margin:.3rem 0}summary{cursor:pointer}
 @media (max-width:600px){body{padding:.6rem}h1{font-size:1.25rem}.card{padding:.6rem}
 dl.facts{grid-template-columns:1fr}dl.facts dt{font-weight:600;margin-top:.25rem}
-.counts{grid-template-columns:repeat(2,1fr)}table{font-size:.8rem}}
+.counts{grid-template-columns:repeat(2,1fr)}
+table.stack,.stack tbody,.stack tr,.stack td{display:block;min-width:0;width:100%}
+.stack thead{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
+.stack tr{border:1px solid var(--line);border-radius:6px;margin:.5rem 0;padding:.3rem .5rem}
+.stack td{border:0;padding:.1rem 0}
+.stack td::before{content:attr(data-label) ": ";font-weight:600;color:var(--muted)}}
 """
 
 SECTIONS = (
@@ -105,11 +110,21 @@ def _facts(rows: Sequence[tuple[str, str]]) -> str:
     return '<dl class="facts">' + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows) + "</dl>"
 
 
-def _table(head: Sequence[str], rows: Sequence[str], label: str) -> str:
+Row = tuple[str, Sequence[str]]  # (class of the row, its cells as HTML)
+
+
+def _table(head: Sequence[str], rows: Sequence[Row], label: str) -> str:
+    """A table with column headers; on a phone each row stacks, each cell labelled by its header."""
     cols = "".join(f'<th scope="col">{h}</th>' for h in head)
+    body = "".join(
+        f'<tr class="{cls}">'
+        + "".join(f'<td data-label="{h}">{c}</td>' for h, c in zip(head, cells, strict=True))
+        + "</tr>"
+        for cls, cells in rows
+    )
     return (
-        f'<div class="scroll" role="region" aria-label="{_e(label)}" tabindex="0"><table>'
-        f"<thead><tr>{cols}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+        f'<div class="scroll" role="region" aria-label="{_e(label)}" tabindex="0"><table class="stack">'
+        f"<thead><tr>{cols}</tr></thead><tbody>{body}</tbody></table></div>"
     )
 
 
@@ -239,9 +254,19 @@ def _captures(doc: Mapping[str, Any]) -> str:
     if not items:
         return '<p class="empty">No drift capture awaits review.</p>'
     rows = [
-        f"<tr><td>{_short(c['commit'])}</td><td>{_e(c['at'])}</td><td>{_e(c['author'])}</td>"
-        f"<td>{_e(c['claim'])}</td><td>{_e(c['field'])}</td><td>{_change(c)}</td>"
-        f"<td>{_e(', '.join(c['tags']))}</td><td><code>{_e(c['command'])}</code></td></tr>"
+        (
+            "capture",
+            [
+                _short(c["commit"]),
+                _e(c["at"]),
+                _e(c["author"]),
+                _e(c["claim"]),
+                _e(c["field"]),
+                _change(c),
+                _e(", ".join(c["tags"])),
+                f"<code>{_e(c['command'])}</code>",
+            ],
+        )
         for c in items
     ]
     head = ("commit", "when (UTC)", "who", "claim", "field", "git → live", "tags", "close it with")
@@ -266,7 +291,7 @@ def _held_table(
             _e(h["reason"]),
             f"<code>{_e(h['command'])}</code>" if h["command"] else "-",
         ]
-        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        rows.append(("held", cells))
     return _table(head, rows, label)
 
 
@@ -299,10 +324,23 @@ def _automated(doc: Mapping[str, Any]) -> str:
             else '<span class="status-ok">ok</span>'
         )
         rows.append(
-            f'<tr class="{"violation" if bad else "ok"}"><td>{_short(a["commit"])}</td><td>{_e(a["at"])}</td>'
-            f"<td>{_e(a['kind'])}</td><td>{_e(a['claim'])}</td><td>{_e(a['field'])}</td><td>{_change(a)}</td>"
-            f"<td>{_e(a['source'])}</td><td>{_e(a['rule'])}</td><td>{_e(a['risk'])}</td>"
-            f"<td>{_e(', '.join(a['tags']) or '-')}</td><td>{_e(a['evidence'])}</td><td>{audit}</td></tr>"
+            (
+                "violation" if bad else "ok",
+                [
+                    _short(a["commit"]),
+                    _e(a["at"]),
+                    _e(a["kind"]),
+                    _e(a["claim"]),
+                    _e(a["field"]),
+                    _change(a),
+                    _e(a["source"]),
+                    _e(a["rule"]),
+                    _e(a["risk"]),
+                    _e(", ".join(a["tags"]) or "-"),
+                    _e(a["evidence"]),
+                    audit,
+                ],
+            )
         )
     head = ("commit", "when (UTC)", "kind", "claim", "field", "from → to", "source", "rule", "risk", "tags",
             "evidence", "audit verify")  # fmt: skip
@@ -317,9 +355,18 @@ def _violations(doc: Mapping[str, Any]) -> str:
             f"{audit['changes']} change(s), no violations.</p>"
         )
     rows = [
-        f"<tr><td>{_short(v.get('commit'))}</td><td>{_e(v.get('at'))}</td><td>{_e(v.get('kind'))}</td>"
-        f"<td>{_e(v.get('claim'))}</td><td>{_e(v.get('field'))}</td>"
-        f"<td><strong>{_e(v.get('rule'))}</strong></td><td>{_e(v.get('detail'))}</td></tr>"
+        (
+            "violation",
+            [
+                _short(v.get("commit")),
+                _e(v.get("at")),
+                _e(v.get("kind")),
+                _e(v.get("claim")),
+                _e(v.get("field")),
+                f"<strong>{_e(v.get('rule'))}</strong>",
+                _e(v.get("detail")),
+            ],
+        )
         for v in audit["violations"]
     ]
     problems = "".join(f"<p>Audit could not finish: {_e(p.get('message'))}</p>" for p in audit["problems"])
