@@ -139,7 +139,7 @@ class TestDemo:
     def test_demo_ends_by_writing_the_dashboard_and_printing_its_path(self, demo: Demo) -> None:
         page = demo.root / "dashboard" / "index.html"
         assert page.is_file()
-        assert str(page) in demo.demo_stdout
+        assert demo.demo_stdout.strip().splitlines()[-1] == f"Review dashboard: {page}"
         assert "feedback/messagewall-dev/lambdaMemory" in page.read_text()
 
 

@@ -59,6 +59,10 @@ def demo_command(
     base = f"--repo {layout.repo} --metrics {layout.metrics} --now {DEMO_NOW}"
     out.print(f"  feedbackctl analyze {base} --output json")
     out.print(f"  git -C {layout.repo} log --format='%h %s%n%(trailers)'")
+    page = layout.root / "dashboard" / "index.html"
+    if page.is_file():
+        out.print(f"  feedbackctl dashboard {base} --out {page.parent}")
+        out.print(f"\n[bold]Review dashboard:[/] {page}")
     return rc
 
 

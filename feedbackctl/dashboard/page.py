@@ -31,6 +31,7 @@ nav ul{display:flex;flex-wrap:wrap;gap:.3rem 1rem;padding:0;margin:.5rem 0;list-
 padding:0;list-style:none}
 .counts li{background:var(--soft);border:1px solid var(--line);border-radius:6px;padding:.4rem .6rem}
 .counts b{display:block;font-size:1.3rem}.counts small{display:block;color:var(--muted)}
+.counts li.bad{border-color:var(--bad);color:var(--bad)}
 .card{border:1px solid var(--line);border-left-width:6px;border-radius:6px;padding:.8rem 1rem;margin:.8rem 0}
 .card.risk-HIGH{border-left-color:var(--high)}.card.risk-MEDIUM{border-left-color:var(--medium)}
 .card.risk-LOW{border-left-color:var(--low)}
@@ -48,7 +49,7 @@ overflow-x:auto;margin:.3rem 0;white-space:pre}
 .scroll{overflow-x:auto;max-width:100%}
 table{border-collapse:collapse;font-size:.88rem;margin:.4rem 0;min-width:100%}
 th,td{border:1px solid var(--line);padding:.3rem .5rem;text-align:left;vertical-align:top}
-thead th{background:var(--soft)}td{overflow-wrap:anywhere}
+thead th{background:var(--soft)}td{overflow-wrap:break-word}td code{white-space:nowrap}
 .violations{border:2px solid var(--bad);border-radius:6px;padding:.6rem 1rem;background:#fff5f6}
 .violations h2{color:var(--bad);border:0;margin-top:.2rem}
 tr.violation td{background:#fff0f1}.status-bad{color:var(--bad);font-weight:700}.status-ok{color:var(--low)}
@@ -387,6 +388,12 @@ def _violations(doc: Mapping[str, Any]) -> str:
     )
 
 
+def _count(label: str, value: Any, more: str) -> str:
+    bad = ' class="bad"' if label == "audit violations" and value else ""
+    small = f"<small>{_e(more)}</small>" if more else ""
+    return f"<li{bad}><b>{_e(value)}</b>{label}{small}</li>"
+
+
 def render(doc: Mapping[str, Any]) -> str:
     """The page: byte-identical for the same document."""
     c = doc["counts"]
@@ -424,12 +431,7 @@ def render(doc: Mapping[str, Any]) -> str:
         f'<p class="meta">Built from <code>{_e(doc["ref"])}</code> at commit <code>{_e(doc["commit"])}</code>'
         + (f" (proposal branches from remote <code>{_e(doc['remote'])}</code>)" if doc.get("remote") else "")
         + f", as of {_e(doc['generatedAt'])}.</p>",
-        '<ul class="counts">'
-        + "".join(
-            f"<li><b>{_e(v)}</b>{k}" + (f"<small>{_e(more)}</small>" if more else "") + "</li>"
-            for k, v, more in counts
-        )
-        + "</ul>",
+        '<ul class="counts">' + "".join(_count(k, v, more) for k, v, more in counts) + "</ul>",
         f'<nav aria-label="sections"><ul>{nav}</ul></nav></header><main>',
         _violations(doc),
     ]
