@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tests.clirun import cli
 from tests.gitutil import commit_files, git_out
@@ -53,3 +54,24 @@ def make_demo(root: Path) -> Demo:
     assert n == 1, text
     sha = commit_files(work, {PROD: forged_text}, FORGED_MESSAGE, date=DEMO_NOW)
     return Demo(root, ran.stdout, sha)
+
+
+def run_dashboard(demo: Demo, out: Path, *extra: str) -> tuple[dict[str, Any], str]:
+    """``feedbackctl dashboard --output json`` on the demo with its metrics: (document, page)."""
+    ran = cli(
+        "dashboard",
+        "--repo",
+        str(demo.repo),
+        "--metrics",
+        str(demo.metrics),
+        "--now",
+        DEMO_NOW,
+        "--out",
+        str(out),
+        "--output",
+        "json",
+        *extra,
+    )
+    assert ran.code == 0, ran.stderr
+    doc: dict[str, Any] = ran.json()
+    return doc, (out / "index.html").read_text(encoding="utf-8")

@@ -19,7 +19,7 @@ from feedbackctl.dashboard.model import (
 )
 from feedbackctl.dashboard.page import render
 from tests.clirun import cli
-from tests.dashboardfix import DEMO_NOW, Demo, make_demo
+from tests.dashboardfix import DEMO_NOW, Demo, make_demo, run_dashboard
 
 TOP_KEYS = {
     "schemaVersion",
@@ -116,23 +116,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory, git_env: Path) -> Demo:
     return make_demo(tmp_path_factory.mktemp("dash") / "demo")
 
 
-def _run(demo: Demo, out: Path, *extra: str) -> tuple[dict[str, Any], str]:
-    ran = cli(
-        "dashboard",
-        "--repo",
-        str(demo.repo),
-        "--metrics",
-        str(demo.metrics),
-        "--now",
-        DEMO_NOW,
-        "--out",
-        str(out),
-        "--output",
-        "json",
-        *extra,
-    )
-    assert ran.code == 0, ran.stderr
-    return ran.json(), (out / "index.html").read_text(encoding="utf-8")
+_run = run_dashboard
 
 
 class TestDemo:

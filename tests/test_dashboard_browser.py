@@ -25,7 +25,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
 from tests.clirun import ROOT, cli
-from tests.dashboardfix import DEMO_NOW, Demo, make_demo
+from tests.dashboardfix import DEMO_NOW, Demo, make_demo, run_dashboard
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -56,26 +56,13 @@ def site(tmp_path_factory: pytest.TempPathFactory, git_env: Path) -> Iterator[Si
     root = tmp_path_factory.mktemp("browser")
     demo = make_demo(root / "demo")
     out = root / "site"
-    ran = cli(
-        "dashboard",
-        "--repo",
-        str(demo.repo),
-        "--metrics",
-        str(demo.metrics),
-        "--now",
-        DEMO_NOW,
-        "--out",
-        str(out),
-        "--output",
-        "json",
-    )
-    assert ran.code == 0, ran.stderr
+    doc, _ = run_dashboard(demo, out)
     handler = functools.partial(_Quiet, directory=str(out))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield demo, ran.json(), f"http://127.0.0.1:{server.server_address[1]}/index.html"
+        yield demo, doc, f"http://127.0.0.1:{server.server_address[1]}/index.html"
     finally:
         server.shutdown()
         server.server_close()
