@@ -26,11 +26,15 @@ Feedback-Risk: LOW
 """
 
 
+HANDED_OFF = "feedback/messagewall-dev/lambdaTimeout"
+
+
 @dataclass(frozen=True)
 class Demo:
     root: Path
     demo_stdout: str
     forged: str  # sha of the forged commit
+    handoff: str  # a human's commit on HANDED_OFF
 
     @property
     def repo(self) -> Path:
@@ -53,7 +57,12 @@ def make_demo(root: Path) -> Demo:
     forged_text, n = re.subn(r"lambdaMemory: 384\b", "lambdaMemory: 1024", text)
     assert n == 1, text
     sha = commit_files(work, {PROD: forged_text}, FORGED_MESSAGE, date=DEMO_NOW)
-    return Demo(root, ran.stdout, sha)
+    # A human commits on a proposal branch (plumbing: the branch is never checked out).
+    tip = git_out(work, "rev-parse", HANDED_OFF)
+    tree = git_out(work, "rev-parse", f"{tip}^{{tree}}")
+    human = git_out(work, "commit-tree", tree, "-p", tip, "-m", "Ada: try 8s instead")
+    git_out(work, "update-ref", f"refs/heads/{HANDED_OFF}", human, tip)
+    return Demo(root, ran.stdout, sha, human)
 
 
 def run_dashboard(demo: Demo, out: Path, *extra: str) -> tuple[dict[str, Any], str]:

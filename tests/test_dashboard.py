@@ -18,8 +18,9 @@ from feedbackctl.dashboard.model import (
     thin,
 )
 from feedbackctl.dashboard.page import render
+from feedbackctl.patterns.proposals import OPEN
 from tests.clirun import cli
-from tests.dashboardfix import DEMO_NOW, Demo, make_demo, run_dashboard
+from tests.dashboardfix import DEMO_NOW, HANDED_OFF, Demo, make_demo, run_dashboard
 
 TOP_KEYS = {
     "schemaVersion",
@@ -133,10 +134,14 @@ class TestEndToEnd:
     def test_every_section_holds_what_the_repo_holds(self, demo: Demo, tmp_path: Path) -> None:
         doc, page = _run(demo, tmp_path / "site")
         listed = cli("proposals", "list", "--repo", str(demo.repo), "--now", DEMO_NOW, "--output", "json")
-        pending = {e["branch"] for e in listed.json()["proposals"] if e["status"] == "pending"}
-        assert pending and {p["branch"] for p in doc["proposals"]} == pending
-        for branch in pending:
+        waiting = {e["branch"] for e in listed.json()["proposals"] if e["status"] in OPEN}
+        assert waiting and {p["branch"] for p in doc["proposals"]} == waiting
+        for branch in waiting:
             assert f'id="{branch}"' in page
+        handed = next(p for p in doc["proposals"] if p["branch"] == HANDED_OFF)
+        assert handed["handedOff"] and handed["status"] == "handed-off"
+        assert handed["commands"]["approve"].startswith(f"git log main..{HANDED_OFF}")
+        assert doc["counts"]["handedOff"] == 1 and "HANDED OFF to a human" in page
         assert doc["commit"] == demo.head() and doc["ref"] == "main"
         assert doc["generatedAt"] == DEMO_NOW
         p = doc["proposals"][0]

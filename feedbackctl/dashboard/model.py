@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from feedbackctl.core.proposal import iso
+
 SCHEMA_VERSION = 1
 RISK_ORDER = ("HIGH", "MEDIUM", "LOW")
 # A proposal's record carries the window that fired; the chart shows it with
@@ -75,10 +77,6 @@ class DashboardInputs:
     blocked: Sequence[HeldInput] | None = None  # None: no metrics to decide with
     series: Mapping[tuple[str, str], Points] = field(default_factory=dict)  # (claim, metric) -> points
     problems: Sequence[str] = ()
-
-
-def iso(at: datetime | None) -> str | None:
-    return None if at is None else at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_iso(text: Any) -> datetime | None:
