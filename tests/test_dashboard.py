@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from feedbackctl.dashboard.page import render
 from feedbackctl.patterns.proposals import OPEN
 from tests.clirun import cli
 from tests.dashboardfix import DEMO_NOW, HANDED_OFF, Demo, make_demo, run_dashboard
+from tests.gitutil import commit_files
 
 TOP_KEYS = {
     "schemaVersion",
@@ -250,6 +252,37 @@ class TestBadInput:
         ran = cli("dashboard", "--repo", str(demo.repo), "--now", DEMO_NOW, "--out", str(blocker / "site"))
         assert ran.code == 2
         assert ran.stderr.count("\n") == 1 and "--out" in ran.stderr and "Traceback" not in ran.stderr
+
+    def test_a_broken_sidecar_is_one_line_and_the_rest_of_the_page_is_built(
+        self, demo: Demo, tmp_path: Path
+    ) -> None:
+        copy = Demo(tmp_path / "copy", demo.demo_stdout, demo.forged, demo.handoff)
+        shutil.copytree(demo.root, copy.root)
+        broken = "claims/messagewall-dev.recommendation.yaml"
+        commit_files(copy.repo, {broken: "kind: [unclosed\n"}, "Ada breaks a sidecar", date=DEMO_NOW)
+        out = tmp_path / "site"
+        ran = cli(
+            "dashboard", "--repo", str(copy.repo), "--now", DEMO_NOW, "--out", str(out), "--output", "json"
+        )
+        assert ran.code == 1
+        lines = ran.stderr.strip().splitlines()
+        assert len(lines) == 1 and broken in lines[0] and "malformed YAML" in lines[0]
+        doc = ran.json()
+        assert doc["problems"] == [lines[0].removeprefix("error: ")]
+        assert {r["claim"] for r in doc["recommendations"]} == {"messagewall-prod"}
+        assert len(doc["proposals"]) == 2
+        page = (out / "index.html").read_text()
+        assert "Could not read everything" in page and broken in page
+
+    def test_remote_is_named_in_the_page_and_the_commands(self, demo: Demo, tmp_path: Path) -> None:
+        doc, page = _run(demo, tmp_path / "site", "--remote", "origin")
+        assert doc["remote"] == "origin"
+        assert doc["proposals"] and all(
+            p["commands"]["reject"].endswith("--remote origin --reason '...'")
+            for p in doc["proposals"]
+            if p["status"] == "pending"
+        )
+        assert "proposal branches from remote <code>origin</code>" in page
 
     def test_out_is_required(self, demo: Demo) -> None:
         ran = cli("dashboard", "--repo", str(demo.repo))

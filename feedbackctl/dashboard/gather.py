@@ -242,5 +242,6 @@ def gather(
         at_bounds=bounds,
         blocked=blocked,
         series=series,
-        problems=problems,
+        # One line each (a YAML error's text spans several): cron logs are read with grep.
+        problems=[" ".join(p.split()) for p in problems],
     )
