@@ -21,7 +21,7 @@ from feedbackctl.dashboard.model import (
 from feedbackctl.dashboard.page import render
 from feedbackctl.patterns.proposals import OPEN
 from tests.clirun import cli
-from tests.dashboardfix import DEMO_NOW, HANDED_OFF, Demo, make_demo, run_dashboard
+from tests.dashboardfix import DEMO_NOW, FORGED_MESSAGE, HANDED_OFF, PROD, Demo, make_demo, run_dashboard
 from tests.gitutil import commit_files
 
 TOP_KEYS = {
@@ -220,6 +220,35 @@ class TestEndToEnd:
         assert "pass --metrics to draw the window" in page
         assert "memory_utilization max=14.59 vs threshold 40 over 24h" in page
         assert "Not evaluated: pass --metrics" in page
+
+
+class TestHeld:
+    def test_flapping_field_is_frozen_and_a_field_past_its_bound_is_listed(
+        self, demo: Demo, tmp_path: Path
+    ) -> None:
+        copy = Demo(tmp_path / "copy", demo.demo_stdout, demo.forged, demo.handoff)
+        shutil.copytree(demo.root, copy.root)
+        text = (copy.repo / PROD).read_text()
+        # The forged commit went up (384 -> 1024); down and up again make two reversals.
+        for old, new in ((1024, 512), (512, 1024)):
+            text = text.replace(f"lambdaMemory: {old} ", f"lambdaMemory: {new} ")
+            message = FORGED_MESSAGE.replace("384", str(old)).replace("448", str(new))
+            commit_files(copy.repo, {PROD: text}, message, date=DEMO_NOW)
+        doc, page = _run(copy, tmp_path / "site")
+        frozen = {(f["claim"], f["field"]): f for f in doc["frozen"]}
+        f = frozen[("messagewall-prod", "spec.lambdaMemory")]
+        assert f["guards"] == ["flap-freeze"] and "direction reversals" in f["reason"]
+        assert f["command"] == "feedbackctl unfreeze messagewall-prod lambdaMemory --ref main"
+        bound = {(b["claim"], b["field"]) for b in doc["atBounds"]}
+        assert ("messagewall-prod", "spec.lambdaMemory") in bound
+        assert "feedbackctl unfreeze messagewall-prod lambdaMemory" in page
+        # the auto-tuner's own evaluation: the decision for that field is blocked, by named guards
+        blocked = {(b["claim"], b["field"]): b for b in doc["blocked"]}
+        guards = blocked[("messagewall-prod", "spec.lambdaMemory")]["guards"]
+        assert guards and "opt-in" not in guards
+        assert not any(b["claim"] == "messagewall-dev" for b in doc["blocked"])  # never opted in
+        assert all(f'<td data-label="guards">{", ".join(b["guards"])}</td>' in page for b in doc["blocked"])
+        print("blocked by", guards)
 
 
 class TestDeterminism:

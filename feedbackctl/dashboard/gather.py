@@ -151,13 +151,13 @@ def _held(snapshot: Snapshot, now: datetime, problems: list[str]) -> tuple[list[
 
 
 def _blocked(snapshot: Snapshot, metrics: str | None, now: datetime, problems: list[str]) -> list[HeldInput]:
-    """Changes the signals ask for that a guard blocks, whatever the guard (by its name)."""
+    """Decisions a guard blocks (a time gate, a limit, a validation), whatever the guard, by its name."""
     ev = evaluate(snapshot, metrics, now)
     problems += [p.message for p in ev.problems]
     out = []
     for d in ev.decisions:
         # A claim that never opted in is not held back: its changes go to proposals.
-        if d.blocked_by and d.direction is not None and set(d.blocked_by) != {"opt-in"}:
+        if d.blocked_by and set(d.blocked_by) != {"opt-in"}:
             wanted = d.uncapped if d.uncapped is not None else d.recommended
             out.append(HeldInput(d.claim, d.field, d.current, d.reason, d.blocked_by, wanted=wanted))
     return out
