@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from feedbackctl.dashboard.model import (
+from feedbackctl.core.dashboard import (
     MAX_POINTS,
     DashboardInputs,
     ProposalInput,

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from feedbackctl.authority.gitrepo import GitRepo
+from feedbackctl.core.dashboard import build
 from feedbackctl.dashboard.gather import gather
-from feedbackctl.dashboard.model import build
 from feedbackctl.dashboard.page import render
 from feedbackctl.errors import UsageError
 

@@ -19,9 +19,7 @@ from feedbackctl.authority.history import load_histories
 from feedbackctl.authority.snapshot import Snapshot, load_snapshot
 from feedbackctl.commands.audit import audit_json
 from feedbackctl.core import flap
-from feedbackctl.core.models import AUTOMATED_KINDS, HUMAN_KINDS, MARKER_KINDS, FieldHistory
-from feedbackctl.core.tuning import parse_autotune
-from feedbackctl.dashboard.model import (
+from feedbackctl.core.dashboard import (
     CONTEXT_FACTOR,
     DashboardInputs,
     HeldInput,
@@ -31,6 +29,8 @@ from feedbackctl.dashboard.model import (
     evidence,
     parse_iso,
 )
+from feedbackctl.core.models import AUTOMATED_KINDS, HUMAN_KINDS, MARKER_KINDS, FieldHistory
+from feedbackctl.core.tuning import parse_autotune
 from feedbackctl.errors import ClaimError, FeedbackError
 from feedbackctl.patterns import proposals as lifecycle
 from feedbackctl.patterns.audit import verify

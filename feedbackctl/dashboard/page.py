@@ -1,6 +1,6 @@
 """The review dashboard as one static HTML page: inline CSS and SVG, no script, nothing fetched.
 
-Built from the data model alone (``dashboard.model.build``), so the page and
+Built from the data model alone (``core.dashboard.build``), so the page and
 ``--output json`` never disagree. Colour is never the only signal: risk,
 audit status and held states are also written as words.
 """
@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from feedbackctl.charts import window_svg
-from feedbackctl.dashboard.model import parse_iso
+from feedbackctl.core.dashboard import parse_iso
 
 _CSS = """
 :root{--fg:#1d1d1f;--muted:#5a5a5f;--line:#d8d8dc;--bg:#fff;--soft:#f5f5f7;--high:#b00020;
