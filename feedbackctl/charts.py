@@ -428,3 +428,65 @@ def html_report(doc: Mapping[str, Any], tracks: Sequence[Track]) -> str:
         )
     parts.append("</table></body></html>")
     return "\n".join(parts) + "\n"
+
+
+# --- evidence windows (the review dashboard) ----------------------------------------------
+
+WINDOW_WIDTH, WINDOW_HEIGHT = 600, 150
+_W_LEFT, _W_RIGHT, _W_TOP, _W_BOTTOM = 58, 8, 12, 26
+
+
+def window_svg(
+    label: str,
+    points: Sequence[Sequence[float]],
+    window: tuple[float, float],
+    threshold: float | None = None,
+) -> str:
+    """One metric around the window that fired: the series, the window shaded, the threshold dashed.
+
+    Scales with its container (viewBox, no fixed width) so it reads on a phone.
+    """
+    times = [p[0] for p in points]
+    t0, t1 = min([*times, window[0]]), max([*times, window[1]])
+    if t1 <= t0:
+        t1 = t0 + 1
+    lo, hi = _range([p[1] for p in points], [threshold])
+    plot_w = WINDOW_WIDTH - _W_LEFT - _W_RIGHT
+    plot_h = WINDOW_HEIGHT - _W_TOP - _W_BOTTOM
+
+    def x(t: float) -> float:
+        return _W_LEFT + (t - t0) / (t1 - t0) * plot_w
+
+    def y(v: float) -> float:
+        return _W_TOP + plot_h - (v - lo) / (hi - lo) * plot_h
+
+    line = " ".join(f"{'L' if i else 'M'}{x(t):.1f},{y(v):.1f}" for i, (t, v) in enumerate(points))
+    wx0, wx1 = x(window[0]), x(window[1])
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WINDOW_WIDTH} {WINDOW_HEIGHT}" '
+        f'class="window-chart" role="img" aria-label="{html.escape(label)}">',
+        f"<title>{html.escape(label)}</title>",
+        f'<rect x="{_W_LEFT}" y="{_W_TOP}" width="{plot_w}" height="{plot_h}" class="frame"/>',
+        f'<rect x="{wx0:.1f}" y="{_W_TOP}" width="{max(1.0, wx1 - wx0):.1f}" height="{plot_h}" '
+        'class="window"><title>the window that fired</title></rect>',
+        f'<text x="{_W_LEFT - 4}" y="{_W_TOP + 12}" class="axis" text-anchor="end">{_fmt(hi)}</text>',
+        f'<text x="{_W_LEFT - 4}" y="{_W_TOP + plot_h}" class="axis" text-anchor="end">{_fmt(lo)}</text>',
+        f'<path d="{line}" class="metric"/>',
+    ]
+    if threshold is not None:
+        ty = y(threshold)
+        out += [
+            f'<line x1="{_W_LEFT}" x2="{WINDOW_WIDTH - _W_RIGHT}" y1="{ty:.1f}" y2="{ty:.1f}" '
+            'class="threshold">'
+            f"<title>threshold {_fmt(threshold)}</title></line>",
+            f'<text x="{WINDOW_WIDTH - _W_RIGHT - 4}" y="{ty - 4:.1f}" class="label" text-anchor="end">'
+            f"threshold {_fmt(threshold)}</text>",
+        ]
+    base = WINDOW_HEIGHT - 6
+    out += [
+        f'<text x="{_W_LEFT}" y="{base}" class="axis">{_when(int(t0))} UTC</text>',
+        f'<text x="{WINDOW_WIDTH - _W_RIGHT}" y="{base}" class="axis" text-anchor="end">'
+        f"{_when(int(t1))} UTC</text>",
+        "</svg>",
+    ]
+    return "\n".join(out)

@@ -38,6 +38,7 @@ COMMAND_MODULES = (
     "observe",
     "reset",
     "demo",
+    "dashboard",
 )
 
 _debug = {"on": False}

@@ -19,7 +19,7 @@ from feedbackctl.demo import DEMO_NOW, DemoLayout, build
 from feedbackctl.patterns.recommend import analyze
 from feedbackctl.render import print_report, stdout
 
-DEMO_STEPS = ("demo", "autotune", "propose", "drift")
+DEMO_STEPS = ("demo", "autotune", "propose", "drift", "dashboard")
 
 
 def demo_step(layout: DemoLayout, now: datetime) -> int:
@@ -59,6 +59,10 @@ def demo_command(
     base = f"--repo {layout.repo} --metrics {layout.metrics} --now {DEMO_NOW}"
     out.print(f"  feedbackctl analyze {base} --output json")
     out.print(f"  git -C {layout.repo} log --format='%h %s%n%(trailers)'")
+    page = layout.root / "dashboard" / "index.html"
+    if page.is_file():
+        out.print(f"  feedbackctl dashboard {base} --out {page.parent}")
+        out.print(f"\n[bold]Review dashboard:[/] {page}")
     return rc
 
 
