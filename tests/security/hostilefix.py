@@ -8,6 +8,7 @@ what exists around them.
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import subprocess
@@ -97,8 +98,11 @@ def blackhole() -> Iterator[str]:
         sock.close()
 
 
-def git(cwd: Path, *args: str, input: bytes | None = None) -> str:
-    proc = subprocess.run(["git", "-C", str(cwd), *args], input=input, capture_output=True, check=False)
+def git(cwd: Path, *args: str, input: bytes | None = None, env: Mapping[str, str] | None = None) -> str:
+    full = {**os.environ, **env} if env else None
+    proc = subprocess.run(
+        ["git", "-C", str(cwd), *args], input=input, capture_output=True, check=False, env=full
+    )
     assert proc.returncode == 0, f"git {args} failed: {proc.stderr.decode()}"
     return proc.stdout.decode().strip()
 
@@ -123,7 +127,10 @@ def evil_commit(work: Path, entries: Mapping[str, bytes], message: str = "evil")
         blob = git(work, "hash-object", "-w", "--stdin", input=data)
         _insert(tree, path.split("/"), ("new", f"100644 blob {blob}"))
     top = _mktree(work, tree)
-    sha = git(work, "commit-tree", top, "-p", head, "-m", message)
+    # Dated like the commit it follows: writers refuse a --now before the tip (docs/history.md).
+    when = git(work, "log", "-1", "--format=%cI", "HEAD")
+    dates = {"GIT_COMMITTER_DATE": when, "GIT_AUTHOR_DATE": when}
+    sha = git(work, "commit-tree", top, "-p", head, "-m", message, env=dates)
     branch = git(work, "symbolic-ref", "HEAD")
     git(work, "update-ref", branch, sha, head)
     return sha
