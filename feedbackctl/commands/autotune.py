@@ -73,6 +73,8 @@ def print_outcomes(out: Outcomes, output: str) -> None:
         summary = ", ".join(f"{n} {s}" for s, n in sorted(r.extra.get("summary", {}).items()))
         console.print(f"{len(r.decisions)} decisions: {summary or 'none'}", markup=False)
     err = stderr()
+    for w in r.warnings:
+        err.print(f"warning: {w}", markup=False)
     for p in r.problems:
         err.print(f"error: {p.message}", markup=False)
 

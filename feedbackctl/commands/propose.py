@@ -88,7 +88,10 @@ def _print(report: Report, output: Output, title: str, key: str = "action") -> N
     if entries:
         out.print(proposals_table(entries, title, key))
     elif report.command in ("propose", "proposals list"):
-        out.print(f"{title}: no proposals")
+        passed = report.extra.get("passedOver") or []
+        out.print(f"{title}: no proposals" + (":" if passed else ""))
+        for p in passed:
+            out.print(f"  {p['claim']} {p['field']}: {p['outcome']}: {p['reason']}")
     print_report(shown, "table", title=title)
 
 

@@ -44,6 +44,13 @@ class ClaimInputs:
     claim: Claim
     series: Mapping[str, Series] = field(default_factory=dict)
     histories: Mapping[str, FieldHistory] = field(default_factory=dict)
+    # Metrics whose series could not be read: metric -> one line naming the file and line.
+    unreadable: Mapping[str, str] = field(default_factory=dict)
+
+    def unknown(self, metric: str, detail: str) -> str:
+        """``detail``, or why ``metric`` is unknown when its series was unreadable."""
+        bad = self.unreadable.get(metric)
+        return f"{metric} unreadable: {bad}" if bad else detail
 
 
 def _number(claim: Claim, name: str) -> float | None:
@@ -134,7 +141,7 @@ def _recommend_field(
         )
         any_enough = any_enough or check.enough
         if not check.holds:
-            notes.append(Note(rule.name, "info", check.detail))
+            notes.append(Note(rule.name, "info", inputs.unknown(rule.when.metric, check.detail)))
             continue
         if fired is not None:
             continue
@@ -151,9 +158,10 @@ def _recommend_field(
             )
             for a in rule.also
         ]
-        unmet = next((c for c in extra if not c.holds), None)
+        unmet = next(((a, c) for a, c in zip(rule.also, extra, strict=True) if not c.holds), None)
         if unmet is not None:
-            notes.append(Note(rule.name, "info", f"{check.detail}, but {unmet.detail}"))
+            why = inputs.unknown(unmet[0].when.metric, unmet[1].detail)
+            notes.append(Note(rule.name, "info", f"{check.detail}, but {why}"))
             continue
         fired = (rule, check, vf, extra)
     value = _as_value(current)
@@ -191,7 +199,10 @@ def _recommend_field(
             )
     if target is None:
         target = current + fp.step if direction == "increase" else current - fp.step
-        notes.append(Note("sizing", "shaped", f"no absolute usage data; one step of {fp.step:g}"))
+        usage = "no absolute usage data"
+        if rule.size is not None:
+            usage = inputs.unknown(rule.size.metric, usage)
+        notes.append(Note("sizing", "shaped", f"{usage}; one step of {fp.step:g}"))
     if direction == "increase" and target <= current:
         target = current + fp.step
         notes.append(Note("sizing", "shaped", f"usage-based size not above current; one step of {fp.step:g}"))
@@ -251,7 +262,13 @@ def _recommend_field(
             notes=decision.notes + (Note("schema", "blocked", f"spec.{name} {limit}: {why}"),),
         )
     return guards.guardrails(
-        decision, inputs.claim.spec, inputs.series, policy, now, lambda m: valid_from(m, inputs, policy)
+        decision,
+        inputs.claim.spec,
+        inputs.series,
+        policy,
+        now,
+        lambda m: valid_from(m, inputs, policy),
+        unknown=inputs.unknown,
     )
 
 

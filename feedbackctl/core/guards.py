@@ -68,8 +68,12 @@ def guardrails(
     policy: Policy,
     now: float,
     valid_from: Callable[[str], float],
+    unknown: Callable[[str, str], str] = lambda metric, detail: detail,
 ) -> Decision:
-    """No change in a guarded direction while a guardrail metric is bad or unknown."""
+    """No change in a guarded direction while a guardrail metric is bad or unknown.
+
+    ``unknown(metric, detail)`` says why a metric has no data (an unreadable file).
+    """
     for g in policy.guardrails:
         if g.blocks not in (d.direction, "any"):
             continue
@@ -85,7 +89,8 @@ def guardrails(
         if check.holds:
             return _stop(d, g.name, f"{check.detail}: no {d.direction} while it is bad")
         if not check.enough:
-            return _stop(d, g.name, f"cannot prove health before a {d.direction}: {check.detail}")
+            why = unknown(g.when.metric, check.detail)
+            return _stop(d, g.name, f"cannot prove health before a {d.direction}: {why}")
     return d
 
 

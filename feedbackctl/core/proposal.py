@@ -41,6 +41,7 @@ REVIEW_REASONS = {
     "bounds": "beyond the human-written bounds",
     "change-cap": "beyond the baseline change cap",
     "trust": "from a source that may only propose",
+    "opt-in": "the claim is not opted in to auto-tune (no spec.autoTune for this field)",
     "requested": "requested by an engineer (--all)",
 }
 _HEADER = (

@@ -77,6 +77,7 @@ class Evaluation:
     snapshot: Snapshot
     decisions: list[Decision]
     problems: list[Problem]
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -180,7 +181,7 @@ def evaluate(snapshot: Snapshot, metrics: str | None, now: datetime) -> Evaluati
             for i in gathered.inputs
         ]
         decisions, problems = _decide(gathered, snapshot, now, acked)
-    return Evaluation(snapshot, decisions, gathered.problems + problems)
+    return Evaluation(snapshot, decisions, gathered.problems + problems, gathered.warnings)
 
 
 # --- writing --------------------------------------------------------------------
@@ -257,7 +258,8 @@ def granted(decisions: Sequence[Decision]) -> list[Decision]:
 def _report(ev: Evaluation, now: datetime, dry_run: bool) -> Outcomes:
     s = ev.snapshot
     report = Report(
-        "autotune", now, s.branch, s.commit, list(ev.decisions), list(ev.problems), dry_run=dry_run
+        "autotune", now, s.branch, s.commit, list(ev.decisions), list(ev.problems), dry_run=dry_run,
+        warnings=list(ev.warnings),
     )
     out = Outcomes(report)
     for d in ev.decisions:

@@ -123,9 +123,13 @@ def gather(
     inputs = []
     for c in chosen:
         claim_problems = batch.problems.get(c.name, [])
-        if claim_problems:
-            problems.extend(Problem(c.name, _naming(c.name, p)) for p in claim_problems)
+        problems.extend(Problem(c.name, _naming(c.name, p)) for p in claim_problems)
+        # One bad series stops only what needs it (the core names it in those decisions);
+        # any other problem means the claim's metrics cannot be trusted at all.
+        unreadable = batch.metric_problems.get(c.name, {})
+        if set(claim_problems) - set(unreadable.values()):
             continue
-        inputs.append(ClaimInputs(c, batch.series.get(c.name, {}), histories.for_claim(c.name)))
-    warnings = [batch.absent[c.name] for c in chosen if c.name in batch.absent]
+        series = {m: s for m, s in batch.series.get(c.name, {}).items() if m not in unreadable}
+        inputs.append(ClaimInputs(c, series, histories.for_claim(c.name), unreadable=unreadable))
+    warnings = [*batch.warnings, *(batch.absent[c.name] for c in chosen if c.name in batch.absent)]
     return Gathered(inputs, problems, policy.source(source.name), histories, warnings)
