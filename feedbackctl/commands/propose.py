@@ -265,12 +265,12 @@ def register(app: typer.Typer) -> None:
 def demo_step(layout: DemoLayout, now: datetime) -> int:
     out = stdout()
     out.print(
-        "[bold]propose --all[/] — changes for a human: one branch each (claim edit + "
-        "ConfigurationProposal); the authority branch untouched"
+        "[bold]propose[/] — every change autotune will not apply (dev is not opted in) goes to a "
+        "human: one branch each (claim edit + ConfigurationProposal); the authority branch untouched"
     )
     repo = open_repo(layout.repo)
-    report = propose(repo, None, str(layout.metrics), now, all_changes=True)
-    _print(report, Output.table, "feedbackctl propose --all")
+    report = propose(repo, None, str(layout.metrics), now)
+    _print(report, Output.table, "feedbackctl propose")
     listed = lifecycle.list_proposals(repo, None, now)
     _print(listed, Output.table, "feedbackctl proposals list", key="status")
     out.print(f"  review one: git -C {layout.repo} show feedback/messagewall-dev/lambdaMemory")
