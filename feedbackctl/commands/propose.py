@@ -24,6 +24,7 @@ from feedbackctl.commands.options import (
     Repo,
     ShardOpt,
     exit_code,
+    switch,
 )
 from feedbackctl.demo import DemoLayout
 from feedbackctl.patterns import proposals as lifecycle
@@ -101,7 +102,7 @@ def propose_command(
     metrics: Metrics = None,
     now: Now = None,
     all_changes: Annotated[
-        bool, typer.Option("--all", help="Also propose every change analyze recommends (an engineer asks).")
+        bool, switch("all", "Also propose the changes autotune would apply (an engineer asks).")
     ] = False,
     push: Push = False,
     remote: Annotated[str, typer.Option("--remote", help="Remote for --push.")] = DEFAULT_REMOTE,

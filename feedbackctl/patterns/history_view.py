@@ -31,6 +31,7 @@ from feedbackctl.authority.writer import Plan, trailer, write
 from feedbackctl.clock import parse_instant
 from feedbackctl.core.models import Scalar
 from feedbackctl.errors import ConflictError, FeedbackError, UsageError
+from feedbackctl.patterns.proposals import human_identity
 from feedbackctl.render import Report
 
 REVIEW_KIND = "review"
@@ -380,7 +381,7 @@ def record_review(
             )
             return report
         try:
-            new = write(repo, branch, tip, plan, now)
+            new = write(repo, branch, tip, plan, now, author=human_identity(repo))  # a person's act
         except ConflictError:
             continue
         report.extra["reviews"] = sha

@@ -26,6 +26,7 @@ from feedbackctl.core.decide import recommend
 from feedbackctl.core.models import Claim, Decision, Outcome
 from feedbackctl.errors import ClaimError, FeedbackError, UsageError
 from feedbackctl.patterns.inputs import Problem, gather
+from feedbackctl.patterns.proposals import human_identity
 from feedbackctl.render import Report
 
 KIND = "ConfigurationRecommendation"
@@ -251,6 +252,9 @@ def set_status(
             edits=staging.edits(),
         )
         report = Report(f"recommendations {kind}", now, snapshot.branch, snapshot.commit, dry_run=dry_run)
-        if commit_plan(repo, snapshot.branch, snapshot.commit, plan, now, report.commits, dry_run=dry_run):
+        who = human_identity(repo)  # a person decides: the commit is theirs
+        if commit_plan(
+            repo, snapshot.branch, snapshot.commit, plan, now, report.commits, dry_run=dry_run, author=who
+        ):
             return report
     raise FeedbackError(f"the branch kept moving during {CAS_ATTEMPTS} attempts; rerun later")
