@@ -179,3 +179,76 @@ def test_a_rule_whose_metric_is_unreadable_has_not_enough_data_naming_the_file(t
     assert f"memory_utilization unreadable: {util}:1: header is 'time,val'" in details
     timeout = decision(r.json(), PROD, "spec.lambdaTimeout")  # duration_p99 is fine: decided
     assert timeout["outcome"] == "hold"
+
+
+# --- smaller expectations --------------------------------------------------------------------
+
+
+def test_a_claim_error_starts_with_the_file_and_line(tmp_path: Path) -> None:
+    dev = DEV_CLAIM.replace("lambdaMemory: 512 ", "lambdaMemory: lots ")
+    work, metrics = world(tmp_path, {PROD_PATH: PROD_CLAIM, DEV_PATH: dev})
+    line = next(i for i, ln in enumerate(dev.splitlines(), 1) if "lambdaMemory: lots" in ln)
+    r = run("analyze", work, metrics, "--output", "json")
+    assert r.code == 1
+    assert (
+        f"error: {DEV_PATH}:{line}: {DEV}: spec.lambdaMemory is 'lots', expected a number; fix the claim"
+        in r.stderr.splitlines()
+    )
+    assert decision(r.json(), PROD)["recommended"] == 384  # the other claim still runs
+
+
+def test_simulate_reports_one_bad_claim_and_simulates_the_others(tmp_path: Path) -> None:
+    work, metrics = world(
+        tmp_path,
+        {PROD_PATH: PROD_CLAIM, DEV_PATH: DEV_CLAIM.replace("lambdaMemory: 512 ", "lambdaMemory: lots ")},
+    )
+    r = cli(
+        "simulate", "--repo", str(work), "--metrics", str(metrics), "--step", "60m",
+        "--to", "2026-11-02T00:00:00Z", "--output", "json",
+    )  # fmt: skip
+    assert r.code == 1, r.stderr
+    assert f"{DEV_PATH}:" in r.stderr and "spec.lambdaMemory is 'lots'" in r.stderr
+    assert [c["claim"] for c in r.json()["claims"]] == [PROD]
+
+
+def test_boolean_options_are_switches(tmp_path: Path) -> None:
+    work, metrics = world(tmp_path, {PROD_PATH: PROD_CLAIM})
+    help_text = cli("analyze", "--help", env={"COLUMNS": "120"}).stdout
+    write_line = next(ln for ln in help_text.splitlines() if "--write" in ln)
+    assert "--no-write" in write_line and "<bool>" not in write_line
+    before = git_out(work, "rev-parse", "main")
+    r = run("analyze", work, metrics, "--no-write", "--no-dry-run")
+    assert r.code == 0, r.stderr
+    assert git_out(work, "rev-parse", "main") == before
+    assert run("analyze", work, metrics, "--write", "--dry-run").code == 0
+    assert git_out(work, "rev-parse", "main") == before
+
+
+def test_automated_commits_are_the_bots_and_configurable(tmp_path: Path) -> None:
+    work, metrics = world(tmp_path, {PROD_PATH: PROD_CLAIM})
+    assert run("autotune", work, metrics).code == 0
+    assert git_out(work, "log", "-1", "--format=%an <%ae>|%cn <%ce>") == (
+        "feedbackctl <feedbackctl@localhost>|feedbackctl <feedbackctl@localhost>"
+    )
+    work2, metrics2 = world(
+        tmp_path / "b",
+        {PROD_PATH: PROD_CLAIM, ".feedbackctl.yaml": 'identity: "Tuning Bot <tuning@example.org>"\n'},
+    )
+    assert run("autotune", work2, metrics2).code == 0
+    assert git_out(work2, "log", "-1", "--format=%an <%ae>") == "Tuning Bot <tuning@example.org>"
+    bad = tmp_path / "c"
+    work3, metrics3 = world(bad, {PROD_PATH: PROD_CLAIM, ".feedbackctl.yaml": "identity: nobody\n"})
+    r = run("autotune", work3, metrics3)
+    assert r.code == 2 and ".feedbackctl.yaml: identity: expected 'Name <email>'" in r.stderr
+
+
+def test_audit_verify_takes_now_and_a_now_without_zone_is_refused(tmp_path: Path) -> None:
+    work, metrics = world(tmp_path, {PROD_PATH: PROD_CLAIM})
+    assert run("autotune", work, metrics).code == 0
+    full = cli("audit", "verify", "--repo", str(work), "--output", "json")
+    early = cli("audit", "verify", "--repo", str(work), "--now", "2026-10-15T00:00:00Z", "--output", "json")
+    assert full.code == 0 and early.code == 0, (full.stderr, early.stderr)
+    assert full.json()["commits"] == 1 and early.json()["commits"] == 0
+    r = cli("audit", "verify", "--repo", str(work), "--now", "2026-11-08T00:00:00")
+    assert r.code == 2
+    assert "--now '2026-11-08T00:00:00' has no time zone; add 'Z' or an offset such as '+00:00'" in r.stderr

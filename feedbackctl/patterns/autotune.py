@@ -104,7 +104,7 @@ def _decide(
         try:
             decisions.extend(autotune(inputs, policy, now, gathered.source))
         except ClaimError as e:
-            problems.append(Problem.of(e))
+            problems.append(Problem.of(e, inputs.claim))
     decisions = [_with_acknowledgment(d, acked.get((d.claim, d.field))) for d in decisions]
     return guards.rate_limit(decisions, gathered.histories.fleet, now, policy.limits), problems
 

@@ -6,6 +6,7 @@ a claim from the same evidence.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,9 +29,20 @@ class Problem:
     message: str
 
     @staticmethod
-    def of(error: FeedbackError) -> Problem:
+    def of(error: FeedbackError, claim: Claim | None = None) -> Problem:
+        """With the claim, the line starts where the user fixes it: ``path:line: claim: ...``."""
         where = error.claim if isinstance(error, ClaimError) else ""
-        return Problem(where, str(error))
+        return Problem(where, str(error) if claim is None else f"{located(claim, str(error))}: {error}")
+
+
+_FIELD = re.compile(r"\bspec\.([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def located(claim: Claim, message: str) -> str:
+    """``path:line`` of the field the message names (its own file for a rendered value), or the path."""
+    m = _FIELD.search(message)
+    loc = claim.locations.get(f"spec.{m.group(1)}") if m else None
+    return f"{loc.path}:{loc.line}" if loc is not None else claim.path
 
 
 @dataclass
@@ -74,7 +86,7 @@ def _valid_claims(snapshot: Snapshot, problems: list[Problem]) -> list[Claim]:
         try:
             check_trigger(c.name, parse_autotune(c), snapshot.settings.policy.rules)
         except ClaimError as e:
-            problems.append(Problem.of(e))
+            problems.append(Problem.of(e, c))
             continue
         ok.append(c)
     return ok

@@ -629,7 +629,7 @@ def propose(
                     passed_over=passed_over,
                 )  # fmt: skip
             except ClaimError as e:
-                report.problems.append(Problem.of(e))
+                report.problems.append(Problem.of(e, inputs.claim))
         try:
             plan = plan_candidates(
                 repo, snapshot, candidates, now, remote=remote if push else None, checks=checks,

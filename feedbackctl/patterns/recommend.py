@@ -179,7 +179,7 @@ def analyze(
             try:
                 report.decisions.extend(recommend(inputs, snapshot.settings.policy, now, gathered.source))
             except ClaimError as e:
-                report.problems.append(Problem.of(e))
+                report.problems.append(Problem.of(e, inputs.claim))
         if not write_sidecars:
             return report
         plan = _plan_sidecars(snapshot, report.decisions)
