@@ -41,8 +41,8 @@ def world(tmp_path: Path, files: dict[str, str]) -> tuple[Path, Path]:
     return work, metrics
 
 
-def run(command: str, work: Path, metrics: Path, *extra: str) -> Result:
-    return cli(command, "--repo", str(work), "--metrics", str(metrics), "--now", NOW, *extra)
+def run(command: str, work: Path, metrics: Path, *extra: str, env: dict[str, str] | None = None) -> Result:
+    return cli(command, "--repo", str(work), "--metrics", str(metrics), "--now", NOW, *extra, env=env)
 
 
 def branches(work: Path) -> list[str]:
@@ -252,3 +252,16 @@ def test_audit_verify_takes_now_and_a_now_without_zone_is_refused(tmp_path: Path
     r = cli("audit", "verify", "--repo", str(work), "--now", "2026-11-08T00:00:00")
     assert r.code == 2
     assert "--now '2026-11-08T00:00:00' has no time zone; add 'Z' or an offset such as '+00:00'" in r.stderr
+
+
+def test_tables_fit_80_columns_and_honour_columns(tmp_path: Path) -> None:
+    work, metrics = world(tmp_path, {PROD_PATH: PROD_CLAIM, DEV_PATH: DEV_CLAIM})
+    for command in ("analyze", "autotune"):
+        narrow = run(command, work, metrics, "--dry-run", env={"COLUMNS": "80"})
+        assert narrow.code == 0, narrow.stderr
+        lines = narrow.stdout.splitlines()
+        assert max(len(ln) for ln in lines) <= 80, narrow.stdout
+        assert any("claim / field" in ln for ln in lines)
+        wide = run(command, work, metrics, "--dry-run", env={"COLUMNS": "150"})
+        assert max(len(ln) for ln in wide.stdout.splitlines()) <= 150
+        assert not any("claim / field" in ln for ln in wide.stdout.splitlines())
