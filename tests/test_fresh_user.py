@@ -265,3 +265,16 @@ def test_tables_fit_80_columns_and_honour_columns(tmp_path: Path) -> None:
         wide = run(command, work, metrics, "--dry-run", env={"COLUMNS": "150"})
         assert max(len(ln) for ln in wide.stdout.splitlines()) <= 150
         assert not any("claim / field" in ln for ln in wide.stdout.splitlines())
+
+
+def test_evidence_and_trailers_carry_units_from_and_to_stay_plain(tmp_path: Path) -> None:
+    work, metrics = world(tmp_path, {PROD_PATH: PROD_CLAIM})
+    r = run("autotune", work, metrics, "--output", "json")
+    assert r.code == 0, r.stderr
+    summaries = [e["summary"] for e in decision(r.json(), PROD)["evidence"]]
+    assert re.fullmatch(r"memory_utilization min=9\d(\.\d)?% vs threshold 90% over 30m, n=\d+", summaries[0])
+    assert re.search(r"used_memory_max max=\d+ MB", summaries[1]), summaries
+    body = git_out(work, "log", "-1", "--format=%(trailers:only,unfold)")
+    trailers = dict(line.split(": ", 1) for line in body.splitlines())
+    assert (trailers["Feedback-From"], trailers["Feedback-To"]) == ("256", "384")
+    assert "% vs threshold 90%" in trailers["Feedback-Evidence"] and " MB" in trailers["Feedback-Evidence"]

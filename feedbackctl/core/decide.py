@@ -280,8 +280,17 @@ def recommend(inputs: ClaimInputs, policy: Policy, now: datetime, source: Source
     for name in policy.tuned_fields:
         d = _recommend_field(inputs, policy, tuning, name, ts, source)
         if d is not None:
+            d = _with_units(d, policy)
             out.append(_with_flap(_with_risk(d, inputs.claim, policy), inputs, policy, now))
     return out
+
+
+def _with_units(d: Decision, policy: Policy) -> Decision:
+    """Evidence carries its metric's unit, so summaries and trailers say ms, MB, % or USD."""
+    units = {m: p.unit for m, p in policy.metrics.items()}
+    if not any(units.get(e.metric) for e in d.evidence):
+        return d
+    return replace(d, evidence=tuple(replace(e, unit=units.get(e.metric, "")) for e in d.evidence))
 
 
 def _with_flap(d: Decision, inputs: ClaimInputs, policy: Policy, now: datetime) -> Decision:
