@@ -9,7 +9,8 @@ from pathlib import Path
 
 from tests.autotunefix import DEV_CLAIM, EXAMPLE, PROD, PROD_CLAIM, PROD_PATH, memory_of
 from tests.clirun import Result, cli
-from tests.gitutil import git_out, make_repo
+from tests.gitutil import RepoFactory, commit_files, git_out, make_repo
+from tests.kustomizefix import corpus_repo, overlay, replace_in
 
 NOW = "2026-11-08T00:00:00Z"
 DEV = "messagewall-dev"
@@ -278,3 +279,18 @@ def test_evidence_and_trailers_carry_units_from_and_to_stay_plain(tmp_path: Path
     trailers = dict(line.split(": ", 1) for line in body.splitlines())
     assert (trailers["Feedback-From"], trailers["Feedback-To"]) == ("256", "384")
     assert "% vs threshold 90%" in trailers["Feedback-Evidence"] and " MB" in trailers["Feedback-Evidence"]
+
+
+def test_history_shows_a_human_edit_to_a_kustomize_rendered_claim(repo_factory: RepoFactory) -> None:
+    work = corpus_repo(repo_factory)
+    op = "path: /spec/lambdaMemory\n        value: "
+    edited = replace_in(overlay("prod-east"), op + "256", op + "384")
+    commit_files(work, {overlay("prod-east"): edited}, "Raise memory by hand", "2026-11-01T00:00:00Z")
+    r = cli(
+        "history", "--repo", str(work), "--now", NOW, "--claim", "messagewall-prod-east", "--output", "json"
+    )
+    assert r.code == 0, r.stderr
+    rows = r.json()["entries"]
+    human = [(e["claim"], e["field"], e["from"], e["to"]) for e in rows if e["kind"] == "human"]
+    assert human[0] == ("messagewall-prod-east", "spec.lambdaMemory", 256, 384)  # newest first
+    assert ("messagewall-prod-east", "spec.lambdaMemory", None, 256) in human  # the overlay's first version

@@ -24,12 +24,13 @@ import yaml
 
 from feedbackctl.authority.claims import is_claim_kind
 from feedbackctl.authority.gitrepo import GitRepo
-from feedbackctl.authority.history import Commit, claim_files, claim_values, parse_scalar
+from feedbackctl.authority.history import Commit, claim_files, claim_values, parse_scalar, reader_for
+from feedbackctl.authority.overlays import RenderedLocation
 from feedbackctl.authority.snapshot import branch_of, load_snapshot
 from feedbackctl.authority.trailers import parse_trailers
 from feedbackctl.authority.writer import Plan, trailer, write
 from feedbackctl.clock import parse_instant
-from feedbackctl.core.models import Scalar
+from feedbackctl.core.models import Claim, Scalar
 from feedbackctl.errors import ConflictError, FeedbackError, UsageError
 from feedbackctl.patterns.proposals import human_identity
 from feedbackctl.render import Report
@@ -235,13 +236,21 @@ def _claim_scalars(path: str, content: bytes) -> Mapping[str, Mapping[str, Scala
 
 
 def _human_entries(
-    repo: GitRepo, logged: Sequence[_Logged], files: Mapping[str, set[str]], fields: Sequence[str]
+    repo: GitRepo,
+    logged: Sequence[_Logged],
+    files: Mapping[str, set[str]],
+    fields: Sequence[str],
+    claims: Sequence[Claim] = (),
 ) -> list[Entry]:
     """Value changes of tuned fields by commits without trailers for them (humans, merges).
 
     Every file version is read once, by blob id, in one ``cat-file --batch``:
-    a version after one commit is the version before the next.
+    a version after one commit is the version before the next. Files that set
+    values of Kustomize-rendered claims (overlays, bases) are read the way
+    autotune's settling reads them, so a human edit there is in the history too.
     """
+    rendered = {loc.path for c in claims for loc in c.locations.values() if isinstance(loc, RenderedLocation)}
+    read_rendered = reader_for(claims) if rendered else None
     todo = [(item, path, old, new) for item in logged for path, old, new in item.blobs if path in files]
     contents = repo.read_blobs(sorted({b for _, _, old, new in todo for b in (old, new) if b}))
     parsed: dict[str, Mapping[str, Mapping[str, Scalar]]] = {}
@@ -250,7 +259,10 @@ def _human_entries(
         if blob is None:
             return {}
         if blob not in parsed:
-            parsed[blob] = _claim_scalars(path, contents[blob])
+            if read_rendered is not None and path in rendered:
+                parsed[blob] = read_rendered(path, contents[blob])
+            else:
+                parsed[blob] = _claim_scalars(path, contents[blob])
         return parsed[blob]
 
     out = []
@@ -284,7 +296,7 @@ def read_history(repo: GitRepo, ref: str | None, filt: HistoryFilter) -> History
             if filt.field is None or fnmatch.fnmatchcase(f, filt.field)
         ]
         claims = [c for c in snapshot.claims if filt.claim is None or fnmatch.fnmatchcase(c.name, filt.claim)]
-        entries += _human_entries(repo, logged, claim_files(claims), fields)
+        entries += _human_entries(repo, logged, claim_files(claims), fields, claims)
     order = {item.commit.sha: i for i, item in enumerate(logged)}
     entries.sort(key=lambda e: (order.get(e.commit, 0), e.claim or "", e.field or ""))
     entries = _reviewed(entries)
