@@ -166,7 +166,9 @@ class Evidence:
     points: int
     value: float
     threshold: float | None = None
-    unit: str = ""  # the policy's unit for the metric (percent, ms, MB, USD, ...)
+    # The policy's unit for the metric (percent, ms, MB, USD, ...): presentation only, so a
+    # record read back without it (a proposal's evidence) still equals the same evidence.
+    unit: str = field(default="", compare=False)
 
     @property
     def summary(self) -> str:
