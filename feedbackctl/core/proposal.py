@@ -236,6 +236,7 @@ def to_document(p: Proposal) -> dict[str, Any]:
                         "points": e.points,
                         "value": e.value,
                         "threshold": e.threshold,
+                        **({"unit": e.unit} if e.unit else {}),
                         "summary": e.summary,
                     }
                     for e in p.evidence
@@ -359,6 +360,7 @@ def _evidence(raw: Any) -> tuple[Evidence, ...]:
                     points=int(e.get("points") or 0),
                     value=float(e.get("value") or 0.0),
                     threshold=float(threshold) if threshold is not None else None,
+                    unit=str(e.get("unit") or ""),
                 )
             )
         except (TypeError, ValueError):
