@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 from typer.exceptions import TyperException
 
+from feedbackctl.commands.options import switch
 from feedbackctl.errors import EXIT_RUNTIME, EXIT_USAGE, FeedbackError
 from feedbackctl.render import terminal_safe
 
@@ -46,7 +47,7 @@ _debug = {"on": False}
 
 @app.callback()
 def _root(
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    debug: Annotated[bool, switch("debug", "Show tracebacks for errors.")] = False,
 ) -> None:
     _debug["on"] = debug or bool(os.environ.get("FEEDBACKCTL_DEBUG"))
 

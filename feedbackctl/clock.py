@@ -20,7 +20,12 @@ def parse_instant(text: str, option: str = "--now") -> datetime:
     except (ValueError, OverflowError, OSError):
         raise UsageError(f"{option} '{text}' is not an ISO-8601 time like 2026-11-08T00:00:00Z") from None
     if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
+        # Metric rows without a zone are refused (local time or UTC? nobody can tell
+        # later); the evaluation time is read by the same rule.
+        raise UsageError(
+            f"{option} '{text}' has no time zone; add 'Z' or an offset such as '+00:00' "
+            "(metric rows need one too)"
+        )
     try:
         value = value.astimezone(UTC)
         # Windows and cooldowns reach weeks back and ahead; far-off years overflow.

@@ -37,7 +37,8 @@ class DemoLayout:
 
 def build(target: str | None) -> DemoLayout:
     example = data_dir("examples") / "messagewall"
-    root = Path(target) if target else Path(tempfile.mkdtemp(prefix="feedbackctl-demo-"))
+    # Absolute: git resolves the origin path from inside the config repo, not from here.
+    root = Path(target).absolute() if target else Path(tempfile.mkdtemp(prefix="feedbackctl-demo-"))
     if root.exists() and any(root.iterdir()):
         raise UsageError(f"{root} is not empty; pass --dir with a new or empty directory")
     root.mkdir(parents=True, exist_ok=True)

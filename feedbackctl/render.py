@@ -8,6 +8,7 @@ not a terminal or ``NO_COLOR`` is set.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,14 +33,23 @@ _OUTCOME_STYLE = {
 }
 
 
-# When stdout is not a terminal (a pipe, cron, CI), tables get room rather than
-# being folded into 80 columns.
+# When stdout is not a terminal (a pipe, cron, CI) and COLUMNS says nothing, tables
+# get room rather than being folded into 80 columns.
 PLAIN_WIDTH = 160
+# Below this width the decisions table folds its seven columns into four.
+NARROW_BELOW = 100
+
+
+def columns() -> int | None:
+    """``COLUMNS`` when it is a usable width (people set it for pipes and narrow panes)."""
+    raw = os.environ.get("COLUMNS", "").strip()
+    return int(raw) if raw.isdigit() and int(raw) >= 20 else None
 
 
 def stdout() -> Console:
-    console = Console(highlight=False, soft_wrap=False)
-    if not console.is_terminal:
+    width = columns()
+    console = Console(highlight=False, soft_wrap=False, width=width)
+    if width is None and not console.is_terminal:
         console = Console(highlight=False, soft_wrap=False, width=PLAIN_WIDTH)
     return console
 
@@ -151,10 +161,19 @@ def _value(v: Any) -> str:
     return "-" if v is None else terminal_safe(v)
 
 
-def decisions_table(decisions: Sequence[Decision], title: str) -> Table:
-    table = Table(title=terminal_safe(title), title_justify="left")
-    for col in ("claim", "field", "current → recommended", "outcome", "conf", "risk", "why / blocked by"):
-        table.add_column(col, overflow="fold")
+def decisions_table(decisions: Sequence[Decision], title: str, width: int | None = None) -> Table:
+    """Seven columns; below ``NARROW_BELOW`` columns, four (claim and field, change, outcome
+    with confidence and risk, why), so that 80 columns stay readable."""
+    narrow = width is not None and width < NARROW_BELOW
+    table = Table(title=terminal_safe(title), title_justify="left", expand=narrow)
+    if narrow:
+        table.add_column("claim / field", overflow="fold", ratio=3)
+        table.add_column("change", overflow="fold", ratio=2)
+        table.add_column("outcome", overflow="fold", ratio=2)
+        table.add_column("why / blocked by", overflow="fold", ratio=5)
+    else:
+        for col in ("claim", "field", "current → recommended", "outcome", "conf", "risk", "why / blocked by"):
+            table.add_column(col, overflow="fold")
     for d in decisions:
         arrow = _value(d.current)
         if d.recommended is not None and d.recommended != d.current:
@@ -162,15 +181,18 @@ def decisions_table(decisions: Sequence[Decision], title: str) -> Table:
             if d.uncapped not in (None, d.recommended):
                 arrow += f" (uncapped {_value(d.uncapped)})"
         style = _OUTCOME_STYLE.get(d.outcome, "")
-        table.add_row(
-            terminal_safe(d.claim),
-            terminal_safe(d.field),
-            arrow,
-            f"[{style}]{d.outcome.value}[/]" if style else d.outcome.value,
-            f"{d.confidence:.2f}" if d.confidence else "-",
-            terminal_safe(d.risk or "-"),
-            terminal_safe(d.reason),
+        outcome = f"[{style}]{d.outcome.value}[/]" if style else d.outcome.value
+        conf = f"{d.confidence:.2f}" if d.confidence else "-"
+        claim, field_name, risk, reason = (
+            terminal_safe(x) for x in (d.claim, d.field, d.risk or "", d.reason)
         )
+        if narrow:
+            extra = ", ".join(x for x in (conf if d.confidence else "", risk) if x)
+            table.add_row(
+                f"{claim}\n{field_name}", arrow, outcome + (f"\n{extra}" if extra else ""), reason
+            )
+        else:
+            table.add_row(claim, field_name, arrow, outcome, conf, risk or "-", reason)
     return table
 
 
@@ -191,7 +213,7 @@ def print_report(r: Report, output: str, *, title: str) -> None:
     else:
         out = stdout()
         if r.decisions:
-            out.print(decisions_table(r.decisions, title))
+            out.print(decisions_table(r.decisions, title, out.width))
         for c in r.commits:
             out.print(committed_line(c, r.branch))
         for e in r.events:

@@ -167,7 +167,7 @@ def auto_trailers(
         "Feedback-Source": source,
         "Feedback-Rule": "memory-pressure",
         "Feedback-Risk": "MEDIUM",
-        "Feedback-Evidence": "memory_utilization min=95 vs threshold 90 over 30m, n=7",
+        "Feedback-Evidence": "memory_utilization min=95% vs threshold 90% over 30m, n=7",
     }
 
 

@@ -112,11 +112,17 @@ def make_setup(
     *,
     util: float = 95.0,
     used: float = 240.0,
+    idle_dev: bool = False,
 ) -> Setup:
+    """Prod under pressure; dev (not opted in, so ``propose`` alone proposes for it) idle only
+    with ``idle_dev``, otherwise right-sized."""
     work, origin = make_repo(tmp_path, dict(files or claim_files()), date=CREATED)
     metrics = tmp_path / "metrics"
     signals(metrics, "messagewall-prod", util=util, used=used)
-    signals(metrics, "messagewall-dev", util=14.0, used=70.0, p99=900.0)
+    if idle_dev:
+        signals(metrics, "messagewall-dev", util=14.0, used=70.0, p99=900.0)
+    else:
+        signals(metrics, "messagewall-dev", util=70.0, used=360.0, p99=900.0)
     return Setup(work, origin, metrics)
 
 

@@ -269,26 +269,36 @@ def test_write_commit_builds_commit_without_touching_checkout(tmp_path: Path) ->
     git_out(work, "fsck", "--no-progress")
 
 
-def test_write_commit_identity_falls_back_env_then_config_then_default(
+def test_automated_commits_are_the_bots_a_persons_identity_falls_back_env_then_config_then_default(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     work, _ = make_repo(tmp_path, FILES, bare_origin=False)
     base = git_out(work, "rev-parse", "HEAD")
+    epoch = int(NOW.timestamp())
+    default = "feedbackctl <feedbackctl@localhost>"
+    # The tool's own commits: never whoever happens to run it.
+    repo = GitRepo.open(work)
+    sha = repo.write_commit(base, {"a.yaml": b"a\n"}, "m", NOW)
+    got = git_out(work, "log", "-1", "--format=%an <%ae> / %cn <%ce> %ct", sha)
+    assert got == f"{default} / {default} {epoch}"
+    repo.bot_identity = ("Tuning Bot", "tuning@example.org")
+    sha = repo.write_commit(base, {"a.yaml": b"a\n"}, "m", NOW)
+    assert git_out(work, "log", "-1", "--format=%an <%ae> / %cn <%ce>", sha) == (
+        "Tuning Bot <tuning@example.org> / Tuning Bot <tuning@example.org>"
+    )
 
     def who() -> str:
-        sha = GitRepo.open(work).write_commit(base, {"a.yaml": b"a\n"}, "m", NOW)
-        return git_out(work, "log", "-1", "--format=%an <%ae> / %cn <%ce> %ct", sha)
+        name, email = GitRepo.open(work)._identity("AUTHOR")
+        return f"{name} <{email}>"
 
-    epoch = int(NOW.timestamp())
-    assert who() == f"{HUMAN_NAME} <{HUMAN_EMAIL}> / {HUMAN_NAME} <{HUMAN_EMAIL}> {epoch}"
+    assert who() == f"{HUMAN_NAME} <{HUMAN_EMAIL}>"
     for var in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL"):
         monkeypatch.delenv(var)
-    assert who() == f"{CONFIG_NAME} <{CONFIG_EMAIL}> / {CONFIG_NAME} <{CONFIG_EMAIL}> {epoch}"
+    assert who() == f"{CONFIG_NAME} <{CONFIG_EMAIL}>"
     empty = tmp_path / "empty-gitconfig"
     empty.write_text("")
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(empty))
-    default = "feedbackctl <feedbackctl@localhost>"
-    assert who() == f"{default} / {default} {epoch}"
+    assert who() == default
 
 
 def test_write_commit_refuses_paths_outside_the_repo(tmp_path: Path) -> None:
@@ -609,7 +619,8 @@ def test_log_since_paths_and_batch_trailers(tmp_path: Path) -> None:
     top = records[1]
     assert top.parents == (h1,)
     assert top.at == t and top.at.tzinfo is not None
-    assert (top.author_name, top.author_email, top.subject) == (HUMAN_NAME, HUMAN_EMAIL, "Batch")
+    assert (top.author_name, top.author_email) == ("feedbackctl", "feedbackctl@localhost")  # the tool's
+    assert top.subject == "Batch"
     assert top.trailers["Feedback-Claim"] == ["dev", "prod"]
     assert top.trailers["Feedback-Rule"] == ["step"]
     assert top.changes == [change("dev"), {**change("prod"), "Feedback-Rule": "step"}]

@@ -31,7 +31,9 @@ def corpus_with_autotune(repo_factory: RepoFactory, memory_max: int, xrd_max: in
     autotune = AUTOTUNE.replace("MEMORY_MAX", str(memory_max))
     base = corpus_files()[BASE].replace("  eventSource:", autotune + "  eventSource:")
     xrd = replace_in(XRD, "                  maximum: 10240\n", f"                  maximum: {xrd_max}\n")
-    return corpus_repo(repo_factory, {BASE: base, XRD: xrd})
+    # The corpus's flat claims are not opted in, so they are proposed too: room for all.
+    limits = "proposals:\n  maxOpen: 100\n  maxNewPerHour: 100\n"
+    return corpus_repo(repo_factory, {BASE: base, XRD: xrd, ".feedbackctl.yaml": limits})
 
 
 def proposals(work: Path, tmp_path: Path) -> dict[str, dict]:  # type: ignore[type-arg]

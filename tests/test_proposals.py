@@ -47,7 +47,7 @@ def bounded(tmp_path: Path) -> Setup:
 @pytest.fixture()
 def inside(tmp_path: Path) -> Setup:
     """--all: prod 256 -> 384 inside its bounds (MEDIUM) and dev 512 -> 128 (LOW)."""
-    s = make_setup(tmp_path)
+    s = make_setup(tmp_path, idle_dev=True)
     run(s, all_changes=True)
     return s
 

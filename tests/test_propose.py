@@ -232,13 +232,20 @@ def test_open_proposals_are_limited(tmp_path: Path) -> None:
     assert entries(run(s, at(hours=3)))[held["branch"]]["action"] == "held-back"
 
 
-def test_all_proposes_what_analyze_recommends(tmp_path: Path) -> None:
-    s = make_setup(tmp_path)
-    assert entries(run(s)) == {}  # in bounds, MEDIUM: autotune's job, no proposal needed
-    e = entries(run(s, all_changes=True))
+def test_all_adds_what_autotune_would_apply(tmp_path: Path) -> None:
+    s = make_setup(tmp_path, idle_dev=True)
+    # prod is in bounds, MEDIUM: autotune's job; dev is not opted in: a proposal.
+    e = entries(run(s))
+    assert sorted(e) == [DEV_BRANCH]
     assert (e[DEV_BRANCH]["from"], e[DEV_BRANCH]["to"], e[DEV_BRANCH]["risk"]) == (512, 128, "LOW")
-    assert e[DEV_BRANCH]["reviewReason"] == "requested"
-    assert (e[PROD_BRANCH]["to"], e[PROD_BRANCH]["risk"]) == (384, "MEDIUM")
+    assert e[DEV_BRANCH]["reviewReason"] == "opt-in"
+    e = entries(run(s, all_changes=True))
+    assert (e[PROD_BRANCH]["to"], e[PROD_BRANCH]["risk"], e[PROD_BRANCH]["reviewReason"]) == (
+        384,
+        "MEDIUM",
+        "requested",
+    )
+    assert e[DEV_BRANCH]["action"] == "unchanged"
 
 
 def test_risk_above_the_ceiling_becomes_a_proposal(tmp_path: Path) -> None:

@@ -11,12 +11,13 @@ the ref like everything else: top-level keys replace the defaults, except
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from feedbackctl.authority.gitrepo import GitRepo, branch_name_problem
+from feedbackctl.authority.gitrepo import DEFAULT_IDENTITY, GitRepo, branch_name_problem
 from feedbackctl.authority.paths import path_problem
 from feedbackctl.authority.yamldoc import YamlError, load_data
 from feedbackctl.core.policy import Policy, PolicyError, build_policy
@@ -44,6 +45,7 @@ class RepoConfig:
     drift_ignore: tuple[str, ...] = ()
     metrics_source: str | None = None
     validation: Validation | None = None  # promotion stages (docs/validation.md)
+    identity: tuple[str, str] = DEFAULT_IDENTITY  # author of the tool's automated commits
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -142,6 +144,25 @@ def _prefix(raw: Any) -> str:
     return str(raw)
 
 
+_IDENTITY = re.compile(r"\s*([^<>\n]*?)\s*<([^<>\s]+)>\s*")
+
+
+def _identity(raw: Any) -> tuple[str, str]:
+    """``identity: "Name <email>"`` (or ``{name, email}``): who automated commits are by."""
+    if raw is None:
+        return DEFAULT_IDENTITY
+    if isinstance(raw, Mapping):
+        name, email = raw.get("name"), raw.get("email")
+        raw = f"{name} <{email}>" if isinstance(name, str) and isinstance(email, str) else None
+    m = _IDENTITY.fullmatch(raw) if isinstance(raw, str) else None
+    if m is None or not m.group(1):
+        raise PolicyError(
+            f"{CONFIG_FILE}: identity: expected 'Name <email>' (e.g. "
+            f"'{DEFAULT_IDENTITY[0]} <{DEFAULT_IDENTITY[1]}>'), got {raw!r}; fix the file"
+        )
+    return m.group(1), m.group(2)
+
+
 def parse_config(raw: Any) -> RepoConfig:
     if raw is None:
         return RepoConfig()
@@ -180,6 +201,7 @@ def parse_config(raw: Any) -> RepoConfig:
         drift_ignore=tuple(str(x) for x in drift.get("ignore") or ()),
         metrics_source=_metrics(raw.get("metrics")),
         validation=validation,
+        identity=_identity(raw.get("identity")),
         extra=raw,
     )
 
@@ -229,6 +251,7 @@ def load_settings(repo: GitRepo, commit: str) -> Settings:
     """Read ``.feedbackctl.yaml`` and the policy overrides at ``commit``."""
     raw = repo.read_file(commit, CONFIG_FILE)
     config = parse_config(_load_yaml(raw, CONFIG_FILE) if raw is not None else None)
+    repo.bot_identity = config.identity  # the commits this run writes for itself
     overrides: dict[str, tuple[str, bytes]] = {}
     for name in POLICY_FILES:
         path = f"{config.policies_dir}/{name}"

@@ -35,7 +35,7 @@ class NewCommit:
     edits: Mapping[str, bytes | None]
     message: str
     now: datetime
-    author: tuple[str, str] | None = None  # default: the repo's identity (GIT_*, config, ours)
+    author: tuple[str, str] | None = None  # a person (human acts); default: the tool's bot identity
 
 
 @dataclass(frozen=True)
@@ -91,12 +91,8 @@ def _modes(repo: GitRepo, commits: Sequence[NewCommit]) -> dict[tuple[str, str],
 def _stream(
     repo: GitRepo, commits: Sequence[NewCommit], scratch: str, modes: Mapping[tuple[str, str], str]
 ) -> Iterator[bytes]:
-    identities: dict[str, tuple[str, str]] = {}
-    for role in ("AUTHOR", "COMMITTER"):
-        identities[role] = repo._identity(role)
     for mark, c in enumerate(commits, start=1):
-        author = c.author or identities["AUTHOR"]
-        committer = c.author or identities["COMMITTER"]
+        author = committer = c.author or repo.bot_identity  # a person's act, or the tool's own
         message = c.message if c.message.endswith("\n") else c.message + "\n"
         yield f"commit {scratch}\nmark :{mark}\n".encode()
         yield b"author " + _ident(author, c.now) + b"\n"

@@ -162,6 +162,9 @@ class GitRepo:
         self.null_oid = "0" * (64 if object_format == "sha256" else 40)
         self._config_identity: dict[str, str] | None = None
         self._unsafe: dict[str, set[str]] = {}
+        # Who the tool's own (automated) commits are by: `identity:` in .feedbackctl.yaml,
+        # set when the settings are read. Human acts pass the person's identity instead.
+        self.bot_identity: tuple[str, str] = DEFAULT_IDENTITY
 
     # -- opening and running -------------------------------------------------
 
@@ -514,7 +517,8 @@ class GitRepo:
     # -- writing -------------------------------------------------------------
 
     def _identity(self, role: str) -> tuple[str, str]:
-        """Git's own precedence: GIT_<ROLE>_NAME/EMAIL, then config, then ours."""
+        """The person's git identity, by git's own precedence: GIT_<ROLE>_NAME/EMAIL, then
+        config, then ours (a human act refuses ours: see ``patterns.proposals.human_identity``)."""
         if self._config_identity is None:
             proc = self._run(["config", "-z", "--get-regexp", r"^user\.(name|email)$"], check=False)
             pairs = (item.partition("\n") for item in proc.stdout.decode().split("\0") if item)
@@ -546,6 +550,8 @@ class GitRepo:
         """A commit on top of ``base`` with ``edits`` (None deletes), built off to the side.
 
         Nothing outside the object database is touched: no checkout, no shared index.
+        ``author`` (a person, for human acts) is author and committer; by default the
+        commit is the tool's, by ``bot_identity``.
         """
         for path in edits:
             _check_repo_path(path)
@@ -578,7 +584,7 @@ class GitRepo:
         date = _git_date(now)
         env: dict[str, str] = {"GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
         for role in ("AUTHOR", "COMMITTER"):
-            name, email = author or self._identity(role)
+            name, email = author or self.bot_identity
             env[f"GIT_{role}_NAME"] = name
             env[f"GIT_{role}_EMAIL"] = email
         text = message if message.endswith("\n") else message + "\n"

@@ -177,8 +177,11 @@ def commit_plan(
     commits: list[dict[str, Any]],
     *,
     dry_run: bool,
+    author: tuple[str, str] | None = None,
 ) -> bool:
     """Commit ``plan`` (with ``--dry-run``, only describe it) and record it in ``commits``.
+
+    ``author``: the person, for a human act; default the tool's bot identity.
 
     False when the branch moved since ``base`` was read: re-read and re-evaluate.
     """
@@ -187,7 +190,7 @@ def commit_plan(
         commits.append({"sha": "(dry-run)", "subject": plan.subject, "files": files})
         return True
     try:
-        sha = write(repo, branch, base, plan, now)
+        sha = write(repo, branch, base, plan, now, author=author)
     except ConflictError:
         return False
     commits.append({"sha": sha, "branch": branch, "subject": plan.subject, "files": files})

@@ -20,6 +20,7 @@ from feedbackctl.commands.options import (
     Repo,
     ShardOpt,
     exit_code,
+    switch,
 )
 from feedbackctl.patterns.recommend import StatusChange, analyze, set_status
 from feedbackctl.render import print_report
@@ -32,7 +33,7 @@ def analyze_command(
     now: Now = None,
     output: OutputOpt = Output.table,
     write: Annotated[
-        bool, typer.Option("--write", help="Commit ConfigurationRecommendation sidecars.")
+        bool, switch("write", "Commit ConfigurationRecommendation sidecars.")
     ] = False,
     dry_run: DryRun = False,
     detailed_exitcode: Detailed = False,

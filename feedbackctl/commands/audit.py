@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from feedbackctl.authority.snapshot import open_repo
-from feedbackctl.clock import now_or
+from feedbackctl.clock import now_or, parse_instant
 from feedbackctl.commands.options import Detailed, DryRun, Now, Output, OutputOpt, Ref, Repo, exit_code
 from feedbackctl.errors import EXIT_CHANGES, EXIT_OK, EXIT_RUNTIME
 from feedbackctl.patterns.audit import PROVABLE, AuditResult, unfreeze, verify
@@ -68,15 +68,18 @@ def verify_command(
     since: Annotated[
         str | None, typer.Option("--since", help="Audit only commits after REV (REV..ref).")
     ] = None,
+    now: Now = None,
     output: OutputOpt = Output.table,
     detailed_exitcode: Detailed = False,
 ) -> int:
     """Replay the authority branch; exit 3 when any feedback commit broke a rule.
 
+    With --now, commits dated after it are left out (a replay of the audit as of then).
+
     Exits 3 on violations whether or not --detailed-exitcode is given.
     """
     del detailed_exitcode  # violations always exit 3 so CI can gate on it
-    result = verify(open_repo(repo), ref, since)
+    result = verify(open_repo(repo), ref, since, parse_instant(now) if now else None)
     print_audit(result, output.value)
     if result.violations:
         return EXIT_CHANGES

@@ -26,7 +26,7 @@ from feedbackctl.commands.options import (
 )
 from feedbackctl.demo import DemoLayout
 from feedbackctl.patterns.autotune import APPLIED, NEEDS_PROPOSAL, Outcomes, RunOptions, run_autotune
-from feedbackctl.render import print_cost_line, print_json, report_json, stderr, stdout
+from feedbackctl.render import NARROW_BELOW, print_cost_line, print_json, report_json, stderr, stdout
 
 _STATUS_STYLE = {APPLIED: "green", "would-apply": "green", NEEDS_PROPOSAL: "yellow", "blocked": "red"}
 
@@ -40,10 +40,15 @@ def outcomes_json(out: Outcomes) -> dict[str, Any]:
     return data
 
 
-def outcomes_table(out: Outcomes, title: str) -> Table:
-    table = Table(title=title, title_justify="left")
-    for col in ("claim", "field", "current → target", "status", "risk", "why / blocked by"):
-        table.add_column(col, overflow="fold")
+def outcomes_table(out: Outcomes, title: str, width: int | None = None) -> Table:
+    narrow = width is not None and width < NARROW_BELOW  # the layout decisions_table uses
+    table = Table(title=title, title_justify="left", expand=narrow)
+    if narrow:
+        for col, ratio in (("claim / field", 3), ("change", 2), ("status", 2), ("why / blocked by", 5)):
+            table.add_column(col, overflow="fold", ratio=ratio)
+    else:
+        for col in ("claim", "field", "current → target", "status", "risk", "why / blocked by"):
+            table.add_column(col, overflow="fold")
     for d in out.report.decisions:
         arrow = "-" if d.current is None else str(d.current)
         if d.recommended is not None and d.recommended != d.current:
@@ -52,7 +57,11 @@ def outcomes_table(out: Outcomes, title: str) -> Table:
                 arrow += f" (uncapped {d.uncapped})"
         status = out.status_of(d)
         style = _STATUS_STYLE.get(status, "dim")
-        table.add_row(d.claim, d.field, arrow, f"[{style}]{status}[/]", d.risk or "-", d.reason)
+        shown = f"[{style}]{status}[/]"
+        if narrow:
+            table.add_row(f"{d.claim}\n{d.field}", arrow, shown + (f"\n{d.risk}" if d.risk else ""), d.reason)
+        else:
+            table.add_row(d.claim, d.field, arrow, shown, d.risk or "-", d.reason)
     return table
 
 
@@ -63,7 +72,8 @@ def print_outcomes(out: Outcomes, output: str) -> None:
     else:
         console = stdout()
         where = f"{r.branch} @ {r.commit[:10] if r.commit else '?'}"
-        console.print(outcomes_table(out, f"feedbackctl autotune {where}{' (dry run)' if r.dry_run else ''}"))
+        title = f"feedbackctl autotune {where}{' (dry run)' if r.dry_run else ''}"
+        console.print(outcomes_table(out, title, console.width))
         for c in r.commits:
             sha = c["sha"][:10] if c["sha"] != "(dry-run)" else "(dry-run)"
             console.print(f"committed {sha} on {c['branch']}: {c['subject']}", markup=False)
@@ -74,6 +84,8 @@ def print_outcomes(out: Outcomes, output: str) -> None:
         console.print(f"{len(r.decisions)} decisions: {summary or 'none'}", markup=False)
         print_cost_line(r.extra, console)
     err = stderr()
+    for w in r.warnings:
+        err.print(f"warning: {w}", markup=False)
     for p in r.problems:
         err.print(f"error: {p.message}", markup=False)
 

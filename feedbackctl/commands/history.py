@@ -10,7 +10,7 @@ from rich.table import Table
 
 from feedbackctl.authority.snapshot import open_repo
 from feedbackctl.clock import now_or
-from feedbackctl.commands.options import DryRun, Now, Output, OutputOpt, Ref, Repo, exit_code
+from feedbackctl.commands.options import DryRun, Now, Output, OutputOpt, Ref, Repo, exit_code, switch
 from feedbackctl.patterns.history_view import (
     REQUIRES_REVIEW,
     Entry,
@@ -92,7 +92,7 @@ def history_command(
         str | None, typer.Option("--until", help="ISO-8601, or 7d / 24h / 90m before --now.")
     ] = None,
     pending_review: Annotated[
-        bool, typer.Option("--pending-review", help="Captures not yet reviewed (= --tag requires-review).")
+        bool, switch("pending-review", "Captures not yet reviewed (= --tag requires-review).")
     ] = False,
     now: Now = None,
     output: OutputOpt = Output.table,

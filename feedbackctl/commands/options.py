@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -28,12 +28,21 @@ Now = Annotated[
     str | None, typer.Option("--now", help="Evaluation time, ISO-8601 (default: the real clock).")
 ]
 OutputOpt = Annotated[Output, typer.Option("--output", help="table for people, json for scripts.")]
-DryRun = Annotated[bool, typer.Option("--dry-run", help="Decide and report; write nothing.")]
-Detailed = Annotated[
-    bool,
-    typer.Option("--detailed-exitcode", help="Exit 3 when changes were made or are recommended."),
-]
-Push = Annotated[bool, typer.Option("--push", help="Push to the remote with an explicit-SHA lease.")]
+
+
+def switch(name: str, help: str) -> Any:
+    """A boolean option as an on/off pair (``--write/--no-write``), shown without a value.
+
+    A flag that looked like it took ``<bool>`` invited ``--write true``; the pair says
+    what it is, and lets a wrapper script turn a default-on flag off explicitly.
+    """
+    on, off = (name, f"no-{name}") if not name.startswith("no-") else (name, name.removeprefix("no-"))
+    return typer.Option(f"--{on}/--{off}", help=help, metavar="")
+
+
+DryRun = Annotated[bool, switch("dry-run", "Decide and report; write nothing.")]
+Detailed = Annotated[bool, switch("detailed-exitcode", "Exit 3 when changes were made or are recommended.")]
+Push = Annotated[bool, switch("push", "Push to the remote with an explicit-SHA lease.")]
 
 
 def exit_code(report: Report, detailed: bool) -> int:

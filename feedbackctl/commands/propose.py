@@ -24,6 +24,7 @@ from feedbackctl.commands.options import (
     Repo,
     ShardOpt,
     exit_code,
+    switch,
 )
 from feedbackctl.demo import DemoLayout
 from feedbackctl.patterns import proposals as lifecycle
@@ -89,7 +90,10 @@ def _print(report: Report, output: Output, title: str, key: str = "action") -> N
     if entries:
         out.print(proposals_table(entries, title, key))
     elif report.command in ("propose", "proposals list"):
-        out.print(f"{title}: no proposals")
+        passed = report.extra.get("passedOver") or []
+        out.print(f"{title}: no proposals" + (":" if passed else ""))
+        for p in passed:
+            out.print(f"  {p['claim']} {p['field']}: {p['outcome']}: {p['reason']}")
     print_report(shown, "table", title=title)
 
 
@@ -99,7 +103,7 @@ def propose_command(
     metrics: Metrics = None,
     now: Now = None,
     all_changes: Annotated[
-        bool, typer.Option("--all", help="Also propose every change analyze recommends (an engineer asks).")
+        bool, switch("all", "Also propose the changes autotune would apply (an engineer asks).")
     ] = False,
     push: Push = False,
     remote: Annotated[str, typer.Option("--remote", help="Remote for --push.")] = DEFAULT_REMOTE,
@@ -263,12 +267,12 @@ def register(app: typer.Typer) -> None:
 def demo_step(layout: DemoLayout, now: datetime) -> int:
     out = stdout()
     out.print(
-        "[bold]propose --all[/] — changes for a human: one branch each (claim edit + "
-        "ConfigurationProposal); the authority branch untouched"
+        "[bold]propose[/] — every change autotune will not apply (dev is not opted in) goes to a "
+        "human: one branch each (claim edit + ConfigurationProposal); the authority branch untouched"
     )
     repo = open_repo(layout.repo)
-    report = propose(repo, None, str(layout.metrics), now, all_changes=True)
-    _print(report, Output.table, "feedbackctl propose --all")
+    report = propose(repo, None, str(layout.metrics), now)
+    _print(report, Output.table, "feedbackctl propose")
     listed = lifecycle.list_proposals(repo, None, now)
     _print(listed, Output.table, "feedbackctl proposals list", key="status")
     out.print(f"  review one: git -C {layout.repo} show feedback/messagewall-dev/lambdaMemory")

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from feedbackctl.charts import html_report, terminal_chart
-from feedbackctl.commands.options import Output, OutputOpt, Ref
+from feedbackctl.commands.options import Output, OutputOpt, Ref, switch
 from feedbackctl.errors import EXIT_OK, EXIT_RUNTIME, UsageError
 from feedbackctl.patterns.simulate import Options, Result, result_json, run, setup_from
 from feedbackctl.render import print_cost_line, print_json, stderr, stdout
@@ -113,13 +113,13 @@ def simulate_command(
         ),
     ] = None,
     no_guards: Annotated[
-        bool, typer.Option("--no-guards", help="Apply every recommendation: shows the runaway.")
+        bool, switch("no-guards", "Apply every recommendation: shows the runaway.")
     ] = False,
     output: OutputOpt = Output.table,
     html: Annotated[
         str | None, typer.Option("--html", help="Write a self-contained HTML report here.")
     ] = None,
-    chart: Annotated[bool, typer.Option("--chart/--no-chart", help="Terminal charts (table output).")] = True,
+    chart: Annotated[bool, switch("chart", "Terminal charts (table output).")] = True,
 ) -> int:
     """Backtest a policy over metric history in memory, through the same core and guards as autotune."""
     opts = Options(scenario, metrics, claim, repo, ref, policies, start, end, step, plant, not no_guards)

@@ -45,6 +45,13 @@ class ClaimInputs:
     claim: Claim
     series: Mapping[str, Series] = field(default_factory=dict)
     histories: Mapping[str, FieldHistory] = field(default_factory=dict)
+    # Metrics whose series could not be read: metric -> one line naming the file and line.
+    unreadable: Mapping[str, str] = field(default_factory=dict)
+
+    def unknown(self, metric: str, detail: str) -> str:
+        """``detail``, or why ``metric`` is unknown when its series was unreadable."""
+        bad = self.unreadable.get(metric)
+        return f"{metric} unreadable: {bad}" if bad else detail
 
 
 def _number(claim: Claim, name: str) -> float | None:
@@ -150,7 +157,7 @@ def _recommend_field(
         )
         any_enough = any_enough or check.enough
         if not check.holds:
-            notes.append(Note(rule.name, "info", check.detail))
+            notes.append(Note(rule.name, "info", inputs.unknown(rule.when.metric, check.detail)))
             continue
         if fired is not None:
             continue
@@ -167,9 +174,10 @@ def _recommend_field(
             )
             for a in rule.also
         ]
-        unmet = next((c for c in extra if not c.holds), None)
+        unmet = next(((a, c) for a, c in zip(rule.also, extra, strict=True) if not c.holds), None)
         if unmet is not None:
-            notes.append(Note(rule.name, "info", f"{check.detail}, but {unmet.detail}"))
+            why = inputs.unknown(unmet[0].when.metric, unmet[1].detail)
+            notes.append(Note(rule.name, "info", f"{check.detail}, but {why}"))
             continue
         fired = (rule, check, vf, extra)
     value = _as_value(current)
@@ -219,7 +227,10 @@ def _recommend_field(
             )
     if target is None:
         target = current + fp.step if direction == "increase" else current - fp.step
-        notes.append(Note("sizing", "shaped", f"no absolute usage data; one step of {fp.step:g}"))
+        usage = "no absolute usage data"
+        if rule.size is not None:
+            usage = inputs.unknown(rule.size.metric, usage)
+        notes.append(Note("sizing", "shaped", f"{usage}; one step of {fp.step:g}"))
     if direction == "decrease" and target >= current:
         notes.append(Note("sizing", "info", f"already right-sized: usage needs {target:g}"))
         return _hold(claim, name, value, source, evidence, notes)
@@ -268,7 +279,9 @@ def _recommend_field(
             notes=decision.notes + (Note("schema", "blocked", f"spec.{name} {limit}: {why}"),),
         )
     baselines = {f: h.baseline for f, h in inputs.histories.items()}
-    return guards.guardrails(decision, inputs.claim.spec, inputs.series, policy, now, baselines)
+    return guards.guardrails(
+        decision, inputs.claim.spec, inputs.series, policy, now, baselines, unknown=inputs.unknown
+    )
 
 
 def recommend(inputs: ClaimInputs, policy: Policy, now: datetime, source: Source) -> list[Decision]:
@@ -279,8 +292,17 @@ def recommend(inputs: ClaimInputs, policy: Policy, now: datetime, source: Source
     for name in policy.tuned_fields:
         d = _recommend_field(inputs, policy, tuning, name, ts, source)
         if d is not None:
+            d = _with_units(d, policy)
             out.append(_with_flap(_with_risk(d, inputs.claim, policy), inputs, policy, now))
     return out
+
+
+def _with_units(d: Decision, policy: Policy) -> Decision:
+    """Evidence carries its metric's unit, so summaries and trailers say ms, MB, % or USD."""
+    units = {m: p.unit for m, p in policy.metrics.items()}
+    if not any(units.get(e.metric) for e in d.evidence):
+        return d
+    return replace(d, evidence=tuple(replace(e, unit=units.get(e.metric, "")) for e in d.evidence))
 
 
 def _with_flap(d: Decision, inputs: ClaimInputs, policy: Policy, now: datetime) -> Decision:

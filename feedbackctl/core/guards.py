@@ -107,11 +107,14 @@ def guardrails(
     policy: Policy,
     now: float,
     baselines: Mapping[str, Scalar],
+    unknown: Callable[[str, str], str] = lambda metric, detail: detail,
 ) -> Decision:
     """No change in a guarded direction while a guardrail metric is bad or unknown.
 
     A guardrail looks at its own window whatever changed recently: data from
     before a change still shows whether the claim is healthy enough to act.
+
+    ``unknown(metric, detail)`` says why a metric has no data (an unreadable file).
     """
     for g in policy.guardrails:
         if g.blocks not in (d.direction, "any"):
@@ -129,7 +132,8 @@ def guardrails(
         if check.holds:
             return _stop(d, g.name, f"{check.detail}{why}: no {d.direction} while it is bad")
         if not check.enough:
-            return _stop(d, g.name, f"cannot prove health before a {d.direction}: {check.detail}")
+            missing = unknown(g.when.metric, check.detail)
+            return _stop(d, g.name, f"cannot prove health before a {d.direction}: {missing}")
     return d
 
 

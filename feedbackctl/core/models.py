@@ -166,13 +166,31 @@ class Evidence:
     points: int
     value: float
     threshold: float | None = None
+    # The policy's unit for the metric (percent, ms, MB, USD, ...): presentation only, so a
+    # record read back without it (a proposal's evidence) still equals the same evidence.
+    unit: str = field(default="", compare=False)
 
     @property
     def summary(self) -> str:
         hours = self.window_minutes / 60
         window = f"{hours:g}h" if self.window_minutes % 60 == 0 else f"{self.window_minutes}m"
-        cmp = f" vs threshold {self.threshold:g}" if self.threshold is not None else ""
-        return f"{self.metric} {self.statistic}={self.value:.4g}{cmp} over {window}, n={self.points}"
+        cmp = f" vs threshold {with_unit(self.threshold, self.unit)}" if self.threshold is not None else ""
+        value = with_unit(self.value, self.unit)
+        return f"{self.metric} {self.statistic}={value}{cmp} over {window}, n={self.points}"
+
+
+def with_unit(value: float, unit: str) -> str:
+    """A number as people read it: its unit, and no more digits than the unit needs."""
+    v = float(value)
+    if unit in ("percent", "%"):
+        return f"{v:.3g}%"
+    if unit == "USD":
+        return f"{v:.2f} USD"
+    if unit in ("ms", "MB"):
+        return f"{v:.0f} {unit}" if abs(v) >= 10 else f"{v:.3g} {unit}"
+    if unit == "s":
+        return f"{v:.3g} s"
+    return f"{v:.4g}"
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ REVIEW_REASONS = {
     "bounds": "beyond the human-written bounds",
     "change-cap": "beyond the baseline change cap",
     "trust": "from a source that may only propose",
+    "opt-in": "the claim is not opted in to auto-tune (no spec.autoTune for this field)",
     "requested": "requested by an engineer (--all)",
 }
 _HEADER = (
@@ -233,6 +234,7 @@ def to_document(p: Proposal) -> dict[str, Any]:
                         "points": e.points,
                         "value": e.value,
                         "threshold": e.threshold,
+                        **({"unit": e.unit} if e.unit else {}),
                         "summary": e.summary,
                     }
                     for e in p.evidence
@@ -356,6 +358,7 @@ def _evidence(raw: Any) -> tuple[Evidence, ...]:
                     points=int(e.get("points") or 0),
                     value=float(e.get("value") or 0.0),
                     threshold=float(threshold) if threshold is not None else None,
+                    unit=str(e.get("unit") or ""),
                 )
             )
         except (TypeError, ValueError):

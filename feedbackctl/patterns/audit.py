@@ -496,7 +496,8 @@ def _check_commit(
     return check.found
 
 
-def verify(repo: GitRepo, ref: str | None, since: str | None) -> AuditResult:
+def verify(repo: GitRepo, ref: str | None, since: str | None, now: datetime | None = None) -> AuditResult:
+    """Replay ``ref`` (after ``since``); commits dated after ``now`` are not yet known: left out."""
     branch = branch_of(repo, ref)
     head = repo.resolve(branch)
     rev = head
@@ -511,7 +512,7 @@ def verify(repo: GitRepo, ref: str | None, since: str | None) -> AuditResult:
     replay = Replay(repo)
     try:
         for c, parent, after, unreadable in replay.walk(head):
-            if c.sha not in audited or not (c.changes or c.stray):
+            if c.sha not in audited or not (c.changes or c.stray) or (now is not None and c.at > now):
                 continue
             result.commits += 1
             result.changes += len(c.changes)

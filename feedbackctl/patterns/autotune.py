@@ -117,7 +117,7 @@ def _decide(
                 raise stages.errors[inputs.claim.name]
             decisions.extend(autotune(inputs, policy, now, gathered.source, evidence.get(inputs.claim.name)))
         except ClaimError as e:
-            problems.append(Problem.of(e))
+            problems.append(Problem.of(e, inputs.claim))
     if evidence:
         by_name = {i.claim.name: i for i in gathered.inputs}
         decisions = promote(decisions, by_name, evidence, policy, now, gathered.source)

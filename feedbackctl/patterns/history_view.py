@@ -22,13 +22,14 @@ from datetime import datetime, timedelta
 
 from feedbackctl.authority.commits import Commit, read_commits
 from feedbackctl.authority.gitrepo import GitRepo
-from feedbackctl.authority.history import ValueMemo, claim_files, claim_values, parse_scalar, value_events
+from feedbackctl.authority.history import ValueMemo, claim_files, parse_scalar, reader_for, value_events
 from feedbackctl.authority.snapshot import branch_of, load_snapshot
 from feedbackctl.authority.trailers import parse_trailers
 from feedbackctl.authority.writer import Plan, trailer, write
 from feedbackctl.clock import parse_instant
-from feedbackctl.core.models import Scalar
+from feedbackctl.core.models import Claim, Scalar
 from feedbackctl.errors import ConflictError, FeedbackError, UsageError
+from feedbackctl.patterns.proposals import human_identity
 from feedbackctl.render import Report
 
 REVIEW_KIND = "review"
@@ -155,16 +156,21 @@ def _reviewed(entries: list[Entry]) -> list[Entry]:
 
 
 def _human_entries(
-    repo: GitRepo, logged: Sequence[Commit], files: Mapping[str, set[str]], fields: Sequence[str]
+    repo: GitRepo,
+    logged: Sequence[Commit],
+    files: Mapping[str, set[str]],
+    fields: Sequence[str],
+    claims: Sequence[Claim] = (),
 ) -> list[Entry]:
     """Value changes of tuned fields by commits without trailers for them (humans, merges' own values).
 
     The same reading the guards use (``history.value_events``): every file
     version is read once, by blob id; a merge shows only what differs from
-    every parent.
+    every parent. Files that set values of Kustomize-rendered claims (overlays,
+    bases) are read the way autotune's settling reads them.
     """
     authors = {c.sha: c.author for c in logged}
-    events = value_events(repo, logged, files, fields, ValueMemo(claim_values))
+    events = value_events(repo, logged, files, fields, ValueMemo(reader_for(claims), claims))
     return [
         Entry(ch.commit, ch.at, authors[ch.commit], HUMAN, claim, f, ch.old, ch.new)
         for claim, f, ch in events
@@ -190,7 +196,7 @@ def read_history(repo: GitRepo, ref: str | None, filt: HistoryFilter) -> History
             if filt.field is None or fnmatch.fnmatchcase(f, filt.field)
         ]
         claims = [c for c in snapshot.claims if filt.claim is None or fnmatch.fnmatchcase(c.name, filt.claim)]
-        entries += _human_entries(repo, logged, claim_files(claims), fields)
+        entries += _human_entries(repo, logged, claim_files(claims), fields, claims)
     order = {c.sha: i for i, c in enumerate(logged)}
     entries.sort(key=lambda e: (order.get(e.commit, 0), e.claim or "", e.field or ""))
     entries = _reviewed(entries)
@@ -287,7 +293,7 @@ def record_review(
             )
             return report
         try:
-            new = write(repo, branch, tip, plan, now)
+            new = write(repo, branch, tip, plan, now, author=human_identity(repo))  # a person's act
         except ConflictError:
             continue
         report.extra["reviews"] = sha

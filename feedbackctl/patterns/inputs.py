@@ -6,6 +6,7 @@ a claim from the same evidence.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -36,9 +37,20 @@ class Problem:
     message: str
 
     @staticmethod
-    def of(error: FeedbackError) -> Problem:
+    def of(error: FeedbackError, claim: Claim | None = None) -> Problem:
+        """With the claim, the line starts where the user fixes it: ``path:line: claim: ...``."""
         where = error.claim if isinstance(error, ClaimError) else ""
-        return Problem(where, str(error))
+        return Problem(where, str(error) if claim is None else f"{located(claim, str(error))}: {error}")
+
+
+_FIELD = re.compile(r"\bspec\.([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def located(claim: Claim, message: str) -> str:
+    """``path:line`` of the field the message names (its own file for a rendered value), or the path."""
+    m = _FIELD.search(message)
+    loc = claim.locations.get(f"spec.{m.group(1)}") if m else None
+    return f"{loc.path}:{loc.line}" if loc is not None else claim.path
 
 
 @dataclass
@@ -86,7 +98,7 @@ def _valid_claims(snapshot: Snapshot, problems: list[Problem]) -> list[Claim]:
                 c.name, parse_autotune(c), policy.rules, band=policy.limits.hysteresis_band, path=c.path
             )
         except ClaimError as e:
-            problems.append(Problem.of(e))
+            problems.append(Problem.of(e, c))
             continue
         ok.append(c)
     return ok
@@ -136,11 +148,15 @@ def gather(
     inputs = []
     for c in chosen:
         claim_problems = batch.problems.get(c.name, [])
-        if claim_problems:
-            problems.extend(Problem(c.name, _naming(c.name, p)) for p in claim_problems)
+        problems.extend(Problem(c.name, _naming(c.name, p)) for p in claim_problems)
+        # One bad series stops only what needs it (the core names it in those decisions);
+        # any other problem means the claim's metrics cannot be trusted at all.
+        unreadable = batch.metric_problems.get(c.name, {})
+        if set(claim_problems) - set(unreadable.values()):
             continue
-        inputs.append(ClaimInputs(c, batch.series.get(c.name, {}), histories.for_claim(c.name)))
-    warnings = [batch.absent[c.name] for c in chosen if c.name in batch.absent] + batch.warnings
+        series = {m: s for m, s in batch.series.get(c.name, {}).items() if m not in unreadable}
+        inputs.append(ClaimInputs(c, series, histories.for_claim(c.name), unreadable=unreadable))
+    warnings = [*batch.warnings, *(batch.absent[c.name] for c in chosen if c.name in batch.absent)]
     return Gathered(
         inputs, problems, policy.source(source.name), histories, warnings, fetch_cost(source, requests)
     )

@@ -89,6 +89,12 @@ class Candidate:
     proposer_id: str | None = None
 
 
+def passed_over_json(d: Decision, why: str = "") -> dict[str, Any]:
+    """A decision that opened no branch, and why (``propose`` prints these when it opens nothing)."""
+    outcome = "autotune" if why else d.outcome.value
+    return {"claim": d.claim, "field": f"spec.{d.field}", "outcome": outcome, "reason": why or d.reason}
+
+
 def review_reason(d: Decision) -> str:
     """The guard that routed ``d`` to a proposal."""
     for n in reversed(d.notes):
@@ -97,20 +103,46 @@ def review_reason(d: Decision) -> str:
     return "risk-ceiling"
 
 
+def _opted_out(d: Decision) -> bool:
+    """Stopped only because the claim (or this field) is not opted in to auto-tune."""
+    return d.outcome == Outcome.BLOCKED and d.blocked_by[:1] == ("opt-in",)
+
+
 def candidates_for(
-    inputs: ClaimInputs, policy: Policy, now: datetime, source: Source, *, all_changes: bool
+    inputs: ClaimInputs,
+    policy: Policy,
+    now: datetime,
+    source: Source,
+    *,
+    all_changes: bool,
+    passed_over: list[dict[str, Any]] | None = None,
 ) -> list[Candidate]:
-    """What the core routes to a human; with ``all_changes`` also every recommended change."""
+    """Every recommended change autotune will not apply; with ``all_changes`` also those it would.
+
+    Not applied: claims (or fields) not opted in to auto-tune, and whatever
+    the guards route to a human. Decisions that open nothing are appended to
+    ``passed_over`` with their reason, so the run can say why.
+    """
     tuned = autotune(inputs, policy, now, source)
-    recommended = {d.field: d for d in recommend(inputs, policy, now, source)} if all_changes else {}
+    recommended = {d.field: d for d in recommend(inputs, policy, now, source)}
     out = []
     for d in tuned:
         if d.outcome == Outcome.PROPOSE and d.changes_value:
             out.append(Candidate(d, review_reason(d)))
             continue
         r = recommended.get(d.field)
-        if r is not None and r.outcome == Outcome.CHANGE and r.changes_value:
+        wanted = r is not None and r.outcome == Outcome.CHANGE and r.changes_value
+        if r is not None and wanted and _opted_out(d):
+            out.append(Candidate(r, "opt-in"))
+        elif r is not None and wanted and all_changes:
             out.append(Candidate(r, "requested"))
+        elif passed_over is not None:
+            if d.outcome == Outcome.CHANGE and d.changes_value:
+                why = f"autotune applies {d.current} -> {d.recommended}; --all proposes it instead"
+                passed_over.append(passed_over_json(d, why))
+            else:
+                # Not opted in: the guards never ran, the signals' own answer says why.
+                passed_over.append(passed_over_json(r if _opted_out(d) and r is not None else d))
     return out
 
 
@@ -247,6 +279,9 @@ def _summary(d: Decision, reason: str) -> str:
     fired = next((f"{n.rule}: {n.detail}" for n in d.notes if n.effect == "fired"), "")
     if reason == "requested":
         return staging.with_validation_rationale(fired, d)
+    if reason == "opt-in":
+        summary = "; ".join(x for x in (fired, f"needs review: {REVIEW_REASONS[reason]}") if x)
+        return staging.with_validation_rationale(summary, d)
     summary = f"{fired}; needs review: {d.reason}" if fired else f"needs review: {d.reason}"
     return staging.with_validation_rationale(summary, d)
 
@@ -591,13 +626,15 @@ def propose(
                         warnings=gathered.warnings, dry_run=dry_run)  # fmt: skip
         report.extra["metricsCost"] = gathered.metrics_cost.json()
         candidates: list[Candidate] = []
+        passed_over: list[dict[str, Any]] = []
         for inputs in gathered.inputs:
             try:
                 candidates += candidates_for(
-                    inputs, snapshot.settings.policy, now, gathered.source, all_changes=all_changes
-                )
+                    inputs, snapshot.settings.policy, now, gathered.source, all_changes=all_changes,
+                    passed_over=passed_over,
+                )  # fmt: skip
             except ClaimError as e:
-                report.problems.append(Problem.of(e))
+                report.problems.append(Problem.of(e, inputs.claim))
         checked = staging.with_validation(
             snapshot, gathered.histories, gathered.inputs, [c.decision for c in candidates], now
         )
@@ -607,6 +644,7 @@ def propose(
                 repo, snapshot, candidates, now, remote=remote if push else None, checks=checks,
                 report=report, shard=shard,
             )  # fmt: skip
+            plan.report.extra["passedOver"] = passed_over
             return carry_out(repo, plan, dry_run=dry_run)
         except (ConflictError, _LeaseLost) as e:
             lost = e

@@ -28,6 +28,7 @@ from feedbackctl.core.guards import guardrail_fields
 from feedbackctl.core.models import Claim, Decision, Outcome
 from feedbackctl.errors import ClaimError, FeedbackError, UsageError
 from feedbackctl.patterns.inputs import Gathered, Problem, add_baselines, gather
+from feedbackctl.patterns.proposals import human_identity
 from feedbackctl.render import Report
 
 KIND = "ConfigurationRecommendation"
@@ -221,7 +222,7 @@ def analyze(
             try:
                 report.decisions.extend(recommend(inputs, snapshot.settings.policy, now, gathered.source))
             except ClaimError as e:
-                report.problems.append(Problem.of(e))
+                report.problems.append(Problem.of(e, inputs.claim))
         if not write_sidecars:
             return report
         plan = _plan_sidecars(snapshot, report.decisions, report.problems)
@@ -294,6 +295,9 @@ def set_status(
             edits=staging.edits(),
         )
         report = Report(f"recommendations {kind}", now, snapshot.branch, snapshot.commit, dry_run=dry_run)
-        if commit_plan(repo, snapshot.branch, snapshot.commit, plan, now, report.commits, dry_run=dry_run):
+        who = human_identity(repo)  # a person decides: the commit is theirs
+        if commit_plan(
+            repo, snapshot.branch, snapshot.commit, plan, now, report.commits, dry_run=dry_run, author=who
+        ):
             return report
     raise FeedbackError(f"the branch kept moving during {CAS_ATTEMPTS} attempts; rerun later")

@@ -43,7 +43,7 @@ from feedbackctl.core.validation import (
     parse_validation,
 )
 from feedbackctl.errors import FeedbackError, UsageError
-from feedbackctl.patterns.inputs import Problem, needed_metrics
+from feedbackctl.patterns.inputs import Problem, located, needed_metrics
 from feedbackctl.sources.base import MetricRequest, MetricsCost, fetch_cost, open_source
 
 SCENARIO_FILE = "scenario.yaml"
@@ -694,16 +694,35 @@ def _estimates(sim: Simulation, start: datetime, end: datetime) -> dict[str, Est
     return out
 
 
+def _unusable(claim: Claim, policy: Policy) -> str | None:
+    """Why ``claim`` cannot be simulated (its autoTune block or a tuned value), or None."""
+    try:
+        parse_autotune(claim)
+    except FeedbackError as e:
+        return f"{located(claim, str(e))}: {e}"
+    for name in policy.tuned_fields:
+        value = claim.value(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            where = located(claim, f"spec.{name}")
+            return f"{where}: {claim.name}: spec.{name} is {value!r}, expected a number; fix the claim"
+    return None
+
+
 def run(setup: Setup) -> Result:
     """The whole backtest: no git writes, no network beyond the metric source."""
     recorded, problems, metrics_cost = _fetch(setup)
     problems = setup.problems + problems
     start, end = _span(setup, recorded)
+    usable = []
     for claim in setup.claims:
-        try:
-            parse_autotune(claim)
-        except FeedbackError as e:
-            raise UsageError(str(e)) from None
+        why = _unusable(claim, setup.policy)
+        if why is None:
+            usable.append(claim)
+        else:  # one bad claim is reported; the others are still simulated
+            problems.append(Problem(claim.name, why))
+    if not usable:
+        raise UsageError("; ".join(p.message for p in problems if p.where))
+    setup = replace(setup, claims=usable)
     sim = Simulation(setup, recorded)
     if setup.plant:
         for name, state in sim.states.items():

@@ -35,7 +35,11 @@ class MetricBatch:
     # Claims the source has no data for at all: not an error (a new claim, a
     # claim nobody measures yet); their decisions say "not enough data".
     absent: dict[str, str] = field(default_factory=dict)
-    # Source-wide notes (a secondary source that could not be read): one line each.
+    # Those of the problems that concern one metric's series only (claim -> metric -> the
+    # line): only the rules and guardrails that need it cannot decide; the claim goes on.
+    metric_problems: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Source-wide notices (one line each), e.g. points after the evaluation time left out,
+    # or a secondary source (Cost Explorer) that could not be read.
     warnings: list[str] = field(default_factory=list)
 
     def add_series(self, claim: str, series: Series) -> None:
@@ -43,6 +47,10 @@ class MetricBatch:
 
     def add_absent(self, claim: str, message: str) -> None:
         self.absent[claim] = message
+
+    def add_metric_problem(self, claim: str, metric: str, problem: str) -> None:
+        self.metric_problems.setdefault(claim, {}).setdefault(metric, problem)
+        self.add_problem(claim, problem)
 
     def add_problem(self, claim: str, problem: str) -> None:
         self.problems.setdefault(claim, []).append(problem)

@@ -31,10 +31,12 @@ from feedbackctl.errors import UsageError
 from feedbackctl.sources.base import MetricBatch, MetricRequest, register
 
 NAME = "metric-fixtures"
-# Clocks drift and scrapers lag; only points clearly ahead of the evaluation time are suspect.
-FUTURE_SLACK_SECONDS = 300
 # A year of one-minute points is ~15 MB; anything far past that is not a metric export.
 MAX_METRIC_FILE_BYTES = 64 * 1024 * 1024
+# Points after the evaluation time are not yet known (a replay with --now over a
+# directory that holds later data): they are left out, never an error. Stamps
+# beyond this one (year 5138) are not seconds at all, but usually milliseconds.
+EPOCH_SECONDS_MAX = 1e11
 # Rows per bulk parse: large enough to amortise numpy's per-call cost, small enough
 # that a chunk's byte-string arrays stay a few tens of MB.
 CHUNK_ROWS = 200_000
@@ -137,14 +139,22 @@ class FixtureSource:
                     continue
                 loaded = self._read(claim_dir, claim, metric, request)
                 if isinstance(loaded, str):
-                    batch.add_problem(claim, loaded)
+                    batch.add_metric_problem(claim, metric, loaded)
                 elif loaded is not None:
                     files.append(loaded)
-        for file, result in zip(files, parse_files(files, now), strict=True):
+        later: list[int] = []
+        for file, result in zip(files, parse_files(files, now, later), strict=True):
             if isinstance(result, str):
-                batch.add_problem(file.claim, result)
+                batch.add_metric_problem(file.claim, file.metric, result)
             else:
                 batch.add_series(file.claim, result)
+        if sum(later):
+            at = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            n, k = sum(later), sum(1 for c in later if c)
+            batch.warnings.append(
+                f"{self.display}: {n} point{'s' if n != 1 else ''} in {k} file{'s' if k != 1 else ''} "
+                f"after {at} left out (not yet known at that time)"
+            )
         return batch
 
     def _read(self, claim_dir: str, claim: str, metric: str, request: MetricRequest) -> _File | str | None:
@@ -196,9 +206,13 @@ def _prepare(claim: str, metric: str, root: str, data: bytes, start: float, end:
     return _File(claim, metric, root, data, body_start, lines, start, end)
 
 
-def parse_files(files: Sequence[_File], now: float) -> list[Series | str]:
-    """Parse prepared files in bulk: a Series (windowed) or a one-line problem per file."""
+def parse_files(files: Sequence[_File], now: float, later: list[int] | None = None) -> list[Series | str]:
+    """Parse prepared files in bulk: a Series (windowed) or a one-line problem per file.
+
+    Points after ``now`` are left out; ``later`` (when given) receives each file's count of them.
+    """
     results: list[Series | str | None] = [None] * len(files)
+    counts = [0] * len(files)
     fast = [i for i, f in enumerate(files) if _fast_eligible(f)]
     fast_set = set(fast)
     slow = [i for i in range(len(files)) if i not in fast_set]
@@ -207,12 +221,14 @@ def parse_files(files: Sequence[_File], now: float) -> list[Series | str]:
         if rows is None:
             slow.extend(chunk)
         else:
-            _finish([files[i] for i in chunk], chunk, rows, now, results)
+            _finish([files[i] for i in chunk], chunk, rows, now, results, counts)
     slow.sort()
     for chunk in _chunks(slow, files):
         chunk_files = [files[i] for i in chunk]
-        _finish(chunk_files, chunk, _string_rows(chunk_files), now, results)
+        _finish(chunk_files, chunk, _string_rows(chunk_files), now, results, counts)
     assert all(r is not None for r in results)
+    if later is not None:
+        later[:] = counts
     return [r for r in results if r is not None]
 
 
@@ -430,11 +446,18 @@ def _finish(
     rows: _Rows,
     now: float,
     results: list[Series | str | None],
+    later: list[int],
 ) -> None:
     """Apply the value checks, report each file's first bad row, build windowed series."""
     _flag(rows.code, ~np.isfinite(rows.values), NOT_FINITE)
     _flag(rows.code, rows.values < 0, NEGATIVE)
-    _flag(rows.code, rows.ts > now + FUTURE_SLACK_SECONDS, FUTURE)
+    _flag(rows.code, rows.ts > EPOCH_SECONDS_MAX, FUTURE)
+    # Valid points after now: counted and windowed out (the window ends at now at the latest).
+    after = (rows.code == OK) & (rows.ts > now)
+    if after.any():
+        for k, c in zip(*np.unique(rows.file[after], return_counts=True), strict=True):
+            later[indices[int(k)]] += int(c)
+    end_cap = min(now, float(EPOCH_SECONDS_MAX))
 
     bad_rows = np.flatnonzero(rows.code != OK)
     bad_files, first_bad, bad_counts = np.unique(rows.file[bad_rows], return_index=True, return_counts=True)
@@ -446,7 +469,7 @@ def _finish(
     step_back = (rows.file[1:] == rows.file[:-1]) & (rows.ts[1:] <= rows.ts[:-1])
     unsorted = set(np.unique(rows.file[1:][step_back]).tolist())
     start = np.array([f.start for f in files], dtype=np.float64)[rows.file]
-    end = np.array([f.end for f in files], dtype=np.float64)[rows.file]
+    end = np.minimum(np.array([f.end for f in files], dtype=np.float64), end_cap)[rows.file]
     keep = (rows.ts >= start) & (rows.ts <= end)
     if unsorted:
         keep |= np.isin(rows.file, list(unsorted))
@@ -460,7 +483,7 @@ def _finish(
         if k in unsorted:
             ts, values = _sorted_unique(ts, values)
             first = int(np.searchsorted(ts, f.start, side="left"))
-            last = int(np.searchsorted(ts, f.end, side="right"))
+            last = int(np.searchsorted(ts, min(f.end, end_cap), side="right"))
             ts, values = ts[first:last], values[first:last]
         results[indices[k]] = Series(f.metric, ts, values)
 
@@ -487,7 +510,7 @@ def _problem(f: _File, line: int, code: int, more: int, now: float) -> str:
         VALUE: (f"value {value_s} is not a number", "fix the row"),
         NOT_FINITE: (f"value {value_s} is not a finite number", "fix or drop the row"),
         NEGATIVE: (f"value {value_s} is negative and metrics never are", "fix the row"),
-        FUTURE: (_future(stamp, now), "fix the row or pass a later --now"),
+        FUTURE: (_not_seconds(stamp), "fix the row"),
     }[code]
     extra = f" ({more} more bad row{'s' if more != 1 else ''} in this file)" if more else ""
     return f"{f.display}:{line}: {what}; {fix}{extra}"
@@ -497,15 +520,8 @@ def _fields(count: int) -> str:
     return f"row has {count} field{'s' if count != 1 else ''}, expected 'timestamp,value'"
 
 
-def _future(stamp: bytes, now: float) -> str:
-    limit = datetime.fromtimestamp(now + FUTURE_SLACK_SECONDS, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    hint = ""
-    try:
-        if float(stamp) > 1e11:
-            hint = " (epoch milliseconds? use seconds)"
-    except ValueError:
-        pass
-    return f"timestamp {_show(stamp)} is in the future (after {limit}){hint}"
+def _not_seconds(stamp: bytes) -> str:
+    return f"timestamp {_show(stamp)} is after the year 5000 (epoch milliseconds? use seconds)"
 
 
 def _show(cell: bytes, limit: int = 40) -> str:
