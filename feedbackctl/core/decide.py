@@ -15,6 +15,7 @@ from datetime import datetime
 
 from feedbackctl.core import flap, guards
 from feedbackctl.core.models import (
+    Acknowledgement,
     Claim,
     Decision,
     Direction,
@@ -44,6 +45,8 @@ class ClaimInputs:
     claim: Claim
     series: Mapping[str, Series] = field(default_factory=dict)
     histories: Mapping[str, FieldHistory] = field(default_factory=dict)
+    # Acks recorded on the authority branch, by field: an input like any other.
+    acknowledgements: Mapping[str, Acknowledgement] = field(default_factory=dict)
 
 
 def _number(claim: Claim, name: str) -> float | None:
@@ -307,6 +310,7 @@ def autotune(inputs: ClaimInputs, policy: Policy, now: datetime, source: Source)
             claim_histories=inputs.histories,
             now=now,
             source=source,
+            acknowledgement=inputs.acknowledgements.get(d.field),
         )
         out.append(guards.apply(ctx, d))
     return guards.one_change_per_claim(out, source)

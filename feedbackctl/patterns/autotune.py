@@ -31,11 +31,11 @@ from feedbackctl.authority.snapshot import Snapshot, load_snapshot
 from feedbackctl.authority.writer import Plan, Staging, decision_trailer
 from feedbackctl.core import guards
 from feedbackctl.core.decide import autotune
-from feedbackctl.core.models import Claim, Decision, Note, Outcome
+from feedbackctl.core.models import Acknowledgement, Claim, Decision, Outcome
 from feedbackctl.core.tuning import parse_autotune
 from feedbackctl.errors import ClaimError, CommandError, ConflictError, FeedbackError, UsageError
 from feedbackctl.patterns.inputs import Gathered, Problem, gather
-from feedbackctl.patterns.proposals import AckedChange, acknowledged_changes
+from feedbackctl.patterns.proposals import acknowledgements
 from feedbackctl.render import Report
 
 KIND = "auto-tune"
@@ -94,48 +94,19 @@ class Outcomes:
 
 
 def _decide(
-    gathered: Gathered, snapshot: Snapshot, now: datetime, acked: Mapping[tuple[str, str], AckedChange]
+    gathered: Gathered, snapshot: Snapshot, now: datetime, acked: Mapping[tuple[str, str], Acknowledgement]
 ) -> tuple[list[Decision], list[Problem]]:
     policy = snapshot.settings.policy
     decisions: list[Decision] = []
     problems: list[Problem] = []
     for inputs in gathered.inputs:
+        name = inputs.claim.name
+        mine = {f: a for (c, f), a in acked.items() if c == name}
         try:
-            decisions.extend(autotune(inputs, policy, now, gathered.source))
+            decisions.extend(autotune(replace(inputs, acknowledgements=mine), policy, now, gathered.source))
         except ClaimError as e:
             problems.append(Problem.of(e))
-    decisions = [_with_acknowledgment(d, acked.get((d.claim, d.field))) for d in decisions]
     return guards.rate_limit(decisions, gathered.histories.fleet, now, policy.limits), problems
-
-
-def _with_acknowledgment(d: Decision, ack: AckedChange | None) -> Decision:
-    """An acknowledged MEDIUM proposal may auto-apply (issue 4's ack workflow).
-
-    Only when the risk ceiling alone held the change back: every other guard
-    (time gates, step, cap, bounds) has already passed for this field.
-    """
-    if (
-        ack is None
-        or d.outcome != Outcome.PROPOSE
-        or d.blocked_by != ("risk-ceiling",)
-        or d.current != ack.old
-    ):
-        return d
-    note = Note(
-        "risk-ceiling",
-        "info",
-        f"MEDIUM proposal {ack.branch} acknowledged by {ack.acknowledged_by} "
-        f"at {ack.acknowledged_at:%Y-%m-%dT%H:%MZ}; applied and announced",
-    )
-    kept = tuple(n for n in d.notes if not (n.rule == "risk-ceiling" and n.effect == "blocked"))
-    return replace(d, outcome=Outcome.CHANGE, recommended=ack.new, notes=kept + (note,))
-
-
-def _acknowledged(snapshot: Snapshot, now: datetime) -> dict[tuple[str, str], AckedChange]:
-    prefix = snapshot.settings.config.proposal_prefix
-    if not snapshot.repo.list_refs(f"refs/heads/{prefix}"):
-        return {}
-    return {(a.claim, a.field): a for a in acknowledged_changes(snapshot.repo, snapshot.branch, now)}
 
 
 def _candidates(decisions: Sequence[Decision]) -> set[tuple[str, str]]:
@@ -160,7 +131,8 @@ def opted_in(claim: Claim) -> bool:
 def evaluate(snapshot: Snapshot, metrics: str | None, now: datetime) -> Evaluation:
     """Every decision of one run, from one commit. Pure apart from reading."""
     gathered = gather(snapshot, metrics, now, values_for=opted_in)
-    acked = _acknowledged(snapshot, now)
+    # A human's acks on the authority branch: inputs of the risk-ceiling guard.
+    acked = acknowledgements(snapshot.repo, snapshot.commit, now)
     decisions, problems = _decide(gathered, snapshot, now, acked)
     wanted = _candidates(decisions)
     if wanted:

@@ -26,10 +26,11 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from feedbackctl.authority import acts
 from feedbackctl.authority.fastimport import NewCommit, RefUpdate, read_objects, update_refs, write_commits
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.shard import ALL, Shard
-from feedbackctl.authority.snapshot import Snapshot, load_snapshot
+from feedbackctl.authority.snapshot import Snapshot, branch_of, load_snapshot
 from feedbackctl.authority.writer import Plan, Staging, trailer
 from feedbackctl.core import proposal as record
 from feedbackctl.core.decide import ClaimInputs, autotune, recommend
@@ -38,7 +39,7 @@ from feedbackctl.core.policy import RISK_LEVELS, Policy, Source
 from feedbackctl.core.proposal import REVIEW_REASONS, Proposal
 from feedbackctl.core.risk import Change, RiskAssessment, SchemaCheck, assess
 from feedbackctl.core.schema import schema_check
-from feedbackctl.errors import ClaimError, ConflictError, FeedbackError
+from feedbackctl.errors import ClaimError, ConflictError, FeedbackError, UsageError
 from feedbackctl.patterns.inputs import Problem, gather
 from feedbackctl.patterns.proposals import (
     OPEN,
@@ -560,6 +561,26 @@ def propose_candidates(
     return carry_out(repo, plan, dry_run=dry_run)
 
 
+def authority_snapshot(repo: GitRepo, ref: str | None, remote: str | None) -> Snapshot:
+    """The commit proposals are built on: what the shared authority branch holds.
+
+    With a remote (``--push``) that is the remote's tip, fetched now; else,
+    when the branch tracks an upstream, the upstream as last fetched. Local
+    commits nobody pushed never become part of a proposal, where merging the
+    proposal would slip them in unreviewed.
+    """
+    branch = branch_of(repo, ref)
+    if remote is not None:
+        there = repo.fetch(remote, branch)
+        if there is None:
+            raise UsageError(f"remote '{remote}' has no branch {branch}; push it once by hand, then rerun")
+        return load_snapshot(repo, branch, at=there)
+    tracked = acts.upstream(repo, branch)
+    seen = repo.list_refs(f"refs/remotes/{tracked}/{branch}") if tracked else {}
+    there = seen.get(f"refs/remotes/{tracked}/{branch}")
+    return load_snapshot(repo, branch, at=there) if there else load_snapshot(repo, branch)
+
+
 def propose(
     repo: GitRepo,
     ref: str | None,
@@ -580,7 +601,7 @@ def propose(
     """
     lost: Exception | None = None
     for _ in range(CAS_ATTEMPTS):
-        snapshot = load_snapshot(repo, ref)
+        snapshot = authority_snapshot(repo, ref, remote if push and not dry_run else None)
         if push and not dry_run:
             fetch_branches(repo, proposal_config(snapshot, remote))
         gathered = gather(snapshot.restrict(shard), metrics, now)
