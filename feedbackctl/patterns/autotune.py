@@ -364,6 +364,20 @@ def _fast_forward_local(repo: GitRepo, branch: str, tip: str, out: Outcomes) -> 
         out.report.events.append(event)
 
 
+def _refuse_unpushed(repo: GitRepo, branch: str, remote: str, remote_sha: str) -> None:
+    """Local commits the remote lacks: deciding against the remote would silently strand them."""
+    name = f"refs/heads/{branch}"
+    local = repo.list_refs(name).get(name)
+    if local is None or repo.is_ancestor(local, remote_sha):
+        return
+    ahead = repo.git("rev-list", "--count", f"{remote_sha}..{local}").decode().strip()
+    raise FeedbackError(
+        f"local {branch} has {ahead} commit(s) {remote}/{branch} lacks (tip {local[:10]}); nothing was "
+        f"decided or pushed: push them (git push {remote} {branch}) or drop them "
+        f"(git reset --keep {remote}/{branch}), then rerun"
+    )
+
+
 def _pushed(repo: GitRepo, ref: str | None, metrics: str | None, now: datetime, opts: RunOptions) -> Outcomes:
     branch = (ref or repo.default_ref()).removeprefix("refs/heads/")
     remote = _remote_of(repo, branch, opts.remote)
@@ -371,6 +385,7 @@ def _pushed(repo: GitRepo, ref: str | None, metrics: str | None, now: datetime, 
         remote_sha = repo.fetch(remote, branch)
         if remote_sha is None:
             raise UsageError(f"remote '{remote}' has no branch {branch}; push it once by hand, then rerun")
+        _refuse_unpushed(repo, branch, remote, remote_sha)
         snap = load_snapshot(repo, branch, at=remote_sha).restrict(opts.shard)
         ev = evaluate(snap, metrics, now)
         out = _report(ev, now, opts.dry_run)
