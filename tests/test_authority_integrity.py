@@ -272,6 +272,15 @@ def test_propose_push_builds_on_the_remote_tip_not_on_local_commits(tmp_path: Pa
     assert local not in git_out(s.work, "rev-list", tip).split()
 
 
+def test_propose_without_push_builds_on_the_upstream_not_on_local_commits(tmp_path: Path) -> None:
+    s = make_setup(tmp_path, claim_files(max_memory=256))
+    (s.work / "NOTES.md").write_text("local only\n")
+    local = as_mallory(s.work, "local, unpushed")
+    assert entries(run(s))[PROD_BRANCH]["action"] == "created"
+    tip = s.sha(PROD_BRANCH)
+    assert git_out(s.work, "rev-parse", f"{tip}^") == git_out(s.origin, "rev-parse", "main") != local
+
+
 def test_autotune_push_with_unpushed_local_commits_exits_1_and_says_what_to_do(tmp_path: Path) -> None:
     s = make_setup(tmp_path)
     (s.work / "NOTES.md").write_text("local only\n")

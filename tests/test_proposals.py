@@ -367,7 +367,8 @@ def test_approve_on_the_remote_needs_the_same_authority_branch(tmp_path: Path) -
     commit_files(reviewer.work_tree, {"NOTES.md": "local only\n"}, "local", "2026-11-08T00:30:00Z")
     with pytest.raises(FeedbackError, match="bring them together"):
         lifecycle.approve(
-            reviewer, None, "messagewall-prod", "lambdaMemory", at(hours=1), remote="origin", beyond_bounds=True
+            reviewer, None, "messagewall-prod", "lambdaMemory", at(hours=1),
+            remote="origin", beyond_bounds=True,  # fmt: skip
         )
     assert git_out(s.origin, "log", "-1", "--format=%s", "main") == "Initial claims"
 
