@@ -214,7 +214,7 @@ def record(
     base: str,
     plan: Plan,
     now: datetime,
-    author: tuple[str, str],
+    author: tuple[str, str] | None,
     remote: str | None,
 ) -> tuple[str, bool]:
     """Commit the act (no file changes) on the authority branch; (sha, pushed).
@@ -238,3 +238,37 @@ def record(
         with contextlib.suppress(FeedbackError):
             repo.advance(branch, sha, base)
     return sha, True
+
+
+# --- reviews of drift captures ------------------------------------------------------------
+
+VERDICT_KEY = "Feedback-Review"
+VERDICTS = ("keep", "revert")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A review's decision about a captured value: ``keep`` it as tested, or ``revert`` it."""
+
+    sha: str
+    verdict: str
+    claim: str
+    field: str
+    old: str  # the capture's from -> to, as trailer text
+    new: str
+
+
+def review_verdicts(repo: GitRepo, tip: str) -> dict[tuple[str, str], Verdict]:
+    """The newest keep/revert review per claim field reachable from ``tip``."""
+    grep = f"--grep=^{VERDICT_KEY}: *({'|'.join(VERDICTS)})"
+    out = repo.git("log", f"--format=%H{_SEP}%B{_END}", "-E", grep, tip, "--").decode("utf-8", "replace")
+    found: dict[tuple[str, str], Verdict] = {}
+    for entry in out.split(_END):  # newest first
+        sha, _, message = entry.strip("\n").partition(_SEP)
+        for g in parse_trailers(message):
+            verdict = g.get(VERDICT_KEY, "")
+            key = (g.get("Feedback-Claim", ""), g.get("Feedback-Field", "").removeprefix("spec."))
+            if g.get("Feedback-Kind") != "review" or verdict not in VERDICTS or key in found:
+                continue
+            found[key] = Verdict(sha, verdict, *key, g.get("Feedback-From", ""), g.get("Feedback-To", ""))
+    return found
