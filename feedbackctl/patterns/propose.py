@@ -37,7 +37,7 @@ from feedbackctl.core.decide import ClaimInputs, autotune, recommend
 from feedbackctl.core.models import Claim, Decision, Note, Outcome
 from feedbackctl.core.policy import RISK_LEVELS, Policy, Source
 from feedbackctl.core.proposal import REVIEW_REASONS, Proposal
-from feedbackctl.core.risk import Change, RiskAssessment, SchemaCheck, assess
+from feedbackctl.core.risk import RiskAssessment, SchemaCheck, assess, claim_changes
 from feedbackctl.core.schema import schema_check
 from feedbackctl.errors import ClaimError, ConflictError, FeedbackError, UsageError
 from feedbackctl.patterns.inputs import Problem, gather
@@ -250,16 +250,16 @@ def _summary(d: Decision, reason: str) -> str:
     return f"{fired}; needs review: {d.reason}" if fired else f"needs review: {d.reason}"
 
 
-def _proposal(item: Item, snapshot: Snapshot, now: datetime) -> Proposal:
+def _proposal(item: Item, snapshot: Snapshot, now: datetime, path: str) -> Proposal:
+    """The record; ``path`` is the file the claim edit lands in (an overlay, for a shared base)."""
     d, c, risk = item.decision, item.claim, item.risk
-    loc = c.locations[f"spec.{d.field}"]
     previous = item.existing.proposal if item.existing else None
     if previous is not None and item.action in (Action.UNCHANGED, Action.REBASED):
         # The same change: keep what the reviewer has seen (evidence, times, acknowledgment).
         return replace(
             previous,
             base_commit=snapshot.commit,
-            target_path=loc.path,
+            target_path=path,
             target_kind=c.kind,
             target_api_version=c.api_version,
             target_namespace=c.namespace,
@@ -275,7 +275,7 @@ def _proposal(item: Item, snapshot: Snapshot, now: datetime) -> Proposal:
         target_kind=c.kind,
         target_api_version=c.api_version,
         target_namespace=c.namespace,
-        target_path=loc.path,
+        target_path=path,
         base_commit=snapshot.commit,
         risk=risk.level,
         risk_rationale=risk.rationale,
@@ -365,7 +365,7 @@ def _build(repo: GitRepo, snapshot: Snapshot, cfg: ProposalConfig, items: Sequen
             problems.append(Problem.of(e))
             item.action, item.detail = Action.SKIPPED, str(e)
             continue
-        p = _proposal(item, snapshot, now)
+        p = _proposal(item, snapshot, now, path)
         item.proposal = p
         rpath = record_path(cfg, d.claim, d.field)
         edits: dict[str, bytes | None] = {
@@ -501,8 +501,9 @@ def plan_candidates(
         if claim is None:
             report.problems.append(Problem(d.claim, f"{d.claim}: not found at {snapshot.branch}"))
             continue
-        change = Change(d.claim, d.field, claim.is_production, value=d.recommended)
-        risk = assess([change], policy.risk, policy.fields, checks)
+        # The same changes analyze and autotune classify (a shared value is a batch): one risk.
+        changes = [replace(c, value=d.recommended) for c in claim_changes(claim, d.field)]
+        risk = assess(changes, policy.risk, policy.fields, checks)
         name = branch_name(cfg, d.claim, d.field)
         item = Item(cand, claim, name, risk, existing=branches.get(name))
         if item.existing is not None:
