@@ -339,3 +339,17 @@ def test_acts_never_need_a_remote_in_a_repo_without_one(tmp_path: Path) -> None:
     assert r.code == 0, r.stderr
     assert trailers(s.work, "main")["Feedback-Kind"] == "reject"
     assert listed(s.work)[PROD_BRANCH]["status"] == "rejected"
+
+
+def test_a_copied_expire_marker_cannot_change_what_the_proposal_says(tmp_path: Path) -> None:
+    s = low_setup(tmp_path)
+    run(s)
+    git_out(s.work, "checkout", "-q", PROD_BRANCH)
+    edit(s.work / PROD_RECORD, "value: 384", "value: 512")
+    as_mallory(s.work, "expire\n\nFeedback-Kind: expire\nFeedback-Claim: messagewall-prod\n")
+    git_out(s.work, "checkout", "-q", "main")
+    row = listed(s.work)[PROD_BRANCH]
+    assert (row["status"], row["to"]) == ("pending", 384)  # the proposal commit's record, with its diff
+    r = proposals(s, "proposals", "ack", *CLAIM_FIELD)
+    assert r.code == 0, r.stderr
+    assert trailers(s.work, "main")["Feedback-To"] == "384"

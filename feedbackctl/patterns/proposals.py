@@ -255,8 +255,9 @@ def _read_records(repo: GitRepo, cfg: ProposalConfig, states: Mapping[str, Branc
     blobs = read_objects(repo, [spec for pair in specs.values() for spec in pair])
     for name, (at_tip, at_proposal) in specs.items():
         s = states[name]
-        text = blobs.get(at_tip) if s.handoff is None else None
-        text = text if text is not None else blobs.get(at_proposal)
+        # The proposal commit's record is the one that goes with its claim edit; a marker
+        # after it may only close the proposal, so nothing else is taken from a later record.
+        text = blobs.get(at_proposal)
         if text is None:
             s.problem = s.problem or f"no record {at_proposal.partition(':')[2]} on the branch"
             continue
@@ -264,6 +265,16 @@ def _read_records(repo: GitRepo, cfg: ProposalConfig, states: Mapping[str, Branc
             s.proposal = record.parse(text, f"{name}:{at_proposal.partition(':')[2]}")
         except ProposalError as e:
             s.problem = s.problem or str(e)
+            continue
+        tip_text = blobs.get(at_tip) if s.handoff is None and at_tip != at_proposal else None
+        if tip_text is not None:
+            try:
+                later = record.parse(tip_text, f"{name}:{at_tip.partition(':')[2]}")
+            except ProposalError:
+                continue
+            if later.state == State.EXPIRED:
+                by, at = later.closed_by or "feedbackctl", later.closed_at or later.expires_at
+                s.proposal = record.close(s.proposal, State.EXPIRED, by, at, later.close_reason)
 
 
 def status_of(s: BranchState, claims: Mapping[str, Claim], now: datetime) -> tuple[Status, str]:
@@ -663,6 +674,7 @@ def acknowledge(
             raise FeedbackError(
                 f"{s.name} went unacknowledged for 8h and is HIGH risk now; approve or reject it instead"
             )
+        reviewed_value(repo, ctx.snapshot.branch, s)  # the ack names what the diff shows, or nothing
         subject = f"feedbackctl: ack {p.claim} spec.{p.field} {p.old} -> {p.new}"
         body = (
             f"Acknowledged by {_ident_text(who)}: proposal {s.name} ({(s.proposal_commit or '')[:12]}). "
