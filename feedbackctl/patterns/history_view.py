@@ -337,8 +337,15 @@ def review_of(repo: GitRepo, sha: str, tip: str) -> str | None:
 
 
 def _review_remote(repo: GitRepo, branch: str, sha: str, remote: str | None) -> str | None:
-    """A review goes where the capture is: to the remote when the remote's branch holds it."""
-    remote = acts.act_remote(repo, branch, remote, "review")
+    """A review goes where the capture is: to the remote when the remote's branch holds it.
+
+    ``--remote``, else the branch's upstream; a branch tracking none (a local
+    ``drift --branch`` review branch) is reviewed here and the review travels with it.
+    """
+    if remote is None:
+        remote = acts.upstream(repo, branch)
+    elif remote not in acts.remotes(repo):
+        raise UsageError(f"no remote named '{remote}' in {repo.display}; add one with git remote add")
     if remote is None:
         return None
     there = repo.fetch(remote, branch)
