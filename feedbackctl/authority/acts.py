@@ -12,7 +12,7 @@ the person who decided. See docs/propose.md ("Trust model").
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -103,8 +103,9 @@ def read_acts(repo: GitRepo, tip: str) -> list[Act]:
     return acts
 
 
-def latest(acts: Iterable[Act], proposal: str, kinds: Sequence[str]) -> Act | None:
-    return next((a for a in acts if a.proposal == proposal and a.kind in kinds), None)
+def text(v: Scalar) -> str:
+    """A value as its trailer spells it (``Feedback-From/To``)."""
+    return ("true" if v else "false") if isinstance(v, bool) else str(v)
 
 
 def _scalar(text: str) -> Scalar:

@@ -409,13 +409,9 @@ def _same_change(a: acts.Act, name: str, p: Proposal) -> bool:
     return (
         a.proposal_branch == name
         and (a.claim, a.field) == (p.claim, p.field)
-        and (a.old, a.new) == (_text(p.old), _text(p.new))
+        and (a.old, a.new) == (acts.text(p.old), acts.text(p.new))
         and a.at >= p.created_at
     )
-
-
-def _text(v: Scalar) -> str:
-    return ("true" if v else "false") if isinstance(v, bool) else str(v)
 
 
 def apply_acts(branches: Mapping[str, BranchState], found: Sequence[acts.Act]) -> None:

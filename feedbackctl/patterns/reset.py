@@ -39,15 +39,11 @@ def tested_value(baseline: Scalar, verdict: acts.Verdict | None) -> tuple[Scalar
         verdict is not None
         and verdict.verdict == "keep"
         and baseline is not None
-        and _text(baseline) == verdict.old
+        and acts.text(baseline) == verdict.old
     ):
         value = parse_scalar(verdict.new)
         return value, f"baseline {value} (drift capture kept by review {verdict.sha[:10]})"
     return baseline, f"baseline {baseline} (last set by a human)"
-
-
-def _text(v: Scalar) -> str:
-    return ("true" if v else "false") if isinstance(v, bool) else str(v)
 
 
 @dataclass(frozen=True)
