@@ -58,6 +58,8 @@ class World:
 
     def commit(self, files: dict[str, str | None], message: str = "Human edit") -> None:
         commit_files(self.work, files, message, "2026-10-02T00:00:00Z")
+        # Pushed: proposals build on the authority branch's upstream, never on unpushed commits.
+        git_out(self.work, "push", "-q", "origin", "main")
 
     def csv(self, claim: str = DEV, metric: str = "memory_utilization") -> Path:
         return self.metrics / claim / f"{metric}.csv"

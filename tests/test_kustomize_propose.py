@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+
 from tests.clirun import cli
 from tests.gitutil import RepoFactory, git_out
 from tests.kustomizefix import (
@@ -57,7 +59,20 @@ def test_a_shared_value_is_proposed_as_an_op_in_the_claims_own_overlay(
 ) -> None:
     work = corpus_with_autotune(repo_factory, memory_max=512)  # prod memory auto-tunes: no proposal
     got = proposals(work, tmp_path)
-    assert (got[DEV_EAST]["action"], got[DEV_EAST]["risk"]) == ("created", "LOW")  # one claim changes
+    # One risk for one change: analyze rates the shared value a batch, and so do propose and the record.
+    analyzed = cli("analyze", "--repo", str(work), "--metrics", str(tmp_path / "metrics"), "--now", NOW,
+                   "--output", "json")  # fmt: skip
+    assert analyzed.code == 0, analyzed.stderr
+    risk = next(
+        d["risk"]
+        for d in analyzed.json()["decisions"]
+        if d["claim"] == "messagewall-dev-east" and d["field"] == "spec.lambdaTimeout"
+    )
+    assert (got[DEV_EAST]["action"], got[DEV_EAST]["risk"]) == ("created", risk)
+    record_path = f"{DEV_EAST}:proposals/messagewall-dev-east/lambdaTimeout.yaml"
+    record = yaml.safe_load(git_out(work, "show", record_path))
+    assert record["status"]["riskClass"] == risk
+    assert record["spec"]["target"]["path"] == overlay("dev-east")  # the file the edit lands in
     assert git_out(work, "diff", "--name-only", "main", DEV_EAST).splitlines() == [
         overlay("dev-east"),
         "proposals/messagewall-dev-east/lambdaTimeout.yaml",

@@ -1,4 +1,4 @@
-"""``feedbackctl proposals list|show|approve|reject|ack|expire`` and ``acknowledged_changes``."""
+"""``feedbackctl proposals list|show|approve|reject|ack|expire`` and ``acknowledgements``."""
 
 from __future__ import annotations
 
@@ -64,7 +64,9 @@ def test_list_shows_every_proposal_with_its_status(inside: Setup) -> None:
 def test_approve_applies_to_the_authority_branch_as_a_human_baseline(bounded: Setup) -> None:
     s = bounded
     main = s.main()
-    report = lifecycle.approve(s.repo, None, "messagewall-prod", "lambdaMemory", at(hours=1), reason="LGTM")
+    report = lifecycle.approve(
+        s.repo, None, "messagewall-prod", "lambdaMemory", at(hours=1), reason="LGTM", beyond_bounds=True
+    )
     new = s.main()
     assert report.commits[0]["sha"] == new and git_out(s.work, "rev-parse", f"{new}^") == main
     diff = git_out(s.work, "diff", "--unified=0", main, new)
@@ -73,6 +75,9 @@ def test_approve_applies_to_the_authority_branch_as_a_human_baseline(bounded: Se
     assert git_out(s.work, "diff", "--name-only", main, new) == PROD  # the record stays on its branch
     t = s.trailers(new)
     assert (t["Feedback-Kind"], t["Feedback-From"], t["Feedback-To"]) == ("approve", "256", "384")
+    # 384 is beyond the bound 256: the human's explicit choice is recorded; the act reached origin.
+    assert t["Feedback-Tags"] == "beyond-bounds" and t["Feedback-Proposal"].startswith(f"{PROD_BRANCH}@")
+    assert git_out(s.origin, "rev-parse", "main") == new
     assert git_out(s.work, "log", "-1", "--format=%an <%ae>", new) == f"{HUMAN_NAME} <{HUMAN_EMAIL}>"
     assert "Approved by Ada Human" in git_out(s.work, "log", "-1", "--format=%b", new)
     # The checkout followed, the way a fast-forward would; the branch is closed.
@@ -88,7 +93,7 @@ def test_approve_applies_to_the_authority_branch_as_a_human_baseline(bounded: Se
 def test_the_approver_comes_from_git_config(bounded: Setup, monkeypatch: pytest.MonkeyPatch) -> None:
     for key in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL"):
         monkeypatch.delenv(key)
-    lifecycle.approve(bounded.repo, None, "messagewall-prod", "lambdaMemory", at(hours=1))
+    lifecycle.approve(bounded.repo, None, "messagewall-prod", "lambdaMemory", at(hours=1), beyond_bounds=True)
     assert git_out(bounded.work, "log", "-1", "--format=%ae %ce", "main") == f"{CONFIG_EMAIL} {CONFIG_EMAIL}"
 
 
@@ -124,18 +129,19 @@ def test_unknown_proposal_is_a_usage_error(bounded: Setup) -> None:
 
 def test_reject_silences_the_same_change_for_seven_days(bounded: Setup) -> None:
     s = bounded
-    before = s.sha(PROD_BRANCH)
+    tip, main = s.sha(PROD_BRANCH), s.main()
     report = lifecycle.reject(s.repo, None, "messagewall-prod", "lambdaMemory", at(hours=1), reason="not now")
-    tip = s.sha(PROD_BRANCH)
-    assert report.commits[0]["sha"] == tip and git_out(s.work, "rev-parse", f"{tip}^") == before
-    assert s.trailers(tip)["Feedback-Kind"] == "reject"
-    status = s.record(PROD_BRANCH)["status"]
-    assert (status["state"], status["closedBy"], status["reason"]) == (
-        "rejected",
-        f"{HUMAN_NAME} <{HUMAN_EMAIL}>",
-        "not now",
-    )
-    assert listed(s, at(hours=1))[PROD_BRANCH]["status"] == "rejected"
+    # The act is an empty commit on the authority branch (and its remote); the branch is untouched.
+    act = s.main()
+    assert report.commits[0]["sha"] == act and git_out(s.work, "rev-parse", f"{act}^") == main
+    assert git_out(s.work, "diff", "--name-only", main, act) == ""
+    assert git_out(s.origin, "rev-parse", "main") == act
+    t = s.trailers(act)
+    assert (t["Feedback-Kind"], t["Feedback-Proposal"]) == ("reject", f"{PROD_BRANCH}@{tip}")
+    assert git_out(s.work, "log", "-1", "--format=%an <%ae>", act) == f"{HUMAN_NAME} <{HUMAN_EMAIL}>"
+    assert s.sha(PROD_BRANCH) == tip and s.record(PROD_BRANCH)["status"]["state"] == "pending"
+    row = listed(s, at(hours=1))[PROD_BRANCH]
+    assert row["status"] == "rejected" and f"rejected by {HUMAN_NAME} <{HUMAN_EMAIL}>" in row["detail"]
 
     # Same change (even with a value within one step): silent.
     signals(s.metrics, "messagewall-prod", util=95.0, used=240.0, end=at(days=3))
@@ -161,9 +167,11 @@ def test_ack_is_for_medium_and_stops_escalation(inside: Setup) -> None:
     s = inside
     with pytest.raises(FeedbackError, match="LOW needs none"):
         lifecycle.acknowledge(s.repo, None, "messagewall-dev", "lambdaMemory", at(hours=1))
+    tip = s.sha(PROD_BRANCH)
     report = lifecycle.acknowledge(s.repo, None, "messagewall-prod", "lambdaMemory", at(hours=1))
-    assert s.trailers(report.commits[0]["sha"])["Feedback-Kind"] == "ack"
-    assert s.record(PROD_BRANCH)["status"]["acknowledgedBy"] == f"{HUMAN_NAME} <{HUMAN_EMAIL}>"
+    t = s.trailers(report.commits[0]["sha"])
+    assert (t["Feedback-Kind"], t["Feedback-Proposal"]) == ("ack", f"{PROD_BRANCH}@{tip}")
+    assert report.commits[0]["sha"] == s.main() and s.sha(PROD_BRANCH) == tip
     row = listed(s, at(hours=9))[PROD_BRANCH]
     assert (row["risk"], row["escalated"], row["acknowledgedBy"]) == (
         "MEDIUM",
@@ -186,32 +194,17 @@ def test_an_unacknowledged_medium_escalates_to_high_after_eight_hours(inside: Se
     assert any(e["branch"] == PROD_BRANCH and "escalated to HIGH" in e["detail"] for e in events)
 
 
-def test_acknowledged_changes_lists_acked_medium_inside_bounds(inside: Setup) -> None:
+def test_acknowledgements_are_read_from_the_authority_branch(inside: Setup) -> None:
     s = inside
-    assert lifecycle.acknowledged_changes(s.repo, "main", at(hours=1)) == []  # nothing acked yet
+    assert lifecycle.acknowledgements(s.repo, s.main(), at(hours=1)) == {}  # nothing acked yet
     lifecycle.acknowledge(s.repo, None, "messagewall-prod", "lambdaMemory", at(hours=1))
-    (change,) = lifecycle.acknowledged_changes(s.repo, "main", at(hours=2))
-    assert (change.claim, change.field, change.old, change.new) == (
-        "messagewall-prod",
-        "lambdaMemory",
-        256,
-        384,
-    )
-    assert change.branch == PROD_BRANCH and change.commit == s.sha(PROD_BRANCH)
-    assert change.acknowledged_by == f"{HUMAN_NAME} <{HUMAN_EMAIL}>" and change.risk == "MEDIUM"
-    assert change.rule == "memory-pressure" and "memory_utilization" in change.evidence
-    # Stale (the field moved on main) or expired: no longer applicable.
-    assert lifecycle.acknowledged_changes(s.repo, "main", at(days=8)) == []
-    commit_files(s.work, {PROD: prod_claim(memory=320)}, "Set 320 by hand", "2026-11-08T03:00:00Z")
-    assert lifecycle.acknowledged_changes(s.repo, "main", at(hours=4)) == []
-
-
-def test_acknowledged_changes_leaves_out_values_beyond_bounds(tmp_path: Path) -> None:
-    s = make_setup(tmp_path, claim_files(max_memory=256))
-    run(s)
-    lifecycle.acknowledge(s.repo, None, "messagewall-prod", "lambdaMemory", at(hours=1))
-    assert listed(s, at(hours=2))[PROD_BRANCH]["acknowledgedBy"]
-    assert lifecycle.acknowledged_changes(s.repo, "main", at(hours=2)) == []  # 384 is beyond the bound 256
+    (ack,) = lifecycle.acknowledgements(s.repo, s.main(), at(hours=2)).values()
+    assert (ack.claim, ack.field, ack.old, ack.new) == ("messagewall-prod", "lambdaMemory", 256, 384)
+    assert ack.commit == s.main() and ack.by == f"{HUMAN_NAME} <{HUMAN_EMAIL}>"
+    # It lives as long as a proposal would; a later reject or approve of the field closes it.
+    assert lifecycle.acknowledgements(s.repo, s.main(), at(days=8)) == {}
+    lifecycle.reject(s.repo, None, "messagewall-prod", "lambdaMemory", at(hours=3))
+    assert lifecycle.acknowledgements(s.repo, s.main(), at(hours=4)) == {}
 
 
 def test_expire_closes_proposals_older_than_seven_days(inside: Setup) -> None:
@@ -242,9 +235,11 @@ def test_show_and_cli(bounded: Setup) -> None:
     r = cli("proposals", "reject", "messagewall-prod", "lambdaMemory", *base, "--reason", "no", "--dry-run")
     assert r.code == 0 and s.record(PROD_BRANCH)["status"]["state"] == "pending"
     r = cli("proposals", "approve", "messagewall-prod", "lambdaMemory", *base)
+    assert r.code == 1 and "outside the autoTune bounds 128-256" in r.stderr and "--beyond-bounds" in r.stderr
+    r = cli("proposals", "approve", "messagewall-prod", "lambdaMemory", *base, "--beyond-bounds")
     assert r.code == 0, r.stderr
     assert "lambdaMemory: 384" in git_out(s.work, "show", f"main:{PROD}")
-    r = cli("proposals", "approve", "messagewall-prod", "lambdaMemory", *base)
+    r = cli("proposals", "approve", "messagewall-prod", "lambdaMemory", *base, "--beyond-bounds")
     assert r.code == 2 and "no proposal branch" in r.stderr
 
 
@@ -338,7 +333,7 @@ def test_a_team_reviews_on_the_remote(tmp_path: Path) -> None:
     )
     assert report.commits[0]["pushed"] is True
     assert git_out(
-        s.origin, "log", "-1", "--format=%(trailers:key=Feedback-Kind,valueonly)", PROD_BRANCH
+        s.origin, "log", "-1", "--format=%(trailers:key=Feedback-Kind,valueonly)", "main"
     ) == ("reject")
     # The cron job sees the rejection on its next run.
     signals(s.metrics, "messagewall-prod", util=95.0, used=240.0, end=at(hours=2))
@@ -350,7 +345,7 @@ def test_approve_on_the_remote_pushes_the_change_and_closes_the_branch(tmp_path:
     run(s, push=True)
     reviewer = reviewer_clone(s, tmp_path)
     report = lifecycle.approve(
-        reviewer, None, "messagewall-prod", "lambdaMemory", at(hours=1), remote="origin"
+        reviewer, None, "messagewall-prod", "lambdaMemory", at(hours=1), remote="origin", beyond_bounds=True
     )
     assert report.commits[0]["pushed"] is True
     assert (
@@ -371,7 +366,10 @@ def test_approve_on_the_remote_needs_the_same_authority_branch(tmp_path: Path) -
     assert reviewer.work_tree is not None
     commit_files(reviewer.work_tree, {"NOTES.md": "local only\n"}, "local", "2026-11-08T00:30:00Z")
     with pytest.raises(FeedbackError, match="bring them together"):
-        lifecycle.approve(reviewer, None, "messagewall-prod", "lambdaMemory", at(hours=1), remote="origin")
+        lifecycle.approve(
+            reviewer, None, "messagewall-prod", "lambdaMemory", at(hours=1),
+            remote="origin", beyond_bounds=True,  # fmt: skip
+        )
     assert git_out(s.origin, "log", "-1", "--format=%s", "main") == "Initial claims"
 
 
@@ -389,6 +387,7 @@ def test_approve_remote_through_the_cli(tmp_path: Path) -> None:
         str(reviewer),
         "--remote",
         "origin",
+        "--beyond-bounds",
         "--now",
         at(hours=1).isoformat(),
     )

@@ -125,6 +125,7 @@ def test_a_moved_base_regenerates_the_proposal_on_it(tmp_path: Path) -> None:
     s = make_setup(tmp_path, claim_files(max_memory=256))
     run(s)
     new_main = commit_files(s.work, {"README.md": "runbook\n"}, "Add a runbook", date="2026-11-08T00:30:00Z")
+    git_out(s.work, "push", "-q", "origin", "main")  # proposals build on the upstream: push it
     signals(s.metrics, "messagewall-prod", util=95.0, used=240.0, end=at(hours=1))
     report = run(s, at(hours=1))
     e = entries(report)[PROD_BRANCH]
@@ -146,6 +147,7 @@ def test_a_field_changed_on_the_base_makes_the_proposal_stale(tmp_path: Path) ->
     commit_files(
         s.work, {PROD: prod_claim(memory=320, max_memory=256)}, "Set 320 by hand", "2026-11-08T00:10:00Z"
     )
+    git_out(s.work, "push", "-q", "origin", "main")  # proposals build on the upstream: push it
     signals(s.metrics, "messagewall-prod", util=60.0, used=190.0, end=at(hours=4))  # no longer under pressure
     report = run(s, at(hours=4))
     assert entries(report) == {}
@@ -161,6 +163,7 @@ def test_a_stale_proposal_is_replaced_when_the_signal_still_asks(tmp_path: Path)
     commit_files(
         s.work, {PROD: prod_claim(memory=320, max_memory=256)}, "Set 320 by hand", "2026-11-08T00:10:00Z"
     )
+    git_out(s.work, "push", "-q", "origin", "main")  # proposals build on the upstream: push it
     signals(s.metrics, "messagewall-prod", util=96.0, used=300.0, end=at(hours=4))
     e = entries(run(s, at(hours=4)))[PROD_BRANCH]
     assert (e["action"], e["previousStatus"], e["from"], e["to"]) == ("updated", "stale", 320, 384)
@@ -419,6 +422,7 @@ def test_expiry_counts_from_the_proposal_not_the_rerun(tmp_path: Path) -> None:
     s = make_setup(tmp_path, claim_files(max_memory=256))
     run(s)
     commit_files(s.work, {"README.md": "x\n"}, "unrelated", date="2026-11-09T00:00:00Z")
+    git_out(s.work, "push", "-q", "origin", "main")  # proposals build on the upstream: push it
     signals(s.metrics, "messagewall-prod", util=95.0, used=240.0, end=at(days=1))
     assert entries(run(s, at(days=1)))[PROD_BRANCH]["action"] == "rebased"
     assert s.record(PROD_BRANCH)["status"]["expiresAt"] == "2026-11-15T00:00:00Z"

@@ -99,6 +99,9 @@ class Staging:
         return out
 
 
+ACKNOWLEDGED_KEY = "Feedback-Acknowledged"
+
+
 def write(
     repo: GitRepo,
     branch: str,
@@ -154,7 +157,7 @@ def _trailer_text(value: object) -> str:
 
 def decision_trailer(kind: str, d: Decision, *, tags: Sequence[str] = ()) -> dict[str, str]:
     """The trailers of one decided change: the decision's own values and evidence."""
-    return trailer(
+    out = trailer(
         kind,
         d.claim,
         d.field,
@@ -166,6 +169,10 @@ def decision_trailer(kind: str, d: Decision, *, tags: Sequence[str] = ()) -> dic
         evidence="; ".join(e.summary for e in d.evidence),
         tags=tags,
     )
+    if d.acknowledged:
+        # The ack commit on the authority branch that lifted the risk ceiling; audit replays it.
+        out[ACKNOWLEDGED_KEY] = d.acknowledged
+    return out
 
 
 def commit_plan(

@@ -11,6 +11,7 @@ from rich.table import Table
 from feedbackctl.authority.snapshot import open_repo
 from feedbackctl.clock import now_or
 from feedbackctl.commands.options import DryRun, Now, Output, OutputOpt, Ref, Repo, exit_code, switch
+from feedbackctl.errors import UsageError
 from feedbackctl.patterns.history_view import (
     REQUIRES_REVIEW,
     Entry,
@@ -141,9 +142,24 @@ def review_command(
     now: Now = None,
     output: OutputOpt = Output.table,
     dry_run: DryRun = False,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Accept the captured values as tested: reset stops undoing them.")
+    ] = False,
+    revert: Annotated[
+        bool, typer.Option("--revert", help="The captured values go: reset's next run moves them back.")
+    ] = False,
+    remote: Annotated[
+        str | None,
+        typer.Option("--remote", help="Record the review there too (default: the branch's upstream)."),
+    ] = None,
 ) -> int:
     """Record the post-incident review of a capture (a commit with Feedback-Kind: review)."""
-    report = record_review(open_repo(repo), ref, commit, note, now_or(now), dry_run=dry_run)
+    if keep and revert:
+        raise UsageError("--keep and --revert contradict each other; pass one (or neither to only close it)")
+    verdict = "keep" if keep else "revert" if revert else None
+    report = record_review(
+        open_repo(repo), ref, commit, note, now_or(now), dry_run=dry_run, verdict=verdict, remote=remote
+    )
     print_report(report, output.value, title="review")
     return exit_code(report, False)
 

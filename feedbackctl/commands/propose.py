@@ -137,7 +137,8 @@ RemoteOpt = Annotated[
     str | None,
     typer.Option(
         "--remote",
-        help="Act on this remote's proposal branches: fetch them first, push the result with a lease.",
+        help="Act on this remote: fetch its proposal branches first, push the act with a lease "
+        "(default: the authority branch's upstream).",
     ),
 ]
 
@@ -196,11 +197,19 @@ def approve_command(
     output: OutputOpt = Output.table,
     dry_run: DryRun = False,
     remote: RemoteOpt = None,
+    beyond_bounds: Annotated[
+        bool,
+        typer.Option(
+            "--beyond-bounds",
+            help="Approve a value outside the claim's autoTune bounds (recorded in the commit).",
+        ),
+    ] = False,
 ) -> int:
-    """Apply the proposal to the authority branch (Feedback-Kind: approve) and close its branch."""
+    """Apply the proposal's claim edit to the authority branch (Feedback-Kind: approve), close its branch."""
     report = lifecycle.approve(
-        open_repo(repo), ref, claim, field, now_or(now), reason=reason, dry_run=dry_run, remote=remote
-    )
+        open_repo(repo), ref, claim, field, now_or(now), reason=reason, dry_run=dry_run, remote=remote,
+        beyond_bounds=beyond_bounds,
+    )  # fmt: skip
     _print(report, output, "proposals approve")
     return exit_code(report, False)
 

@@ -15,6 +15,7 @@ from datetime import datetime
 
 from feedbackctl.core import flap, guards
 from feedbackctl.core.models import (
+    Acknowledgement,
     Claim,
     Decision,
     Direction,
@@ -47,6 +48,8 @@ class ClaimInputs:
     histories: Mapping[str, FieldHistory] = field(default_factory=dict)
     # Metrics whose series could not be read: metric -> one line naming the file and line.
     unreadable: Mapping[str, str] = field(default_factory=dict)
+    # Acks recorded on the authority branch, by field: an input like any other.
+    acknowledgements: Mapping[str, Acknowledgement] = field(default_factory=dict)
 
     def unknown(self, metric: str, detail: str) -> str:
         """``detail``, or why ``metric`` is unknown when its series was unreadable."""
@@ -349,6 +352,7 @@ def guard_context(
         now=now,
         source=source,
         validation=validation,
+        acknowledgement=inputs.acknowledgements.get(field_name),
     )
 
 

@@ -20,6 +20,7 @@ from feedbackctl.core import flap, validation
 from feedbackctl.core.flap import FREEZE_LIFTING_KINDS as FREEZE_LIFTING_KINDS  # moved; re-exported
 from feedbackctl.core.flap import reversals as reversals  # moved; re-exported
 from feedbackctl.core.models import (
+    Acknowledgement,
     Claim,
     Decision,
     FieldHistory,
@@ -46,6 +47,7 @@ class GuardContext:
     source: Source
     # The validating claim's evidence, for a claim in a later stage (None: unaffected).
     validation: validation.StageEvidence | None = None
+    acknowledgement: Acknowledgement | None = None  # a human's ack of this field's proposal
 
 
 def _stop(d: Decision, rule: str, detail: str, outcome: Outcome = Outcome.BLOCKED) -> Decision:
@@ -331,6 +333,17 @@ def risk_ceiling(ctx: GuardContext, d: Decision) -> Decision:
     risk = classify(claim_changes(ctx.claim, d.field), ctx.policy.risk)
     d = replace(d, risk=risk.level)
     if not risk.at_most(ctx.policy.limits.auto_apply_ceiling):
+        ack = ctx.acknowledgement
+        # An ack lifts this one guard, for MEDIUM only (HIGH never auto-applies),
+        # and only for the part of the acknowledged move the guards above let through.
+        if risk.level == "MEDIUM" and ack is not None and ack.covers(d.current, d.recommended):
+            note = Note(
+                "risk-ceiling",
+                "info",
+                f"MEDIUM ({risk.rationale}) acknowledged by {ack.by} in {ack.commit[:10]} "
+                f"for {ack.old} -> {ack.new}; applied and announced",
+            )
+            return replace(d, acknowledged=ack.commit, notes=d.notes + (note,))
         return _stop(
             d,
             "risk-ceiling",

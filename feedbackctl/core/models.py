@@ -124,6 +124,43 @@ MARKER_KINDS = frozenset({"unfreeze", "review", "ack", "reject", "dismiss", "exp
 
 
 @dataclass(frozen=True)
+class Acknowledgement:
+    """A human's ack of one proposed change, read from the authority branch.
+
+    It lifts the risk ceiling, and nothing else, for moves of ``field`` that
+    start on the acknowledged path ``old -> new`` and stay on it: the other
+    guards still shape or stop the move, so a two-step ack takes two runs.
+    ``commit`` is the ack commit, named in the auto-tune commit's trailers.
+    """
+
+    commit: str
+    claim: str
+    field: str
+    old: Scalar
+    new: Scalar
+    by: str
+    at: datetime
+
+    def covers(self, current: Scalar, target: Scalar) -> bool:
+        """Is ``current -> target`` a part of the acknowledged move?"""
+        nums = [v for v in (self.old, self.new, current, target) if _is_number(v)]
+        if len(nums) != 4:
+            return self.old == current and self.new == target
+        lo, hi, cur, to = (float(v) for v in (self.old, self.new, current, target))  # type: ignore[arg-type]
+        if lo == hi or cur == to:
+            return False
+        up = hi > lo
+        # current lies on [old, new) and the move goes toward new without passing it
+        if up:
+            return lo <= cur < hi and cur < to <= hi
+        return hi < cur <= lo and hi <= to < cur
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+@dataclass(frozen=True)
 class FieldHistory:
     """What git says about one claim field: oldest change first."""
 
@@ -219,6 +256,7 @@ class Decision:
     notes: tuple[Note, ...] = ()
     # "<claim>@<commit>": the earlier stage that ran this value for the soak (staging validation).
     validated_in: str | None = None
+    acknowledged: str | None = None  # the ack commit that lifted the risk ceiling
 
     @property
     def blocked_by(self) -> tuple[str, ...]:

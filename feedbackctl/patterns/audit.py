@@ -23,18 +23,20 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from feedbackctl.authority import acts
 from feedbackctl.authority.commits import Commit
 from feedbackctl.authority.config import CONFIG_FILE
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.history import Histories, load_histories
 from feedbackctl.authority.replay import Replay
 from feedbackctl.authority.snapshot import Snapshot, branch_of, load_snapshot
-from feedbackctl.authority.writer import Plan, trailer, write
+from feedbackctl.authority.writer import ACKNOWLEDGED_KEY, Plan, trailer, write
 from feedbackctl.core import flap, guards
 from feedbackctl.core.models import (
     AUTOMATED_KINDS,
     HUMAN_KINDS,
     MARKER_KINDS,
+    Acknowledgement,
     Claim,
     Decision,
     FieldHistory,
@@ -393,6 +395,7 @@ def _replay_guards(check: _Check, g: Mapping[str, str], histories: Histories, po
         claim_histories=field_histories,
         now=now,
         source=policy.source(g.get("Feedback-Source") or "unknown"),
+        acknowledgement=_acknowledgement(check, g),
     )
     for guard in guards.PER_CLAIM_GUARDS:
         if guard is guards.bounds and not tuning.allows(name):
@@ -405,6 +408,20 @@ def _replay_guards(check: _Check, g: Mapping[str, str], histories: Histories, po
         check.flag("risk-ceiling", "the commit itself records HIGH risk; HIGH never auto-applies", g)
     if hi == lo:
         check.flag("trailer-diff", "an auto-tune commit that does not change the value", g)
+
+
+def _acknowledgement(check: _Check, g: Mapping[str, str]) -> Acknowledgement | None:
+    """The ack an auto-tune commit names, replayed as the guard input it was; forged ones flagged."""
+    named = g.get(ACKNOWLEDGED_KEY)
+    if not named:
+        return None
+    found = acts.verify_acknowledgement(
+        check.repo, named, check.c.sha, g["Feedback-Claim"], g["Feedback-Field"].removeprefix("spec.")
+    )
+    if isinstance(found, str):
+        check.flag("risk-ceiling", f"{found}: it lifts no risk ceiling", g)
+        return None
+    return found
 
 
 def _after_value(check: _Check, claim: str, name: str) -> Scalar:

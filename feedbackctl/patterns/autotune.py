@@ -30,13 +30,13 @@ from feedbackctl.authority.snapshot import Snapshot, load_snapshot
 from feedbackctl.authority.writer import Plan, Staging, decision_trailer
 from feedbackctl.core import guards
 from feedbackctl.core.decide import autotune
-from feedbackctl.core.models import Claim, Decision, Note, Outcome
+from feedbackctl.core.models import Acknowledgement, Claim, Decision, Outcome
 from feedbackctl.core.promotion import promote
 from feedbackctl.core.tuning import parse_autotune
 from feedbackctl.errors import ClaimError, CommandError, ConflictError, FeedbackError, UsageError
 from feedbackctl.patterns import staging
 from feedbackctl.patterns.inputs import Gathered, Problem, add_baselines, gather
-from feedbackctl.patterns.proposals import AckedChange, acknowledged_changes
+from feedbackctl.patterns.proposals import acknowledgements
 from feedbackctl.patterns.staging import validated_trailer
 from feedbackctl.render import Report
 from feedbackctl.sources.base import MetricsCost
@@ -102,7 +102,7 @@ def _decide(
     gathered: Gathered,
     snapshot: Snapshot,
     now: datetime,
-    acked: Mapping[tuple[str, str], AckedChange],
+    acked: Mapping[tuple[str, str], Acknowledgement],
     stages: staging.Stages | None = None,
 ) -> tuple[list[Decision], list[Problem]]:
     policy = snapshot.settings.policy
@@ -112,49 +112,20 @@ def _decide(
     series = {i.claim.name: i.series for i in gathered.inputs}
     evidence = staging.evidence(snapshot, stages, gathered.histories, series, now)
     for inputs in gathered.inputs:
+        name = inputs.claim.name
+        mine = {f: a for (c, f), a in acked.items() if c == name}
         try:
-            if inputs.claim.name in stages.errors:
-                raise stages.errors[inputs.claim.name]
-            decisions.extend(autotune(inputs, policy, now, gathered.source, evidence.get(inputs.claim.name)))
+            if name in stages.errors:
+                raise stages.errors[name]
+            acked_inputs = replace(inputs, acknowledgements=mine)
+            decisions.extend(autotune(acked_inputs, policy, now, gathered.source, evidence.get(name)))
         except ClaimError as e:
             problems.append(Problem.of(e, inputs.claim))
     if evidence:
         by_name = {i.claim.name: i for i in gathered.inputs}
         decisions = promote(decisions, by_name, evidence, policy, now, gathered.source)
-    decisions = [_with_acknowledgment(d, acked.get((d.claim, d.field))) for d in decisions]
-    # An acknowledged change skipped the guard chain's end: it still needs its validation.
     decisions = [guards.validated_stage(d, evidence.get(d.claim), policy, now) for d in decisions]
     return guards.rate_limit(decisions, gathered.histories.fleet, now, policy.limits), problems
-
-
-def _with_acknowledgment(d: Decision, ack: AckedChange | None) -> Decision:
-    """An acknowledged MEDIUM proposal may auto-apply (issue 4's ack workflow).
-
-    Only when the risk ceiling alone held the change back: every other guard
-    (time gates, step, cap, bounds) has already passed for this field.
-    """
-    if (
-        ack is None
-        or d.outcome != Outcome.PROPOSE
-        or d.blocked_by != ("risk-ceiling",)
-        or d.current != ack.old
-    ):
-        return d
-    note = Note(
-        "risk-ceiling",
-        "info",
-        f"MEDIUM proposal {ack.branch} acknowledged by {ack.acknowledged_by} "
-        f"at {ack.acknowledged_at:%Y-%m-%dT%H:%MZ}; applied and announced",
-    )
-    kept = tuple(n for n in d.notes if not (n.rule == "risk-ceiling" and n.effect == "blocked"))
-    return replace(d, outcome=Outcome.CHANGE, recommended=ack.new, notes=kept + (note,))
-
-
-def _acknowledged(snapshot: Snapshot, now: datetime) -> dict[tuple[str, str], AckedChange]:
-    prefix = snapshot.settings.config.proposal_prefix
-    if not snapshot.repo.list_refs(f"refs/heads/{prefix}"):
-        return {}
-    return {(a.claim, a.field): a for a in acknowledged_changes(snapshot.repo, snapshot.branch, now)}
 
 
 def _candidates(decisions: Sequence[Decision]) -> set[tuple[str, str]]:
@@ -182,7 +153,8 @@ def evaluate(snapshot: Snapshot, metrics: str | None, now: datetime) -> Evaluati
     validators = stages.validators
     # A validating claim's values over time are its evidence, opted in or not.
     gathered = gather(snapshot, metrics, now, values_for=lambda c: opted_in(c) or c.name in validators)
-    acked = _acknowledged(snapshot, now)
+    # A human's acks on the authority branch: inputs of the risk-ceiling guard.
+    acked = acknowledgements(snapshot.repo, snapshot.commit, now)
     decisions, problems = _decide(gathered, snapshot, now, acked, stages)
     wanted = _candidates(decisions)
     # A guardrail relative to another field is judged against that field's baseline too.
@@ -412,6 +384,20 @@ def _fast_forward_local(repo: GitRepo, branch: str, tip: str, out: Outcomes) -> 
         out.report.events.append(event)
 
 
+def _refuse_unpushed(repo: GitRepo, branch: str, remote: str, remote_sha: str) -> None:
+    """Local commits the remote lacks: deciding against the remote would silently strand them."""
+    name = f"refs/heads/{branch}"
+    local = repo.list_refs(name).get(name)
+    if local is None or repo.is_ancestor(local, remote_sha):
+        return
+    ahead = repo.git("rev-list", "--count", f"{remote_sha}..{local}").decode().strip()
+    raise FeedbackError(
+        f"local {branch} has {ahead} commit(s) {remote}/{branch} lacks (tip {local[:10]}); nothing was "
+        f"decided or pushed: push them (git push {remote} {branch}) or drop them "
+        f"(git reset --keep {remote}/{branch}), then rerun"
+    )
+
+
 def _pushed(repo: GitRepo, ref: str | None, metrics: str | None, now: datetime, opts: RunOptions) -> Outcomes:
     branch = (ref or repo.default_ref()).removeprefix("refs/heads/")
     remote = _remote_of(repo, branch, opts.remote)
@@ -419,6 +405,7 @@ def _pushed(repo: GitRepo, ref: str | None, metrics: str | None, now: datetime, 
         remote_sha = repo.fetch(remote, branch)
         if remote_sha is None:
             raise UsageError(f"remote '{remote}' has no branch {branch}; push it once by hand, then rerun")
+        _refuse_unpushed(repo, branch, remote, remote_sha)
         snap = load_snapshot(repo, branch, at=remote_sha).restrict(opts.shard)
         if not opts.dry_run:
             repo.check_not_before(snap.commit, now)

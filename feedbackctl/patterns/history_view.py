@@ -20,12 +20,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from feedbackctl.authority import acts
 from feedbackctl.authority.commits import Commit, read_commits
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.history import ValueMemo, claim_files, parse_scalar, reader_for, value_events
 from feedbackctl.authority.snapshot import branch_of, load_snapshot
 from feedbackctl.authority.trailers import parse_trailers
-from feedbackctl.authority.writer import Plan, trailer, write
+from feedbackctl.authority.writer import Plan, trailer
 from feedbackctl.clock import parse_instant
 from feedbackctl.core.models import Claim, Scalar
 from feedbackctl.errors import ConflictError, FeedbackError, UsageError
@@ -248,10 +249,39 @@ def review_of(repo: GitRepo, sha: str, tip: str) -> str | None:
     return None
 
 
+def _review_remote(repo: GitRepo, branch: str, sha: str, remote: str | None) -> str | None:
+    """A review goes where the capture is: to the remote when the remote's branch holds it.
+
+    ``--remote``, else the branch's upstream; a branch tracking none (a local
+    ``drift --branch`` review branch) is reviewed here and the review travels with it.
+    """
+    if remote is None:
+        remote = acts.upstream(repo, branch)
+    elif remote not in acts.remotes(repo):
+        raise UsageError(f"no remote named '{remote}' in {repo.display}; add one with git remote add")
+    if remote is None:
+        return None
+    there = repo.fetch(remote, branch)
+    return remote if there is not None and repo.is_ancestor(sha, there) else None
+
+
 def record_review(
-    repo: GitRepo, ref: str | None, commit: str, note: str, now: datetime, *, dry_run: bool
+    repo: GitRepo,
+    ref: str | None,
+    commit: str,
+    note: str,
+    now: datetime,
+    *,
+    dry_run: bool,
+    verdict: str | None = None,
+    remote: str | None = None,
 ) -> Report:
-    """Commit ``Feedback-Kind: review`` for every requires-review change of ``commit``."""
+    """Commit ``Feedback-Kind: review`` for every requires-review change of ``commit``.
+
+    ``verdict`` ``keep`` accepts the captured values as the tested configuration
+    (reset stops undoing them), ``revert`` has reset move them back; a later
+    verdict replaces an earlier one (see docs/history.md).
+    """
     for _ in range(CAS_ATTEMPTS):
         branch = branch_of(repo, ref)
         tip = repo.resolve(branch)
@@ -267,7 +297,7 @@ def record_review(
             )
         report = Report(f"{REVIEW_KIND}", now, branch, tip, dry_run=dry_run)
         done = review_of(repo, sha, tip)
-        if done is not None:
+        if done is not None and verdict is None:
             report.extra["reviewedBy"] = done
             report.events.append(
                 {"message": f"{sha[:10]} was already reviewed in {done[:10]}; nothing to do"}
@@ -276,14 +306,18 @@ def record_review(
         trailers = []
         for g in pending:
             field_name = (g.get("Feedback-Field") or "").removeprefix("spec.") or None
-            trailers.append(
-                {**trailer(REVIEW_KIND, g.get("Feedback-Claim", ""), field_name), REVIEWS_KEY: sha}
-            )
+            group = {**trailer(REVIEW_KIND, g.get("Feedback-Claim", ""), field_name), REVIEWS_KEY: sha}
+            if verdict is not None:
+                # The captured from -> to travel with the verdict, so reset reads one commit.
+                group |= {k: g[k] for k in ("Feedback-From", "Feedback-To") if k in g}
+                group[acts.VERDICT_KEY] = verdict
+            trailers.append(group)
         first = pending[0]
         what = " ".join(first.get(k, "") for k in ("Feedback-Kind", "Feedback-Claim", "Feedback-Field"))
         more = f" and {len(pending) - 1} more" if len(pending) > 1 else ""
+        verb = {"keep": "review (keep)", "revert": "review (revert)"}.get(verdict or "", "review")
         plan = Plan(
-            subject=f"feedbackctl: review {' '.join(what.split())}{more} ({sha[:10]})",
+            subject=f"feedbackctl: {verb} {' '.join(what.split())}{more} ({sha[:10]})",
             body=note,
             trailers=trailers,
         )
@@ -293,10 +327,15 @@ def record_review(
             )
             return report
         try:
-            new = write(repo, branch, tip, plan, now, author=human_identity(repo))  # a person's act
+            target = _review_remote(repo, branch, sha, remote)
+            who = human_identity(repo)  # a person's act
+            new, pushed = acts.record(repo, branch, tip, plan, now, who, target)
         except ConflictError:
             continue
         report.extra["reviews"] = sha
-        report.commits.append({"sha": new, "branch": branch, "subject": plan.subject, "files": []})
+        done_entry: dict[str, object] = {"sha": new, "branch": branch, "subject": plan.subject, "files": []}
+        if pushed:
+            done_entry["pushed"] = True
+        report.commits.append(done_entry)
         return report
     raise FeedbackError(f"the branch kept moving during {CAS_ATTEMPTS} attempts; rerun later")

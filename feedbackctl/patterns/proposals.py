@@ -2,10 +2,13 @@
 
 There is no database: a proposal is a branch ``<prefix><claim>/<field>`` whose
 first commit on top of the authority branch (``Feedback-Kind: proposal``)
-holds the claim edit and the ``ConfigurationProposal`` record. Later commits
-on it by feedbackctl are markers that rewrite the record: ``ack``,
-``reject``, ``expire``. Any other commit on it is a human's: from then on the
-branch is handed off and feedbackctl never rewrites it.
+holds the claim edit and the ``ConfigurationProposal`` record. Anyone who can
+push branches can write one, so nothing on it grants authority: the human
+acts (ack, reject, approve) are commits on the authority branch that name the
+proposal (see ``feedbackctl.authority.acts``). The only later commit
+feedbackctl puts on a proposal branch is an informational ``expire`` marker.
+Any other commit on it, whatever its trailers say, is someone's hand edit:
+from then on the branch is handed off and feedbackctl never rewrites it.
 
 A proposal's status is derived, never stored alone: from the record, from
 whether the branch is merged into the authority branch, and from the claim's
@@ -17,18 +20,19 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from feedbackctl.authority import acts
 from feedbackctl.authority.fastimport import NewCommit, RefUpdate, read_objects, update_refs, write_commits
 from feedbackctl.authority.gitrepo import DEFAULT_IDENTITY, GitRepo, check_ref_name
-from feedbackctl.authority.snapshot import Snapshot, load_snapshot
+from feedbackctl.authority.snapshot import Snapshot, branch_of, load_snapshot
 from feedbackctl.authority.trailers import parse_trailers
 from feedbackctl.authority.writer import Plan, Staging, trailer, write
 from feedbackctl.core import proposal as record
-from feedbackctl.core.models import Claim, Scalar
+from feedbackctl.core.models import Acknowledgement, Claim, Scalar
 from feedbackctl.core.proposal import Proposal, ProposalError, State
 from feedbackctl.core.risk import Change, SchemaCheck, assess
 from feedbackctl.core.schema import schema_check
@@ -39,8 +43,9 @@ from feedbackctl.render import Report
 
 DEFAULT_RECORD_DIR = "proposals"
 CAS_ATTEMPTS = 5
-# Commits feedbackctl puts on a proposal branch after the proposal itself.
-MARKER_KINDS = frozenset({"ack", "reject", "expire"})
+# Commits feedbackctl puts on a proposal branch after the proposal itself: they close
+# a proposal at most, so a copied one grants nothing.
+MARKER_KINDS = frozenset({"expire"})
 _MAX_CHAIN = 16
 _UNSAFE = re.compile(r"[\x00-\x20\x7f~^:?*\[\\/]")
 
@@ -165,6 +170,7 @@ class BranchState:
     base: str | None = None
     handoff: str | None = None  # newest commit on the branch that feedbackctl did not write
     handoff_author: str | None = None
+    tampered: str | None = None  # the Feedback-Kind a hand-made commit on the branch copied
     problem: str | None = None
     chain: list[CommitInfo] = field(default_factory=list)  # tip first, down to the proposal commit
 
@@ -220,12 +226,10 @@ def load_branches(repo: GitRepo, cfg: ProposalConfig, authority: str) -> dict[st
                 s.proposal_commit = info.sha
                 s.base = info.parents[0] if info.parents else None
                 continue
-            if info.kind is None:
-                if s.handoff is None:
-                    s.handoff, s.handoff_author = info.sha, info.author
-            elif info.kind not in MARKER_KINDS:
-                s.problem = f"commit {sha[:10]} is a {info.kind} commit, not a proposal"
-                continue
+            # Not feedbackctl's; trailers copied onto it (an "ack") make it tampered, not valid.
+            if info.kind not in MARKER_KINDS and s.handoff is None:
+                s.handoff, s.handoff_author = info.sha, info.author
+                s.tampered = info.kind
             if not info.parents:
                 s.problem = "no proposal commit on this branch"
                 continue
@@ -234,6 +238,8 @@ def load_branches(repo: GitRepo, cfg: ProposalConfig, authority: str) -> dict[st
     for name in cursor:
         states[name].problem = f"no proposal commit within {_MAX_CHAIN} commits of the tip"
     _read_records(repo, cfg, states)
+    # What humans decided is read from the authority branch, never from these branches.
+    apply_acts(states, acts.read_acts(repo, authority))
     return states
 
 
@@ -250,8 +256,9 @@ def _read_records(repo: GitRepo, cfg: ProposalConfig, states: Mapping[str, Branc
     blobs = read_objects(repo, [spec for pair in specs.values() for spec in pair])
     for name, (at_tip, at_proposal) in specs.items():
         s = states[name]
-        text = blobs.get(at_tip) if s.handoff is None else None
-        text = text if text is not None else blobs.get(at_proposal)
+        # The proposal commit's record is the one that goes with its claim edit; a marker
+        # after it may only close the proposal, so nothing else is taken from a later record.
+        text = blobs.get(at_proposal)
         if text is None:
             s.problem = s.problem or f"no record {at_proposal.partition(':')[2]} on the branch"
             continue
@@ -259,6 +266,16 @@ def _read_records(repo: GitRepo, cfg: ProposalConfig, states: Mapping[str, Branc
             s.proposal = record.parse(text, f"{name}:{at_proposal.partition(':')[2]}")
         except ProposalError as e:
             s.problem = s.problem or str(e)
+            continue
+        tip_text = blobs.get(at_tip) if s.handoff is None and at_tip != at_proposal else None
+        if tip_text is not None:
+            try:
+                later = record.parse(tip_text, f"{name}:{at_tip.partition(':')[2]}")
+            except ProposalError:
+                continue
+            if later.state == State.EXPIRED:
+                by, at = later.closed_by or "feedbackctl", later.closed_at or later.expires_at
+                s.proposal = record.close(s.proposal, State.EXPIRED, by, at, later.close_reason)
 
 
 def status_of(s: BranchState, claims: Mapping[str, Claim], now: datetime) -> tuple[Status, str]:
@@ -266,6 +283,11 @@ def status_of(s: BranchState, claims: Mapping[str, Claim], now: datetime) -> tup
     p = s.proposal
     if s.handoff is not None:
         who = f" by {s.handoff_author}" if s.handoff_author else ""
+        if s.tampered:
+            return Status.HANDED_OFF, (
+                f"tampered: commit {s.handoff[:10]}{who} carries Feedback-Kind: {s.tampered} on the "
+                "proposal branch; acts count only on the authority branch, so it grants nothing"
+            )
         return Status.HANDED_OFF, f"commit {s.handoff[:10]}{who} is not feedbackctl's; the branch is theirs"
     if p is None:
         return Status.INVALID, s.problem or "not a proposal branch"
@@ -384,6 +406,40 @@ def _context(repo: GitRepo, ref: str | None, remote: str | None = None, *, fetch
     return _Context(snapshot, cfg, branches, {c.name: c for c in snapshot.claims})
 
 
+def _same_change(a: acts.Act, name: str, p: Proposal) -> bool:
+    return (
+        a.proposal_branch == name
+        and (a.claim, a.field) == (p.claim, p.field)
+        and (a.old, a.new) == (acts.text(p.old), acts.text(p.new))
+        and a.at >= p.created_at
+    )
+
+
+def apply_acts(branches: Mapping[str, BranchState], found: Sequence[acts.Act]) -> None:
+    """What the authority branch says about each proposal replaces what its record says.
+
+    The record's own ``acknowledgedBy`` and ``state: rejected`` are whatever
+    was pushed to the branch; only an act on the authority branch for this
+    branch and this change (made after the value was proposed, so a reopened
+    proposal starts fresh) counts.
+    """
+    for name, s in branches.items():
+        p = s.proposal
+        if p is None:
+            continue
+        state = State.PENDING if p.state == State.REJECTED else p.state
+        p = replace(p, state=state, acknowledged_by=None, acknowledged_at=None)
+        if p.state == State.PENDING:
+            mine = [a for a in found if _same_change(a, name, p)]  # newest first
+            ack = next((a for a in mine if a.kind == "ack"), None)
+            rejected = next((a for a in mine if a.kind == "reject"), None)
+            if ack is not None:
+                p = record.acknowledge(p, ack.author, ack.at)
+            if rejected is not None:
+                p = record.close(p, State.REJECTED, rejected.author, rejected.at, f"act {rejected.sha[:10]}")
+        s.proposal = p
+
+
 def list_proposals(repo: GitRepo, ref: str | None, now: datetime, *, remote: str | None = None) -> Report:
     ctx = _context(repo, ref, remote)
     report = Report("proposals list", now, ctx.snapshot.branch, ctx.snapshot.commit)
@@ -475,6 +531,44 @@ def _write_markers(
 Step = Callable[[_Context, BranchState, Status, str, Report], None]
 
 
+def _act(
+    repo: GitRepo,
+    ctx: _Context,
+    s: BranchState,
+    report: Report,
+    kind: str,
+    subject: str,
+    body: str,
+    now: datetime,
+    who: tuple[str, str],
+    *,
+    dry_run: bool,
+) -> None:
+    """Record ``kind`` about this exact proposal as an empty commit on the authority branch."""
+    p = s.proposal
+    assert p is not None and s.proposal_commit is not None
+    plan = Plan(
+        subject=subject,
+        body=body,
+        trailers=[
+            {
+                **trailer(kind, p.claim, p.field, old=p.old, new=p.new, source=p.source, rule=p.rule,
+                          risk=p.risk),
+                acts.PROPOSAL_KEY: acts.proposal_ref(s.name, s.proposal_commit),
+            }
+        ],  # fmt: skip
+    )
+    authority = ctx.snapshot.branch
+    if dry_run:
+        report.commits.append({"sha": "(dry-run)", "branch": authority, "subject": subject, "files": []})
+        return
+    sha, pushed = acts.record(repo, authority, ctx.snapshot.commit, plan, now, who, ctx.cfg.remote)
+    done: dict[str, Any] = {"sha": sha, "branch": authority, "subject": subject, "files": []}
+    if pushed:
+        done["pushed"] = True
+    report.commits.append(done)
+
+
 def _delete_remote(repo: GitRepo, remote: str, ref: str, expected: str) -> bool:
     """Delete ``ref`` on ``remote`` only if it is still at ``expected`` (explicit-SHA lease)."""
     args = [
@@ -535,12 +629,13 @@ def reject(
             raise FeedbackError(f"{s.name} is {status.value} ({detail}); there is nothing to reject")
         assert s.proposal is not None
         p = s.proposal
-        closed = record.close(p, State.REJECTED, _ident_text(who), now, reason)
         subject = f"feedbackctl: reject {p.claim} spec.{p.field} {p.old} -> {p.new}"
-        body = f"Rejected by {_ident_text(who)}." + (f"\n\n{reason}" if reason else "")
-        c = _marker(ctx, s, closed, "reject", subject, body, now, who)
-        _write_markers(repo, ctx, report, [(s, c)], dry_run=dry_run)
+        body = f"Rejected by {_ident_text(who)}: proposal {s.name} ({(s.proposal_commit or '')[:12]})." + (
+            f"\n\n{reason}" if reason else ""
+        )
+        _act(repo, ctx, s, report, "reject", subject, body, now, who, dry_run=dry_run)
 
+    remote = acts.act_remote(repo, branch_of(repo, ref), remote, "rejection")
     return _one(repo, ref, (claim, field_name), now, "reject", step, dry_run, remote)
 
 
@@ -576,12 +671,15 @@ def acknowledge(
             raise FeedbackError(
                 f"{s.name} went unacknowledged for 8h and is HIGH risk now; approve or reject it instead"
             )
-        acked = record.acknowledge(p, _ident_text(who), now)
+        reviewed_value(repo, ctx.snapshot.branch, s)  # the ack names what the diff shows, or nothing
         subject = f"feedbackctl: ack {p.claim} spec.{p.field} {p.old} -> {p.new}"
-        body = f"Acknowledged by {_ident_text(who)}: autotune may apply it inside the bounds."
-        c = _marker(ctx, s, acked, "ack", subject, body, now, who)
-        _write_markers(repo, ctx, report, [(s, c)], dry_run=dry_run)
+        body = (
+            f"Acknowledged by {_ident_text(who)}: proposal {s.name} ({(s.proposal_commit or '')[:12]}). "
+            "It lifts the risk ceiling for this change only; every other guard still applies."
+        )
+        _act(repo, ctx, s, report, "ack", subject, body, now, who, dry_run=dry_run)
 
+    remote = acts.act_remote(repo, branch_of(repo, ref), remote, "acknowledgment")
     return _one(repo, ref, (claim, field_name), now, "ack", step, dry_run, remote)
 
 
@@ -596,14 +694,19 @@ def approve(
     dry_run: bool = False,
     checks: Sequence[SchemaCheck] = (),
     remote: str | None = None,
+    beyond_bounds: bool = False,
 ) -> Report:
-    """Apply the proposal to the authority branch (``Feedback-Kind: approve``), then close its branch.
+    """Apply the proposal's claim edit to the authority branch (``Feedback-Kind: approve``).
 
-    Refuses a stale proposal: the value it would replace is no longer there.
-    With a remote, the authority branch must match the remote's, and the
-    approval and the branch deletion are pushed with leases.
+    The value written is the one in the branch's claim edit, the diff a
+    reviewer saw; a record that disagrees with it is refused. Refuses a stale
+    proposal (the value it would replace is no longer there), re-runs the
+    policy checks, and a value outside the claim's autoTune bounds needs
+    ``beyond_bounds``. With a remote, the authority branch must match the
+    remote's, and the approval and the branch deletion are pushed with leases.
     """
     who = human_identity(repo)
+    remote = acts.act_remote(repo, branch_of(repo, ref), remote, "approval")
 
     def step(ctx: _Context, s: BranchState, status: Status, detail: str, report: Report) -> None:
         if status in (Status.APPLIED, Status.MERGED):
@@ -626,31 +729,44 @@ def approve(
         p = s.proposal
         target = ctx.claims.get(p.claim) if p else None
         assert p is not None and target is not None
+        value = reviewed_value(repo, ctx.snapshot.branch, s)
+        outside = _outside_bounds(target, p.field, value)
+        if outside and not beyond_bounds:
+            raise FeedbackError(
+                f"{s.name}: {value} is outside the autoTune bounds {outside} of {p.claim} spec.{p.field}; "
+                "approving it is a human's explicit choice: rerun with --beyond-bounds"
+            )
         policy = ctx.snapshot.settings.policy
-        change = Change(p.claim, p.field, target.is_production, value=p.new)
+        change = Change(p.claim, p.field, target.is_production, value=value)
         risk = assess([change], policy.risk, policy.fields, (*checks, schema_check(ctx.snapshot.claims)))
         if risk.blocked:
             raise ClaimError(p.claim, f"{s.name} violates the policy now ({risk.policy_result}); not applied")
         staging = Staging(repo, ctx.snapshot.commit)
-        staging.set_value(target, p.field, p.new, override=True)  # as the proposal branch did
+        staging.set_value(target, p.field, value, override=True)  # as the proposal branch did
         level, _ = record.effective_risk(p, now)
+        beyond = f"\n\nBeyond the autoTune bounds {outside}: approved with --beyond-bounds." * bool(outside)
+        assert s.proposal_commit is not None
         plan = Plan(
-            subject=f"feedbackctl: approve {p.claim} spec.{p.field} {p.old} -> {p.new}",
+            subject=f"feedbackctl: approve {p.claim} spec.{p.field} {p.old} -> {value}",
             body=f"Approved by {_ident_text(who)} from proposal {s.name} ({s.tip[:12]})."
-            + (f"\n\n{reason}" if reason else ""),
+            + (f"\n\n{reason}" if reason else "")
+            + beyond,
             trailers=[
-                trailer(
-                    "approve",
-                    p.claim,
-                    p.field,
-                    old=p.old,
-                    new=p.new,
-                    source=p.source,
-                    rule=p.rule,
-                    risk=level,
-                    evidence=p.evidence_line or None,
-                    tags=approval_tags(p.summary),
-                )
+                {
+                    **trailer(
+                        "approve",
+                        p.claim,
+                        p.field,
+                        old=p.old,
+                        new=value,
+                        source=p.source,
+                        rule=p.rule,
+                        risk=level,
+                        evidence=p.evidence_line or None,
+                        tags=approval_tags(p.summary) + (("beyond-bounds",) if outside else ()),
+                    ),
+                    acts.PROPOSAL_KEY: acts.proposal_ref(s.name, s.proposal_commit),
+                }
             ],  # fmt: skip
             edits=staging.edits(),
         )
@@ -695,6 +811,40 @@ def approve(
     return _one(repo, ref, (claim, field_name), now, "approve", step, dry_run, remote)
 
 
+def reviewed_value(repo: GitRepo, authority: str, s: BranchState) -> Scalar:
+    """The value the branch's claim edit writes: what a reviewer of the diff saw.
+
+    Raises when the record disagrees with the diff (naming both values and
+    the commit), so approve never applies a number the diff does not show.
+    """
+    p = s.proposal
+    assert p is not None and s.proposal_commit is not None
+    sha = s.proposal_commit
+    after = load_snapshot(repo, authority, at=sha).claim(p.claim)
+    before = load_snapshot(repo, authority, at=s.base).claim(p.claim) if s.base else None
+    new = after.value(p.field) if after is not None else None
+    old = before.value(p.field) if before is not None else None
+    if (old, new) != (p.old, p.new):
+        raise FeedbackError(
+            f"{s.name}: the record says spec.{p.field} {p.old} -> {p.new}, the claim edit in commit "
+            f"{sha[:10]} says {old} -> {new}; refusing to approve a value the diff does not show "
+            "(rerun feedbackctl propose to rewrite the branch)"
+        )
+    return new
+
+
+def _outside_bounds(claim: Claim, field_name: str, value: Scalar) -> str | None:
+    """``"min-max"`` when ``value`` lies outside the claim's autoTune bounds for the field."""
+    try:
+        tuning = parse_autotune(claim)
+    except ClaimError:
+        return None
+    b = tuning.bounds.get(field_name) if tuning.enabled else None
+    if b is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return None if b.min <= value <= b.max else f"{b.min:g}-{b.max:g}"
+
+
 def expire(
     repo: GitRepo, ref: str | None, now: datetime, *, dry_run: bool = False, remote: str | None = None
 ) -> Report:
@@ -723,69 +873,10 @@ def expire(
 # --- for the auto-tuner ----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class AckedChange:
-    """An acknowledged MEDIUM proposal that the next autotune run may apply.
+def acknowledgements(repo: GitRepo, commit: str, now: datetime) -> dict[tuple[str, str], Acknowledgement]:
+    """The live acks on the authority branch at ``commit``, by (claim, field).
 
-    Contract: ``old`` is the claim's value on the authority branch now, ``new``
-    lies inside the claim's ``spec.autoTune`` bounds for ``field`` and passes
-    the policy (schema) checks. The auto-tuner still applies its time gates
-    (cooldown, settling, flap freeze) and the rate limit; when it writes the
-    change, the proposal shows as ``applied``.
+    They are inputs of the core decision (the risk-ceiling guard), nothing
+    more: bounds, step, change cap and the time gates still decide.
     """
-
-    claim: str
-    field: str
-    old: Scalar
-    new: Scalar
-    branch: str
-    commit: str  # the branch tip that carries the acknowledgment
-    acknowledged_by: str
-    acknowledged_at: datetime
-    rule: str | None
-    source: str | None
-    risk: str
-    evidence: str
-
-
-def acknowledged_changes(
-    repo: GitRepo, branch: str | None, now: datetime, *, checks: Sequence[SchemaCheck] = ()
-) -> list[AckedChange]:
-    ctx = _context(repo, branch)
-    policy = ctx.snapshot.settings.policy
-    checks = (*checks, schema_check(ctx.snapshot.claims))
-    out = []
-    for name, s in sorted(ctx.branches.items()):
-        status, _ = status_of(s, ctx.claims, now)
-        p = s.proposal
-        if status != Status.PENDING or p is None or p.risk != "MEDIUM" or p.acknowledged_at is None:
-            continue
-        claim = ctx.claims[p.claim]
-        try:
-            bounds = parse_autotune(claim).bounds.get(p.field) if parse_autotune(claim).enabled else None
-        except ClaimError:
-            continue
-        if bounds is None or isinstance(p.new, bool) or not isinstance(p.new, int | float):
-            continue
-        if not bounds.min <= p.new <= bounds.max:
-            continue
-        change = Change(p.claim, p.field, claim.is_production, value=p.new)
-        if assess([change], policy.risk, policy.fields, checks).blocked:
-            continue
-        out.append(
-            AckedChange(
-                claim=p.claim,
-                field=p.field,
-                old=p.old,
-                new=p.new,
-                branch=name,
-                commit=s.tip,
-                acknowledged_by=p.acknowledged_by or "",
-                acknowledged_at=p.acknowledged_at,
-                rule=p.rule,
-                source=p.source,
-                risk=p.risk,
-                evidence=p.evidence_line,
-            )
-        )
-    return out
+    return acts.live_acknowledgements(acts.read_acts(repo, commit), now)

@@ -26,19 +26,20 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from feedbackctl.authority import acts
 from feedbackctl.authority.fastimport import NewCommit, RefUpdate, read_objects, update_refs, write_commits
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.shard import ALL, Shard
-from feedbackctl.authority.snapshot import Snapshot, load_snapshot
+from feedbackctl.authority.snapshot import Snapshot, branch_of, load_snapshot
 from feedbackctl.authority.writer import Plan, Staging, trailer
 from feedbackctl.core import proposal as record
 from feedbackctl.core.decide import ClaimInputs, autotune, recommend
 from feedbackctl.core.models import Claim, Decision, Note, Outcome
 from feedbackctl.core.policy import RISK_LEVELS, Policy, Source
 from feedbackctl.core.proposal import REVIEW_REASONS, Proposal
-from feedbackctl.core.risk import Change, RiskAssessment, SchemaCheck, assess
+from feedbackctl.core.risk import RiskAssessment, SchemaCheck, assess, claim_changes
 from feedbackctl.core.schema import schema_check
-from feedbackctl.errors import ClaimError, ConflictError, FeedbackError
+from feedbackctl.errors import ClaimError, ConflictError, FeedbackError, UsageError
 from feedbackctl.patterns import staging
 from feedbackctl.patterns.inputs import Problem, gather
 from feedbackctl.patterns.proposals import (
@@ -286,16 +287,16 @@ def _summary(d: Decision, reason: str) -> str:
     return staging.with_validation_rationale(summary, d)
 
 
-def _proposal(item: Item, snapshot: Snapshot, now: datetime) -> Proposal:
+def _proposal(item: Item, snapshot: Snapshot, now: datetime, path: str) -> Proposal:
+    """The record; ``path`` is the file the claim edit lands in (an overlay, for a shared base)."""
     d, c, risk = item.decision, item.claim, item.risk
-    loc = c.locations[f"spec.{d.field}"]
     previous = item.existing.proposal if item.existing else None
     if previous is not None and item.action in (Action.UNCHANGED, Action.REBASED):
         # The same change: keep what the reviewer has seen (evidence, times, acknowledgment).
         return replace(
             previous,
             base_commit=snapshot.commit,
-            target_path=loc.path,
+            target_path=path,
             target_kind=c.kind,
             target_api_version=c.api_version,
             target_namespace=c.namespace,
@@ -311,7 +312,7 @@ def _proposal(item: Item, snapshot: Snapshot, now: datetime) -> Proposal:
         target_kind=c.kind,
         target_api_version=c.api_version,
         target_namespace=c.namespace,
-        target_path=loc.path,
+        target_path=path,
         base_commit=snapshot.commit,
         risk=risk.level,
         risk_rationale=risk.rationale,
@@ -401,7 +402,7 @@ def _build(repo: GitRepo, snapshot: Snapshot, cfg: ProposalConfig, items: Sequen
             problems.append(Problem.of(e))
             item.action, item.detail = Action.SKIPPED, str(e)
             continue
-        p = _proposal(item, snapshot, now)
+        p = _proposal(item, snapshot, now, path)
         item.proposal = p
         rpath = record_path(cfg, d.claim, d.field)
         edits: dict[str, bytes | None] = {
@@ -537,8 +538,9 @@ def plan_candidates(
         if claim is None:
             report.problems.append(Problem(d.claim, f"{d.claim}: not found at {snapshot.branch}"))
             continue
-        change = Change(d.claim, d.field, claim.is_production, value=d.recommended)
-        risk = assess([change], policy.risk, policy.fields, checks)
+        # The same changes analyze and autotune classify (a shared value is a batch): one risk.
+        changes = [replace(c, value=d.recommended) for c in claim_changes(claim, d.field)]
+        risk = assess(changes, policy.risk, policy.fields, checks)
         risk = replace(risk, rationale=staging.with_validation_rationale(risk.rationale, d))
         name = branch_name(cfg, d.claim, d.field)
         item = Item(cand, claim, name, risk, existing=branches.get(name))
@@ -598,6 +600,26 @@ def propose_candidates(
     return carry_out(repo, plan, dry_run=dry_run)
 
 
+def authority_snapshot(repo: GitRepo, ref: str | None, remote: str | None) -> Snapshot:
+    """The commit proposals are built on: what the shared authority branch holds.
+
+    With a remote (``--push``) that is the remote's tip, fetched now; else,
+    when the branch tracks an upstream, the upstream as last fetched. Local
+    commits nobody pushed never become part of a proposal, where merging the
+    proposal would slip them in unreviewed.
+    """
+    branch = branch_of(repo, ref)
+    if remote is not None:
+        there = repo.fetch(remote, branch)
+        if there is None:
+            raise UsageError(f"remote '{remote}' has no branch {branch}; push it once by hand, then rerun")
+        return load_snapshot(repo, branch, at=there)
+    tracked = acts.upstream(repo, branch)
+    seen = repo.list_refs(f"refs/remotes/{tracked}/{branch}") if tracked else {}
+    there = seen.get(f"refs/remotes/{tracked}/{branch}")
+    return load_snapshot(repo, branch, at=there) if there else load_snapshot(repo, branch)
+
+
 def propose(
     repo: GitRepo,
     ref: str | None,
@@ -618,7 +640,7 @@ def propose(
     """
     lost: Exception | None = None
     for _ in range(CAS_ATTEMPTS):
-        snapshot = load_snapshot(repo, ref)
+        snapshot = authority_snapshot(repo, ref, remote if push and not dry_run else None)
         if push and not dry_run:
             fetch_branches(repo, proposal_config(snapshot, remote))
         gathered = gather(snapshot.restrict(shard), metrics, now)

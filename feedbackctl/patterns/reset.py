@@ -5,6 +5,12 @@ tested. ``feedbackctl reset`` puts chosen fields back to their baseline: the
 value last set by a human (SPEC section 3), or the
 ``feedbackctl.io/baseline.<field>`` annotation. One commit per field, with
 ``Feedback-Kind: reset``; a reset starts settling (it is automated: it does not lift a flap freeze).
+
+
+A drift capture reviewed with ``review --keep`` is the tested configuration
+from then on: reset leaves it (and puts it back when automation moved off it).
+``review --revert``, or no verdict, leaves the capture an untested change that
+reset moves back. A human edit of the field after the capture wins over both.
 """
 
 from __future__ import annotations
@@ -14,16 +20,31 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from feedbackctl.authority import acts
 from feedbackctl.authority.gitrepo import GitRepo
-from feedbackctl.authority.history import fill_baselines, load_histories
+from feedbackctl.authority.history import fill_baselines, load_histories, parse_scalar
 from feedbackctl.authority.snapshot import load_snapshot
 from feedbackctl.authority.writer import Plan, Staging, trailer
+from feedbackctl.core.models import Scalar
 from feedbackctl.core.risk import Change, classify
 from feedbackctl.errors import ConflictError, FeedbackError
 from feedbackctl.patterns.inputs import Problem
 from feedbackctl.render import Report
 
 CAS_ATTEMPTS = 5
+
+
+def tested_value(baseline: Scalar, verdict: acts.Verdict | None) -> tuple[Scalar, str]:
+    """The value reset aims for, and why: a kept capture replaces the baseline it departed from."""
+    if (
+        verdict is not None
+        and verdict.verdict == "keep"
+        and baseline is not None
+        and acts.text(baseline) == verdict.old
+    ):
+        value = parse_scalar(verdict.new)
+        return value, f"baseline {value} (drift capture kept by review {verdict.sha[:10]})"
+    return baseline, f"baseline {baseline} (last set by a human)"
 
 
 @dataclass(frozen=True)
@@ -43,6 +64,7 @@ def reset(repo: GitRepo, ref: str | None, selection: Selection, now: datetime, *
         histories = fill_baselines(
             repo, snapshot.commit, claims, load_histories(repo, snapshot.commit, claims, policy, now)
         )
+        kept = acts.review_verdicts(repo, snapshot.commit)
         rows: list[dict[str, Any]] = []
         base = snapshot.commit
         head = base
@@ -50,7 +72,8 @@ def reset(repo: GitRepo, ref: str | None, selection: Selection, now: datetime, *
             for name in fields:
                 current = claim.value(name)
                 baseline = histories.for_claim(claim.name).get(name)
-                target = baseline.baseline if baseline else None
+                verdict = kept.get((claim.name, name))
+                target, why = tested_value(baseline.baseline if baseline else None, verdict)
                 if current is None or target is None or target == current:
                     continue
                 risk = classify([Change(claim.name, name, claim.is_production)], policy.risk)
@@ -82,7 +105,7 @@ def reset(repo: GitRepo, ref: str | None, selection: Selection, now: datetime, *
                             old=current,
                             new=target,
                             risk=risk.level,
-                            evidence=f"baseline {target} (last set by a human)",
+                            evidence=why,
                             tags=["tested-baseline"],
                         )
                     ],
