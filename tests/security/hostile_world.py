@@ -52,7 +52,10 @@ class World:
     outside_before: set[str] = field(default_factory=set)
 
     def commit(self, files: dict[str, str | None], message: str = "Human edit") -> str:
-        return commit_files(self.work, files, message, "2026-10-02T00:00:00Z")
+        """A human's edit, pushed: propose builds on the authority branch's upstream."""
+        sha = commit_files(self.work, files, message, "2026-10-02T00:00:00Z")
+        git_out(self.work, "push", "-q", "origin", "HEAD")
+        return sha
 
     def run(self, *argv: str, now: bool = True) -> Result:
         self.outside_before = outside(self)

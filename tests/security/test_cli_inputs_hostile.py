@@ -26,7 +26,8 @@ def w(tmp_path: Path) -> World:
 NOWS = {
     "empty": ("", "--now '' is not an ISO-8601 time"),
     "blank": ("  ", "--now '  ' is not an ISO-8601 time"),
-    "year-one": ("0001-01-01", "--now '0001-01-01' is outside 1970-01-01..9000-01-01"),
+    "year-one": ("0001-01-01T00:00:00Z", "--now '0001-01-01T00:00:00Z' is outside 1970-01-01..9000-01-01"),
+    "no-zone": ("0001-01-01", "--now '0001-01-01' has no time zone"),
     "year-one-with-offset": ("0001-01-01T00:00:00+05:00", "is outside 1970-01-01..9000-01-01"),
     "year-9999": ("9999-12-31T23:59:59Z", "is outside 1970-01-01..9000-01-01"),
     "negative-epoch": ("-86400", "is outside 1970-01-01..9000-01-01"),
