@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from datetime import timedelta
@@ -125,7 +126,10 @@ def test_push_rejected_by_a_moving_remote_fetches_re_evaluates_and_retries(
     git_out(tmp_path, "clone", "-q", str(origin), str(other))
     (other / "README.md").write_text("claims for the message wall\n")
     git_out(other, "add", "README.md")
-    git_out(other, "commit", "-q", "-m", "Add a README")
+    # Dated like the commit it follows: a writer refuses a --now before the tip it builds on.
+    when = git_out(work, "log", "-1", "--format=%cI")
+    dated = {**os.environ, "GIT_AUTHOR_DATE": when, "GIT_COMMITTER_DATE": when}
+    git_out(other, "commit", "-q", "-m", "Add a README", env=dated)
     git_out(other, "push", "-q", "origin", "HEAD:refs/pending/human")
     human = git_out(other, "rev-parse", "HEAD")
     hook = origin / "hooks" / "pre-receive"

@@ -218,7 +218,7 @@ class TestEndToEnd:
         page = (out / "index.html").read_text()
         assert "<svg" not in page
         assert "pass --metrics to draw the window" in page
-        assert "memory_utilization max=14.59 vs threshold 40 over 24h" in page
+        assert "memory_utilization max=14.6% vs threshold 40% over 24h" in page
         assert "Not evaluated: pass --metrics" in page
 
 

@@ -391,11 +391,11 @@ def test_bad_prefix_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_a_custom_prefix_names_the_branches(tmp_path: Path) -> None:
-    s = make_setup(tmp_path, claim_files(max_memory=256) | {".feedbackctl.yaml": config(prefix="tune-")})
+    s = make_setup(tmp_path, claim_files(max_memory=256) | {".feedbackctl.yaml": config(prefix="tune/")})
     run(s)
     assert git_out(s.work, "for-each-ref", "--format=%(refname:short)", "refs/heads/").splitlines() == [
         "main",
-        "tune-messagewall-prod/lambdaMemory",
+        "tune/messagewall-prod/lambdaMemory",
     ]
 
 

@@ -96,12 +96,12 @@ from feedbackctl.authority import gitrepo
 
 real = gitrepo.run
 
-def run(argv, *, cwd=None, input=None, env=None, check=True, detached=False):
+def run(argv, *, cwd=None, input=None, env=None, check=True, detached=False, **kw):
     if detached:
         subprocess.Popen(list(argv), cwd=cwd, env={**os.environ, **(env or {})},
                          start_new_session=True, stdin=subprocess.DEVNULL)
         os.killpg(0, signal.SIGKILL)
-    return real(argv, cwd=cwd, input=input, env=env, check=check, detached=detached)
+    return real(argv, cwd=cwd, input=input, env=env, check=check, detached=detached, **kw)
 
 gitrepo.run = run
 from feedbackctl.cli import run as cli_run

@@ -309,7 +309,9 @@ def test_a_proposal_shows_the_validation_state_and_approval_records_it(
     assert missing in doc["status"]["riskRationale"]
     assert missing in git_out(work, "log", "-1", "--format=%B", PROD_BRANCH)
     # A human may approve it all the same; the approval says it was unvalidated.
-    ok = cli("proposals", "approve", PROD, "lambdaMemory", "--repo", str(work), "--now", iso(T0))
+    ok = cli(
+        "proposals", "approve", PROD, "lambdaMemory", "--repo", str(work), "--now", iso(T0), "--beyond-bounds"
+    )
     assert ok.code == 0, ok.stderr
     assert memory_of(work) == 384
     assert "Feedback-Tags: unvalidated" in trailers(work)
@@ -322,13 +324,16 @@ def test_a_proposal_names_the_validating_evidence(repo_factory: RepoFactory, tmp
     human = commit_files(
         work, {DEV_PATH: with_memory(DEV_CLAIM, 384)}, "dev: try 384", iso(T0 - timedelta(hours=30))
     )
+    git_out(work, "push", "-q", "origin", "HEAD")  # propose builds on the upstream
     metrics = pressure(tmp_path / "m", dev_memory=384)
     res = cli("propose", "--repo", str(work), "--metrics", str(metrics), "--now", iso(T0), "--output", "json")
     assert res.code == 0, res.stderr
     doc = yaml.safe_load(git_out(work, "show", f"{PROD_BRANCH}:{PROD_RECORD}"))
     validated = f"validated in {DEV}: ran lambdaMemory 384 for 1800m (soak 1440m, since {human[:8]})"
     assert f"staging validation: {validated}" in doc["spec"]["rationale"]["summary"]
-    ok = cli("proposals", "approve", PROD, "lambdaMemory", "--repo", str(work), "--now", iso(T0))
+    ok = cli(
+        "proposals", "approve", PROD, "lambdaMemory", "--repo", str(work), "--now", iso(T0), "--beyond-bounds"
+    )
     assert ok.code == 0, ok.stderr
     assert "unvalidated" not in trailers(work)
 
