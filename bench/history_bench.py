@@ -100,7 +100,7 @@ def _commit_graph(repo: Path, on: bool) -> None:
 @contextmanager
 def _timing(spent: dict[str, list[float]]) -> Iterator[None]:
     """Time load_histories (inside gather) and fill_baselines where evaluate calls them."""
-    from feedbackctl.patterns import autotune, inputs
+    from feedbackctl.patterns import inputs
 
     def wrap(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
         def timed(*args: Any, **kwargs: Any) -> Any:
@@ -113,13 +113,13 @@ def _timing(spent: dict[str, list[float]]) -> Iterator[None]:
 
         return timed
 
-    saved = inputs.load_histories, autotune.fill_baselines
+    saved = inputs.load_histories, inputs.fill_baselines
     inputs.load_histories = wrap(saved[0], "load")  # type: ignore[assignment]
-    autotune.fill_baselines = wrap(saved[1], "baselines")  # type: ignore[assignment]
+    inputs.fill_baselines = wrap(saved[1], "baselines")  # type: ignore[assignment]
     try:
         yield
     finally:
-        inputs.load_histories, autotune.fill_baselines = saved
+        inputs.load_histories, inputs.fill_baselines = saved
 
 
 @dataclass(frozen=True)

@@ -215,3 +215,40 @@ def test_unfreeze_rejects_unknown_claims_and_fields(repo_factory: RepoFactory) -
     assert nope.code == 2 and "no-such-claim" in nope.stderr
     bad = cli("unfreeze", "app-prod", "region", "--repo", str(work))
     assert bad.code == 2 and "not a tuned field" in bad.stderr
+
+
+def _pushed_flapping_repo(repo_factory: RepoFactory):
+    work, origin = repo_factory({PATH: claim_yaml()})
+    values = [256, 384, 256, 384]
+    for i, (a, b) in enumerate(zip(values, values[1:], strict=False)):
+        forge(work, T0 + timedelta(days=i), mem(a, b), [tune(a, b)])
+    git_out(work, "push", "-q", "origin", "HEAD")
+    return work, origin
+
+
+def test_unfreeze_goes_to_the_remote_so_a_fresh_clone_sees_the_freeze_lifted(
+    repo_factory: RepoFactory, tmp_path
+) -> None:
+    work, origin = _pushed_flapping_repo(repo_factory)
+    now = T0 + timedelta(days=4)
+    done = cli("unfreeze", "app-prod", "lambdaMemory", "--repo", str(work), "--now", now.isoformat(),
+               "--output", "json")  # fmt: skip
+    assert done.code == 0, done.stderr
+    assert done.json()["commits"][0].get("pushed") is True
+    assert "Feedback-Kind: unfreeze" in git_out(origin, "log", "-1", "--format=%B")
+    fresh = tmp_path / "fresh"
+    git_out(tmp_path, "clone", "-q", str(origin), str(fresh))
+    assert not _status(fresh, now).flapping
+
+
+def test_unfreeze_in_a_repo_with_a_remote_but_no_upstream_names_the_flag(repo_factory: RepoFactory) -> None:
+    work, origin = _pushed_flapping_repo(repo_factory)
+    git_out(work, "branch", "--unset-upstream")
+    now = T0 + timedelta(days=4)
+    refused = cli("unfreeze", "app-prod", "lambdaMemory", "--repo", str(work), "--now", now.isoformat())
+    assert refused.code == 2 and "--remote origin" in refused.stderr, refused.stderr
+    assert "unfreeze" not in git_out(origin, "log", "-1", "--format=%B")
+    done = cli("unfreeze", "app-prod", "lambdaMemory", "--repo", str(work), "--now", now.isoformat(),
+               "--remote", "origin")  # fmt: skip
+    assert done.code == 0, done.stderr
+    assert "Feedback-Kind: unfreeze" in git_out(origin, "log", "-1", "--format=%B")

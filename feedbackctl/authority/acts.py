@@ -209,6 +209,18 @@ def act_remote(repo: GitRepo, branch: str, remote: str | None, what: str) -> str
     return None
 
 
+def holding(repo: GitRepo, remote: str | None, branch: str, sha: str) -> str | None:
+    """``remote`` when its ``branch`` holds ``sha``, else None: an act goes where what it acts on is.
+
+    An act about commits only this clone has (a freeze from unpushed auto-tunes, a
+    capture on a local review branch) is recorded here and travels with them.
+    """
+    if remote is None:
+        return None
+    there = repo.fetch(remote, branch)
+    return remote if there is not None and repo.is_ancestor(sha, there) else None
+
+
 def record(
     repo: GitRepo,
     branch: str,

@@ -9,7 +9,17 @@ from rich.table import Table
 
 from feedbackctl.authority.snapshot import open_repo
 from feedbackctl.clock import now_or, parse_instant
-from feedbackctl.commands.options import Detailed, DryRun, Now, Output, OutputOpt, Ref, Repo, exit_code
+from feedbackctl.commands.options import (
+    Detailed,
+    DryRun,
+    Now,
+    Output,
+    OutputOpt,
+    Ref,
+    RemoteOpt,
+    Repo,
+    exit_code,
+)
 from feedbackctl.errors import EXIT_CHANGES, EXIT_OK, EXIT_RUNTIME
 from feedbackctl.patterns.audit import PROVABLE, AuditResult, unfreeze, verify
 from feedbackctl.render import JSON_SCHEMA_VERSION, print_json, print_report, stderr, stdout
@@ -95,9 +105,12 @@ def unfreeze_command(
     reason: Annotated[str, typer.Option("--reason", help="Why, recorded in the commit.")] = "",
     output: OutputOpt = Output.table,
     dry_run: DryRun = False,
+    remote: RemoteOpt = None,
 ) -> int:
-    """Lift a flap freeze: a commit with Feedback-Kind: unfreeze (no file changes)."""
-    report = unfreeze(open_repo(repo), ref, claim, field, now_or(now), dry_run=dry_run, reason=reason)
+    """Lift a flap freeze: a commit with Feedback-Kind: unfreeze (no file changes), pushed to the remote."""
+    report = unfreeze(
+        open_repo(repo), ref, claim, field, now_or(now), dry_run=dry_run, reason=reason, remote=remote
+    )
     print_report(report, output.value, title="unfreeze")
     return exit_code(report, False)
 

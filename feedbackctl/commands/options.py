@@ -30,6 +30,16 @@ Now = Annotated[
 OutputOpt = Annotated[Output, typer.Option("--output", help="table for people, json for scripts.")]
 
 
+RemoteOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--remote",
+        help="Act on this remote: fetch it first, push the act with a lease "
+        "(default: the authority branch's upstream).",
+    ),
+]
+
+
 def switch(name: str, help: str) -> Any:
     """A boolean option as an on/off pair (``--write/--no-write``), shown without a value.
 

@@ -21,6 +21,7 @@ from feedbackctl.commands.options import (
     OutputOpt,
     Push,
     Ref,
+    RemoteOpt,
     Repo,
     ShardOpt,
     exit_code,
@@ -133,14 +134,6 @@ proposals = typer.Typer(help="Review proposal branches: list, show, approve, rej
 Claim = Annotated[str, typer.Argument(help="Claim metadata.name")]
 Field = Annotated[str, typer.Argument(help="Field, e.g. lambdaMemory")]
 Reason = Annotated[str, typer.Option("--reason", help="Why, recorded in the commit.")]
-RemoteOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--remote",
-        help="Act on this remote: fetch its proposal branches first, push the act with a lease "
-        "(default: the authority branch's upstream).",
-    ),
-]
 
 
 @proposals.command("list")

@@ -30,7 +30,7 @@ from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.history import Histories, load_histories
 from feedbackctl.authority.replay import Replay
 from feedbackctl.authority.snapshot import Snapshot, branch_of, load_snapshot
-from feedbackctl.authority.writer import ACKNOWLEDGED_KEY, Plan, trailer, write
+from feedbackctl.authority.writer import ACKNOWLEDGED_KEY, Plan, trailer
 from feedbackctl.core import flap, guards
 from feedbackctl.core.models import (
     AUTOMATED_KINDS,
@@ -556,9 +556,17 @@ def unfreeze(
     *,
     dry_run: bool,
     reason: str = "",
+    remote: str | None = None,
 ) -> Report:
-    """Lift a flap freeze with a marker commit (``Feedback-Kind: unfreeze``)."""
+    """Lift a flap freeze with a marker commit (``Feedback-Kind: unfreeze``).
+
+    Like every act, it goes to the remote (``--remote``, else the branch's
+    upstream) as an empty commit on the remote's tip, so a fresh clone sees the
+    freeze lifted; a repo with remotes but no upstream needs ``--remote``. A
+    freeze made by commits the remote lacks is lifted here, beside them.
+    """
     name = field_name.removeprefix("spec.")
+    target = acts.act_remote(repo, branch_of(repo, ref), remote, "unfreeze")
     for _ in range(CAS_ATTEMPTS):
         snapshot = load_snapshot(repo, ref)
         claim = snapshot.claim(claim_name)
@@ -603,9 +611,13 @@ def unfreeze(
             report.commits.append({"sha": "(dry-run)", "subject": plan.subject, "files": []})
             return report
         try:
-            sha = write(repo, snapshot.branch, snapshot.commit, plan, now)
+            there = acts.holding(repo, target, snapshot.branch, snapshot.commit)
+            sha, pushed = acts.record(repo, snapshot.branch, snapshot.commit, plan, now, None, there)
         except ConflictError:
             continue
-        report.commits.append({"sha": sha, "branch": snapshot.branch, "subject": plan.subject, "files": []})
+        done: dict[str, Any] = {"sha": sha, "branch": snapshot.branch, "subject": plan.subject, "files": []}
+        if pushed:
+            done["pushed"] = True
+        report.commits.append(done)
         return report
     raise FeedbackError(f"the branch kept moving during {CAS_ATTEMPTS} attempts; rerun later")

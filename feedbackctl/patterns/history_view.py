@@ -259,10 +259,7 @@ def _review_remote(repo: GitRepo, branch: str, sha: str, remote: str | None) -> 
         remote = acts.upstream(repo, branch)
     elif remote not in acts.remotes(repo):
         raise UsageError(f"no remote named '{remote}' in {repo.display}; add one with git remote add")
-    if remote is None:
-        return None
-    there = repo.fetch(remote, branch)
-    return remote if there is not None and repo.is_ancestor(sha, there) else None
+    return acts.holding(repo, remote, branch, sha)
 
 
 def record_review(
