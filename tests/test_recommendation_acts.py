@@ -195,3 +195,30 @@ def test_a_dismiss_forged_on_another_branch_dismisses_nothing(tmp_path: Path) ->
     # The real act, from the authority branch's side, still works.
     assert act(fresh, "dismiss", "messagewall-dev", "lambdaTimeout").code == 0
     assert status(origin, "main", DEV_SIDECAR, "lambdaTimeout") == "dismissed"
+
+
+def test_a_second_dismiss_writes_nothing_and_a_recommendation_that_differs_on_origin_is_refused(
+    tmp_path: Path,
+) -> None:
+    work, origin = setup(tmp_path)
+    analyze_write(work)
+    assert act(work, "dismiss", "messagewall-dev", "lambdaTimeout").code == 0
+    before = git_out(origin, "rev-parse", "main")
+    again = act(work, "dismiss", "messagewall-dev", "lambdaTimeout")
+    assert again.code == 0 and again.json()["commits"] == [], again.stdout + again.stderr
+    assert "dismissed at origin/main already" in again.json()["events"][0]["message"]
+    assert git_out(origin, "rev-parse", "main") == before
+    # Origin's sidecar now recommends another value than this clone shows: which one did the human mean?
+    other = clone(tmp_path, origin, "other")
+    git_out(work, "push", "-q", "origin", "HEAD:refs/heads/scratch")  # bring the local sidecar over
+    git_out(other, "fetch", "-q", "origin", "scratch")
+    git_out(other, "checkout", "-q", "FETCH_HEAD", "--", PROD_SIDECAR)
+    text = (other / PROD_SIDECAR).read_text()
+    (other / PROD_SIDECAR).write_text(text.replace("recommendedValue: 384", "recommendedValue: 320"))
+    git_out(other, "add", PROD_SIDECAR)
+    git_out(other, "commit", "-qm", "A hand-edited recommendation")
+    git_out(other, "push", "-q")
+    refused = act(work, "accept", "messagewall-prod", "lambdaMemory")
+    assert refused.code == 1, refused.stdout + refused.stderr
+    assert "origin/main recommends lambdaMemory 256 -> 320, this clone 256 -> 384" in refused.stderr
+    assert "bring them together" in refused.stderr

@@ -6,6 +6,10 @@ beside the claim (advisory; the claim itself is never touched). The file is
 only rewritten when a recommendation materially changes (field, current,
 recommended or rule), so cron runs on drifting metrics do not churn commits,
 and a human's dismiss/accept status survives regeneration.
+
+``recommendations dismiss|accept`` are a person's acts: they go to the remote
+authority branch like reject and ack (``authority.acts``; docs/propose.md,
+"Remotes").
 """
 
 from __future__ import annotations
@@ -270,8 +274,8 @@ def _in_order(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _acted_sidecar(
     target: Snapshot, local: Snapshot, claim: Claim, change: StatusChange, where: str
-) -> tuple[str, list[dict[str, Any]], dict[str, Any]]:
-    """(path, the sidecar's new entries, the entry acted on) for an act built on ``target``.
+) -> tuple[str, list[dict[str, Any]], dict[str, Any], bool]:
+    """(path, the sidecar's new entries, the entry acted on, whether ``target`` says so already).
 
     ``target`` is the remote's tip when the act goes to a remote. A recommendation
     that ``analyze --write`` committed only here is carried into the sidecar there;
@@ -299,8 +303,8 @@ def _acted_sidecar(
         )
     acted = {**(there or mine), "status": change.status}
     if there is None:
-        return path, _in_order([*entries, acted]), acted
-    return path, [acted if e is there else e for e in entries], acted
+        return path, _in_order([*entries, acted]), acted, False
+    return path, [acted if e is there else e for e in entries], acted, there.get("status") == change.status
 
 
 def _act_trailer(kind: str, change: StatusChange, entry: Mapping[str, Any]) -> dict[str, str]:
@@ -362,8 +366,11 @@ def set_status(
                 else "check the name with feedbackctl analyze"
             )
             raise UsageError(f"claim '{change.claim}' not found at {where}; {hint}")
-        path, entries, entry = _acted_sidecar(snapshot, local, claim, change, where)
+        path, entries, entry, already = _acted_sidecar(snapshot, local, claim, change, where)
         report = Report(f"recommendations {kind}", now, local.branch, snapshot.commit, dry_run=dry_run)
+        if already:
+            report.events.append({"message": f"{path}: {change.field} is {change.status} at {where} already"})
+            return report
         old, new = entry.get("currentValue"), entry.get("recommendedValue")
         staging = Staging(repo, snapshot.commit)
         if kind == "accept":
