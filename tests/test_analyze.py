@@ -114,6 +114,7 @@ def test_write_dry_run_writes_nothing(repo, metrics) -> None:
 def test_dismiss_survives_regeneration_and_accept_applies_the_value(repo, metrics) -> None:
     work, _ = repo
     analyze(work, metrics, "--write")
+    git_out(work, "push", "-q")  # shared: the acts go to origin and this checkout follows
     r = cli(
         "recommendations", "dismiss", "messagewall-dev", "lambdaTimeout", "--repo", str(work), "--now", NOW
     )

@@ -16,7 +16,7 @@ from feedbackctl.core.models import Outcome
 from feedbackctl.core.policy import Limits
 from tests.clirun import cli
 from tests.corefix import NOW, SOURCE, change, claim, healthy, inputs, policy
-from tests.gitutil import RepoFactory, commit_files, git_out
+from tests.gitutil import HUMAN_EMAIL, HUMAN_NAME, RepoFactory, commit_files, git_out
 from tests.test_audit import PATH, T0, claim_yaml, forge, mem, tune
 
 
@@ -236,6 +236,8 @@ def test_unfreeze_goes_to_the_remote_so_a_fresh_clone_sees_the_freeze_lifted(
     assert done.code == 0, done.stderr
     assert done.json()["commits"][0].get("pushed") is True
     assert "Feedback-Kind: unfreeze" in git_out(origin, "log", "-1", "--format=%B")
+    # A person lifted it: the commit is theirs, like every other act.
+    assert git_out(origin, "log", "-1", "--format=%an <%ae>") == f"{HUMAN_NAME} <{HUMAN_EMAIL}>"
     fresh = tmp_path / "fresh"
     git_out(tmp_path, "clone", "-q", str(origin), str(fresh))
     assert not _status(fresh, now).flapping

@@ -116,6 +116,7 @@ def test_analyze_write_keeps_agent_entries_and_accept_picks_by_proposer(work: Pa
     assert analyzed.code == 0, analyzed.stderr
     entries = sidecar(work)
     assert sorted((e["recommendedValue"], "proposer" in e) for e in entries) == [(384, False), (512, True)]
+    git_out(work, "push", "-q")  # shared: accept goes to origin and this checkout follows
 
     accepted = cli("recommendations", "accept", "messagewall-prod", "lambdaMemory", "--repo", str(work),
                    "--now", NOW, "--proposer", "capacity-planner")  # fmt: skip

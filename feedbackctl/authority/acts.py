@@ -1,4 +1,4 @@
-"""Authority acts (ack, reject, ...): empty commits on the authority branch.
+"""Authority acts (ack, reject, ...): commits on the authority branch.
 
 A proposal branch is a plain branch that anyone who can push branches can
 write; the authority branch is where branch protection lives. So a human's
@@ -7,6 +7,10 @@ whose trailers name the act, the claim field, the value and the exact
 proposal commit (``Feedback-Proposal: <branch>@<sha>``). The commit changes no
 file, so history readers that follow claim files never see it; its author is
 the person who decided. See docs/propose.md ("Trust model").
+
+``unfreeze``, ``review`` and ``recommendations dismiss|accept`` are acts too and
+travel the same way (``record``); the last two also edit files (the
+recommendation sidecar, and for accept the claim). See docs/propose.md ("Remotes").
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.trailers import parse_trailers
@@ -209,8 +214,24 @@ def act_remote(repo: GitRepo, branch: str, remote: str | None, what: str) -> str
     return None
 
 
-def holding(repo: GitRepo, remote: str | None, branch: str, sha: str) -> str | None:
-    """``remote`` when its ``branch`` holds ``sha``, else None: an act goes where what it acts on is.
+@dataclass(frozen=True)
+class Tip:
+    """A remote's branch as fetched for one act: built on ``sha``, pushed with it as the lease."""
+
+    remote: str
+    sha: str
+
+
+def remote_tip(repo: GitRepo, remote: str, branch: str) -> Tip:
+    """Fetch ``branch`` from ``remote`` once, for an act about to be built on it."""
+    there = repo.fetch(remote, branch)
+    if there is None:
+        raise FeedbackError(f"{remote} has no branch {branch}; push it first (git push {remote} {branch})")
+    return Tip(remote, there)
+
+
+def holding(repo: GitRepo, remote: str | None, branch: str, sha: str) -> Tip | None:
+    """``remote``'s tip when its ``branch`` holds ``sha``, else None: an act goes where what it acts on is.
 
     An act about commits only this clone has (a freeze from unpushed auto-tunes, a
     capture on a local review branch) is recorded here and travels with them.
@@ -218,7 +239,7 @@ def holding(repo: GitRepo, remote: str | None, branch: str, sha: str) -> str | N
     if remote is None:
         return None
     there = repo.fetch(remote, branch)
-    return remote if there is not None and repo.is_ancestor(sha, there) else None
+    return Tip(remote, there) if there is not None and repo.is_ancestor(sha, there) else None
 
 
 def record(
@@ -228,29 +249,37 @@ def record(
     plan: Plan,
     now: datetime,
     author: tuple[str, str] | None,
-    remote: str | None,
+    tip: Tip | None,
 ) -> tuple[str, bool]:
-    """Commit the act (no file changes) on the authority branch; (sha, pushed).
+    """Commit the act on the authority branch; (sha, pushed).
 
-    With a remote the act is built on the remote's tip and pushed with a lease
-    first, so every clone sees it; the local branch follows when it can
-    fast-forward. Raises ConflictError when a branch moved: re-read and retry.
+    Most acts change no file; those that do (``recommendations accept``) bring
+    edits made against the commit they are built on. With a remote ``tip`` the
+    act is built on it and pushed with it as the lease, so every clone sees it;
+    the local branch follows when it can fast-forward. Raises ConflictError when
+    a branch moved: re-read and retry.
     """
-    if remote is None:
-        sha = repo.write_commit(base, {}, plan.message, now, author=author)
+    if tip is None:
+        sha = repo.write_commit(base, plan.edits, plan.message, now, author=author)
         repo.advance(branch, sha, base)
         return sha, False
-    there = repo.fetch(remote, branch)
-    if there is None:
-        raise FeedbackError(f"{remote} has no branch {branch}; push it first (git push {remote} {branch})")
-    sha = repo.write_commit(there, {}, plan.message, now, author=author)
-    if not repo.push(remote, branch, sha, there):
-        raise ConflictError(f"{remote}/{branch} moved; re-reading it")
-    if repo.is_ancestor(base, there):
+    sha = repo.write_commit(tip.sha, plan.edits, plan.message, now, author=author)
+    if not repo.push(tip.remote, branch, sha, tip.sha):
+        raise ConflictError(f"{tip.remote}/{branch} moved; re-reading it")
+    if repo.is_ancestor(base, tip.sha):
         # The act is on the remote either way; when the checkout cannot follow, a pull brings it.
         with contextlib.suppress(FeedbackError):
             repo.advance(branch, sha, base)
     return sha, True
+
+
+def commit_entry(sha: str, branch: str, plan: Plan, pushed: bool = False) -> dict[str, Any]:
+    """An act's line in the report's ``commits`` (``sha`` is ``(dry-run)`` when nothing was written)."""
+    done: dict[str, Any] = {"sha": sha, "branch": branch, "subject": plan.subject}
+    done["files"] = sorted(plan.edits)
+    if pushed:
+        done["pushed"] = True
+    return done
 
 
 # --- reviews of drift captures ------------------------------------------------------------

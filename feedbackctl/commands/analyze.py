@@ -10,13 +10,17 @@ from feedbackctl.authority.shard import parse_shard
 from feedbackctl.authority.snapshot import open_repo
 from feedbackctl.clock import now_or
 from feedbackctl.commands.options import (
+    Claim,
     Detailed,
     DryRun,
+    Field,
     Metrics,
     Now,
     Output,
     OutputOpt,
+    Reason,
     Ref,
+    RemoteOpt,
     Repo,
     ShardOpt,
     exit_code,
@@ -58,17 +62,18 @@ recommendations = typer.Typer(help="Dismiss or accept ConfigurationRecommendatio
 
 def _status(status: str):  # type: ignore[no-untyped-def]
     def command(
-        claim: Annotated[str, typer.Argument(help="Claim metadata.name")],
-        field: Annotated[str, typer.Argument(help="Field, e.g. lambdaMemory")],
+        claim: Claim,
+        field: Field,
         repo: Repo = ".",
         ref: Ref = None,
         now: Now = None,
-        reason: Annotated[str, typer.Option("--reason", help="Why, recorded in the commit.")] = "",
+        reason: Reason = "",
         proposer: Annotated[
             str | None, typer.Option("--proposer", help="Agent id of the recommendation (observe).")
         ] = None,
         output: OutputOpt = Output.table,
         dry_run: DryRun = False,
+        remote: RemoteOpt = None,
     ) -> int:
         report = set_status(
             open_repo(repo),
@@ -77,6 +82,7 @@ def _status(status: str):  # type: ignore[no-untyped-def]
             now_or(now),
             dry_run=dry_run,
             reason=reason,
+            remote=remote,
         )
         print_report(report, output.value, title="recommendations")
         return exit_code(report, False)
@@ -84,8 +90,12 @@ def _status(status: str):  # type: ignore[no-untyped-def]
     return command
 
 
-recommendations.command("dismiss", help="Mark a recommendation dismissed (a commit).")(_status("dismissed"))
-recommendations.command("accept", help="Apply a recommendation to the claim (a commit).")(_status("accepted"))
+recommendations.command("dismiss", help="Mark a recommendation dismissed (a commit, pushed to the remote).")(
+    _status("dismissed")
+)
+recommendations.command(
+    "accept", help="Apply a recommendation to the claim (a commit, pushed to the remote)."
+)(_status("accepted"))
 
 
 def register(app: typer.Typer) -> None:

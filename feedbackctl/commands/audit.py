@@ -10,11 +10,14 @@ from rich.table import Table
 from feedbackctl.authority.snapshot import open_repo
 from feedbackctl.clock import now_or, parse_instant
 from feedbackctl.commands.options import (
+    Claim,
     Detailed,
     DryRun,
+    Field,
     Now,
     Output,
     OutputOpt,
+    Reason,
     Ref,
     RemoteOpt,
     Repo,
@@ -97,12 +100,12 @@ def verify_command(
 
 
 def unfreeze_command(
-    claim: Annotated[str, typer.Argument(help="Claim metadata.name")],
-    field: Annotated[str, typer.Argument(help="Field, e.g. lambdaMemory")],
+    claim: Claim,
+    field: Field,
     repo: Repo = ".",
     ref: Ref = None,
     now: Now = None,
-    reason: Annotated[str, typer.Option("--reason", help="Why, recorded in the commit.")] = "",
+    reason: Reason = "",
     output: OutputOpt = Output.table,
     dry_run: DryRun = False,
     remote: RemoteOpt = None,

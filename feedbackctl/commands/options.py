@@ -30,6 +30,11 @@ Now = Annotated[
 OutputOpt = Annotated[Output, typer.Option("--output", help="table for people, json for scripts.")]
 
 
+# The acts on one claim field (proposals approve|reject|ack, unfreeze, recommendations).
+Claim = Annotated[str, typer.Argument(help="Claim metadata.name")]
+Field = Annotated[str, typer.Argument(help="Field, e.g. lambdaMemory")]
+Reason = Annotated[str, typer.Option("--reason", help="Why, recorded in the commit.")]
+
 RemoteOpt = Annotated[
     str | None,
     typer.Option(

@@ -13,13 +13,16 @@ from feedbackctl.authority.shard import parse_shard
 from feedbackctl.authority.snapshot import open_repo
 from feedbackctl.clock import now_or
 from feedbackctl.commands.options import (
+    Claim,
     Detailed,
     DryRun,
+    Field,
     Metrics,
     Now,
     Output,
     OutputOpt,
     Push,
+    Reason,
     Ref,
     RemoteOpt,
     Repo,
@@ -130,10 +133,6 @@ def propose_command(
 
 
 proposals = typer.Typer(help="Review proposal branches: list, show, approve, reject, ack, expire.")
-
-Claim = Annotated[str, typer.Argument(help="Claim metadata.name")]
-Field = Annotated[str, typer.Argument(help="Field, e.g. lambdaMemory")]
-Reason = Annotated[str, typer.Option("--reason", help="Why, recorded in the commit.")]
 
 
 @proposals.command("list")

@@ -49,6 +49,7 @@ from feedbackctl.core.tuning import parse_autotune
 from feedbackctl.errors import ClaimError, ConflictError, FeedbackError, UsageError
 from feedbackctl.patterns import staging
 from feedbackctl.patterns.inputs import Problem
+from feedbackctl.patterns.proposals import human_identity
 from feedbackctl.render import Report
 
 CAS_ATTEMPTS = 5
@@ -567,6 +568,7 @@ def unfreeze(
     """
     name = field_name.removeprefix("spec.")
     target = acts.act_remote(repo, branch_of(repo, ref), remote, "unfreeze")
+    who = human_identity(repo)  # a person lifts the freeze: the commit is theirs
     for _ in range(CAS_ATTEMPTS):
         snapshot = load_snapshot(repo, ref)
         claim = snapshot.claim(claim_name)
@@ -608,16 +610,13 @@ def unfreeze(
             edits={},
         )
         if dry_run:
-            report.commits.append({"sha": "(dry-run)", "subject": plan.subject, "files": []})
+            report.commits.append(acts.commit_entry("(dry-run)", snapshot.branch, plan))
             return report
         try:
-            there = acts.holding(repo, target, snapshot.branch, snapshot.commit)
-            sha, pushed = acts.record(repo, snapshot.branch, snapshot.commit, plan, now, None, there)
+            tip = acts.holding(repo, target, snapshot.branch, snapshot.commit)
+            sha, pushed = acts.record(repo, snapshot.branch, snapshot.commit, plan, now, who, tip)
         except ConflictError:
             continue
-        done: dict[str, Any] = {"sha": sha, "branch": snapshot.branch, "subject": plan.subject, "files": []}
-        if pushed:
-            done["pushed"] = True
-        report.commits.append(done)
+        report.commits.append(acts.commit_entry(sha, snapshot.branch, plan, pushed))
         return report
     raise FeedbackError(f"the branch kept moving during {CAS_ATTEMPTS} attempts; rerun later")

@@ -249,7 +249,7 @@ def review_of(repo: GitRepo, sha: str, tip: str) -> str | None:
     return None
 
 
-def _review_remote(repo: GitRepo, branch: str, sha: str, remote: str | None) -> str | None:
+def _review_remote(repo: GitRepo, branch: str, sha: str, remote: str | None) -> acts.Tip | None:
     """A review goes where the capture is: to the remote when the remote's branch holds it.
 
     ``--remote``, else the branch's upstream; a branch tracking none (a local
@@ -319,9 +319,7 @@ def record_review(
             trailers=trailers,
         )
         if dry_run:
-            report.commits.append(
-                {"sha": "(dry-run)", "branch": branch, "subject": plan.subject, "files": []}
-            )
+            report.commits.append(acts.commit_entry("(dry-run)", branch, plan))
             return report
         try:
             target = _review_remote(repo, branch, sha, remote)
@@ -330,9 +328,6 @@ def record_review(
         except ConflictError:
             continue
         report.extra["reviews"] = sha
-        done_entry: dict[str, object] = {"sha": new, "branch": branch, "subject": plan.subject, "files": []}
-        if pushed:
-            done_entry["pushed"] = True
-        report.commits.append(done_entry)
+        report.commits.append(acts.commit_entry(new, branch, plan, pushed))
         return report
     raise FeedbackError(f"the branch kept moving during {CAS_ATTEMPTS} attempts; rerun later")

@@ -353,7 +353,7 @@ def human_identity(repo: GitRepo) -> tuple[str, str]:
     return who
 
 
-def _ident_text(who: tuple[str, str]) -> str:
+def ident_text(who: tuple[str, str]) -> str:
     return f"{who[0]} <{who[1]}>"
 
 
@@ -560,13 +560,11 @@ def _act(
     )
     authority = ctx.snapshot.branch
     if dry_run:
-        report.commits.append({"sha": "(dry-run)", "branch": authority, "subject": subject, "files": []})
+        report.commits.append(acts.commit_entry("(dry-run)", authority, plan))
         return
-    sha, pushed = acts.record(repo, authority, ctx.snapshot.commit, plan, now, who, ctx.cfg.remote)
-    done: dict[str, Any] = {"sha": sha, "branch": authority, "subject": subject, "files": []}
-    if pushed:
-        done["pushed"] = True
-    report.commits.append(done)
+    tip = acts.remote_tip(repo, ctx.cfg.remote, authority) if ctx.cfg.remote else None
+    sha, pushed = acts.record(repo, authority, ctx.snapshot.commit, plan, now, who, tip)
+    report.commits.append(acts.commit_entry(sha, authority, plan, pushed))
 
 
 def _delete_remote(repo: GitRepo, remote: str, ref: str, expected: str) -> bool:
@@ -630,7 +628,7 @@ def reject(
         assert s.proposal is not None
         p = s.proposal
         subject = f"feedbackctl: reject {p.claim} spec.{p.field} {p.old} -> {p.new}"
-        body = f"Rejected by {_ident_text(who)}: proposal {s.name} ({(s.proposal_commit or '')[:12]})." + (
+        body = f"Rejected by {ident_text(who)}: proposal {s.name} ({(s.proposal_commit or '')[:12]})." + (
             f"\n\n{reason}" if reason else ""
         )
         _act(repo, ctx, s, report, "reject", subject, body, now, who, dry_run=dry_run)
@@ -674,7 +672,7 @@ def acknowledge(
         reviewed_value(repo, ctx.snapshot.branch, s)  # the ack names what the diff shows, or nothing
         subject = f"feedbackctl: ack {p.claim} spec.{p.field} {p.old} -> {p.new}"
         body = (
-            f"Acknowledged by {_ident_text(who)}: proposal {s.name} ({(s.proposal_commit or '')[:12]}). "
+            f"Acknowledged by {ident_text(who)}: proposal {s.name} ({(s.proposal_commit or '')[:12]}). "
             "It lifts the risk ceiling for this change only; every other guard still applies."
         )
         _act(repo, ctx, s, report, "ack", subject, body, now, who, dry_run=dry_run)
@@ -730,17 +728,13 @@ def approve(
         target = ctx.claims.get(p.claim) if p else None
         assert p is not None and target is not None
         value = reviewed_value(repo, ctx.snapshot.branch, s)
-        outside = _outside_bounds(target, p.field, value)
+        outside = outside_bounds(target, p.field, value)
         if outside and not beyond_bounds:
             raise FeedbackError(
                 f"{s.name}: {value} is outside the autoTune bounds {outside} of {p.claim} spec.{p.field}; "
                 "approving it is a human's explicit choice: rerun with --beyond-bounds"
             )
-        policy = ctx.snapshot.settings.policy
-        change = Change(p.claim, p.field, target.is_production, value=value)
-        risk = assess([change], policy.risk, policy.fields, (*checks, schema_check(ctx.snapshot.claims)))
-        if risk.blocked:
-            raise ClaimError(p.claim, f"{s.name} violates the policy now ({risk.policy_result}); not applied")
+        policy_check(ctx.snapshot, target, p.field, value, s.name, checks)
         staging = Staging(repo, ctx.snapshot.commit)
         staging.set_value(target, p.field, value, override=True)  # as the proposal branch did
         level, _ = record.effective_risk(p, now)
@@ -748,7 +742,7 @@ def approve(
         assert s.proposal_commit is not None
         plan = Plan(
             subject=f"feedbackctl: approve {p.claim} spec.{p.field} {p.old} -> {value}",
-            body=f"Approved by {_ident_text(who)} from proposal {s.name} ({s.tip[:12]})."
+            body=f"Approved by {ident_text(who)} from proposal {s.name} ({s.tip[:12]})."
             + (f"\n\n{reason}" if reason else "")
             + beyond,
             trailers=[
@@ -771,9 +765,7 @@ def approve(
             edits=staging.edits(),
         )
         if dry_run:
-            report.commits.append(
-                {"sha": "(dry-run)", "branch": ctx.snapshot.branch, "subject": plan.subject}
-            )
+            report.commits.append(acts.commit_entry("(dry-run)", ctx.snapshot.branch, plan))
             return
         authority = ctx.snapshot.branch
         if remote:
@@ -784,8 +776,7 @@ def approve(
                     f"on {remote}; bring them together (git pull or git push) and rerun — nothing was changed"
                 )
         sha = write(repo, authority, ctx.snapshot.commit, plan, now, author=who)
-        done: dict[str, Any] = {"sha": sha, "branch": authority, "subject": plan.subject,
-                                "files": sorted(plan.edits)}  # fmt: skip
+        done = acts.commit_entry(sha, authority, plan)
         report.commits.append(done)
         if remote:
             if not repo.push(remote, authority, sha, ctx.snapshot.commit):
@@ -833,7 +824,26 @@ def reviewed_value(repo: GitRepo, authority: str, s: BranchState) -> Scalar:
     return new
 
 
-def _outside_bounds(claim: Claim, field_name: str, value: Scalar) -> str | None:
+def policy_check(
+    snapshot: Snapshot,
+    claim: Claim,
+    field_name: str,
+    value: Scalar,
+    what: str,
+    checks: Sequence[SchemaCheck] = (),
+) -> None:
+    """Re-run the policy and the claims' schema for a value a human applies (approve, accept).
+
+    Raises ClaimError naming ``what`` when the policy blocks the value now.
+    """
+    policy = snapshot.settings.policy
+    change = Change(claim.name, field_name, claim.is_production, value=value)
+    risk = assess([change], policy.risk, policy.fields, (*checks, schema_check(snapshot.claims)))
+    if risk.blocked:
+        raise ClaimError(claim.name, f"{what} violates the policy now ({risk.policy_result}); not applied")
+
+
+def outside_bounds(claim: Claim, field_name: str, value: Scalar) -> str | None:
     """``"min-max"`` when ``value`` lies outside the claim's autoTune bounds for the field."""
     try:
         tuning = parse_autotune(claim)

@@ -6,6 +6,10 @@ beside the claim (advisory; the claim itself is never touched). The file is
 only rewritten when a recommendation materially changes (field, current,
 recommended or rule), so cron runs on drifting metrics do not churn commits,
 and a human's dismiss/accept status survives regeneration.
+
+``recommendations dismiss|accept`` are a person's acts: they go to the remote
+authority branch like reject and ack (``authority.acts``; docs/propose.md,
+"Remotes").
 """
 
 from __future__ import annotations
@@ -18,17 +22,18 @@ from typing import Any
 
 import yaml
 
+from feedbackctl.authority import acts
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.shard import ALL, Shard
-from feedbackctl.authority.snapshot import Snapshot, load_snapshot
+from feedbackctl.authority.snapshot import Snapshot, branch_of, load_snapshot
 from feedbackctl.authority.writer import Plan, Staging, commit_plan, decision_trailer, trailer
 from feedbackctl.authority.yamldoc import YamlError, load_data
 from feedbackctl.core.decide import ClaimInputs, recommend
 from feedbackctl.core.guards import guardrail_fields
 from feedbackctl.core.models import Claim, Decision, Outcome
-from feedbackctl.errors import ClaimError, FeedbackError, UsageError
+from feedbackctl.errors import ClaimError, ConflictError, FeedbackError, UsageError
 from feedbackctl.patterns.inputs import Gathered, Problem, add_baselines, gather
-from feedbackctl.patterns.proposals import human_identity
+from feedbackctl.patterns.proposals import human_identity, ident_text, outside_bounds, policy_check
 from feedbackctl.render import Report
 
 KIND = "ConfigurationRecommendation"
@@ -255,49 +260,166 @@ def _pick(entries: list[dict[str, Any]], change: StatusChange, path: str) -> dic
     )
 
 
+def _entries(snapshot: Snapshot, path: str) -> list[dict[str, Any]]:
+    doc = read_sidecar(snapshot.read(path), path)
+    return list((doc or {}).get("spec", {}).get("recommendations") or [])
+
+
+def _in_order(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """As ``analyze --write`` lays a sidecar out: the tool's entries by field, then the agents'."""
+    return sorted(
+        entries, key=lambda e: (proposer_id(e) is not None, "" if proposer_id(e) else e.get("field"))
+    )
+
+
+def _acted_sidecar(
+    target: Snapshot, local: Snapshot, claim: Claim, change: StatusChange, where: str
+) -> tuple[str, list[dict[str, Any]], dict[str, Any], bool]:
+    """(path, the sidecar's new entries, the entry acted on, whether ``target`` says so already).
+
+    ``target`` is the remote's tip when the act goes to a remote. A recommendation
+    that ``analyze --write`` committed only here is carried into the sidecar there;
+    the other entries stay as the remote has them (another clone's decisions
+    included). When both have it, they must recommend the same change.
+    """
+    path = sidecar_path(target, claim)
+    entries = _entries(target, path)
+    there = _pick(entries, change, path)
+    mine = there
+    local_claim = local.claim(change.claim) if local.commit != target.commit else None
+    if local_claim is not None:
+        local_path = sidecar_path(local, local_claim)
+        mine = _pick(_entries(local, local_path), change, local_path) or there
+    if mine is None:
+        raise UsageError(
+            f"{path}: no recommendation for {change.field} of {change.claim}; "
+            "run feedbackctl analyze --write first"
+        )
+    if there is not None and _material(there) != _material(mine):
+        raise FeedbackError(
+            f"{path}: {where} recommends {change.field} {there.get('currentValue')} -> "
+            f"{there.get('recommendedValue')}, this clone {mine.get('currentValue')} -> "
+            f"{mine.get('recommendedValue')}; bring them together (git pull or git push) and rerun"
+        )
+    acted = {**(there or mine), "status": change.status}
+    if there is None:
+        return path, _in_order([*entries, acted]), acted, False
+    return path, [acted if e is there else e for e in entries], acted, there.get("status") == change.status
+
+
+def _act_trailer(kind: str, change: StatusChange, entry: Mapping[str, Any]) -> dict[str, str]:
+    evidence = entry.get("evidence")
+    first = evidence[0] if isinstance(evidence, list) and evidence and isinstance(evidence[0], dict) else {}
+
+    def text(key: str, doc: Mapping[str, Any]) -> str | None:
+        value = doc.get(key)
+        return value if isinstance(value, str) and value else None
+
+    return trailer(
+        kind,
+        change.claim,
+        change.field,
+        old=entry.get("currentValue"),
+        new=entry.get("recommendedValue"),
+        source=text("source", first),
+        rule=text("rule", entry),
+        risk=text("risk", entry),
+    )
+
+
 def set_status(
-    repo: GitRepo, ref: str | None, change: StatusChange, now: datetime, *, dry_run: bool, reason: str = ""
+    repo: GitRepo,
+    ref: str | None,
+    change: StatusChange,
+    now: datetime,
+    *,
+    dry_run: bool,
+    reason: str = "",
+    remote: str | None = None,
 ) -> Report:
-    """Dismiss or accept one recommendation; accept also applies it to the claim."""
+    """Dismiss or accept one recommendation; accept also applies it to the claim.
+
+    Both are a person's acts on the authority branch, and go where the other
+    acts go (docs/propose.md, "Remotes"): to ``remote``, else the branch's
+    upstream, built on the remote's tip and pushed with a lease; refused when
+    the repo has remotes but the branch tracks none; here when it has none.
+    Accept applies a value as approve does: inside the claim's autoTune bounds,
+    through the schema and the policy, and only while the claim still holds
+    the value the recommendation started from.
+    """
+    kind = "dismiss" if change.status == "dismissed" else "accept"
+    who = human_identity(repo)  # a person decides: the commit is theirs
+    target = acts.act_remote(
+        repo, branch_of(repo, ref), remote, "dismissal" if kind == "dismiss" else "acceptance"
+    )
     for _ in range(CAS_ATTEMPTS):
-        snapshot = load_snapshot(repo, ref)
+        local = load_snapshot(repo, ref)
+        # A dry run reads this clone only: it contacts no remote.
+        tip = acts.remote_tip(repo, target, local.branch) if target and not dry_run else None
+        snapshot = load_snapshot(repo, ref, at=tip.sha) if tip else local
+        where = f"{tip.remote}/{local.branch}" if tip else local.branch
         claim = snapshot.claim(change.claim)
         if claim is None:
-            raise UsageError(
-                f"claim '{change.claim}' not found at {snapshot.branch}; "
-                "check the name with feedbackctl analyze"
+            hint = (
+                "push it first"
+                if tip and local.claim(change.claim)
+                else "check the name with feedbackctl analyze"
             )
-        path = sidecar_path(snapshot, claim)
-        doc = read_sidecar(snapshot.read(path), path)
-        entries = (doc or {}).get("spec", {}).get("recommendations") or []
-        entry = _pick(entries, change, path)
-        if doc is None or entry is None:
-            raise UsageError(
-                f"{path}: no recommendation for {change.field} of {change.claim}; "
-                "run feedbackctl analyze --write first"
-            )
-        staging = Staging(repo, snapshot.commit)
-        kind = "dismiss" if change.status == "dismissed" else "accept"
+            raise UsageError(f"claim '{change.claim}' not found at {where}; {hint}")
+        path, entries, entry, already = _acted_sidecar(snapshot, local, claim, change, where)
+        report = Report(f"recommendations {kind}", now, local.branch, snapshot.commit, dry_run=dry_run)
+        if already:
+            report.events.append({"message": f"{path}: {change.field} is {change.status} at {where} already"})
+            return report
         old, new = entry.get("currentValue"), entry.get("recommendedValue")
+        staging = Staging(repo, snapshot.commit)
         if kind == "accept":
-            if claim.value(change.field) != old:
-                raise FeedbackError(
-                    f"{change.claim}: spec.{change.field} is {claim.value(change.field)} now, "
-                    f"not {old} as recommended; the recommendation is stale, rerun analyze --write"
-                )
+            _check_accept(snapshot, claim, change, old, new, where)
             staging.set_value(claim, change.field, new)
-        entry["status"] = change.status
         staging.put(path, render_sidecar(claim, entries))
         plan = Plan(
             subject=f"feedbackctl: {kind} {change.claim} {change.field} recommendation",
-            body=reason,
-            trailers=[trailer(kind, change.claim, change.field, old=old, new=new)],
+            body=f"{change.status.capitalize()} by {ident_text(who)}: {path}"
+            + (f", agent {proposer_id(entry)}" if proposer_id(entry) is not None else "")
+            + "."
+            + (f"\n\n{reason}" if reason else ""),
+            trailers=[_act_trailer(kind, change, entry)],
             edits=staging.edits(),
         )
-        report = Report(f"recommendations {kind}", now, snapshot.branch, snapshot.commit, dry_run=dry_run)
-        who = human_identity(repo)  # a person decides: the commit is theirs
-        if commit_plan(
-            repo, snapshot.branch, snapshot.commit, plan, now, report.commits, dry_run=dry_run, author=who
-        ):
+        if dry_run:
+            report.commits.append(acts.commit_entry("(dry-run)", local.branch, plan))
             return report
+        try:
+            sha, pushed = acts.record(repo, local.branch, local.commit, plan, now, who, tip)
+        except ConflictError:
+            continue
+        report.commits.append(acts.commit_entry(sha, local.branch, plan, pushed))
+        if tip is not None and repo.resolve(local.branch) != sha:
+            report.events.append(
+                {
+                    "message": f"{local.branch} here has commits {tip.remote} lacks, so it did not follow; "
+                    f"the {kind} is on {tip.remote} ({sha[:10]}): git pull brings it "
+                    f"(where {path} conflicts, keep {tip.remote}'s version)"
+                }
+            )
+        return report
     raise FeedbackError(f"the branch kept moving during {CAS_ATTEMPTS} attempts; rerun later")
+
+
+def _check_accept(
+    snapshot: Snapshot, claim: Claim, change: StatusChange, old: Any, new: Any, where: str
+) -> None:
+    """What approve re-checks, for the value accept applies; raises naming the claim field."""
+    current = claim.value(change.field)
+    if current != old:
+        raise FeedbackError(
+            f"{change.claim}: spec.{change.field} is {current} at {where} now, "
+            f"not {old} as recommended; the recommendation is stale, rerun analyze --write"
+        )
+    outside = outside_bounds(claim, change.field, new)
+    if outside:
+        raise FeedbackError(
+            f"{change.claim}: {new} is outside the autoTune bounds {outside} of spec.{change.field}; "
+            "accept applies values inside them only: widen the bounds (a human edit) or set the value by hand"
+        )
+    policy_check(snapshot, claim, change.field, new, f"accepting {change.field} {old} -> {new}")
