@@ -289,3 +289,20 @@ def _real_git() -> str:
     found = shutil.which("git")
     assert found is not None
     return os.path.realpath(found)
+
+
+def test_scratch_refs_and_locks_of_a_killed_import_are_swept_a_live_ones_kept(small: Fleet) -> None:
+    scratch = small.work / ".git" / "refs" / "feedbackctl" / "import"
+    head = git_out(small.work, "rev-parse", "main")
+    for name in ("a" * 32, "b" * 32):
+        ref = f"refs/feedbackctl/import/{name}"
+        subprocess.run(["git", "update-ref", ref, head], cwd=small.work, check=True)
+    old = time.time() - reflocks.STALE_SECONDS - 60
+    os.utime(scratch / ("a" * 32), (old, old))  # a run killed mid-import, long ago
+    lock = _lock(scratch / f"{'c' * 32}.lock", reflocks.STALE_SECONDS + 60)
+    code, err = run_inline(argv_for("propose", small, small.work))
+    assert code == 0, err
+    left = git_out(small.work, "for-each-ref", "--format=%(refname)", "refs/feedbackctl/import/").split()
+    assert left == [f"refs/feedbackctl/import/{'b' * 32}"]  # fresh: may be a live run's
+    assert not lock.exists()
+    assert len(git_out(small.work, "for-each-ref", "refs/heads/feedback/").splitlines()) == 3
