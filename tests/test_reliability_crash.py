@@ -98,7 +98,7 @@ from feedbackctl.authority import gitrepo
 real = gitrepo.run
 
 def run(argv, *, cwd=None, input=None, env=None, check=True, detached=False, **kw):
-    if detached:
+    if detached and argv[0] == "sh":  # the ref move and its checkout (index steps are detached too)
         subprocess.Popen(list(argv), cwd=cwd, env={**os.environ, **(env or {})},
                          start_new_session=True, stdin=subprocess.DEVNULL)
         os.killpg(0, signal.SIGKILL)
