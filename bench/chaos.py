@@ -203,6 +203,9 @@ def problems_after_kill(repo: Path, bare: bool, locks_allowed: bool = False) -> 
     locks = lock_files(repo, bare)
     if locks and not locks_allowed:
         found.append(f"lock files left: {', '.join(locks[:3])}{' ...' if len(locks) > 3 else ''}")
+    scratch = git(repo, "for-each-ref", "--format=%(refname)", "refs/feedbackctl/import/").split()
+    if scratch and not locks_allowed:
+        found.append(f"scratch refs of a killed import left: {', '.join(scratch[:3])}")
     if not bare:
         status = git(repo, "status", "--porcelain")
         if status:
@@ -216,8 +219,9 @@ def next_slot(repo: Path, bare: bool) -> None:
 
     git_dir = repo if bare else repo / ".git"
     then = time.time() - STALE_SECONDS - 60
-    for lock in git_dir.rglob("*.lock"):
-        os.utime(lock, (then, then))
+    scratch = git_dir / "refs" / "feedbackctl" / "import"
+    for stale in [*git_dir.rglob("*.lock"), *(scratch.rglob("*") if scratch.is_dir() else [])]:
+        os.utime(stale, (then, then))
 
 
 def converge(argv: Sequence[str], repo: Path, runs: int = 4) -> tuple[int, str, dict[str, object]]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -97,7 +98,7 @@ from feedbackctl.authority import gitrepo
 real = gitrepo.run
 
 def run(argv, *, cwd=None, input=None, env=None, check=True, detached=False, **kw):
-    if detached:
+    if detached and argv[0] == "sh":  # the ref move and its checkout (index steps are detached too)
         subprocess.Popen(list(argv), cwd=cwd, env={**os.environ, **(env or {})},
                          start_new_session=True, stdin=subprocess.DEVNULL)
         os.killpg(0, signal.SIGKILL)
@@ -224,3 +225,84 @@ def test_a_fresh_lock_may_be_a_live_writer_it_is_left_and_named(small: Fleet) ->
     ) in err
     assert lock.exists() and git_out(small.work, "rev-parse", "main") == before
     assert git_out(small.work, "status", "--porcelain") == ""
+
+
+# --- a run killed alone while its git child holds index.lock ----------------------------------------
+
+# A git that holds the checkout's index.lock for a moment during ``update-index --refresh``
+# (the first index-writing step of a fast-forward), announcing it through a marker file.
+HOLDING_GIT = """#!/bin/sh
+case " $* " in
+  *" --refresh "*)
+    if [ ! -e "$SHIM_MARK" ]; then
+      for a in "$@"; do case "$a" in --git-dir=*) gd="${a#--git-dir=}";; esac; done
+      : > "$gd/index.lock"
+      : > "$SHIM_MARK"
+      sleep 1
+      rm -f "$gd/index.lock"
+    fi;;
+esac
+exec REAL_GIT "$@"
+"""
+
+
+def test_killing_the_run_alone_while_git_holds_the_index_lock_leaves_no_lock(
+    small: Fleet, tmp_path: Path
+) -> None:
+    shim = tmp_path / "bin" / "git"
+    shim.parent.mkdir()
+    shim.write_text(HOLDING_GIT.replace("REAL_GIT", _real_git()))
+    shim.chmod(0o755)
+    mark = tmp_path / "holding"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "NO_COLOR": "1",
+        "PATH": f"{shim.parent}{os.pathsep}{os.environ['PATH']}",
+        "SHIM_MARK": str(mark),
+    }
+    run = subprocess.Popen(
+        [sys.executable, "-m", "feedbackctl", *argv_for("drift", small, small.work)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    for _ in range(600):  # the run reaches its write
+        if mark.exists() or run.poll() is not None:
+            break
+        time.sleep(0.05)
+    assert mark.exists(), "the run never refreshed the index"
+    run.kill()  # the run alone, not its git child's group
+    run.wait()
+    lock = small.work / ".git" / "index.lock"
+    for _ in range(200):  # git finishes its step on its own, then lets go of the lock
+        if not lock.exists():
+            break
+        time.sleep(0.05)
+    assert not lock.exists(), "a killed run left index.lock: every later git command refuses"
+    assert git_out(small.work, "status", "--porcelain") == ""
+    assert problems_after_kill(small.work, bare=False) == []
+
+
+def _real_git() -> str:
+    found = shutil.which("git")
+    assert found is not None
+    return os.path.realpath(found)
+
+
+def test_scratch_refs_and_locks_of_a_killed_import_are_swept_a_live_ones_kept(small: Fleet) -> None:
+    scratch = small.work / ".git" / "refs" / "feedbackctl" / "import"
+    head = git_out(small.work, "rev-parse", "main")
+    for name in ("a" * 32, "b" * 32):
+        ref = f"refs/feedbackctl/import/{name}"
+        subprocess.run(["git", "update-ref", ref, head], cwd=small.work, check=True)
+    old = time.time() - reflocks.STALE_SECONDS - 60
+    os.utime(scratch / ("a" * 32), (old, old))  # a run killed mid-import, long ago
+    lock = _lock(scratch / f"{'c' * 32}.lock", reflocks.STALE_SECONDS + 60)
+    code, err = run_inline(argv_for("propose", small, small.work))
+    assert code == 0, err
+    left = git_out(small.work, "for-each-ref", "--format=%(refname)", "refs/feedbackctl/import/").split()
+    assert left == [f"refs/feedbackctl/import/{'b' * 32}"]  # fresh: may be a live run's
+    assert not lock.exists()
+    assert len(git_out(small.work, "for-each-ref", "refs/heads/feedback/").splitlines()) == 3

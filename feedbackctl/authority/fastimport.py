@@ -12,6 +12,7 @@ concurrent run that got there first makes the whole batch retry).
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -125,6 +126,7 @@ def write_commits(repo: GitRepo, commits: Sequence[NewCommit]) -> list[str]:
             raise ValueError("commit times must be timezone-aware")
         for path in c.edits:
             _path(path)
+    sweep_scratch(repo)
     scratch = f"{SCRATCH_NAMESPACE}{uuid.uuid4().hex}"
     stream = b"".join(_stream(repo, commits, scratch, _modes(repo, commits)))
     with private_dir("feedbackctl-import-") as tmp:
@@ -148,6 +150,25 @@ def write_commits(repo: GitRepo, commits: Sequence[NewCommit]) -> list[str]:
             mark, _, sha = line.partition(" ")
             shas[int(mark.lstrip(":"))] = sha.strip()
     return [shas[i] for i in range(1, len(commits) + 1)]
+
+
+def sweep_scratch(repo: GitRepo) -> None:
+    """Remove the scratch refs (and their locks) of runs killed during a fast-import.
+
+    A live run's scratch ref is seconds old and is kept; a stale one keeps the
+    objects of a batch nobody will use alive and only piles up. Each delete is
+    a compare-and-swap, so two runs sweeping at once cannot remove anything else.
+    """
+    for lock in reflocks.stale_locks_under(repo, SCRATCH_NAMESPACE):
+        with contextlib.suppress(FileNotFoundError):
+            lock.unlink()
+    stale = [
+        RefUpdate(ref, None, sha)
+        for ref, sha in repo.list_refs(SCRATCH_NAMESPACE).items()
+        if not reflocks.is_fresh(repo.common_dir / ref)  # a packed ref has no file: old
+    ]
+    with contextlib.suppress(ConflictError, CommandError):
+        update_refs(repo, stale, reason="feedbackctl: sweep scratch refs of killed runs")
 
 
 def update_refs(repo: GitRepo, updates: Sequence[RefUpdate], *, reason: str = "feedbackctl") -> None:

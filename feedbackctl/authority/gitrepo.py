@@ -267,12 +267,21 @@ class GitRepo:
         input: bytes | None = None,
         env: Mapping[str, str] | None = None,
         check: bool = True,
+        detached: bool = False,
     ) -> CompletedProcess[bytes]:
         full_env = {**_BASE_ENV, **(env or {})}
         cwd = self.work_tree or self.git_dir
         seconds = timeout_for(GIT_TIMEOUT_ENV, GIT_TIMEOUT)
         try:
-            proc = run(self._argv(args), cwd=cwd, input=input, env=full_env, check=False, timeout=seconds)
+            proc = run(
+                self._argv(args),
+                cwd=cwd,
+                input=input,
+                env=full_env,
+                check=False,
+                timeout=seconds,
+                detached=detached,
+            )
         except SubprocessTimeout as e:
             # Name the git subcommand, not our -c and --git-dir plumbing.
             raise SubprocessTimeout(["git", *args], e.seconds, GIT_TIMEOUT_ENV) from None
@@ -631,14 +640,20 @@ class GitRepo:
         return None
 
     def _retry_index_lock(self, args: Sequence[str]) -> CompletedProcess[bytes]:
+        """An index-writing git step, retried while another process holds ``index.lock``.
+
+        Detached: killed alone, the run must not take git with it while git holds the
+        lock (a killed ``update-index --refresh`` or ``read-tree`` leaves ``index.lock``
+        behind and every later git command in the checkout refuses).
+        """
         delay = 0.02
-        proc = self._run(args, check=False)
+        proc = self._run(args, check=False, detached=True)
         for _ in range(self.lock_retries - 1):
             if proc.returncode == 0 or b"index.lock" not in proc.stderr:
                 break
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
-            proc = self._run(args, check=False)
+            proc = self._run(args, check=False, detached=True)
         return proc
 
     def _lock_error(self) -> FeedbackError:

@@ -24,20 +24,32 @@ if TYPE_CHECKING:
 STALE_SECONDS = 120
 
 
+def _age(path: Path, now: float | None = None) -> float | None:
+    try:
+        return (time.time() if now is None else now) - path.stat().st_mtime
+    except OSError:
+        return None
+
+
+def is_fresh(path: Path) -> bool:
+    """Whether ``path`` changed within STALE_SECONDS: it may belong to a live writer."""
+    age = _age(path)
+    return age is not None and age <= STALE_SECONDS
+
+
 def stale_locks(repo: GitRepo, refs: Sequence[str], now: float | None = None) -> list[Path]:
     """The ``.lock`` files of ``refs`` (and of packed-refs) older than STALE_SECONDS."""
     common = repo.common_dir
-    when = time.time() if now is None else now
-    found = []
     locks = [common / f"{ref}.lock" for ref in refs if ref.startswith("refs/")]
-    for lock in [*locks, common / "packed-refs.lock"]:
-        try:
-            age = when - lock.stat().st_mtime
-        except OSError:
-            continue
-        if age > STALE_SECONDS:
-            found.append(lock)
-    return found
+    return [lock for lock in [*locks, common / "packed-refs.lock"] if (_age(lock, now) or 0) > STALE_SECONDS]
+
+
+def stale_locks_under(repo: GitRepo, namespace: str) -> list[Path]:
+    """Stale ``.lock`` files anywhere under a ref namespace (``refs/feedbackctl/import/``)."""
+    root = repo.common_dir / namespace
+    if not root.is_dir():
+        return []
+    return [lock for lock in root.rglob("*.lock") if (_age(lock) or 0) > STALE_SECONDS]
 
 
 def clear_stale(repo: GitRepo, refs: Sequence[str]) -> list[Path]:
