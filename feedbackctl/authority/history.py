@@ -693,6 +693,8 @@ def _walk_back(
             size = _batch(BASELINE_BATCHES, batch)
             batch += 1
             commits = read_log(repo, tip, until=_before(start), paths=[path], max_count=size, skip=offset)
+            # One blob read per batch, not one per commit.
+            memo.load(repo, [b for c in commits for b in _blobs_of(c, path) if b is not None], [path])
             for c in commits:  # newest first
                 for key, value in _settle(repo, c, path, todo, memo).items():
                     if key not in acts or acts[key][0] < c.at:
