@@ -89,9 +89,7 @@ def query(
 ) -> list[_commits.Commit]:
     """What ``git log`` from ``tip`` (limited to ``path``, else trailer commits) prints for these limits."""
     key = path or TRAILERS
-    loaded = _load(repo, key)
-    walk = _extended(repo, loaded, tip, key) or _Walk(tip, False, [])
-    changed = loaded is None or loaded.tip != tip
+    walk, changed = _current(repo, tip, key)
     want = None if max_count is None else skip + max_count
     while True:
         kept = [c for c in walk.commits if _within(c.at, since, until)]
@@ -109,6 +107,23 @@ def query(
         _save(repo, key, walk)
     end = None if max_count is None else skip + max_count
     return kept[skip:end]
+
+
+def known(repo: GitRepo, tip: str, path: str, limit: int) -> list[_commits.Commit]:
+    """The newest ``limit`` commits remembered of ``path``'s walk from ``tip``; nothing is fetched."""
+    walk, changed = _current(repo, tip, path)
+    if changed:
+        _save(repo, path, walk)
+    return walk.commits[:limit]
+
+
+def _current(repo: GitRepo, tip: str, key: str) -> tuple[_Walk, bool]:
+    """The walk remembered for ``key`` moved to ``tip`` (else an empty one), and whether that changed it."""
+    loaded = _load(repo, key)
+    walk = _extended(repo, loaded, tip, key)
+    if walk is None:
+        return _Walk(tip, False, []), True
+    return walk, loaded is None or loaded.tip != tip
 
 
 def _within(at: datetime, since: datetime | None, until: datetime | None) -> bool:
@@ -163,7 +178,8 @@ def _extended(repo: GitRepo, walk: _Walk | None, tip: str, key: str) -> _Walk | 
 
 # --- the files ------------------------------------------------------------------------------
 
-_MEMO: dict[Path, tuple[tuple[int, int], _Walk]] = {}
+# The walks this process read or wrote, while their file is unchanged (or still cannot be written).
+_MEMO: dict[Path, tuple[tuple[int, int] | None, _Walk]] = {}
 
 
 def _file(repo: GitRepo, key: str) -> Path:
@@ -173,11 +189,10 @@ def _file(repo: GitRepo, key: str) -> Path:
 
 def _load(repo: GitRepo, key: str) -> _Walk | None:
     file = _file(repo, key)
+    stamp = _stamp(file)
+    if file in _MEMO and _MEMO[file][0] == stamp:
+        return _copy(_MEMO[file][1])
     try:
-        st = file.lstat()
-        stamp = (st.st_mtime_ns, st.st_size)
-        if file in _MEMO and _MEMO[file][0] == stamp:
-            return _copy(_MEMO[file][1])
         walk = _decode(json.loads(read_regular(file, MAX_CACHE_BYTES, follow_symlinks=False)), key)
     except (OSError, InputFileError, ValueError, _Invalid):
         return None
@@ -198,10 +213,17 @@ def _save(repo: GitRepo, key: str, walk: _Walk) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
         os.replace(tmp, file)
-        st = file.lstat()
-        _MEMO[file] = ((st.st_mtime_ns, st.st_size), _copy(walk))
     except OSError:
         pass
+    _MEMO[file] = (_stamp(file), _copy(walk))
+
+
+def _stamp(file: Path) -> tuple[int, int] | None:
+    try:
+        st = file.lstat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
 
 
 def _encode(walk: _Walk, key: str) -> dict[str, Any]:
@@ -215,19 +237,17 @@ def _encode(walk: _Walk, key: str) -> dict[str, Any]:
                 c.sha,
                 list(c.parents),
                 int(c.at.timestamp()),
-                c.author,
-                c.author_email,
-                c.subject,
-                [list(g.items()) for g in c.changes],
-                list(c.stray),
+                [c.author, c.author_email, c.subject, *c.stray],
+                [[x for pair in g.items() for x in pair] for g in c.changes],
                 [[p, *c.blobs[p]] for p in c.paths],
-                [[p, list(olds), new] for p, (olds, new) in c.merged.items()],
+                [[p, new, *olds] for p, (olds, new) in c.merged.items()],
             ]
             for c in walk.commits
         ],
     }
 
 
+# A trailer walk holds thousands of commits, read on every run: the checks are inline.
 def _decode(raw: Any, key: str) -> _Walk:
     doc = _map(raw)
     if doc.get("version") != CACHE_VERSION or doc.get("key") != key:
@@ -237,44 +257,52 @@ def _decode(raw: Any, key: str) -> _Walk:
         raise _Invalid
     out = []
     for item in _list(doc.get("commits")):
-        sha, parents, ct, author, email, subject, groups, stray, blobs, merged = _list(item, 10)
-        parent_list = tuple(_sha(p) for p in _list(parents))
-        blob_map = {}
+        sha, parents, ct, texts, groups, blobs, merged = _list(item, 7)
+        if not (_is_sha(sha) and type(parents) is list and all(_is_sha(p) for p in parents)):
+            raise _Invalid
+        if not (type(texts) is list and len(texts) >= 3 and all(type(t) is str for t in texts)):
+            raise _Invalid
+        changes = []
+        for g in _list(groups):
+            if type(g) is not list or len(g) % 2 or not all(type(x) is str for x in g):
+                raise _Invalid
+            changes.append(dict(zip(g[::2], g[1::2], strict=True)))
+        blob_map: dict[str, tuple[str | None, str | None]] = {}
         for entry in _list(blobs):
             p, old, new = _list(entry, 3)
             blob_map[_str(p)] = (_blob(old), _blob(new))
         merged_map = {}
         for entry in _list(merged):
-            p, olds, new = _list(entry, 3)
-            merged_map[_str(p)] = (tuple(_blob(b) for b in _list(olds)), _blob(new))
+            if type(entry) is not list or len(entry) < 4:
+                raise _Invalid
+            merged_map[_str(entry[0])] = (tuple(_blob(b) for b in entry[2:]), _blob(entry[1]))
         out.append(
             _commits.Commit(
-                sha=_sha(sha),
-                parent=parent_list[0] if parent_list else None,
+                sha=sha,
+                parent=parents[0] if parents else None,
                 at=datetime.fromtimestamp(_int(ct), UTC),
-                changes=tuple(_group(g) for g in _list(groups)),
+                changes=tuple(changes),
                 paths=tuple(blob_map),
                 blobs=blob_map,
-                parents=parent_list,
-                author=_str(author),
-                author_email=_str(email),
-                subject=_str(subject),
+                parents=tuple(parents),
+                author=texts[0],
+                author_email=texts[1],
+                subject=texts[2],
                 merged=merged_map,
-                stray=tuple(_str(s) for s in _list(stray)),
+                stray=tuple(texts[3:]),
             )
         )
     return _Walk(tip, complete, out)
 
 
-def _group(v: Any) -> dict[str, str]:
-    return {_str(k): _str(value) for k, value in (_list(pair, 2) for pair in _list(v))}
+def _is_sha(v: Any) -> bool:
+    return type(v) is str and len(v) in (40, 64) and not v.strip("0123456789abcdef")
 
 
 def _sha(v: Any) -> str:
-    s = _str(v)
-    if len(s) not in (40, 64) or not set(s) <= _HEX:
+    if not _is_sha(v):
         raise _Invalid
-    return s
+    return str(v)
 
 
 def _blob(v: Any) -> str | None:
