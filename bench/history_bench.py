@@ -146,6 +146,7 @@ def _forget() -> None:
     commits._EXACT.clear()
     logcache._MEMO.clear()
     logcache._CHAINS.clear()
+    logcache._VIEWS.clear()
 
 
 def _logs(repo: Path) -> Path:

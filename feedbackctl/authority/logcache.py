@@ -17,6 +17,9 @@ Exactly what git would print, never an approximation:
   commit in its queue), so the new list is the chain's matching commits
   followed by the old list. A merge, a rewrite or a far-away tip reads
   everything again.
+* Replace refs and a shallow clone's grafts change what git walks from the
+  same tip, so an entry also records them (``_view``) and is not used once
+  they differ.
 * Date limits are applied to the list as filters (``--since-as-filter``,
   ``--until`` never stop git's walk either), ``--skip``/``--max-count`` to
   what they keep.
@@ -187,13 +190,34 @@ def _file(repo: GitRepo, key: str) -> Path:
     return repo.git_dir / "feedbackctl" / "logs" / f"v{CACHE_VERSION}-{name}.json"
 
 
+_VIEWS: dict[str, str] = {}
+
+
+def _view(repo: GitRepo) -> str:
+    """What besides the commits decides git's walk: replace refs and shallow grafts (once a process)."""
+    key = str(repo.git_dir)
+    if key not in _VIEWS:
+        replaced = repo.git("for-each-ref", "--format=%(refname) %(objectname)", "refs/replace/")
+        where = repo.git("rev-parse", "--path-format=absolute", "--git-path", "shallow")
+        shallow = Path(where.decode().strip())
+        try:
+            grafts = read_regular(shallow, MAX_CACHE_BYTES, follow_symlinks=False)
+        except FileNotFoundError:
+            grafts = b""
+        except (OSError, InputFileError):
+            grafts = b"unreadable"
+        _VIEWS[key] = hashlib.sha256(replaced + b"\0" + grafts).hexdigest()
+    return _VIEWS[key]
+
+
 def _load(repo: GitRepo, key: str) -> _Walk | None:
     file = _file(repo, key)
     stamp = _stamp(file)
     if file in _MEMO and _MEMO[file][0] == stamp:
         return _copy(_MEMO[file][1])
     try:
-        walk = _decode(json.loads(read_regular(file, MAX_CACHE_BYTES, follow_symlinks=False)), key)
+        raw = json.loads(read_regular(file, MAX_CACHE_BYTES, follow_symlinks=False))
+        walk = _decode(raw, key, _view(repo))
     except (OSError, InputFileError, ValueError, _Invalid):
         return None
     _MEMO[file] = (stamp, walk)
@@ -206,7 +230,7 @@ def _copy(walk: _Walk) -> _Walk:
 
 def _save(repo: GitRepo, key: str, walk: _Walk) -> None:
     file = _file(repo, key)
-    text = json.dumps(_encode(walk, key), separators=(",", ":"))
+    text = json.dumps(_encode(walk, key, _view(repo)), separators=(",", ":"))
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=".log-")
@@ -226,10 +250,11 @@ def _stamp(file: Path) -> tuple[int, int] | None:
     return (st.st_mtime_ns, st.st_size)
 
 
-def _encode(walk: _Walk, key: str) -> dict[str, Any]:
+def _encode(walk: _Walk, key: str, view: str) -> dict[str, Any]:
     return {
         "version": CACHE_VERSION,
         "key": key,
+        "view": view,
         "tip": walk.tip,
         "complete": walk.complete,
         "commits": [
@@ -248,9 +273,9 @@ def _encode(walk: _Walk, key: str) -> dict[str, Any]:
 
 
 # A trailer walk holds thousands of commits, read on every run: the checks are inline.
-def _decode(raw: Any, key: str) -> _Walk:
+def _decode(raw: Any, key: str, view: str) -> _Walk:
     doc = _map(raw)
-    if doc.get("version") != CACHE_VERSION or doc.get("key") != key:
+    if doc.get("version") != CACHE_VERSION or doc.get("key") != key or doc.get("view") != view:
         raise _Invalid
     tip, complete = _sha(doc.get("tip")), doc.get("complete")
     if not isinstance(complete, bool):
