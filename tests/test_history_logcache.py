@@ -245,3 +245,32 @@ def test_a_replace_ref_is_seen_at_once(tmp_path: Path, uncached: Callable[[], An
     assert [c.sha for c in expected] == [c.sha for c in before[1:]]
     _forget()
     assert read_commits(repo, tip, diffs=False, trailers_only=True) == expected
+
+
+def test_remembered_clock_skew_never_calls_an_inexact_cut_exact(tmp_path: Path) -> None:
+    """Per tip, the back-dated commits are remembered; where they may hide one, the walk decides."""
+    made = make_history_repo(tmp_path / "h", 300, n_claims=5, seed=1)
+    work, repo = made.repo, GitRepo.open(made.repo)
+    end = datetime.fromtimestamp(made.now, UTC)
+    tip = git_out(work, "rev-parse", "HEAD")
+    git_out(work, "checkout", "-q", "-b", "side", "HEAD~30")
+    commit_files(work, {"SIDE.md": "x\n"}, "side, dated back", iso(end - timedelta(days=200)))
+    git_out(work, "checkout", "-q", "main")
+    commit_files(work, {"README.md": "x\n"}, "docs, dated back", iso(end - timedelta(days=100)))
+    linear = commit_files(work, {"README.md": "y\n"}, "docs", iso(end + timedelta(days=1)))
+    git_out(work, "merge", "-q", "--no-ff", "--no-edit", "side", env=_env(end + timedelta(days=2)))
+    merged = git_out(work, "rev-parse", "HEAD")
+    for rev in (tip, linear, merged):  # cold, extended along a chain, read whole after a merge
+        dates = sorted({int(x) for x in git_out(work, "log", "--format=%ct", rev).split()})
+        for at in [*dates[::5], dates[-1], int((end - timedelta(days=150)).timestamp())]:
+            _forget()
+            fast = logcache.no_skew_at(repo, rev, at)
+            since = datetime.fromtimestamp(at, UTC)
+            with pytest.MonkeyPatch.context() as m:
+                m.setattr(logcache, "no_skew_at", lambda *a: False)
+                commits._EXACT.clear()
+                walked = commits.cut_is_exact(repo, rev, since)
+            assert walked or not fast, (rev, at)
+            _forget()
+            assert commits.cut_is_exact(repo, rev, since) == walked
+    assert not logcache.no_skew_at(repo, merged, int((end - timedelta(days=50)).timestamp()))

@@ -186,6 +186,11 @@ def cut_is_exact(repo: GitRepo, rev: str, since: datetime) -> bool:
     key = (str(repo.git_dir), rev, at)
     if key in _EXACT:
         return _EXACT[key]
+    full_sha = len(rev) == len(repo.null_oid) and set(rev) <= _SHA
+    # Most histories have no back-dated commit around the cutoff: that is known per tip without a walk.
+    if full_sha and logcache.no_skew_at(repo, rev, at):
+        _EXACT[key] = True
+        return True
     listing = repo.git("rev-list", "--parents", f"--since=@{at}", "--end-of-options", rev, "--").decode()
     shown: set[str] = set()
     parents: set[str] = set()
@@ -205,6 +210,6 @@ def cut_is_exact(repo: GitRepo, rev: str, since: datetime) -> bool:
             input=("\n".join(boundary) + "\n").encode(),
         )
         exact = not hidden.strip()
-    if len(rev) == len(repo.null_oid) and set(rev) <= _SHA:
+    if full_sha:
         _EXACT[key] = exact
     return exact

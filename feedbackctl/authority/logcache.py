@@ -147,23 +147,100 @@ def _fetch(
     return _commits.parse_log(repo, repo.git(*args))
 
 
-_CHAINS: dict[tuple[str, str, str], list[str] | None] = {}
+_CHAINS: dict[tuple[str, str, str], list[tuple[str, int]] | None] = {}
 
 
-def _chain(repo: GitRepo, old: str, new: str) -> list[str] | None:
-    """The commits from ``new`` down to ``old``'s child, when there are some and each has one parent."""
+def _chain(repo: GitRepo, old: str, new: str) -> list[tuple[str, int]] | None:
+    """(sha, date) from ``new`` down to ``old``'s child, when there are some and each has one parent."""
     key = (str(repo.git_dir), old, new)
     if key not in _CHAINS:
         listing = repo.git(
-            "rev-list", "--parents", f"--max-count={MAX_CHAIN + 1}", "--end-of-options", new, f"^{old}", "--"
-        ).decode()
+            "rev-list", "--timestamp", "--parents", f"--max-count={MAX_CHAIN + 1}",
+            "--end-of-options", new, f"^{old}", "--",
+        ).decode()  # fmt: skip
         lines = [line.split() for line in listing.splitlines()]
         linked = 0 < len(lines) <= MAX_CHAIN and all(
-            len(line) == 2 and line[1] == (lines[i + 1][0] if i + 1 < len(lines) else old)
+            len(line) == 3 and line[2] == (lines[i + 1][1] if i + 1 < len(lines) else old)
             for i, line in enumerate(lines)
         )
-        _CHAINS[key] = [line[0] for line in lines] if linked else None
+        _CHAINS[key] = [(line[1], int(line[0])) for line in lines] if linked else None
     return _CHAINS[key]
+
+
+# --- clock skew -----------------------------------------------------------------------------
+
+SKEW = "\0skew"  # the entry of a tip's clock skew (no path starts with a NUL)
+
+
+def no_skew_at(repo: GitRepo, tip: str, at: int) -> bool:
+    """Whether no commit reachable from ``tip`` dated before ``at`` has an ancestor dated at or after it.
+
+    Then ``git log --since=@at`` from ``tip`` shows every commit dated at or
+    after ``at`` (commits.cut_is_exact). Remembered per tip as the intervals
+    (a commit's date, its newest ancestor's date]: back-dated commits.
+    """
+    try:
+        skew = _skew(repo, tip)
+    except (FeedbackError, ValueError):
+        return False
+    return not any(lo < at <= hi for lo, hi in skew[1])
+
+
+def _skew(repo: GitRepo, tip: str) -> tuple[int | None, list[tuple[int, int]]]:
+    """(the newest date reachable from ``tip``, the skew intervals), extended or read whole."""
+    loaded = _load_doc(repo, SKEW)
+    if loaded is not None and loaded[0] == tip:
+        return loaded[1], loaded[2]
+    chain = _chain(repo, loaded[0], tip) if loaded is not None else None
+    if loaded is not None and chain is not None:
+        newest, intervals = loaded[1], list(loaded[2])
+        for _, ts in reversed(chain):  # parents first
+            if newest is not None and newest > ts:
+                intervals.append((ts, newest))
+            newest = ts if newest is None else max(newest, ts)
+    else:
+        listing = repo.git(
+            "rev-list", "--timestamp", "--parents", "--topo-order", "--reverse", "--end-of-options", tip, "--"
+        ).decode()
+        newest_of: dict[str, int] = {}
+        intervals = []
+        for line in listing.splitlines():
+            ts_text, sha, *parents = line.split()
+            ts = int(ts_text)
+            above = max((newest_of[p] for p in parents if p in newest_of), default=None)
+            if above is not None and above > ts:
+                intervals.append((ts, above))
+            newest_of[sha] = ts if above is None else max(above, ts)
+        newest = newest_of.get(tip)
+    merged = _union(intervals)
+    _save_doc(repo, SKEW, {"tip": tip, "newest": newest, "intervals": [list(i) for i in merged]})
+    return newest, merged
+
+
+def _union(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted(intervals):
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def _load_doc(repo: GitRepo, key: str) -> tuple[str, int | None, list[tuple[int, int]]] | None:
+    try:
+        doc = _map(json.loads(read_regular(_file(repo, key), MAX_CACHE_BYTES, follow_symlinks=False)))
+        if doc.get("version") != CACHE_VERSION or doc.get("key") != key or doc.get("view") != _view(repo):
+            raise _Invalid
+        newest = doc.get("newest")
+        pairs = [tuple(_int(x) for x in _list(i, 2)) for i in _list(doc.get("intervals"))]
+        return _sha(doc.get("tip")), None if newest is None else _int(newest), [(lo, hi) for lo, hi in pairs]
+    except (OSError, InputFileError, ValueError, _Invalid):
+        return None
+
+
+def _save_doc(repo: GitRepo, key: str, body: dict[str, Any]) -> None:
+    _write(_file(repo, key), json.dumps({"version": CACHE_VERSION, "key": key, "view": _view(repo), **body}))
 
 
 def _extended(repo: GitRepo, walk: _Walk | None, tip: str, key: str) -> _Walk | None:
@@ -230,7 +307,12 @@ def _copy(walk: _Walk) -> _Walk:
 
 def _save(repo: GitRepo, key: str, walk: _Walk) -> None:
     file = _file(repo, key)
-    text = json.dumps(_encode(walk, key, _view(repo)), separators=(",", ":"))
+    _write(file, json.dumps(_encode(walk, key, _view(repo)), separators=(",", ":")))
+    _MEMO[file] = (_stamp(file), _copy(walk))
+
+
+def _write(file: Path, text: str) -> None:
+    """Atomically; a git dir that cannot be written just remembers nothing."""
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=".log-")
@@ -239,7 +321,6 @@ def _save(repo: GitRepo, key: str, walk: _Walk) -> None:
         os.replace(tmp, file)
     except OSError:
         pass
-    _MEMO[file] = (_stamp(file), _copy(walk))
 
 
 def _stamp(file: Path) -> tuple[int, int] | None:
