@@ -10,7 +10,11 @@ than on a fresh repo (one commit) with the same claims.
 (metrics, decisions) is the same on both repos and is shown for context.
 Two metric sets: the fleet's own (a typical run, a few candidates) and a
 "hot" one with every opted-in claim under memory pressure (every one of them
-needs a baseline: the worst case). With and without a commit-graph.
+needs a baseline: the worst case). With and without a commit-graph; with
+nothing remembered in the git dir (the first run on a clone) and with what a
+run WARM_BEHIND commits earlier remembered (the next cron run): the walks back
+to the first commit are remembered by tip sha (authority/logcache.py). Every
+timed run starts with the process memos cleared, like a cron run.
 
     python -m bench.history_bench [--commits 100000] [--claims 1000] [--runs 5]
 """
@@ -35,6 +39,8 @@ from bench.common import OUT, Row, child, print_rows
 from bench.fleet import DEFAULT_NOW, fleet_claims, make_fleet, make_history_repo
 
 TARGET = 0.5
+# The warm rows: what a run this many commits before the tip remembered (authority/logcache.py).
+WARM_BEHIND = 20
 METRICS = ("memory_utilization", "used_memory_max", "duration_p99", "errors", "throttles")
 
 
@@ -133,7 +139,54 @@ class Measure:
     changes: int
 
 
-def measure(repo: Path, metrics: Path, runs: int) -> Measure:
+def _forget() -> None:
+    """What a fresh process does not know: each timed run starts like a cron run."""
+    from feedbackctl.authority import commits, logcache
+
+    commits._EXACT.clear()
+    logcache._MEMO.clear()
+    logcache._CHAINS.clear()
+    logcache._VIEWS.clear()
+
+
+def _logs(repo: Path) -> Path:
+    return repo / "feedbackctl" / "logs"
+
+
+def _cold(repo: Path) -> Callable[[], None]:
+    """Nothing remembered: the first run on a clone (authority/logcache.py)."""
+
+    def prepare() -> None:
+        shutil.rmtree(_logs(repo), ignore_errors=True)
+        _forget()
+
+    return prepare
+
+
+def _warm(repo: Path, metrics: Path) -> Callable[[], None]:
+    """What a run WARM_BEHIND commits before the tip left in the git dir: the next cron run."""
+    from feedbackctl.authority.gitrepo import GitRepo
+    from feedbackctl.authority.snapshot import load_snapshot
+    from feedbackctl.patterns.autotune import evaluate
+
+    saved = repo / "feedbackctl" / "bench-logs"
+    if not saved.exists():
+        shutil.rmtree(_logs(repo), ignore_errors=True)
+        _forget()
+        git = GitRepo.open(repo)
+        git.git("update-ref", "refs/heads/bench-previous", f"main~{WARM_BEHIND}")
+        evaluate(load_snapshot(git, "bench-previous"), str(metrics), datetime.fromtimestamp(DEFAULT_NOW, UTC))
+        shutil.copytree(_logs(repo), saved)
+
+    def prepare() -> None:
+        shutil.rmtree(_logs(repo), ignore_errors=True)
+        shutil.copytree(saved, _logs(repo))
+        _forget()
+
+    return prepare
+
+
+def measure(repo: Path, metrics: Path, runs: int, prepare: Callable[[], None]) -> Measure:
     from feedbackctl.authority.gitrepo import GitRepo
     from feedbackctl.authority.snapshot import load_snapshot
     from feedbackctl.core.models import Outcome
@@ -144,6 +197,7 @@ def measure(repo: Path, metrics: Path, runs: int) -> Measure:
     best: Measure | None = None
     for _ in range(runs):
         snapshot = load_snapshot(git, "main")
+        prepare()
         spent: dict[str, list[float]] = {}
         with _timing(spent):
             began = time.perf_counter()
@@ -169,17 +223,20 @@ def bench(commits: int, claims: int, runs: int, cli: bool) -> list[Row]:
     rows: list[Row] = []
     label = f"{commits // 1000}k commits ({paths.feedback_commits} with trailers)"
     for metrics, kind in ((paths.metrics, "typical"), (paths.hot, "every opted-in claim a candidate")):
-        fresh = measure(paths.fresh, metrics, runs)
+        fresh = measure(paths.fresh, metrics, runs, _cold(paths.fresh))
         rows.append(Row("history", f"fresh repo, {kind}", fresh.history, None, "",
                         f"cpu {fresh.history_cpu:.3f}; evaluate {fresh.evaluate:.2f}s; "
                         f"{fresh.candidates} candidates"))  # fmt: skip
-        for graph in (True, False):
+        shutil.rmtree(paths.history / "feedbackctl" / "bench-logs", ignore_errors=True)
+        for graph, state in ((True, "cold"), (True, "warm"), (False, "cold"), (False, "warm")):
             _commit_graph(paths.history, graph)
-            m = measure(paths.history, metrics, runs)
+            prepare = _cold(paths.history) if state == "cold" else _warm(paths.history, metrics)
+            m = measure(paths.history, metrics, runs, prepare)
             extra = m.history - fresh.history
+            remembered = "nothing remembered" if state == "cold" else f"remembered {WARM_BEHIND} commits back"
             rows.append(Row(
                 "history",
-                f"{label}, {'commit-graph + Bloom' if graph else 'no commit-graph'}, {kind}",
+                f"{label}, {'commit-graph + Bloom' if graph else 'no commit-graph'}, {remembered}, {kind}",
                 m.history,
                 fresh.history,
                 f"+{extra:.3f}s (<= +{TARGET}s)",
@@ -187,8 +244,9 @@ def bench(commits: int, claims: int, runs: int, cli: bool) -> list[Row]:
                 f"evaluate {m.evaluate:.2f}s; {m.candidates} candidates, {m.changes} changes",
             ))  # fmt: skip
     _commit_graph(paths.history, True)
+    _cold(paths.history)()
     if cli:
-        for repo, name in ((paths.fresh, "fresh repo"), (paths.history, label)):
+        for repo, name in ((paths.fresh, "fresh repo"), (paths.history, label), (paths.history, "again")):
             args = ["autotune", "--repo", str(repo), "--metrics", str(paths.hot), "--now", str(DEFAULT_NOW),
                     "--dry-run", "--output", "json"]  # fmt: skip
             got = child("bench.history_bench", *args)

@@ -26,6 +26,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from feedbackctl.authority import logcache
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.trailers import parse_trailers, stray_kinds
 
@@ -85,12 +86,17 @@ def read_commits(
     diffs (trailers only); ``trailers_only`` lets git skip every commit
     without a ``Feedback-*`` line.
     """
-    fmt = f"--format={_RS}%H{_US}%P{_US}%ct{_US}%an{_US}%ae{_US}%B{_US}"
-    args = ["--literal-pathspecs", "log", "-z", "--no-show-signature", "--encoding=UTF-8", fmt]
-    if diffs:
-        args += ["--no-renames", "--diff-merges=combined", "--root", "--raw", "--no-abbrev"]
-    if trailers_only:
-        args += ["--regexp-ignore-case", "--grep=^feedback-[a-z]*:"]
+    if logcache.serves(rev, paths, only, diffs, trailers_only, oldest_first):
+        return logcache.query(
+            repo,
+            rev,
+            paths[0] if paths else None,
+            since=since,
+            until=until,
+            skip=skip,
+            max_count=max_count,
+        )
+    args = log_args(diffs=diffs, trailers_only=trailers_only)
     if since is not None:
         exact = cut_is_exact(repo, rev, since)
         args.append(f"--since{'' if exact else '-as-filter'}=@{int(since.timestamp())}")
@@ -103,7 +109,23 @@ def read_commits(
     if max_count is not None:
         args.append(f"--max-count={max_count}")
     args += ["--end-of-options", rev, "--", *paths]
-    out = repo.git(*args).decode("utf-8", "replace")
+    return parse_log(repo, repo.git(*args), only)
+
+
+def log_args(*, diffs: bool = True, trailers_only: bool = False) -> list[str]:
+    """The ``git log`` options ``parse_log`` reads, without revisions."""
+    fmt = f"--format={_RS}%H{_US}%P{_US}%ct{_US}%an{_US}%ae{_US}%B{_US}"
+    args = ["--literal-pathspecs", "log", "-z", "--no-show-signature", "--encoding=UTF-8", fmt]
+    if diffs:
+        args += ["--no-renames", "--diff-merges=combined", "--root", "--raw", "--no-abbrev"]
+    if trailers_only:
+        args += ["--regexp-ignore-case", "--grep=^feedback-[a-z]*:"]
+    return args
+
+
+def parse_log(repo: GitRepo, output: bytes, only: Collection[str] | None = None) -> list[Commit]:
+    """The commits of ``git log`` run with ``log_args``, in its order."""
+    out = output.decode("utf-8", "replace")
     null = repo.null_oid
     commits = []
     for record in out.split(_RS)[1:]:
@@ -164,6 +186,11 @@ def cut_is_exact(repo: GitRepo, rev: str, since: datetime) -> bool:
     key = (str(repo.git_dir), rev, at)
     if key in _EXACT:
         return _EXACT[key]
+    full_sha = len(rev) == len(repo.null_oid) and set(rev) <= _SHA
+    # Most histories have no back-dated commit around the cutoff: that is known per tip without a walk.
+    if full_sha and logcache.no_skew_at(repo, rev, at):
+        _EXACT[key] = True
+        return True
     listing = repo.git("rev-list", "--parents", f"--since=@{at}", "--end-of-options", rev, "--").decode()
     shown: set[str] = set()
     parents: set[str] = set()
@@ -183,6 +210,6 @@ def cut_is_exact(repo: GitRepo, rev: str, since: datetime) -> bool:
             input=("\n".join(boundary) + "\n").encode(),
         )
         exact = not hidden.strip()
-    if len(rev) == len(repo.null_oid) and set(rev) <= _SHA:
+    if full_sha:
         _EXACT[key] = exact
     return exact

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import yaml
 
+from feedbackctl.authority import logcache
 from feedbackctl.authority.claims import claim_name_problem, is_claim_kind, parse_claims
 from feedbackctl.authority.commits import Commit as Commit
 from feedbackctl.authority.commits import read_commits
@@ -173,11 +174,11 @@ class ValueMemo:
             if c.blob and c.path and not rendered and all(loc.path == c.path for loc in c.locations.values()):
                 seeded[(c.path, c.blob)][c.name] = _scalars(c.spec)
         self.known.update(seeded)
+        self.parsed = {blob for _, blob in self.known}  # the blobs of ``known``, for ``load``
 
     def load(self, repo: GitRepo, blobs: Sequence[str], paths: Sequence[str]) -> None:
         """Read, in one batch, the blobs not known yet (paths name them for errors)."""
-        known = {blob for _, blob in self.known}
-        missing = [b for b in dict.fromkeys(blobs) if b not in self.content and b not in known]
+        missing = [b for b in dict.fromkeys(blobs) if b not in self.content and b not in self.parsed]
         del paths
         if missing:
             self.content.update(repo.read_blobs(missing))
@@ -189,6 +190,7 @@ class ValueMemo:
         if key not in self.known:
             raw = self.content.get(blob)
             self.known[key] = self.reader(path, raw) if raw is not None else {}
+            self.parsed.add(blob)
         return self.known[key]
 
 
@@ -447,6 +449,12 @@ def _find_lifts(
     if len(claim_files(claims)) > PER_FILE_PASSES and not has_bloom_filters(repo):
         tip = coverage[claims[0].name].resume or ""
         return _scan(repo, tip, since, claims, fields, memo, marked, coverage)
+    ahead = []
+    for c, _ in suspects:
+        cov = coverage[c.name]
+        for path in claim_files([c]) if cov.resume is not None else ():
+            ahead += _read_ahead(repo, cov.resume or "", path, LIFT_BATCHES[0], since, _before(cov.since))
+    memo.load(repo, ahead, [])
     events: list[tuple[str, str, FieldChange]] = []
     for c, f in suspects:
         for path in claim_files([c]):
@@ -491,6 +499,24 @@ def _newest_edit(
         if len(commits) < size:
             return None
         offset += size
+
+
+READ_AHEAD = 160  # about the commits of a walk back's first three batches
+
+
+def _read_ahead(
+    repo: GitRepo, tip: str, path: str, first: int, since: datetime | None, until: datetime | None
+) -> list[str]:
+    """The blobs a walk back over ``path`` from ``tip`` will likely read, to read them all at once.
+
+    What is remembered of the walk (authority/logcache.py), else its first
+    batch (``first`` commits between the dates): one ``cat-file`` instead of
+    one per batch and file.
+    """
+    commits = logcache.known(repo, tip, path, READ_AHEAD) or read_log(
+        repo, tip, since=since, until=until, paths=[path], max_count=first
+    )
+    return [b for c in commits for b in _blobs_of(c, path) if b is not None]
 
 
 def has_bloom_filters(repo: GitRepo) -> bool:
@@ -686,6 +712,10 @@ def _walk_back(
     """
     acts: dict[tuple[str, str], tuple[datetime, Scalar]] = {}
     files = claim_files([claims[name] for name, _ in pending])
+    ahead = []
+    for path, start in sorted(starts.items()):
+        ahead += _read_ahead(repo, tip, path, BASELINE_BATCHES[0], None, _before(start))
+    memo.load(repo, ahead, [])
     for path, start in sorted(starts.items()):
         todo = {key for key in pending if key[0] in files[path]}
         offset, batch = 0, 0
@@ -693,6 +723,8 @@ def _walk_back(
             size = _batch(BASELINE_BATCHES, batch)
             batch += 1
             commits = read_log(repo, tip, until=_before(start), paths=[path], max_count=size, skip=offset)
+            # One blob read per batch, not one per commit.
+            memo.load(repo, [b for c in commits for b in _blobs_of(c, path) if b is not None], [path])
             for c in commits:  # newest first
                 for key, value in _settle(repo, c, path, todo, memo).items():
                     if key not in acts or acts[key][0] < c.at:

@@ -1,0 +1,415 @@
+"""Whole-history walks remembered by tip sha, so a run reads only the new commits.
+
+Two walks go back to the first commit on every run (docs/history.md): the
+``Feedback-*`` trailers (a flap freeze never expires, so old trailers count)
+and one claim file's commits (a baseline can lie before every window). On a
+long history each costs a walk of every commit. This module keeps, per walk,
+what ``git log`` printed from a tip (all of it, or the newest part with
+``complete`` false), and answers ``read_commits`` for that walk from it.
+
+Exactly what git would print, never an approximation:
+
+* An entry is keyed by the tip's sha; commits are content-addressed, so a
+  rewritten history has other shas and cannot reuse what was derived.
+* A newer tip reuses an entry only when the commits between them are a
+  chain of single-parent commits ending on the entry's tip: then git's walk
+  from the new tip is the chain, then exactly the walk from the old tip (one
+  commit in its queue), so the new list is the chain's matching commits
+  followed by the old list. A merge, a rewrite or a far-away tip reads
+  everything again.
+* Replace refs and a shallow clone's grafts change what git walks from the
+  same tip, so an entry also records them (``_view``) and is not used once
+  they differ.
+* Date limits are applied to the list as filters (``--since-as-filter``,
+  ``--until`` never stop git's walk either), ``--skip``/``--max-count`` to
+  what they keep.
+
+Entries are plain JSON in the git dir (``feedbackctl/logs/``), validated
+whole on load like the claim cache; one that does not validate, or that
+cannot be read or written, is simply not used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from feedbackctl.authority import commits as _commits
+from feedbackctl.authority.claimcache import _int, _Invalid, _list, _map, _str
+from feedbackctl.authority.gitrepo import GitRepo
+from feedbackctl.boundedio import InputFileError, read_regular
+from feedbackctl.errors import FeedbackError
+
+CACHE_VERSION = 1
+MAX_CACHE_BYTES = 256 * 1024 * 1024
+# Past this many new commits since an entry's tip, the chain check itself costs
+# about what a fresh walk does.
+MAX_CHAIN = 5000
+SHORT_WALK = 16  # a path walk's commits fetched in short batches before the rest
+TRAILERS = ""  # the walk of trailer commits (no path)
+_HEX = frozenset("0123456789abcdef")
+
+
+def serves(
+    rev: str,
+    paths: Sequence[str],
+    only: Collection[str] | None,
+    diffs: bool,
+    trailers_only: bool,
+    oldest_first: bool,
+) -> bool:
+    """Whether ``read_commits`` with these options is one of the remembered walks."""
+    if oldest_first or only is not None or len(rev) not in (40, 64) or not set(rev) <= _HEX:
+        return False
+    if trailers_only:
+        return not diffs and not paths
+    return diffs and len(paths) == 1 and bool(paths[0])
+
+
+@dataclass
+class _Walk:
+    tip: str
+    complete: bool
+    commits: list[_commits.Commit]
+
+
+def query(
+    repo: GitRepo,
+    tip: str,
+    path: str | None,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    skip: int,
+    max_count: int | None,
+) -> list[_commits.Commit]:
+    """What ``git log`` from ``tip`` (limited to ``path``, else trailer commits) prints for these limits."""
+    key = path or TRAILERS
+    walk, changed = _current(repo, tip, key)
+    want = None if max_count is None else skip + max_count
+    while True:
+        kept = [c for c in walk.commits if _within(c.at, since, until)]
+        if walk.complete or (want is not None and len(kept) >= want):
+            break
+        # Fetch on: a short first batch, as asked (a recent human act ends most walks back),
+        # then the rest at once: past a few batches each one walks the whole history anyway.
+        short = want is not None and path is not None and len(walk.commits) < SHORT_WALK
+        ask = max(want - len(kept), 2) if short and want is not None else None
+        more = _fetch(repo, tip, path, skip=len(walk.commits), max_count=ask)
+        walk.commits += more
+        walk.complete = ask is None or len(more) < ask
+        changed = True
+    if changed:
+        _save(repo, key, walk)
+    end = None if max_count is None else skip + max_count
+    return kept[skip:end]
+
+
+def known(repo: GitRepo, tip: str, path: str, limit: int) -> list[_commits.Commit]:
+    """The newest ``limit`` commits remembered of ``path``'s walk from ``tip``; nothing is fetched."""
+    walk, changed = _current(repo, tip, path)
+    if changed:
+        _save(repo, path, walk)
+    return walk.commits[:limit]
+
+
+def _current(repo: GitRepo, tip: str, key: str) -> tuple[_Walk, bool]:
+    """The walk remembered for ``key`` moved to ``tip`` (else an empty one), and whether that changed it."""
+    loaded = _load(repo, key)
+    walk = _extended(repo, loaded, tip, key)
+    if walk is None:
+        return _Walk(tip, False, []), True
+    return walk, loaded is None or loaded.tip != tip
+
+
+def _within(at: datetime, since: datetime | None, until: datetime | None) -> bool:
+    # git compares whole seconds: --since keeps ct >= since, --until keeps ct <= until.
+    ct = int(at.timestamp())
+    return (since is None or ct >= int(since.timestamp())) and (until is None or ct <= int(until.timestamp()))
+
+
+def _fetch(
+    repo: GitRepo, rev: str, path: str | None, *, skip: int = 0, max_count: int | None = None, base: str = ""
+) -> list[_commits.Commit]:
+    args = _commits.log_args(diffs=path is not None, trailers_only=path is None)
+    if skip:
+        args.append(f"--skip={skip}")
+    if max_count is not None:
+        args.append(f"--max-count={max_count}")
+    args += ["--end-of-options", rev, *([f"^{base}"] if base else []), "--", *([path] if path else [])]
+    return _commits.parse_log(repo, repo.git(*args))
+
+
+_CHAINS: dict[tuple[str, str, str], list[tuple[str, int]] | None] = {}
+
+
+def _chain(repo: GitRepo, old: str, new: str) -> list[tuple[str, int]] | None:
+    """(sha, date) from ``new`` down to ``old``'s child, when there are some and each has one parent."""
+    key = (str(repo.git_dir), old, new)
+    if key not in _CHAINS:
+        listing = repo.git(
+            "rev-list", "--timestamp", "--parents", f"--max-count={MAX_CHAIN + 1}",
+            "--end-of-options", new, f"^{old}", "--",
+        ).decode()  # fmt: skip
+        lines = [line.split() for line in listing.splitlines()]
+        linked = 0 < len(lines) <= MAX_CHAIN and all(
+            len(line) == 3 and line[2] == (lines[i + 1][1] if i + 1 < len(lines) else old)
+            for i, line in enumerate(lines)
+        )
+        _CHAINS[key] = [(line[1], int(line[0])) for line in lines] if linked else None
+    return _CHAINS[key]
+
+
+# --- clock skew -----------------------------------------------------------------------------
+
+SKEW = "\0skew"  # the entry of a tip's clock skew (no path starts with a NUL)
+
+
+def no_skew_at(repo: GitRepo, tip: str, at: int) -> bool:
+    """Whether no commit reachable from ``tip`` dated before ``at`` has an ancestor dated at or after it.
+
+    Then ``git log --since=@at`` from ``tip`` shows every commit dated at or
+    after ``at`` (commits.cut_is_exact). Remembered per tip as the intervals
+    (a commit's date, its newest ancestor's date]: back-dated commits.
+    """
+    try:
+        skew = _skew(repo, tip)
+    except (FeedbackError, ValueError):
+        return False
+    return not any(lo < at <= hi for lo, hi in skew[1])
+
+
+def _skew(repo: GitRepo, tip: str) -> tuple[int | None, list[tuple[int, int]]]:
+    """(the newest date reachable from ``tip``, the skew intervals), extended or read whole."""
+    loaded = _load_doc(repo, SKEW)
+    if loaded is not None and loaded[0] == tip:
+        return loaded[1], loaded[2]
+    chain = _chain(repo, loaded[0], tip) if loaded is not None else None
+    if loaded is not None and chain is not None:
+        newest, intervals = loaded[1], list(loaded[2])
+        for _, ts in reversed(chain):  # parents first
+            if newest is not None and newest > ts:
+                intervals.append((ts, newest))
+            newest = ts if newest is None else max(newest, ts)
+    else:
+        listing = repo.git(
+            "rev-list", "--timestamp", "--parents", "--topo-order", "--reverse", "--end-of-options", tip, "--"
+        ).decode()
+        newest_of: dict[str, int] = {}
+        intervals = []
+        for line in listing.splitlines():
+            ts_text, sha, *parents = line.split()
+            ts = int(ts_text)
+            above = max((newest_of[p] for p in parents if p in newest_of), default=None)
+            if above is not None and above > ts:
+                intervals.append((ts, above))
+            newest_of[sha] = ts if above is None else max(above, ts)
+        newest = newest_of.get(tip)
+    merged = _union(intervals)
+    _save_doc(repo, SKEW, {"tip": tip, "newest": newest, "intervals": [list(i) for i in merged]})
+    return newest, merged
+
+
+def _union(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted(intervals):
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def _load_doc(repo: GitRepo, key: str) -> tuple[str, int | None, list[tuple[int, int]]] | None:
+    try:
+        doc = _map(json.loads(read_regular(_file(repo, key), MAX_CACHE_BYTES, follow_symlinks=False)))
+        if doc.get("version") != CACHE_VERSION or doc.get("key") != key or doc.get("view") != _view(repo):
+            raise _Invalid
+        newest = doc.get("newest")
+        pairs = [tuple(_int(x) for x in _list(i, 2)) for i in _list(doc.get("intervals"))]
+        return _sha(doc.get("tip")), None if newest is None else _int(newest), [(lo, hi) for lo, hi in pairs]
+    except (OSError, InputFileError, ValueError, _Invalid):
+        return None
+
+
+def _save_doc(repo: GitRepo, key: str, body: dict[str, Any]) -> None:
+    _write(_file(repo, key), json.dumps({"version": CACHE_VERSION, "key": key, "view": _view(repo), **body}))
+
+
+def _extended(repo: GitRepo, walk: _Walk | None, tip: str, key: str) -> _Walk | None:
+    """``walk`` moved to ``tip``, or None when it cannot be (the walk is read again)."""
+    if walk is None or walk.tip == tip:
+        return walk
+    try:
+        if _chain(repo, walk.tip, tip) is None:
+            return None
+        new = _fetch(repo, tip, key or None, base=walk.tip)
+    except FeedbackError:  # an unknown or pruned tip: read again
+        return None
+    return _Walk(tip, walk.complete, new + walk.commits)
+
+
+# --- the files ------------------------------------------------------------------------------
+
+# The walks this process read or wrote, while their file is unchanged (or still cannot be written).
+_MEMO: dict[Path, tuple[tuple[int, int] | None, _Walk]] = {}
+
+
+def _file(repo: GitRepo, key: str) -> Path:
+    name = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+    return repo.git_dir / "feedbackctl" / "logs" / f"v{CACHE_VERSION}-{name}.json"
+
+
+_VIEWS: dict[str, str] = {}
+
+
+def _view(repo: GitRepo) -> str:
+    """What besides the commits decides git's walk: replace refs and shallow grafts (once a process)."""
+    key = str(repo.git_dir)
+    if key not in _VIEWS:
+        replaced = repo.git("for-each-ref", "--format=%(refname) %(objectname)", "refs/replace/")
+        where = repo.git("rev-parse", "--path-format=absolute", "--git-path", "shallow")
+        shallow = Path(where.decode().strip())
+        try:
+            grafts = read_regular(shallow, MAX_CACHE_BYTES, follow_symlinks=False)
+        except FileNotFoundError:
+            grafts = b""
+        except (OSError, InputFileError):
+            grafts = b"unreadable"
+        _VIEWS[key] = hashlib.sha256(replaced + b"\0" + grafts).hexdigest()
+    return _VIEWS[key]
+
+
+def _load(repo: GitRepo, key: str) -> _Walk | None:
+    file = _file(repo, key)
+    stamp = _stamp(file)
+    if file in _MEMO and _MEMO[file][0] == stamp:
+        return _copy(_MEMO[file][1])
+    try:
+        raw = json.loads(read_regular(file, MAX_CACHE_BYTES, follow_symlinks=False))
+        walk = _decode(raw, key, _view(repo))
+    except (OSError, InputFileError, ValueError, _Invalid):
+        return None
+    _MEMO[file] = (stamp, walk)
+    return _copy(walk)
+
+
+def _copy(walk: _Walk) -> _Walk:
+    return _Walk(walk.tip, walk.complete, list(walk.commits))
+
+
+def _save(repo: GitRepo, key: str, walk: _Walk) -> None:
+    file = _file(repo, key)
+    _write(file, json.dumps(_encode(walk, key, _view(repo)), separators=(",", ":")))
+    _MEMO[file] = (_stamp(file), _copy(walk))
+
+
+def _write(file: Path, text: str) -> None:
+    """Atomically; a git dir that cannot be written just remembers nothing."""
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=".log-")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, file)
+    except OSError:
+        pass
+
+
+def _stamp(file: Path) -> tuple[int, int] | None:
+    try:
+        st = file.lstat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
+def _encode(walk: _Walk, key: str, view: str) -> dict[str, Any]:
+    return {
+        "version": CACHE_VERSION,
+        "key": key,
+        "view": view,
+        "tip": walk.tip,
+        "complete": walk.complete,
+        "commits": [
+            [
+                c.sha,
+                list(c.parents),
+                int(c.at.timestamp()),
+                [c.author, c.author_email, c.subject, *c.stray],
+                [[x for pair in g.items() for x in pair] for g in c.changes],
+                [[p, *c.blobs[p]] for p in c.paths],
+                [[p, new, *olds] for p, (olds, new) in c.merged.items()],
+            ]
+            for c in walk.commits
+        ],
+    }
+
+
+# A trailer walk holds thousands of commits, read on every run: the checks are inline.
+def _decode(raw: Any, key: str, view: str) -> _Walk:
+    doc = _map(raw)
+    if doc.get("version") != CACHE_VERSION or doc.get("key") != key or doc.get("view") != view:
+        raise _Invalid
+    tip, complete = _sha(doc.get("tip")), doc.get("complete")
+    if not isinstance(complete, bool):
+        raise _Invalid
+    out = []
+    for item in _list(doc.get("commits")):
+        sha, parents, ct, texts, groups, blobs, merged = _list(item, 7)
+        if not (_is_sha(sha) and type(parents) is list and all(_is_sha(p) for p in parents)):
+            raise _Invalid
+        if not (type(texts) is list and len(texts) >= 3 and all(type(t) is str for t in texts)):
+            raise _Invalid
+        changes = []
+        for g in _list(groups):
+            if type(g) is not list or len(g) % 2 or not all(type(x) is str for x in g):
+                raise _Invalid
+            changes.append(dict(zip(g[::2], g[1::2], strict=True)))
+        blob_map: dict[str, tuple[str | None, str | None]] = {}
+        for entry in _list(blobs):
+            p, old, new = _list(entry, 3)
+            blob_map[_str(p)] = (_blob(old), _blob(new))
+        merged_map = {}
+        for entry in _list(merged):
+            if type(entry) is not list or len(entry) < 4:
+                raise _Invalid
+            merged_map[_str(entry[0])] = (tuple(_blob(b) for b in entry[2:]), _blob(entry[1]))
+        out.append(
+            _commits.Commit(
+                sha=sha,
+                parent=parents[0] if parents else None,
+                at=datetime.fromtimestamp(_int(ct), UTC),
+                changes=tuple(changes),
+                paths=tuple(blob_map),
+                blobs=blob_map,
+                parents=tuple(parents),
+                author=texts[0],
+                author_email=texts[1],
+                subject=texts[2],
+                merged=merged_map,
+                stray=tuple(texts[3:]),
+            )
+        )
+    return _Walk(tip, complete, out)
+
+
+def _is_sha(v: Any) -> bool:
+    return type(v) is str and len(v) in (40, 64) and not v.strip("0123456789abcdef")
+
+
+def _sha(v: Any) -> str:
+    if not _is_sha(v):
+        raise _Invalid
+    return str(v)
+
+
+def _blob(v: Any) -> str | None:
+    return None if v is None else _sha(v)
