@@ -1,0 +1,254 @@
+"""Claim identity: a claim is followed by kind + ``metadata.name`` across file
+moves, directory reorganisations, consolidation into (and splitting out of)
+multi-document files, and a rename of ``metadata.name`` that keeps the values.
+
+End to end through the CLI: a bot clone runs ``autotune --push`` under
+memory pressure while a human reorganises the files in another clone and
+pushes. Without identity, each reorganisation made the value "appear" at a
+new path, read as a human choice: a new baseline (the 2x cap walks up with
+it), a lifted flap freeze. Rules: docs/history.md ("Claim identity").
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from feedbackctl.authority.gitrepo import GitRepo
+from feedbackctl.patterns.audit import verify
+from tests.autotunefix import (
+    DEV_CLAIM,
+    PROD,
+    PROD_CLAIM,
+    PROD_PATH,
+    T0,
+    auto_trailers,
+    autotune,
+    decision,
+    fresh_metrics,
+    iso,
+    ok_json,
+    with_memory,
+)
+from tests.gitutil import RepoFactory, commit_files, git_out
+
+WIDE = PROD_CLAIM.replace("max: 512    # Agent can adjust within this range", "max: 4096")
+DEV_PATH = "claims/messagewall-dev.yaml"
+CAP = 512  # 2x the human-set 256
+GAP = timedelta(hours=4)  # past settling (2h) + the trigger window (30m) + the cooldown (1h)
+RENAMED = "messagewall-production"
+
+
+def _env(at: datetime) -> dict[str, str]:
+    return {**os.environ, "GIT_AUTHOR_DATE": iso(at), "GIT_COMMITTER_DATE": iso(at)}
+
+
+def _doc(text: str) -> str:
+    """One claim's YAML document (from its ``---``), without the file's header comments."""
+    return text[text.index("---") :]
+
+
+def _claims_at(repo: Path, rev: str = "main") -> dict[str, tuple[str, int]]:
+    """claim name -> (path, lambdaMemory) at ``rev``, wherever the claims live."""
+    out: dict[str, tuple[str, int]] = {}
+    for path in git_out(repo, "ls-tree", "-r", "--name-only", rev).splitlines():
+        if not path.endswith(".yaml"):
+            continue
+        name = None
+        for line in git_out(repo, "show", f"{rev}:{path}").splitlines():
+            s = line.strip()
+            if s.startswith("name:"):
+                name = s.split(":", 1)[1].strip()
+            elif s.startswith("lambdaMemory:") and name is not None:
+                out[name] = (path, int(s.split(":", 1)[1].split("#", 1)[0]))
+    return out
+
+
+def _memory(repo: Path, claim: str = PROD) -> int:
+    return _claims_at(repo)[claim][1]
+
+
+def _tune(work: Path, origin: Path, tmp: Path, now: datetime, claim: str = PROD) -> Any:
+    """One bot run against the remote: pressure at the claim's current memory, pushed."""
+    memory = _memory(origin, claim)
+    metrics = fresh_metrics(tmp / f"m-{int(now.timestamp())}", {claim: (memory, memory * 0.95)}, now)
+    return ok_json(autotune(work, metrics, now, "--push"))
+
+
+def _human(tmp: Path, origin: Path) -> Path:
+    human = tmp / "human"
+    if not human.exists():
+        git_out(tmp, "clone", "-q", str(origin), str(human))
+    git_out(human, "pull", "-q", "--ff-only", "origin", "main")
+    return human
+
+
+def _push(human: Path, at: datetime, message: str) -> None:
+    git_out(human, "add", "-A", env=_env(at))
+    git_out(human, "commit", "-q", "-m", message, env=_env(at))
+    git_out(human, "push", "-q", "origin", "HEAD:main", env=_env(at))
+
+
+def _git_mv(tmp: Path, origin: Path, at: datetime, dest: str) -> None:
+    human = _human(tmp, origin)
+    src = _claims_at(human)[PROD][0]
+    (human / dest).parent.mkdir(parents=True, exist_ok=True)
+    git_out(human, "mv", src, dest)
+    _push(human, at, f"reorganise: {src} -> {dest}")
+
+
+def _no_violations(origin: Path) -> None:
+    result = verify(GitRepo.open(origin), None, None)
+    assert result.commits >= 1
+    assert result.violations == [] and not result.problems, (result.violations, result.problems)
+
+
+def test_three_moves_to_new_directories_do_not_walk_the_cap_up(
+    repo_factory: RepoFactory, tmp_path: Path
+) -> None:
+    work, origin = repo_factory({PROD_PATH: WIDE}, date=iso(T0 - timedelta(days=40)))
+    now = T0
+    for n in range(3):
+        for _ in range(2):
+            _tune(work, origin, tmp_path, now)
+            now += GAP
+        _git_mv(tmp_path, origin, now, f"claims/team{n}/sub/messagewall-prod.yaml")
+        now += timedelta(minutes=10)
+    for _ in range(3):
+        _tune(work, origin, tmp_path, now)
+        now += GAP
+    path, memory = _claims_at(origin)[PROD]
+    assert path == "claims/team2/sub/messagewall-prod.yaml"
+    # Each move read as a human setting: 256 -> 512 -> 1024 -> 2048.
+    assert memory == CAP, memory
+    _no_violations(origin)
+
+
+def test_consolidating_two_files_into_one_keeps_the_baseline(
+    repo_factory: RepoFactory, tmp_path: Path
+) -> None:
+    work, origin = repo_factory({PROD_PATH: WIDE, DEV_PATH: DEV_CLAIM}, date=iso(T0 - timedelta(days=40)))
+    now = T0
+    _tune(work, origin, tmp_path, now)
+    now += GAP
+    _tune(work, origin, tmp_path, now)
+    assert _memory(origin) == CAP
+    now += GAP
+    human = _human(tmp_path, origin)
+    both = _doc((human / DEV_PATH).read_text()) + _doc((human / PROD_PATH).read_text())
+    (human / "claims" / "all.yaml").write_text(both)
+    (human / PROD_PATH).unlink()
+    (human / DEV_PATH).unlink()
+    _push(human, now, "one file for the app")
+    for _ in range(3):
+        now += GAP
+        _tune(work, origin, tmp_path, now)
+    assert _claims_at(origin)[PROD] == ("claims/all.yaml", CAP)
+    _no_violations(origin)
+
+
+def test_splitting_a_multi_document_file_keeps_the_baseline(
+    repo_factory: RepoFactory, tmp_path: Path
+) -> None:
+    both = _doc(DEV_CLAIM) + _doc(WIDE)
+    work, origin = repo_factory({"claims/all.yaml": both}, date=iso(T0 - timedelta(days=40)))
+    now = T0
+    _tune(work, origin, tmp_path, now)
+    now += GAP
+    _tune(work, origin, tmp_path, now)
+    assert _memory(origin) == CAP
+    now += GAP
+    human = _human(tmp_path, origin)
+    text = (human / "claims" / "all.yaml").read_text()
+    dev, prod = text[: text.index("---", 3)], text[text.index("---", 3) :]
+    (human / "claims" / "all.yaml").unlink()
+    (human / "claims" / "dev").mkdir()
+    (human / "claims" / "prod").mkdir()
+    (human / "claims" / "dev" / "app.yaml").write_text(dev)
+    (human / "claims" / "prod" / "app.yaml").write_text(prod)
+    _push(human, now, "one file per environment")
+    for _ in range(3):
+        now += GAP
+        _tune(work, origin, tmp_path, now)
+    assert _claims_at(origin)[PROD] == ("claims/prod/app.yaml", CAP)
+    _no_violations(origin)
+
+
+def _rename(tmp: Path, origin: Path, at: datetime) -> None:
+    human = _human(tmp, origin)
+    path = human / _claims_at(human)[PROD][0]
+    path.write_text(path.read_text().replace(f"name: {PROD}", f"name: {RENAMED}"))
+    _push(human, at, f"rename {PROD} to {RENAMED}")
+
+
+def test_a_rename_keeping_the_values_is_the_same_claim(repo_factory: RepoFactory, tmp_path: Path) -> None:
+    work, origin = repo_factory({PROD_PATH: WIDE}, date=iso(T0 - timedelta(days=40)))
+    now = T0
+    _tune(work, origin, tmp_path, now)
+    tuned = _memory(origin)
+    assert tuned > 256
+    # Renamed ten minutes after an auto-tune: the 60-minute cooldown carries over.
+    _rename(tmp_path, origin, now + timedelta(minutes=10))
+    data = _tune(work, origin, tmp_path, now + timedelta(minutes=20), RENAMED)
+    assert _memory(origin, RENAMED) == tuned, decision(data, RENAMED)
+    assert "cooldown" in str(decision(data, RENAMED)).lower()
+    # And the baseline: the cap stays 2x the human's 256.
+    now += GAP
+    for _ in range(4):
+        _tune(work, origin, tmp_path, now, RENAMED)
+        now += GAP
+    assert _memory(origin, RENAMED) == CAP
+    assert PROD not in _claims_at(origin)
+    _no_violations(origin)
+
+
+def _frozen(repo_factory: RepoFactory, days_ago: int) -> tuple[Path, Path]:
+    """Three alternating auto-tunes ``days_ago``: two reversals, a flap freeze at 384."""
+    work, origin = repo_factory({PROD_PATH: WIDE}, date=iso(T0 - timedelta(days=days_ago + 10)))
+    value = 256
+    for i, new in enumerate((384, 256, 384)):
+        at = T0 - timedelta(days=days_ago) + i * timedelta(hours=5)
+        text = with_memory((work / PROD_PATH).read_text(), new)
+        block = "\n".join(f"{k}: {v}" for k, v in auto_trailers(PROD, "lambdaMemory", value, new).items())
+        commit_files(work, {PROD_PATH: text}, f"feedbackctl: auto-tune\n\n{block}\n", iso(at))
+        value = new
+    git_out(work, "push", "-q", "origin", "main")
+    return work, origin
+
+
+def test_a_move_does_not_lift_a_flap_freeze(repo_factory: RepoFactory, tmp_path: Path) -> None:
+    for days_ago in (2, 20):  # inside the value window, and before it (found by the lift search)
+        case = tmp_path / f"case{days_ago}"
+        case.mkdir()
+        work, origin = _frozen(repo_factory, days_ago)
+        _git_mv(case, origin, T0 - timedelta(hours=6), "claims/prod/messagewall-prod.yaml")
+        data = _tune(work, origin, case, T0)
+        assert _memory(origin) == 384, decision(data)
+        assert "flap" in str(decision(data)).lower()
+
+
+def test_a_human_move_that_changes_the_value_is_a_human_setting(
+    repo_factory: RepoFactory, tmp_path: Path
+) -> None:
+    work, origin = repo_factory({PROD_PATH: WIDE}, date=iso(T0 - timedelta(days=40)))
+    now = T0
+    for _ in range(2):
+        _tune(work, origin, tmp_path, now)
+        now += GAP
+    assert _memory(origin) == CAP
+    human = _human(tmp_path, origin)
+    dest = human / "claims" / "prod" / "messagewall-prod.yaml"
+    dest.parent.mkdir()
+    dest.write_text(with_memory((human / PROD_PATH).read_text(), 1024))
+    (human / PROD_PATH).unlink()
+    _push(human, now, "prod gets its own directory, at 1024")
+    for _ in range(3):
+        now += GAP
+        _tune(work, origin, tmp_path, now)
+    # 1024 is the human's: the cap is now 2048 (a baseline of 256 or 512 would hold it at 1024 at most).
+    path, memory = _claims_at(origin)[PROD]
+    assert path == "claims/prod/messagewall-prod.yaml"
+    assert 1024 < memory <= 2048, memory
+    _no_violations(origin)
