@@ -252,3 +252,80 @@ def test_a_human_move_that_changes_the_value_is_a_human_setting(
     assert path == "claims/prod/messagewall-prod.yaml"
     assert 1024 < memory <= 2048, memory
     _no_violations(origin)
+
+
+def _app(name: str = "app-prod", memory: int = 256) -> str:
+    return f"""\
+apiVersion: x.demo/v1
+kind: ServerlessEventAppClaim
+metadata:
+  name: {name}
+spec:
+  environment: prod
+  lambdaMemory: {memory}
+  lambdaTimeout: 30
+  autoTune:
+    enabled: true
+    memoryBounds:
+      min: 128
+      max: 4096
+    cooldownMinutes: 60
+"""
+
+
+def test_the_audit_replay_follows_moves_and_renames_as_autotune_does(repo_factory: RepoFactory) -> None:
+    """Baselines and histories by identity agree between the audit's replay and autotune's reading."""
+    from feedbackctl.authority.history import fill_baselines, load_histories
+    from feedbackctl.authority.replay import Replay
+
+    dev = _app("app-dev", 512).replace("prod", "dev")
+    day = timedelta(days=1)
+    t = T0 - 12 * day
+    work, _ = repo_factory({"claims/app.yaml": _app(), "claims/dev.yaml": dev}, date=iso(t))
+
+    def auto(name: str, path: str, old: int, new: int) -> None:
+        text = (work / path).read_text().replace(f"lambdaMemory: {old}", f"lambdaMemory: {new}")
+        block = "\n".join(f"{k}: {v}" for k, v in auto_trailers(name, "lambdaMemory", old, new).items())
+        commit_files(work, {path: text}, f"feedbackctl: auto-tune\n\n{block}\n", iso(t))
+
+    def human(files: dict[str, str | None], message: str) -> None:
+        commit_files(work, files, message, iso(t))
+
+    steps = [
+        lambda: auto("app-prod", "claims/app.yaml", 256, 384),
+        lambda: human({"claims/app.yaml": None, "claims/a/app.yaml": _app(memory=384)}, "move"),
+        lambda: auto("app-prod", "claims/a/app.yaml", 384, 512),
+        lambda: human({"claims/a/app.yaml": None, "claims/b/app.yaml": _app(memory=320)}, "move and set"),
+        lambda: auto("app-prod", "claims/b/app.yaml", 320, 384),
+        lambda: human({"claims/b/app.yaml": _app("app-production", 384)}, "rename"),
+        lambda: auto("app-production", "claims/b/app.yaml", 384, 448),
+        lambda: human(
+            {
+                "claims/b/app.yaml": None,
+                "claims/dev.yaml": None,
+                "claims/all.yaml": dev + "---\n" + _app("app-production", 448),
+            },
+            "consolidate",
+        ),
+        lambda: auto("app-production", "claims/all.yaml", 448, 512),
+    ]
+    for step in steps:
+        t += day
+        step()
+    repo = GitRepo.open(work)
+    replay = Replay(repo)
+    compared = 0
+    for c, parent, _after, _error in replay.walk(repo.resolve("main")):
+        if parent is None or not c.changes:
+            continue
+        policy = parent.settings.policy
+        histories = load_histories(repo, parent.commit, parent.claims, policy, c.at)
+        expected = fill_baselines(repo, parent.commit, parent.claims, histories)
+        got = replay.histories(parent.claims, policy, c.at)
+        assert got.fields == expected.fields, c.sha
+        compared += 1
+    assert compared == 5
+    # The human's 320 (set with a move) is the baseline; the rename and consolidation kept it.
+    assert expected.for_claim("app-production")["lambdaMemory"].baseline == 320
+    changes = expected.for_claim("app-production")["lambdaMemory"].changes
+    assert [ch.new for ch in changes] == [256, 384, 512, 320, 384, 448]
