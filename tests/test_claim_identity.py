@@ -229,6 +229,19 @@ def test_a_move_does_not_lift_a_flap_freeze(repo_factory: RepoFactory, tmp_path:
         assert "flap" in str(decision(data)).lower()
 
 
+def test_a_rename_does_not_lift_a_flap_freeze(repo_factory: RepoFactory, tmp_path: Path) -> None:
+    # Renamed an hour ago (met by the value scan), and ten days ago (before it: the frozen
+    # former name is followed forward to what it became).
+    for renamed_ago in (timedelta(hours=1), timedelta(days=10)):
+        case = tmp_path / f"case{int(renamed_ago.total_seconds())}"
+        case.mkdir()
+        work, origin = _frozen(repo_factory, 20)
+        _rename(case, origin, T0 - renamed_ago)
+        data = _tune(work, origin, case, T0, RENAMED)
+        assert _memory(origin, RENAMED) == 384, decision(data, RENAMED)
+        assert "flap" in str(decision(data, RENAMED)).lower()
+
+
 def test_a_human_move_that_changes_the_value_is_a_human_setting(
     repo_factory: RepoFactory, tmp_path: Path
 ) -> None:

@@ -446,14 +446,71 @@ def _follow(
 
 
 def aliased(
-    events: Sequence[tuple[str, str, FieldChange]], coverage: Mapping[str, Coverage]
+    events: Sequence[tuple[str, str, FieldChange]], aliases: Mapping[str, Sequence[tuple[str, datetime]]]
 ) -> list[tuple[str, str, FieldChange]]:
     """The events of names a claim had before a rename, under its name now (older than the rename)."""
     out = []
-    for claim, cov in coverage.items():
-        for name, at in cov.aliases:
+    for claim, former in aliases.items():
+        for name, at in former:
             out += [(claim, f, ch) for n, f, ch in events if n == name and ch.at < at]
     return out
+
+
+def _renamed_frozen(
+    repo: GitRepo,
+    tip: str,
+    events: Sequence[tuple[str, str, FieldChange]],
+    known: Collection[str],
+    now: datetime,
+    policy: Policy,
+    memo: ValueMemo,
+) -> list[tuple[str, str, datetime]]:
+    """(former name, the name it has now, when renamed) for renamed claims whose fields are frozen.
+
+    The value scan meets only renames inside its window, and a flap freeze
+    never expires; so a name that is no claim now and whose trailers freeze
+    a field is followed forward from its newest trailer to what it became.
+    """
+    per = _group([e for e in events if e[0] not in known])
+    out = []
+    for name, changes in sorted(per.items()):
+        if not any(flap.assess(chs, now, policy.limits).flapping for chs in changes.values()):
+            continue
+        newest = max((ch for chs in changes.values() for ch in chs), key=lambda ch: ch.at)
+        found = _successor(repo, tip, name, newest.commit, memo)
+        if found is not None:
+            out.append((name, *found))
+    return out
+
+
+def _successor(repo: GitRepo, tip: str, name: str, sha: str, memo: ValueMemo) -> tuple[str, datetime] | None:
+    """What claim ``name`` as of commit ``sha`` is called at ``tip``, and when it was first renamed."""
+    found = read_commits(repo, sha, max_count=1)
+    if not found:
+        return None
+    c = found[0]
+    memo.load(repo, [new for _, new in c.blobs.values() if new], list(c.blobs))
+    path = next((p for p, (_, new) in sorted(c.blobs.items()) if name in memo.values(p, new)), None)
+    current, renamed, since = name, None, c.at
+    while path is not None:
+        left = None
+        for d in reversed(read_raw_log(repo, tip, since=since, paths=[path])):  # oldest first
+            old, new = d.blobs.get(path, (None, None))
+            memo.load(repo, [b for b in (old, new) if b], [path])
+            if current in memo.values(path, old) and current not in memo.values(path, new):
+                left = d
+                break
+        if left is None or left.parent is None:
+            break
+        went = memo.origins.successor(repo, left.parent, left.sha, current)
+        if went is None:
+            return None  # deleted
+        path, now_called = went
+        if now_called != current:
+            renamed = renamed or left.at
+            current = now_called
+        since = left.at
+    return (current, renamed) if renamed is not None and current != name and path is not None else None
 
 
 @dataclass(frozen=True)
@@ -714,8 +771,15 @@ def load_histories(
     older = [e for e in older if e[1] in fields]
     scanned, coverage = _scan(repo, commit, value_since, valued, fields, memo, marked)
     # A renamed claim's trailers are still under its former name.
-    names = {c.name for c in claims} | {n for cov in coverage.values() for n, _ in cov.aliases}
-    events += aliased([*events, *older], coverage) + [e for e in older if e[0] in names]
+    names = {c.name for c in claims}
+    aliases = {n: list(cov.aliases) for n, cov in coverage.items() if cov.aliases}
+    owner = {former: n for n, listed in aliases.items() for former, _ in listed}
+    trailers = [*events, *older]
+    for former, called, at in _renamed_frozen(repo, commit, trailers, {*names, *owner}, now, policy, memo):
+        claim = called if called in names else owner.get(called)
+        if claim is not None:
+            aliases.setdefault(claim, []).append((former, at))
+    events += aliased(trailers, aliases) + [e for e in older if e[0] in names]
     events += scanned
     per = _group(events)
     suspects = [

@@ -36,8 +36,8 @@ class Origin:
     values: Mapping[str, Scalar]  # its scalar spec values there
 
 
-# For one (parent, commit): claim name after -> (path before, name before, values before).
-_Moves = dict[str, tuple[str, str, dict[str, Scalar]]]
+# For one (parent, commit): claim name after -> (path before, name before, values before, path after).
+_Moves = dict[str, tuple[str, str, dict[str, Scalar], str]]
 
 
 class Origins:
@@ -47,14 +47,25 @@ class Origins:
         self._moves: dict[tuple[str, str], _Moves] = {}
 
     def origin(self, repo: GitRepo, parent: str, commit: str, at: datetime, name: str) -> Origin | None:
+        """Where claim ``name`` of ``commit`` was in ``parent`` (None: a new claim)."""
+        found = self._of(repo, parent, commit).get(name)
+        if found is None:
+            return None
+        path, old_name, values, _ = found
+        return Origin(path, old_name, parent, at, values)
+
+    def successor(self, repo: GitRepo, parent: str, commit: str, name: str) -> tuple[str, str] | None:
+        """Where claim ``name`` of ``parent`` went in ``commit``: (path, name) after it; None if gone."""
+        for new_name, (_, old_name, _, path) in self._of(repo, parent, commit).items():
+            if old_name == name:
+                return path, new_name
+        return None
+
+    def _of(self, repo: GitRepo, parent: str, commit: str) -> _Moves:
         key = (parent, commit)
         if key not in self._moves:
             self._moves[key] = _moves(repo, parent, commit)
-        found = self._moves[key].get(name)
-        if found is None:
-            return None
-        path, old_name, values = found
-        return Origin(path, old_name, parent, at, values)
+        return self._moves[key]
 
 
 def _moves(repo: GitRepo, parent: str, commit: str) -> _Moves:
@@ -77,7 +88,7 @@ def _moves(repo: GitRepo, parent: str, commit: str) -> _Moves:
     matched = predecessors({i: c.spec for i, c in before.items()}, {i: c.spec for i, c in after.items()})
     for ident, was in matched.items():
         old_claim = before[was]
-        out[ident[1]] = (old_claim.path, old_claim.name, _scalars(old_claim))
+        out[ident[1]] = (old_claim.path, old_claim.name, _scalars(old_claim), after[ident].path)
     return out
 
 
