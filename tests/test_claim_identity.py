@@ -336,6 +336,7 @@ def test_the_audit_replay_follows_moves_and_renames_as_autotune_does(repo_factor
         expected = fill_baselines(repo, parent.commit, parent.claims, histories)
         got = replay.histories(parent.claims, policy, c.at)
         assert got.fields == expected.fields, c.sha
+        assert sorted(got.fleet.recent, key=repr) == sorted(expected.fleet.recent, key=repr)
         compared += 1
     assert compared == 5
     # The human's 320 (set with a move) is the baseline; the rename and consolidation kept it.

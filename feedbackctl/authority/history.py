@@ -779,9 +779,10 @@ def load_histories(
         claim = called if called in names else owner.get(called)
         if claim is not None:
             aliases.setdefault(claim, []).append((former, at))
-    events += aliased(trailers, aliases) + [e for e in older if e[0] in names]
+    copies = aliased(trailers, aliases)  # kept apart: the fleet's rate limits count each change once
+    events += [e for e in older if e[0] in names]
     events += scanned
-    per = _group(events)
+    per = _group([*events, *copies])
     suspects = [
         (c, f) for c in valued for f in fields if _rests_on_unknown(per[c.name][f], now, value_since, policy)
     ]
@@ -790,7 +791,7 @@ def load_histories(
         more, extended = _find_lifts(repo, suspects, coverage, min(since, reach), fields, memo, marked)
         events += more
         coverage.update(extended)
-    per = _group(events)
+    per = _group([*events, *copies])
     recent = tuple(
         (claim, ch)
         for claim, _, ch in sorted(events, key=lambda e: e[2].at)
