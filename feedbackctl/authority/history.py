@@ -24,6 +24,11 @@ history a run needs is too, and it never walks history once per claim:
   human act. A commit-graph with Bloom filters
   (``git commit-graph write --reachable --changed-paths``) makes these
   path-limited walks cheap on long histories.
+* every walk follows a claim, not a file: where a commit brought the claim
+  into a file (a move, a consolidation, a split, a rename of
+  ``metadata.name``), it is compared with what it was where it came from,
+  and the walk goes on there (authority/identity.py; docs/history.md,
+  "Claim identity").
 
 Tests check that the windowed reading decides every opted-in field exactly
 as a full scan of the same history does.
