@@ -343,3 +343,44 @@ def test_the_audit_replay_follows_moves_and_renames_as_autotune_does(repo_factor
     assert expected.for_claim("app-production")["lambdaMemory"].baseline == 320
     changes = expected.for_claim("app-production")["lambdaMemory"].changes
     assert [ch.new for ch in changes] == [256, 384, 512, 320, 384, 448]
+
+
+def test_a_fleet_read_in_one_pass_follows_a_moved_claim(repo_factory: RepoFactory) -> None:
+    """Past PER_FILE_PASSES files history is read in one unfiltered pass (and baselines widen it
+    in one more): the moved claim is followed there too, inside and before the value span."""
+    from feedbackctl.authority.history import PER_FILE_PASSES, fill_baselines, load_histories
+    from feedbackctl.authority.snapshot import load_snapshot
+
+    day = timedelta(days=1)
+    names = [f"app{i}" for i in range(PER_FILE_PASSES + 1)]
+    for moved_ago in (3 * day, 10 * day):
+        t = T0 - 25 * day
+        work, _ = repo_factory({f"claims/{n}.yaml": _app(n) for n in names}, date=iso(t))
+        for old, new in ((256, 384), (384, 512)):
+            t += 5 * day
+            text = (
+                (work / "claims/app0.yaml")
+                .read_text()
+                .replace(f"lambdaMemory: {old}", f"lambdaMemory: {new}")
+            )
+            block = "\n".join(f"{k}: {v}" for k, v in auto_trailers("app0", "lambdaMemory", old, new).items())
+            commit_files(work, {"claims/app0.yaml": text}, f"feedbackctl: auto-tune\n\n{block}\n", iso(t))
+        moved = (work / "claims/app0.yaml").read_text()
+        commit_files(
+            work, {"claims/app0.yaml": None, "claims/x/app0.yaml": moved}, "move", iso(T0 - moved_ago)
+        )
+        repo = GitRepo.open(work)
+        snap = load_snapshot(repo, None)
+        policy = snap.settings.policy
+        h = load_histories(
+            repo, snap.commit, snap.claims, policy, T0, value_claims=set(names), value_span=7 * day
+        )
+        h = fill_baselines(repo, snap.commit, snap.claims, h)
+        memory = h.for_claim("app0")["lambdaMemory"]
+        assert memory.baseline == 256, (moved_ago, memory)
+        # The claim's creation, two auto-tunes; the move is none of them.
+        assert [(ch.kind, ch.new) for ch in memory.changes] == [
+            ("human", 256),
+            ("auto-tune", 384),
+            ("auto-tune", 512),
+        ]

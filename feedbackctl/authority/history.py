@@ -604,6 +604,8 @@ def _scan(
             opened.append((c.name, Segment(o.path, o.name, o.tip)))
             if o.name != c.name:
                 renamed.setdefault(c.name, []).append((o.name, o.at))
+    for name, cov in moved.items():
+        coverage[name] = Coverage(since, tip, (), cov.aliases)  # nothing older, unless followed below
     if opened:
         more, found = _follow(repo, since, upto, opened, fields, memo, marked)
         events += more
