@@ -497,16 +497,19 @@ def _successor(repo: GitRepo, tip: str, name: str, sha: str, memo: ValueMemo) ->
     memo.load(repo, [new for _, new in c.blobs.values() if new], list(c.blobs))
     path = next((p for p, (_, new) in sorted(c.blobs.items()) if name in memo.values(p, new)), None)
     current, renamed, since = name, None, c.at
+    seen: set[str] = set()
     while path is not None:
         left = None
         for d in reversed(read_raw_log(repo, tip, since=since, paths=[path])):  # oldest first
             old, new = d.blobs.get(path, (None, None))
             memo.load(repo, [b for b in (old, new) if b], [path])
-            if current in memo.values(path, old) and current not in memo.values(path, new):
+            gone = current in memo.values(path, old) and current not in memo.values(path, new)
+            if gone and d.sha not in seen:
                 left = d
                 break
         if left is None or left.parent is None:
             break
+        seen.add(left.sha)
         went = memo.origins.successor(repo, left.parent, left.sha, current)
         if went is None:
             return None  # deleted
