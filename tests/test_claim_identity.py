@@ -121,7 +121,7 @@ def test_three_moves_to_new_directories_do_not_walk_the_cap_up(
         now += GAP
     path, memory = _claims_at(origin)[PROD]
     assert path == "claims/team2/sub/messagewall-prod.yaml"
-    # Each move read as a human setting: 256 -> 512 -> 1024 -> 2048.
+    # Read as human settings, the moves walked the cap up with them (1024 after three).
     assert memory == CAP, memory
     _no_violations(origin)
 
