@@ -24,6 +24,11 @@ history a run needs is too, and it never walks history once per claim:
   human act. A commit-graph with Bloom filters
   (``git commit-graph write --reachable --changed-paths``) makes these
   path-limited walks cheap on long histories.
+* every walk follows a claim, not a file: where a commit brought the claim
+  into a file (a move, a consolidation, a split, a rename of
+  ``metadata.name``), it is compared with what it was where it came from,
+  and the walk goes on there (authority/identity.py; docs/history.md,
+  "Claim identity").
 
 Tests check that the windowed reading decides every opted-in field exactly
 as a full scan of the same history does.
@@ -44,6 +49,7 @@ from feedbackctl.authority.claims import claim_name_problem, is_claim_kind, pars
 from feedbackctl.authority.commits import Commit as Commit
 from feedbackctl.authority.commits import read_commits
 from feedbackctl.authority.gitrepo import GitRepo
+from feedbackctl.authority.identity import Origin, Origins
 from feedbackctl.authority.overlays import RenderedLocation, read_values, rendered_fields
 from feedbackctl.authority.yamldoc import plain_fast_path_ok
 from feedbackctl.core import flap
@@ -175,11 +181,25 @@ class ValueMemo:
                 seeded[(c.path, c.blob)][c.name] = _scalars(c.spec)
         self.known.update(seeded)
         self.parsed = {blob for _, blob in self.known}  # the blobs of ``known``, for ``load``
+        self.origins = Origins()
+        self._repo: GitRepo | None = None
+        # (commit, path, name) -> where that commit brought the claim into the file from.
+        self.entries: dict[tuple[str, str, str], Origin] = {}
+
+    def origin(self, repo: GitRepo, c: Commit, parent: int, path: str, name: str) -> Origin | None:
+        """Where ``c`` took claim ``name``, new in ``path``, from (its ``parent``-th parent's claims)."""
+        if parent >= len(c.parents):
+            return None
+        found = self.origins.origin(repo, c.parents[parent], c.sha, c.at, name)
+        if found is not None and parent == 0:
+            self.entries[(c.sha, path, name)] = found
+        return found
 
     def load(self, repo: GitRepo, blobs: Sequence[str], paths: Sequence[str]) -> None:
         """Read, in one batch, the blobs not known yet (paths name them for errors)."""
         missing = [b for b in dict.fromkeys(blobs) if b not in self.content and b not in self.parsed]
         del paths
+        self._repo = repo
         if missing:
             self.content.update(repo.read_blobs(missing))
 
@@ -189,6 +209,10 @@ class ValueMemo:
         key = (path, blob)
         if key not in self.known:
             raw = self.content.get(blob)
+            if raw is None and self._repo is not None:
+                # Seeded under another path (a moved file's blob): its content was never read.
+                self.content.update(self._repo.read_blobs([blob]))
+                raw = self.content.get(blob)
             self.known[key] = self.reader(path, raw) if raw is not None else {}
             self.parsed.add(blob)
         return self.known[key]
@@ -210,7 +234,7 @@ def _value_events(
     memo.load(repo, [b for c, p in todo for b in _blobs_of(c, p) if b is not None], [p for _, p in todo])
     events = []
     for c, p in todo:
-        for claim, f, old, new in _own_changes(c, p, claim_paths[p], fields, memo):
+        for claim, f, old, new in _own_changes(c, p, claim_paths[p], fields, memo, repo):
             if c.trailer_for(claim, f) is None:
                 events.append((claim, f, FieldChange(c.sha, c.at, old, new, "human")))
     return events
@@ -227,14 +251,22 @@ def _blobs_of(c: Commit, path: str) -> tuple[str | None, ...]:
 
 
 def _own_changes(
-    c: Commit, path: str, claims: Collection[str], fields: Sequence[str], memo: ValueMemo
+    c: Commit,
+    path: str,
+    claims: Collection[str],
+    fields: Sequence[str],
+    memo: ValueMemo,
+    repo: GitRepo | None = None,
 ) -> list[tuple[str, str, Scalar, Scalar]]:
     """(claim, field, old, new) for the values this commit itself set in one file.
 
     A merge sets only the values that differ from every parent: one it took
     from a parent is that parent's change, already on the walk. A commit
     whose message calls it automated outside its trailer block sets nothing
-    a human can be credited with.
+    a human can be credited with. A claim new in the file that the commit
+    moved or renamed from elsewhere (``repo`` given) is compared with the
+    values it had there: moving a claim sets nothing (docs/history.md,
+    "Claim identity").
     """
     if any(k in AUTOMATED_KINDS for k in c.stray):
         return []
@@ -249,9 +281,17 @@ def _own_changes(
     after = memo.values(path, new_blob)
     out = []
     for claim in sorted(claims):
+        now = after.get(claim)
+        before = []
+        for i, p in enumerate(parents):
+            was = p.get(claim)
+            if was is None and now is not None and repo is not None:
+                origin = memo.origin(repo, c, i, path, claim)
+                was = origin.values if origin is not None else None
+            before.append(was or {})
         for f in fields:
-            new = after.get(claim, {}).get(f)
-            olds = [p.get(claim, {}).get(f) for p in parents]
+            new = (now or {}).get(f)
+            olds = [b.get(f) for b in before]
             if all(old != new for old in olds):
                 out.append((claim, f, olds[0], new))
     return out
@@ -335,6 +375,152 @@ class Coverage:
 
     since: datetime
     resume: str | None
+    # Where its history older than ``since`` lies when a move or a rename since
+    # then brought it to its files (None: its files now, under its name, from
+    # ``resume``); and the names it had before such renames, with their dates.
+    segments: tuple[Segment, ...] | None = None
+    aliases: tuple[tuple[str, datetime], ...] = ()
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of one claim's history: in file ``path``, named ``name``, reachable from ``tip``."""
+
+    path: str
+    name: str
+    tip: str
+
+
+def segments_of(claim: Claim, cov: Coverage | None, tip: str) -> tuple[Segment, ...]:
+    """Where to read a claim's history older than its coverage (all of it without one)."""
+    if cov is not None and cov.segments is not None:
+        return cov.segments
+    start = cov.resume if cov is not None and cov.resume else tip
+    return tuple(Segment(p, claim.name, start) for p in sorted(claim_files([claim])))
+
+
+def _entries(
+    walked: Sequence[tuple[Sequence[Commit], Mapping[str, Collection[str]]]], memo: ValueMemo
+) -> dict[tuple[str, str], Origin]:
+    """(path, name) -> the newest commit on these walks that brought that claim into that file."""
+    found: dict[tuple[str, str], Origin] = {}
+    for commits, files in walked:
+        for c in commits:
+            for path in c.paths:
+                for name in files.get(path, ()):
+                    o = memo.entries.get((c.sha, path, name))
+                    if o is not None and ((path, name) not in found or found[(path, name)].at < o.at):
+                        found[(path, name)] = o
+    return found
+
+
+def _follow(
+    repo: GitRepo,
+    since: datetime,
+    upto: Mapping[str, datetime | None],
+    opened: Sequence[tuple[str, Segment]],
+    fields: Sequence[str],
+    memo: ValueMemo,
+    marked: Mapping[str, Commit],
+) -> tuple[list[tuple[str, str, FieldChange]], dict[str, tuple[list[Segment], list[tuple[str, datetime]]]]]:
+    """Value changes back to ``since`` along each (claim, segment), following moves and renames.
+
+    Returns the events (under the claim's name now) and, per claim, the
+    segments where its older history lies and the names it had before.
+    """
+    events: list[tuple[str, str, FieldChange]] = []
+    out: dict[str, tuple[list[Segment], list[tuple[str, datetime]]]] = {}
+    todo = list(opened)
+    seen: set[tuple[str, Segment]] = set()
+    while todo:
+        claim, seg = todo.pop(0)
+        if (claim, seg) in seen:
+            continue
+        seen.add((claim, seg))
+        leaves, aliases = out.setdefault(claim, ([], []))
+        commits = read_raw_log(repo, seg.tip, since=since, until=_before(upto.get(claim)), paths=[seg.path])
+        ordered = [_with_trailers(c, marked) for c in reversed(commits)]
+        files = {seg.path: {seg.name}}
+        events += [(claim, f, ch) for _, f, ch in _value_events(repo, ordered, files, fields, memo)]
+        entry = _entries([(ordered, files)], memo).get((seg.path, seg.name))
+        if entry is None:
+            leaves.append(seg)
+            continue
+        if entry.name != seg.name:
+            aliases.append((entry.name, entry.at))
+        todo.append((claim, Segment(entry.path, entry.name, entry.tip)))
+    return events, out
+
+
+def aliased(
+    events: Sequence[tuple[str, str, FieldChange]], aliases: Mapping[str, Sequence[tuple[str, datetime]]]
+) -> list[tuple[str, str, FieldChange]]:
+    """The events of names a claim had before a rename, under its name now (older than the rename)."""
+    out = []
+    for claim, former in aliases.items():
+        for name, at in former:
+            out += [(claim, f, ch) for n, f, ch in events if n == name and ch.at < at]
+    return out
+
+
+def _renamed_frozen(
+    repo: GitRepo,
+    tip: str,
+    events: Sequence[tuple[str, str, FieldChange]],
+    known: Collection[str],
+    now: datetime,
+    policy: Policy,
+    memo: ValueMemo,
+) -> list[tuple[str, str, datetime]]:
+    """(former name, the name it has now, when renamed) for renamed claims whose fields are frozen.
+
+    The value scan meets only renames inside its window, and a flap freeze
+    never expires; so a name that is no claim now and whose trailers freeze
+    a field is followed forward from its newest trailer to what it became.
+    """
+    per = _group([e for e in events if e[0] not in known])
+    out = []
+    for name, changes in sorted(per.items()):
+        if not any(flap.assess(chs, now, policy.limits).flapping for chs in changes.values()):
+            continue
+        newest = max((ch for chs in changes.values() for ch in chs), key=lambda ch: ch.at)
+        found = _successor(repo, tip, name, newest.commit, memo)
+        if found is not None:
+            out.append((name, *found))
+    return out
+
+
+def _successor(repo: GitRepo, tip: str, name: str, sha: str, memo: ValueMemo) -> tuple[str, datetime] | None:
+    """What claim ``name`` as of commit ``sha`` is called at ``tip``, and when it was first renamed."""
+    found = read_commits(repo, sha, max_count=1)
+    if not found:
+        return None
+    c = found[0]
+    memo.load(repo, [new for _, new in c.blobs.values() if new], list(c.blobs))
+    path = next((p for p, (_, new) in sorted(c.blobs.items()) if name in memo.values(p, new)), None)
+    current, renamed, since = name, None, c.at
+    seen: set[str] = set()
+    while path is not None:
+        left = None
+        for d in reversed(read_raw_log(repo, tip, since=since, paths=[path])):  # oldest first
+            old, new = d.blobs.get(path, (None, None))
+            memo.load(repo, [b for b in (old, new) if b], [path])
+            gone = current in memo.values(path, old) and current not in memo.values(path, new)
+            if gone and d.sha not in seen:
+                left = d
+                break
+        if left is None or left.parent is None:
+            break
+        seen.add(left.sha)
+        went = memo.origins.successor(repo, left.parent, left.sha, current)
+        if went is None:
+            return None  # deleted
+        path, now_called = went
+        if now_called != current:
+            renamed = renamed or left.at
+            current = now_called
+        since = left.at
+    return (current, renamed) if renamed is not None and current != name and path is not None else None
 
 
 @dataclass(frozen=True)
@@ -387,20 +573,51 @@ def _scan(
     for it. Many files take one unfiltered pass; otherwise each file takes a
     path-limited one.
     """
-    files = claim_files(claims)
     upto = {c.name: (known[c.name].since if known and c.name in known else None) for c in claims}
+    # A claim whose older history lies elsewhere (moved, renamed) is read there.
+    moved = {n: cov for n, cov in (known or {}).items() if n in upto and cov.segments is not None}
+    files = claim_files([c for c in claims if c.name not in moved])
     coverage = {c.name: Coverage(since, tip) for c in claims}
+    walked: list[tuple[Sequence[Commit], Mapping[str, Collection[str]]]] = []
+    events: list[tuple[str, str, FieldChange]] = []
     if len(files) > PER_FILE_PASSES:
-        until = _newest_date(upto.values())
+        until = _newest_date(upto[n] for names in files.values() for n in names)
         commits = read_raw_log(repo, tip, since=since, until=_before(until), only=files)
         ordered = [_with_trailers(c, marked) for c in reversed(commits) if c.paths]
-        return _unknown(_value_events(repo, ordered, files, fields, memo), upto), coverage
-    events: list[tuple[str, str, FieldChange]] = []
-    for path, names in sorted(files.items()):
-        until = _newest_date(upto[n] for n in names)
-        commits = read_raw_log(repo, tip, since=since, until=_before(until), paths=[path])
-        ordered = [_with_trailers(c, marked) for c in reversed(commits)]
-        events += _value_events(repo, ordered, {path: names}, fields, memo)
+        events += _value_events(repo, ordered, files, fields, memo)
+        walked.append((ordered, files))
+    else:
+        for path, names in sorted(files.items()):
+            until = _newest_date(upto[n] for n in names)
+            commits = read_raw_log(repo, tip, since=since, until=_before(until), paths=[path])
+            ordered = [_with_trailers(c, marked) for c in reversed(commits)]
+            events += _value_events(repo, ordered, {path: names}, fields, memo)
+            walked.append((ordered, {path: names}))
+    entered = _entries(walked, memo)
+    opened = [(name, seg) for name, cov in moved.items() for seg in cov.segments or ()]
+    walked_here: dict[str, list[Segment]] = {}  # files read above that the claim did not enter
+    renamed: dict[str, list[tuple[str, datetime]]] = {}
+    for c in claims:
+        paths = sorted(claim_files([c]))
+        if c.name in moved or not any((p, c.name) in entered for p in paths):
+            continue
+        for p in paths:
+            o = entered.get((p, c.name))
+            if o is None:
+                walked_here.setdefault(c.name, []).append(Segment(p, c.name, tip))
+                continue
+            opened.append((c.name, Segment(o.path, o.name, o.tip)))
+            if o.name != c.name:
+                renamed.setdefault(c.name, []).append((o.name, o.at))
+    for name, cov in moved.items():
+        coverage[name] = Coverage(since, tip, (), cov.aliases)  # nothing older, unless followed below
+    if opened:
+        more, found = _follow(repo, since, upto, opened, fields, memo, marked)
+        events += more
+        for name, (leaves, aliases) in found.items():
+            old = moved[name].aliases if name in moved else ()
+            segments = (*walked_here.get(name, ()), *leaves)
+            coverage[name] = Coverage(since, tip, segments, (*old, *renamed.get(name, ()), *aliases))
     return _unknown(events, upto), coverage
 
 
@@ -457,8 +674,11 @@ def _find_lifts(
     memo.load(repo, ahead, [])
     events: list[tuple[str, str, FieldChange]] = []
     for c, f in suspects:
-        for path in claim_files([c]):
-            found = _newest_edit(repo, path, coverage[c.name], since, c.name, f, memo, marked)
+        cov = coverage[c.name]
+        if cov.resume is None:
+            continue
+        for seg in segments_of(c, cov, cov.resume):
+            found = _newest_edit(repo, seg, cov, since, f, memo, marked)
             if found is not None:
                 events.append((c.name, f, found))
     return events, {}
@@ -474,28 +694,40 @@ def _batch(sizes: Sequence[int], n: int) -> int:
 
 def _newest_edit(
     repo: GitRepo,
-    path: str,
+    seg: Segment,
     cov: Coverage,
     since: datetime,
-    claim: str,
     field_name: str,
     memo: ValueMemo,
     marked: Mapping[str, Commit],
 ) -> FieldChange | None:
-    """The newest change of one field without trailers for it, older than ``cov`` and back to ``since``."""
-    if cov.resume is None:
-        return None
+    """The newest change of one field without trailers for it, older than ``cov`` and back to ``since``.
+
+    Read along ``seg``; where a commit brought the claim into the file (a
+    move, a rename) the walk goes on where it came from.
+    """
     offset, batch = 0, 0
     while True:
         size = _batch(LIFT_BATCHES, batch)
         batch += 1
         commits = read_raw_log(
-            repo, cov.resume, since=since, until=_before(cov.since), paths=[path], max_count=size, skip=offset
+            repo,
+            seg.tip,
+            since=since,
+            until=_before(cov.since),
+            paths=[seg.path],
+            max_count=size,
+            skip=offset,
         )
         ordered = [_with_trailers(c, marked) for c in commits]  # newest first
-        events = _value_events(repo, ordered, {path: {claim}}, [field_name], memo)
+        files = {seg.path: {seg.name}}
+        events = _value_events(repo, ordered, files, [field_name], memo)
         if events:
             return max(events, key=lambda e: e[2].at)[2]
+        entry = _entries([(ordered, files)], memo).get((seg.path, seg.name))
+        if entry is not None:
+            seg = Segment(entry.path, entry.name, entry.tip)
+            return _newest_edit(repo, seg, cov, since, field_name, memo, marked)
         if len(commits) < size:
             return None
         offset += size
@@ -571,16 +803,22 @@ def load_histories(
     memo = ValueMemo(reader or reader_for(claims), claims)
     events = _trailer_events(list(marked.values()))
     # A flap freeze never expires, so trailers older than the window still count for it.
-    names = {c.name for c in claims}
-    older = [
-        e
-        for e in _trailer_events(read_trailer_log(repo, commit, until=_before(since)))
-        if e[0] in names and e[1] in fields
-    ]
-    events += older
+    older = _trailer_events(read_trailer_log(repo, commit, until=_before(since)))
+    older = [e for e in older if e[1] in fields]
     scanned, coverage = _scan(repo, commit, value_since, valued, fields, memo, marked)
+    # A renamed claim's trailers are still under its former name.
+    names = {c.name for c in claims}
+    aliases = {n: list(cov.aliases) for n, cov in coverage.items() if cov.aliases}
+    owner = {former: n for n, listed in aliases.items() for former, _ in listed}
+    trailers = [*events, *older]
+    for former, called, at in _renamed_frozen(repo, commit, trailers, {*names, *owner}, now, policy, memo):
+        claim = called if called in names else owner.get(called)
+        if claim is not None:
+            aliases.setdefault(claim, []).append((former, at))
+    copies = aliased(trailers, aliases)  # kept apart: the fleet's rate limits count each change once
+    events += [e for e in older if e[0] in names]
     events += scanned
-    per = _group(events)
+    per = _group([*events, *copies])
     suspects = [
         (c, f) for c in valued for f in fields if _rests_on_unknown(per[c.name][f], now, value_since, policy)
     ]
@@ -589,7 +827,7 @@ def load_histories(
         more, extended = _find_lifts(repo, suspects, coverage, min(since, reach), fields, memo, marked)
         events += more
         coverage.update(extended)
-    per = _group(events)
+    per = _group([*events, *copies])
     recent = tuple(
         (claim, ch)
         for claim, _, ch in sorted(events, key=lambda e: e[2].at)
@@ -675,7 +913,8 @@ def fill_baselines(
             h = fields[claim][f]
             fields[claim][f] = replace(h, changes=tuple(sorted((*h.changes, change), key=lambda x: x.at)))
     pending: dict[tuple[str, str], Scalar] = {}
-    starts: dict[str, datetime | None] = {}  # path -> where its known changes begin (None: nothing known)
+    starts: dict[str, datetime | None] = {}  # claim -> where its known changes begin (None: nothing known)
+    segments: dict[str, tuple[Segment, ...]] = {}
     for c, f in todo:
         h = fields[c.name][f]
         cov = coverage.get(c.name)
@@ -683,11 +922,10 @@ def fill_baselines(
         if known is not None:
             fields[c.name][f] = replace(h, baseline=known)
             continue
-        start = cov.since if cov is not None else None
+        starts[c.name] = cov.since if cov is not None else None
+        segments[c.name] = segments_of(c, cov, commit)
         pending[(c.name, f)] = c.value(f)
-        for path in claim_files([c]):
-            starts[path] = _newest_date([starts[path], start]) if path in starts else start
-    found = _walk_back(repo, commit, pending, starts, {c.name: c for c in claims}, memo)
+    found = _walk_back(repo, pending, starts, segments, memo)
     for (claim, f), value in found.items():
         fields[claim][f] = replace(fields[claim][f], baseline=value)
     return replace(histories, fields=fields, coverage=coverage)
@@ -698,26 +936,41 @@ BASELINE_BATCHES = (2, 16, 128, 1024)
 
 def _walk_back(
     repo: GitRepo,
-    tip: str,
     pending: Mapping[tuple[str, str], Scalar],
     starts: Mapping[str, datetime | None],
-    claims: Mapping[str, Claim],
+    segments: Mapping[str, Sequence[Segment]],
     memo: ValueMemo,
 ) -> dict[tuple[str, str], Scalar]:
     """Per file, walk its commits older than its start back to each field's last human act.
 
     A claim set by several files (a Kustomize base and overlay) takes the
     newest act found in any of them; a field no file ever changed keeps its
-    value (the first commit, a human's, wrote it).
+    value (the first commit, a human's, wrote it). Where a commit brought the
+    claim into the file (a move, a rename) the walk goes on where it came from.
     """
     acts: dict[tuple[str, str], tuple[datetime, Scalar]] = {}
-    files = claim_files([claims[name] for name, _ in pending])
+    walks: dict[tuple[str, str], dict[tuple[str, str], tuple[str, str]]] = defaultdict(dict)
+    begin: dict[tuple[str, str], datetime | None] = {}  # (path, tip) -> its start (the newest of its claims')
+
+    def add(seg: Segment, key: tuple[str, str]) -> None:
+        w = (seg.path, seg.tip)
+        walks[w][(seg.name, key[1])] = key  # (name in the file, field) -> (claim, field)
+        start = starts[key[0]]
+        begin[w] = _newest_date([begin[w], start]) if w in begin else start
+
+    for key in pending:
+        for seg in segments[key[0]]:
+            add(seg, key)
     ahead = []
-    for path, start in sorted(starts.items()):
+    for (path, tip), start in sorted(begin.items()):
         ahead += _read_ahead(repo, tip, path, BASELINE_BATCHES[0], None, _before(start))
     memo.load(repo, ahead, [])
-    for path, start in sorted(starts.items()):
-        todo = {key for key in pending if key[0] in files[path]}
+    done: set[tuple[str, str]] = set()
+    while walks:
+        path, tip = w = min(walks)
+        back, start = walks.pop(w), begin.pop(w)
+        done.add(w)
+        todo = set(back)
         offset, batch = 0, 0
         while todo:
             size = _batch(BASELINE_BATCHES, batch)
@@ -726,9 +979,16 @@ def _walk_back(
             # One blob read per batch, not one per commit.
             memo.load(repo, [b for c in commits for b in _blobs_of(c, path) if b is not None], [path])
             for c in commits:  # newest first
-                for key, value in _settle(repo, c, path, todo, memo).items():
+                for k, value in _settle(repo, c, path, todo, memo).items():
+                    key = back[k]
                     if key not in acts or acts[key][0] < c.at:
                         acts[key] = (c.at, value)
+                for k in sorted(todo):
+                    o = memo.entries.get((c.sha, path, k[0]))
+                    if o is not None:
+                        todo.discard(k)
+                        if (o.path, o.tip) not in done:
+                            add(Segment(o.path, o.name, o.tip), back[k])
                 if not todo:
                     break
             if len(commits) < size:
@@ -745,7 +1005,7 @@ def _settle(
     own = {
         (claim, f): new
         for claim, f, _, new in _own_changes(
-            c, path, {k[0] for k in todo}, sorted({k[1] for k in todo}), memo
+            c, path, {k[0] for k in todo}, sorted({k[1] for k in todo}), memo, repo
         )
     }
     found: dict[tuple[str, str], Scalar] = {}

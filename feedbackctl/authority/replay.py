@@ -34,6 +34,7 @@ from feedbackctl.authority.history import (
     history_window,
 )
 from feedbackctl.authority.snapshot import Snapshot, load_snapshot
+from feedbackctl.core.identity import predecessors
 from feedbackctl.core.models import (
     AUTOMATED_KINDS,
     HUMAN_KINDS,
@@ -128,10 +129,12 @@ class Replay:
         happened = [(claim, f, ch) for claim, f, ch in _trailer_events([c])]
         olds = [{cl.name: scalars(cl) for cl in p.claims} for p in parents] or [{}]
         automated = any(k in AUTOMATED_KINDS for k in c.stray)
+        renamed = self._renames(parents, after, fields)
         for cl in after.claims:
             new = scalars(cl)
+            was = renamed.get(cl.name, cl.name)
             for f in sorted(fields):
-                prior = [old.get(cl.name, {}).get(f) for old in olds]
+                prior = [old.get(was, {}).get(f) for old in olds]
                 if automated or c.trailer_for(cl.name, f) is not None:
                     continue
                 if all(p != new.get(f) for p in prior):  # a merge's own value differs from every parent
@@ -142,6 +145,28 @@ class Replay:
                 self.last_human[(claim, f)] = ch.new
             if ch.automated:
                 self.fleet.append((claim, ch))
+
+    def _renames(self, parents: Sequence[Snapshot], after: Snapshot, fields: set[str]) -> dict[str, str]:
+        """New name -> former name of the claims this commit renamed; each takes its former history.
+
+        The rule is ``core.identity.predecessors`` (docs/history.md, "Claim identity").
+        """
+        if len(parents) != 1:
+            return {}
+        before = {cl.name: cl for cl in parents[0].claims}
+        added = [cl for cl in after.claims if cl.name not in before]
+        if not added:
+            return {}
+        names = {cl.name for cl in after.claims}
+        gone = {(cl.kind, cl.name): cl.spec for cl in parents[0].claims if cl.name not in names}
+        matched = predecessors(gone, {(cl.kind, cl.name): cl.spec for cl in added})
+        renamed = {new[1]: old[1] for new, old in matched.items()}
+        for new, old in renamed.items():
+            for f in fields:
+                self.events[(new, f)] = list(self.events.get((old, f), ()))
+                if (old, f) in self.last_human:
+                    self.last_human[(new, f)] = self.last_human[(old, f)]
+        return renamed
 
     def histories(self, claims: Sequence[Claim], policy: Policy, now: datetime) -> Histories:
         """What ``load_histories`` + ``fill_baselines`` say at the current commit for ``now``."""
