@@ -152,6 +152,17 @@ def opt_in(ctx: GuardContext, d: Decision) -> Decision:
 
 def trust(ctx: GuardContext, d: Decision) -> Decision:
     s = ctx.source
+    if not s.registered:
+        # Not even a proposal: nobody said how far this source may be trusted (docs/sources.md).
+        return _stop(d, "trust", f"source {s.name} is not in the feedback source registry; register it first")
+    allowed = ctx.tuning.sources
+    if allowed and s.name not in allowed:
+        return _stop(
+            d,
+            "trust",
+            f"spec.autoTune.sources lets only {', '.join(allowed)} auto-tune this claim, not {s.name}",
+            Outcome.PROPOSE,
+        )
     if s.requires_proposal:
         return _stop(d, "trust", f"source {s.name} requires a proposal", Outcome.PROPOSE)
     if s.low_trust:

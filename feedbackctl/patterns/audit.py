@@ -262,7 +262,7 @@ class _Check:
                 )
         return valued
 
-    def beyond_trailers(self, valued: Sequence[Mapping[str, str]]) -> None:
+    def beyond_trailers(self) -> None:
         """An automated commit may touch only the fields its trailers name.
 
         The scalar diff covers top-level values; this covers the rest of each
@@ -299,14 +299,6 @@ class _Check:
                         f"({_meta_diff(a_meta, b_meta)}); only the named field may change",
                         {"Feedback-Claim": claim.name},
                     )
-        for g in valued:
-            source = g.get("Feedback-Source")
-            if (
-                g.get("Feedback-Kind") == "auto-tune"
-                and source
-                and source not in self.parent.settings.policy.sources
-            ):
-                self.flag("trust", f"source {source!r} is not in the policy's source registry", g)
 
     def new_errors(self) -> None:
         known = {str(e) for e in self.parent.errors}
@@ -500,7 +492,7 @@ def _check_commit(
     check.new_errors()
     check.bounds_tampering()
     valued = check.trailers(check.diff())
-    check.beyond_trailers(valued)
+    check.beyond_trailers()
     tuned = [
         g
         for g in valued
