@@ -182,7 +182,9 @@ def test_capture_commits_the_live_value_with_the_audit_trailers(repo, tmp_path) 
     assert r.code == 0, r.stderr
     sha = head(work)
     assert git_out(work, "rev-list", "--count", f"{before}..{sha}") == "1"
-    assert trailers(work, sha) == {
+    found = trailers(work, sha)
+    assert len(found.pop("Feedback-Run")) == 32  # no FEEDBACKCTL_RUN_ID: a fresh id for the run
+    assert found == {
         "Feedback-Kind": "drift-capture",
         "Feedback-Claim": PROD_CLAIM,
         "Feedback-Field": "spec.lambdaTimeout",

@@ -40,6 +40,10 @@ def claim_text(name: str) -> str:
 def fleet(tmp_path: Path) -> tuple[Path, Path]:
     files = {f"claims/{n}.yaml": claim_text(n) for n in NAMES}
     files[".feedbackctl.yaml"] = "proposals:\n  maxOpen: 100\n  maxNewPerHour: 100\n"
+    # Each of the N shards may make perRun/N changes a run (docs/autotune.md, sharding), and
+    # the names hash 2/3/7 over 3 shards and 3/2/6/1 over the cronjob's 4: 24 leaves room for
+    # every claim's one change either way.
+    files["policies/feedback-rules.yaml"] = "limits:\n  rateLimit: {perRun: 24, per24h: 50}\n"
     work, _ = make_repo(tmp_path, files, date="2026-10-01T00:00:00Z")
     metrics = tmp_path / "metrics"
     for n in NAMES:  # every claim under the example's memory pressure
@@ -176,6 +180,8 @@ def test_the_cronjob_is_an_indexed_job_with_one_shard_per_index() -> None:
     assert container["command"] == ["feedbackctl"]
     assert container["args"][0] == "autotune" and "--push" in container["args"]
     assert "--shard=$(JOB_COMPLETION_INDEX)/$(SHARDS)" in container["args"]
+    run_id = next(e for e in container["env"] if e["name"] == "FEEDBACKCTL_RUN_ID")
+    assert run_id["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.labels['batch.kubernetes.io/job-name']"
     assert job["template"]["spec"]["restartPolicy"] == "Never"
 
 
@@ -195,7 +201,10 @@ def test_the_cronjobs_shards_pushing_to_one_origin_tune_every_claim_once(
         args = [a.replace("--repo=/work/config", f"--repo={clone}") for a in args]
         args = [a.replace("--metrics=cloudwatch", f"--metrics={metrics}") for a in args]
         assert f"--shard={index}/{shards}" in args
-        r = cli(*args, "--now", NOW)
+        # The pods of one Job share its name, which the manifest hands over as the run id.
+        r = cli(*args, "--now", NOW, env={"FEEDBACKCTL_RUN_ID": "feedbackctl-autotune-29384000"})
         assert r.code == 0, r.stderr
     assert sorted(trailer_claims(origin, "main")) == sorted(NAMES)
+    runs = git_out(origin, "log", "main", "--format=%(trailers:key=Feedback-Run,valueonly)").split()
+    assert runs == ["feedbackctl-autotune-29384000"] * len(NAMES)
     assert git_out(origin, "fsck", "--no-dangling") == ""

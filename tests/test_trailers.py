@@ -40,6 +40,7 @@ def test_keys_in_spec_order() -> None:
         "Feedback-Risk",
         "Feedback-Evidence",
         "Feedback-Tags",
+        "Feedback-Run",  # added after the documented keys, which keep their places
     )
 
 

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 
 from feedbackctl.authority import logcache
 from feedbackctl.authority.gitrepo import GitRepo
-from feedbackctl.authority.trailers import parse_trailers, stray_kinds
+from feedbackctl.authority.trailers import RUN_KEY, parse_trailers, stray_kinds
 
 _RS, _US = "\x1e", "\x1f"
 
@@ -55,6 +55,11 @@ class Commit:
     @property
     def is_merge(self) -> bool:
         return len(self.parents) > 1
+
+    @property
+    def run(self) -> str | None:
+        """The ``Feedback-Run`` id of the run that wrote it (docs/audit.md); older commits have none."""
+        return next((g[RUN_KEY] for g in self.changes if g.get(RUN_KEY)), None)
 
     def trailer_for(self, claim: str, field: str) -> dict[str, str] | None:
         for g in self.changes:

@@ -51,6 +51,7 @@ from feedbackctl.authority.commits import read_commits
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.identity import Origin, Origins
 from feedbackctl.authority.overlays import RenderedLocation, read_values, rendered_fields
+from feedbackctl.authority.trailers import RUN_KEY
 from feedbackctl.authority.yamldoc import plain_fast_path_ok
 from feedbackctl.core import flap
 from feedbackctl.core.decide import SIZING_LOOKBACK_MINUTES, TRUST_WINDOW_FACTOR
@@ -315,6 +316,7 @@ def _trailer_events(commits: Sequence[Commit]) -> list[tuple[str, str, FieldChan
                 source=g.get("Feedback-Source"),
                 rule=g.get("Feedback-Rule"),
                 tags=tags,
+                run=g.get(RUN_KEY),
             )
             if kind in MARKER_KINDS:
                 change = replace(change, new=change.old)

@@ -23,8 +23,12 @@ TRAILER_KEYS: tuple[str, ...] = (
     "Feedback-Risk",
     "Feedback-Evidence",
     "Feedback-Tags",
+    # After the documented keys, so each of them keeps its place: the run (cron
+    # slot) an automated change belongs to, which audit groups per-run limits by.
+    "Feedback-Run",
 )
 KIND_KEY = "Feedback-Kind"
+RUN_KEY = "Feedback-Run"
 PREFIX = "Feedback-"
 
 _CANONICAL = {key.lower(): key for key in TRAILER_KEYS}

@@ -15,7 +15,7 @@ from typing import Any
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.kustomize_edit import Expected, override_in_overlay, set_rendered_value
 from feedbackctl.authority.overlays import RenderedLocation
-from feedbackctl.authority.trailers import format_message
+from feedbackctl.authority.trailers import RUN_KEY, format_message
 from feedbackctl.authority.yamldoc import edit_value
 from feedbackctl.core.models import Claim, Decision, Scalar
 from feedbackctl.core.schema import violation
@@ -132,8 +132,12 @@ def trailer(
     risk: str | None = None,
     evidence: str | None = None,
     tags: Sequence[str] = (),
+    run: str | None = None,
 ) -> dict[str, str]:
-    """One change's ``Feedback-*`` trailers, in SPEC order, empty keys left out."""
+    """One change's ``Feedback-*`` trailers, in SPEC order, empty keys left out.
+
+    ``run`` is the ``Feedback-Run`` id of an automated change (authority/runid.py).
+    """
     values: Mapping[str, object] = {
         "Feedback-Kind": kind,
         "Feedback-Claim": claim,
@@ -145,6 +149,7 @@ def trailer(
         "Feedback-Risk": risk,
         "Feedback-Evidence": evidence,
         "Feedback-Tags": ", ".join(tags) if tags else None,
+        RUN_KEY: run,
     }
     return {k: _trailer_text(v) for k, v in values.items() if v is not None}
 
@@ -155,7 +160,9 @@ def _trailer_text(value: object) -> str:
     return str(value)
 
 
-def decision_trailer(kind: str, d: Decision, *, tags: Sequence[str] = ()) -> dict[str, str]:
+def decision_trailer(
+    kind: str, d: Decision, *, tags: Sequence[str] = (), run: str | None = None
+) -> dict[str, str]:
     """The trailers of one decided change: the decision's own values and evidence."""
     out = trailer(
         kind,
@@ -168,6 +175,7 @@ def decision_trailer(kind: str, d: Decision, *, tags: Sequence[str] = ()) -> dic
         risk=d.risk,
         evidence="; ".join(e.summary for e in d.evidence),
         tags=tags,
+        run=run,
     )
     if d.acknowledged:
         # The ack commit on the authority branch that lifted the risk ceiling; audit replays it.

@@ -152,6 +152,17 @@ def opt_in(ctx: GuardContext, d: Decision) -> Decision:
 
 def trust(ctx: GuardContext, d: Decision) -> Decision:
     s = ctx.source
+    if not s.registered:
+        # Not even a proposal: nobody said how far this source may be trusted (docs/sources.md).
+        return _stop(d, "trust", f"source {s.name} is not in the feedback source registry; register it first")
+    allowed = ctx.tuning.sources
+    if allowed and s.name not in allowed:
+        return _stop(
+            d,
+            "trust",
+            f"spec.autoTune.sources lets only {', '.join(allowed)} auto-tune this claim, not {s.name}",
+            Outcome.PROPOSE,
+        )
     if s.requires_proposal:
         return _stop(d, "trust", f"source {s.name} requires a proposal", Outcome.PROPOSE)
     if s.low_trust:
@@ -444,13 +455,50 @@ def one_change_per_claim(decisions: Sequence[Decision], source: Source) -> list[
 # --- fleet guard -------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class RunSlot:
+    """Which run this is: its ``Feedback-Run`` id and, with ``--shard i/n``, its shard.
+
+    The per-run limit is for the whole cron slot (docs/autotune.md, sharding):
+    each of the slot's shards gets its share, and the changes already made
+    under the same run id (an earlier shard, a retried Job) count against it.
+    """
+
+    run: str | None = None
+    index: int = 0
+    count: int = 1
+
+
+def shard_share(total: int, index: int, count: int) -> int:
+    """Shard ``index`` of ``count``'s part of a per-run limit: the parts sum to ``total``.
+
+    ``total // count`` each, and one more for the first ``total % count``
+    shards, so no shard is starved and none can take another's part.
+    """
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"shard {index}/{count}: need 0 <= index < count")
+    base, extra = divmod(max(0, total), count)
+    return base + (1 if index < extra else 0)
+
+
 def rate_limit(
-    decisions: Sequence[Decision], fleet: FleetHistory, now: datetime, limits: Limits
+    decisions: Sequence[Decision],
+    fleet: FleetHistory,
+    now: datetime,
+    limits: Limits,
+    slot: RunSlot = RunSlot(),
 ) -> list[Decision]:
-    """At most perRun changes a run and per24h in any rolling 24 h (from trailers)."""
+    """At most perRun changes a run (a shard: its share) and per24h in any rolling 24 h (from trailers)."""
     since = now - timedelta(hours=24)
     recent = sum(1 for _, c in fleet.recent if c.automated and c.at >= since)
-    budget = max(0, min(limits.rate_per_run, limits.rate_per_24h - recent))
+    share = shard_share(limits.rate_per_run, slot.index, slot.count)
+    made = sum(1 for _, c in fleet.recent if c.automated and slot.run is not None and c.run == slot.run)
+    budget = max(0, min(share, limits.rate_per_run - made, limits.rate_per_24h - recent))
+    per_run = f"{limits.rate_per_run} per run"
+    if slot.count > 1:
+        per_run += f" ({share} for shard {slot.index}/{slot.count})"
+    if made:
+        per_run += f", {made} made by run {slot.run} already"
     out: list[Decision] = []
     order = sorted(range(len(decisions)), key=lambda i: (decisions[i].claim, decisions[i].field))
     granted: set[int] = set()
@@ -462,8 +510,7 @@ def rate_limit(
             d = _stop(
                 d,
                 "rate-limit",
-                f"{recent} auto-tunes in the last 24h (max "
-                f"{limits.rate_per_24h}), {limits.rate_per_run} per run",
+                f"{recent} auto-tunes in the last 24h (max {limits.rate_per_24h}), {per_run}",
             )
         out.append(d)
     return out

@@ -109,6 +109,7 @@ class FieldChange:
     source: str | None = None
     rule: str | None = None
     tags: tuple[str, ...] = ()
+    run: str | None = None  # Feedback-Run: the cron slot it was made in (older commits: none)
 
     @property
     def automated(self) -> bool:

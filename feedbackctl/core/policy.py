@@ -155,6 +155,9 @@ class Source:
     cooldown_minutes: int = 60
     requires_proposal: bool = False
     endpoint: str | None = None
+    # False for a name the registry does not hold (a typo in --metrics cloudwatch:NAME):
+    # it never changes a claim (guard trust), whatever trust it would default to.
+    registered: bool = True
 
     @property
     def low_trust(self) -> bool:
@@ -193,7 +196,7 @@ class Policy:
     def source(self, name: str) -> Source:
         found = self.sources.get(name)
         if found is None:
-            return Source(name=name, type="pull", trust_level="medium")
+            return Source(name=name, type="pull", trust_level="medium", registered=False)
         return found
 
 

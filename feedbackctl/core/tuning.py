@@ -21,7 +21,7 @@ for ``bounds.lambdaTimeout``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +52,8 @@ class AutoTune:
     bounds: Mapping[str, Bounds] = field(default_factory=dict)
     cooldown_minutes: int | None = None
     trigger: Trigger | None = None
+    # The feedback sources (registry names) that may auto-tune the claim; empty: any registered one.
+    sources: tuple[str, ...] = ()
 
     def allows(self, field_name: str) -> bool:
         return self.enabled and field_name in self.bounds
@@ -118,7 +120,32 @@ def parse_autotune(claim: Claim) -> AutoTune:
         bounds=bounds,
         cooldown_minutes=int(_number(name, "cooldownMinutes", cooldown)) if cooldown is not None else None,
         trigger=trigger,
+        sources=_sources(name, raw.get("sources")),
     )
+
+
+def _sources(claim: str, raw: Any) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list) or not raw or not all(isinstance(s, str) and s.strip() for s in raw):
+        raise ClaimError(
+            claim, "spec.autoTune.sources: expected a list of feedback source names (policies/sources.yaml)"
+        )
+    return tuple(dict.fromkeys(s.strip() for s in raw))
+
+
+def check_sources(claim: str, tuning: AutoTune, registry: Collection[str], registry_file: str) -> None:
+    """A claim that names a source the registry lacks is refused, not silently never tuned."""
+    unknown = [s for s in tuning.sources if s not in registry]
+    if unknown:
+        known = ", ".join(sorted(registry)) or "none"
+        raise ClaimError(
+            claim,
+            f"spec.autoTune.sources: source '{unknown[0]}' is not in the feedback source registry "
+            f"({registry_file}: feedbackSources; registered: {known}); register it there or fix the name",
+        )
 
 
 def check_trigger(

@@ -39,6 +39,7 @@ from feedbackctl.core.models import (
     Acknowledgement,
     Claim,
     Decision,
+    FieldChange,
     FieldHistory,
     FleetHistory,
     Outcome,
@@ -53,6 +54,7 @@ from feedbackctl.patterns.proposals import human_identity
 from feedbackctl.render import Report
 
 CAS_ATTEMPTS = 5
+KIND = "auto-tune"
 # What the audit re-proves from git alone, in the order it reports them.
 PROVABLE = (
     "trailer-misplaced",
@@ -261,7 +263,7 @@ class _Check:
                 )
         return valued
 
-    def beyond_trailers(self, valued: Sequence[Mapping[str, str]]) -> None:
+    def beyond_trailers(self) -> None:
         """An automated commit may touch only the fields its trailers name.
 
         The scalar diff covers top-level values; this covers the rest of each
@@ -298,14 +300,6 @@ class _Check:
                         f"({_meta_diff(a_meta, b_meta)}); only the named field may change",
                         {"Feedback-Claim": claim.name},
                     )
-        for g in valued:
-            source = g.get("Feedback-Source")
-            if (
-                g.get("Feedback-Kind") == "auto-tune"
-                and source
-                and source not in self.parent.settings.policy.sources
-            ):
-                self.flag("trust", f"source {source!r} is not in the policy's source registry", g)
 
     def new_errors(self) -> None:
         known = {str(e) for e in self.parent.errors}
@@ -329,22 +323,42 @@ def _as_of(histories: Histories, claim: str, now: datetime) -> dict[str, FieldHi
     }
 
 
-def _same_run(histories: Histories, now: datetime) -> tuple[list[tuple[str, str]], int]:
-    """Changes already made by the run that wrote at ``now``: (claim, field) pairs, fleet count."""
-    pairs = []
+def _in_run(ch: FieldChange, now: datetime, run: str | None) -> bool:
+    """Was ``ch`` made by the run that wrote at ``now`` (with ``Feedback-Run`` ``run``)?
+
+    The run id groups exactly: the shards of one cron slot share it whatever
+    their dates, and two runs at one instant stay two. Commits from before the
+    trailer existed have no id; for them one run is one date (one ``--now``).
+    """
+    return ch.run == run if run is not None else ch.at == now and ch.run is None
+
+
+def _same_run(
+    histories: Histories, now: datetime, run: str | None
+) -> tuple[list[tuple[str, str, str]], list[FieldChange]]:
+    """Changes already made by this run: (claim, field, kind), and the run's automated changes fleet-wide."""
+    made = []
     for claim, fields in histories.fields.items():
         for f, h in fields.items():
-            pairs += [(claim, f) for ch in h.changes if ch.at == now and ch.automated]
-    return pairs, sum(1 for _, ch in histories.fleet.recent if ch.at == now)
+            made += [(claim, f, ch.kind) for ch in h.changes if ch.automated and _in_run(ch, now, run)]
+    return made, [ch for _, ch in histories.fleet.recent if ch.automated and _in_run(ch, now, run)]
 
 
-def _rate(check: _Check, fleet: FleetHistory, limits: Limits, in_run: int, g: Mapping[str, str]) -> None:
-    now = check.c.at
-    day = sum(
-        1 for _, ch in fleet.recent if ch.automated and now - ch.at < timedelta(hours=24) and ch.at < now
+def _before_run(fleet: FleetHistory, now: datetime, made: Sequence[FieldChange]) -> int:
+    """Automated changes in the 24 h up to ``now`` that are not the run's own."""
+    mine = {id(ch) for ch in made}
+    return sum(
+        1
+        for _, ch in fleet.recent
+        if ch.automated and now - ch.at < timedelta(hours=24) and ch.at <= now and id(ch) not in mine
     )
+
+
+def _rate(check: _Check, limits: Limits, day: int, in_run: int, g: Mapping[str, str]) -> None:
+    """The change after ``in_run`` of its run, with ``day`` other automated changes in the 24 h before it."""
+    where = f"run {check.c.run}" if check.c.run else "one run"
     if in_run + 1 > limits.rate_per_run:
-        check.flag("rate-limit", f"change {in_run + 1} of one run; at most {limits.rate_per_run} per run", g)
+        check.flag("rate-limit", f"change {in_run + 1} of {where}; at most {limits.rate_per_run} per run", g)
     if day + in_run + 1 > limits.rate_per_24h:
         check.flag(
             "rate-limit",
@@ -479,7 +493,7 @@ def _check_commit(
     check.new_errors()
     check.bounds_tampering()
     valued = check.trailers(check.diff())
-    check.beyond_trailers(valued)
+    check.beyond_trailers()
     tuned = [
         g
         for g in valued
@@ -490,16 +504,24 @@ def _check_commit(
         names = {g["Feedback-Claim"] for g in tuned}
         claims = [cl for cl in parent.claims if cl.name in names]
         histories = replay.histories(claims, policy, c.at)
-        earlier, in_run = _same_run(histories, c.at)
+        earlier, made = _same_run(histories, c.at, c.run)
+        day, in_run = _before_run(histories.fleet, c.at, made), len(made)
         for g in tuned:
             key = (g["Feedback-Claim"], g["Feedback-Field"].removeprefix("spec."))
             if g.get("Feedback-Kind") == "reset":
                 _check_reset(check, g, histories)
                 continue
-            if key in earlier:
+            if any((cl, f) == key for cl, f, _ in earlier):
                 check.flag("step-limit", "a second change of this field in one run (two steps at once)", g)
-            _rate(check, histories.fleet, policy.limits, in_run, g)
-            earlier.append(key)
+            others = sorted({f for cl, f, kind in earlier if cl == key[0] and f != key[1] and kind == KIND})
+            if others:
+                check.flag(
+                    "source-cooldown",
+                    f"this run already auto-tuned spec.{others[0]} of the claim (one change per claim a run)",
+                    g,
+                )
+            _rate(check, policy.limits, day, in_run, g)
+            earlier.append((*key, KIND))
             in_run += 1
             _replay_guards(check, g, histories, policy)
             problem = staging.validated_in_problem(repo, parent, c.at, g)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from feedbackctl.authority.gitrepo import GitRepo
+from feedbackctl.authority.runid import run_id
 from feedbackctl.authority.shard import ALL, Shard
 from feedbackctl.authority.snapshot import Snapshot, load_snapshot
 from feedbackctl.authority.writer import Plan, Staging, decision_trailer
@@ -73,6 +74,11 @@ class RunOptions:
     remote: str | None = None  # None: the branch's upstream remote, else origin
     shard: Shard = ALL  # only these claims (the rate limits still count the whole fleet's trailers)
     sleep: Sleep = time.sleep  # tests pass a recorder; production waits
+    run: str = field(default_factory=run_id)  # Feedback-Run: shared by the shards of one cron slot
+
+    @property
+    def slot(self) -> guards.RunSlot:
+        return guards.RunSlot(self.run, self.shard.index, self.shard.count)
 
 
 @dataclass
@@ -104,6 +110,7 @@ def _decide(
     now: datetime,
     acked: Mapping[tuple[str, str], Acknowledgement],
     stages: staging.Stages | None = None,
+    slot: guards.RunSlot = guards.RunSlot(),
 ) -> tuple[list[Decision], list[Problem]]:
     policy = snapshot.settings.policy
     decisions: list[Decision] = []
@@ -125,7 +132,7 @@ def _decide(
         by_name = {i.claim.name: i for i in gathered.inputs}
         decisions = promote(decisions, by_name, evidence, policy, now, gathered.source)
     decisions = [guards.validated_stage(d, evidence.get(d.claim), policy, now) for d in decisions]
-    return guards.rate_limit(decisions, gathered.histories.fleet, now, policy.limits), problems
+    return guards.rate_limit(decisions, gathered.histories.fleet, now, policy.limits, slot), problems
 
 
 def _candidates(decisions: Sequence[Decision]) -> set[tuple[str, str]]:
@@ -147,15 +154,17 @@ def opted_in(claim: Claim) -> bool:
     return parse_autotune(claim).enabled
 
 
-def evaluate(snapshot: Snapshot, metrics: str | None, now: datetime) -> Evaluation:
-    """Every decision of one run, from one commit. Pure apart from reading."""
+def evaluate(
+    snapshot: Snapshot, metrics: str | None, now: datetime, slot: guards.RunSlot = guards.RunSlot()
+) -> Evaluation:
+    """Every decision of one run (``slot``: its id and shard), from one commit. Pure apart from reading."""
     stages = staging.stages_for(snapshot, now)
     validators = stages.validators
     # A validating claim's values over time are its evidence, opted in or not.
     gathered = gather(snapshot, metrics, now, values_for=lambda c: opted_in(c) or c.name in validators)
     # A human's acks on the authority branch: inputs of the risk-ceiling guard.
     acked = acknowledgements(snapshot.repo, snapshot.commit, now)
-    decisions, problems = _decide(gathered, snapshot, now, acked, stages)
+    decisions, problems = _decide(gathered, snapshot, now, acked, stages, slot)
     wanted = _candidates(decisions)
     # A guardrail relative to another field is judged against that field's baseline too.
     relative = guards.guardrail_fields(snapshot.settings.policy)
@@ -164,7 +173,7 @@ def evaluate(snapshot: Snapshot, metrics: str | None, now: datetime) -> Evaluati
         # Baselines can lie far back in history: look them up only for the
         # fields the change cap will judge, then decide again with them.
         add_baselines(snapshot, gathered, wanted)
-        decisions, problems = _decide(gathered, snapshot, now, acked, stages)
+        decisions, problems = _decide(gathered, snapshot, now, acked, stages, slot)
     return Evaluation(
         snapshot, decisions, gathered.problems + problems, gathered.warnings, gathered.metrics_cost
     )
@@ -184,7 +193,7 @@ def _body(d: Decision) -> str:
     return "\n".join(lines)
 
 
-def plan_for(snapshot: Snapshot, staging: Staging, d: Decision) -> Plan:
+def plan_for(snapshot: Snapshot, staging: Staging, d: Decision, run: str | None = None) -> Plan:
     """The minimal claim edit and audit record of one auto-tune.
 
     ``staging`` carries the edits of the changes before this one, so two
@@ -197,7 +206,7 @@ def plan_for(snapshot: Snapshot, staging: Staging, d: Decision) -> Plan:
     return Plan(
         subject=subject(d),
         body=_body(d),
-        trailers=[validated_trailer(decision_trailer(KIND, d), d)],
+        trailers=[validated_trailer(decision_trailer(KIND, d, run=run), d)],
         edits={path: staging.text(path).encode("utf-8")},
     )
 
@@ -206,7 +215,13 @@ Built = list[tuple[Decision, str, Plan]]
 
 
 def build_commits(
-    snapshot: Snapshot, base: str, changes: Sequence[Decision], now: datetime, *, write: bool = True
+    snapshot: Snapshot,
+    base: str,
+    changes: Sequence[Decision],
+    now: datetime,
+    *,
+    write: bool = True,
+    run: str | None = None,
 ) -> tuple[Built, list[tuple[Decision, FeedbackError]]]:
     """One commit per change, chained on ``base``; no ref moves yet.
 
@@ -221,7 +236,7 @@ def build_commits(
     tip = base
     for d in changes:
         try:
-            plan = plan_for(snapshot, staging, d)
+            plan = plan_for(snapshot, staging, d, run)
         except FeedbackError as e:
             failed.append((d, e))
             continue
@@ -328,14 +343,14 @@ def _local(repo: GitRepo, ref: str | None, metrics: str | None, now: datetime, o
         snapshot = load_snapshot(repo, ref).restrict(opts.shard)
         if not opts.dry_run:
             repo.check_not_before(snapshot.commit, now)  # a back-dated run would corrupt later readers
-        ev = evaluate(snapshot, metrics, now)
+        ev = evaluate(snapshot, metrics, now, opts.slot)
         out = _report(ev, now, opts.dry_run)
         out.report.extra["attempts"] = attempt + 1
         changes = granted(ev.decisions)
         if not changes:
             return out
         snap = ev.snapshot
-        built, failed = build_commits(snap, snap.commit, changes, now, write=not opts.dry_run)
+        built, failed = build_commits(snap, snap.commit, changes, now, write=not opts.dry_run, run=opts.run)
         for d, error in failed:
             _not_applied(out, [d], error)
         if not built:
@@ -409,7 +424,7 @@ def _pushed(repo: GitRepo, ref: str | None, metrics: str | None, now: datetime, 
         snap = load_snapshot(repo, branch, at=remote_sha).restrict(opts.shard)
         if not opts.dry_run:
             repo.check_not_before(snap.commit, now)
-        ev = evaluate(snap, metrics, now)
+        ev = evaluate(snap, metrics, now, opts.slot)
         out = _report(ev, now, opts.dry_run)
         out.report.extra["attempts"] = attempt + 1
         out.report.extra["remote"] = remote
@@ -418,7 +433,7 @@ def _pushed(repo: GitRepo, ref: str | None, metrics: str | None, now: datetime, 
             if not opts.dry_run:
                 _fast_forward_local(repo, branch, remote_sha, out)
             return out
-        built, failed = build_commits(snap, remote_sha, changes, now, write=not opts.dry_run)
+        built, failed = build_commits(snap, remote_sha, changes, now, write=not opts.dry_run, run=opts.run)
         for d, error in failed:
             _not_applied(out, [d], error)
         if not built:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import fnmatch
 import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -38,6 +38,7 @@ from feedbackctl.authority.history import (
     claim_values,
     read_log,
 )
+from feedbackctl.authority.runid import run_id
 from feedbackctl.authority.shard import ALL, Shard
 from feedbackctl.authority.snapshot import Snapshot, load_snapshot
 from feedbackctl.authority.writer import Plan, Staging, trailer
@@ -342,6 +343,7 @@ class DriftRequest:
     push: bool = False
     dry_run: bool = False
     shard: Shard = ALL  # only the claims of this hash partition (live entries of others are skipped)
+    run: str = field(default_factory=run_id)  # Feedback-Run of every capture (authority/runid.py)
 
 
 def _recent_changes(
@@ -422,7 +424,7 @@ def _evidence(f: Finding, source: str, branch: str, commit: str) -> str:
     return text + ("; " + "; ".join(f.out_of_bounds) if f.out_of_bounds else "")
 
 
-def _plan(f: Finding, source: str, authority: Snapshot) -> Plan:
+def _plan(f: Finding, source: str, authority: Snapshot, run: str | None = None) -> Plan:
     body = [
         f"Live state ({source}) has spec.{f.field} = {f.observed}; git had {f.desired}.",
         "Captured, not reverted: a break-glass change is recorded in the authority plane",
@@ -446,6 +448,7 @@ def _plan(f: Finding, source: str, authority: Snapshot) -> Plan:
                 risk=f.risk,
                 evidence=_evidence(f, source, authority.branch, authority.commit),
                 tags=f.tags,
+                run=run,
             )
         ],
     )
@@ -467,6 +470,7 @@ def _chain(
     now: datetime,
     problems: list[Problem],
     dry_run: bool,
+    run: str | None = None,
 ) -> _Chain:
     """One commit per capture, each on the previous, built off to the side."""
     staging = Staging(repo, base)
@@ -488,7 +492,7 @@ def _chain(
         if dry_run:
             done.append(replace(f, status=Status.WOULD_CAPTURE, commit="(dry-run)"))
             continue
-        plan = _plan(f, source, authority)
+        plan = _plan(f, source, authority, run)
         # Each commit sits on the previous one, so only the file just edited changes.
         tip = repo.write_commit(tip, {path: staging.text(path).encode("utf-8")}, plan.message, now)
         done.append(replace(f, status=Status.CAPTURED, commit=tip))
@@ -606,7 +610,8 @@ def drift(repo: GitRepo, ref: str | None, request: DriftRequest, now: datetime) 
             ]
             captures = [f for f in captures if f not in already]
         chain = _chain(
-            repo, base, target, authority, captures, state.source, now, report.problems, request.dry_run
+            repo, base, target, authority, captures, state.source, now, report.problems, request.dry_run,
+            request.run,
         )
         done = {(f.claim, f.field): f for f in chain.captured}
         findings = [done.get((f.claim, f.field), f) for f in findings]

@@ -11,13 +11,13 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from feedbackctl.authority.config import metrics_location
+from feedbackctl.authority.config import CONFIG_FILE, metrics_location
 from feedbackctl.authority.history import Histories, fill_baselines, load_histories, value_window
 from feedbackctl.authority.snapshot import Snapshot
 from feedbackctl.core.decide import SIZING_LOOKBACK_MINUTES, ClaimInputs
 from feedbackctl.core.models import Claim
 from feedbackctl.core.policy import Policy, Source
-from feedbackctl.core.tuning import check_trigger, parse_autotune
+from feedbackctl.core.tuning import check_sources, check_trigger, parse_autotune
 from feedbackctl.errors import ClaimError, FeedbackError, UsageError
 from feedbackctl.sources.base import (
     MetricRequest,
@@ -94,14 +94,32 @@ def _valid_claims(snapshot: Snapshot, problems: list[Problem]) -> list[Claim]:
     for c in snapshot.claims:
         try:
             policy = snapshot.settings.policy
-            check_trigger(
-                c.name, parse_autotune(c), policy.rules, band=policy.limits.hysteresis_band, path=c.path
-            )
+            tuning = parse_autotune(c)
+            check_trigger(c.name, tuning, policy.rules, band=policy.limits.hysteresis_band, path=c.path)
+            check_sources(c.name, tuning, policy.sources, registry_file(snapshot))
         except ClaimError as e:
             problems.append(Problem.of(e, c))
             continue
         ok.append(c)
     return ok
+
+
+def registry_file(snapshot: Snapshot) -> str:
+    return f"{snapshot.settings.config.policies_dir}/sources.yaml"
+
+
+def unregistered(snapshot: Snapshot, metrics: str | None, source: Source) -> Problem | None:
+    """The run's source, named by --metrics or .feedbackctl.yaml, is no registry entry: say so once."""
+    if source.registered:
+        return None
+    spec = snapshot.settings.config.metrics_source
+    named = f"--metrics {metrics}" if metrics else f"{CONFIG_FILE}: metrics: {spec}"
+    return Problem(
+        "",
+        f"{named}: feedback source '{source.name}' is not in the registry ({registry_file(snapshot)}: "
+        "feedbackSources), so no claim is changed from it; register it there with its trustLevel, "
+        "or fix the name",
+    )
 
 
 def _naming(claim: str, problem: str) -> str:
@@ -157,9 +175,11 @@ def gather(
         series = {m: s for m, s in batch.series.get(c.name, {}).items() if m not in unreadable}
         inputs.append(ClaimInputs(c, series, histories.for_claim(c.name), unreadable=unreadable))
     warnings = [*batch.warnings, *(batch.absent[c.name] for c in chosen if c.name in batch.absent)]
-    return Gathered(
-        inputs, problems, policy.source(source.name), histories, warnings, fetch_cost(source, requests)
-    )
+    run_source = policy.source(source.name)
+    refused = unregistered(snapshot, metrics, run_source)
+    if refused is not None:
+        problems.insert(0, refused)
+    return Gathered(inputs, problems, run_source, histories, warnings, fetch_cost(source, requests))
 
 
 def add_baselines(snapshot: Snapshot, gathered: Gathered, wanted: Collection[tuple[str, str]]) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 from feedbackctl.authority import acts
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.history import fill_baselines, load_histories, parse_scalar
+from feedbackctl.authority.runid import run_id
 from feedbackctl.authority.snapshot import load_snapshot
 from feedbackctl.authority.writer import Plan, Staging, trailer
 from feedbackctl.core.models import Scalar
@@ -53,7 +54,17 @@ class Selection:
     fields: tuple[str, ...] = ()  # empty: every tuned field
 
 
-def reset(repo: GitRepo, ref: str | None, selection: Selection, now: datetime, *, dry_run: bool) -> Report:
+def reset(
+    repo: GitRepo,
+    ref: str | None,
+    selection: Selection,
+    now: datetime,
+    *,
+    dry_run: bool,
+    run: str | None = None,
+) -> Report:
+    """One commit per field put back; ``run`` is their Feedback-Run (default: this invocation's)."""
+    run = run or run_id()
     for _ in range(CAS_ATTEMPTS):
         snapshot = load_snapshot(repo, ref)
         policy = snapshot.settings.policy
@@ -107,6 +118,7 @@ def reset(repo: GitRepo, ref: str | None, selection: Selection, now: datetime, *
                             risk=risk.level,
                             evidence=why,
                             tags=["tested-baseline"],
+                            run=run,
                         )
                     ],
                     edits=staging.edits(),
