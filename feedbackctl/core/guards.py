@@ -398,6 +398,45 @@ PER_CLAIM_GUARDS: tuple[Callable[[GuardContext, Decision], Decision], ...] = (
 )
 # Guards that explain why a field with no fresh data cannot act yet.
 TIME_GATES = (flap_freeze, cooldown, settling)
+# The head of PER_CLAIM_GUARDS: guards that read only git (the claim, its
+# autoTune block, its history, the source's registry entry), never a metric.
+GIT_ONLY_GUARDS = PER_CLAIM_GUARDS[: PER_CLAIM_GUARDS.index(step_limit)]
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What the fleet's rate limit leaves one run, from the trailers of the last 24 h."""
+
+    left: int
+    detail: str  # the rate-limit guard's note when it blocks
+
+
+def fleet_budget(fleet: FleetHistory, now: datetime, limits: Limits) -> Budget:
+    since = now - timedelta(hours=24)
+    recent = sum(1 for _, c in fleet.recent if c.automated and c.at >= since)
+    return Budget(
+        max(0, min(limits.rate_per_run, limits.rate_per_24h - recent)),
+        f"{recent} auto-tunes in the last 24h (max {limits.rate_per_24h}), {limits.rate_per_run} per run",
+    )
+
+
+def settled_by_git(ctx: GuardContext, d: Decision, budget: Budget | None = None) -> Decision | None:
+    """``d`` (a would-be change) stopped by a guard that reads only git, or None: the metrics decide.
+
+    A field blocked here cannot act whatever its metrics say. A guard that
+    turns the change into a proposal (trust, shared value) does not settle it:
+    what a proposal proposes comes from the metrics. A spent fleet budget
+    (the rate limit, which runs last) blocks every field that got this far.
+    """
+    for guard in GIT_ONLY_GUARDS:
+        d = guard(ctx, d)
+        if d.outcome == Outcome.BLOCKED:
+            return d
+        if d.outcome != Outcome.CHANGE:
+            return None
+    if budget is not None and budget.left == 0:
+        return _stop(d, "rate-limit", budget.detail)
+    return None
 
 
 def apply(ctx: GuardContext, d: Decision) -> Decision:
@@ -448,22 +487,15 @@ def rate_limit(
     decisions: Sequence[Decision], fleet: FleetHistory, now: datetime, limits: Limits
 ) -> list[Decision]:
     """At most perRun changes a run and per24h in any rolling 24 h (from trailers)."""
-    since = now - timedelta(hours=24)
-    recent = sum(1 for _, c in fleet.recent if c.automated and c.at >= since)
-    budget = max(0, min(limits.rate_per_run, limits.rate_per_24h - recent))
+    budget = fleet_budget(fleet, now, limits)
     out: list[Decision] = []
     order = sorted(range(len(decisions)), key=lambda i: (decisions[i].claim, decisions[i].field))
     granted: set[int] = set()
     for i in order:
-        if decisions[i].outcome == Outcome.CHANGE and len(granted) < budget:
+        if decisions[i].outcome == Outcome.CHANGE and len(granted) < budget.left:
             granted.add(i)
     for i, d in enumerate(decisions):
         if d.outcome == Outcome.CHANGE and i not in granted:
-            d = _stop(
-                d,
-                "rate-limit",
-                f"{recent} auto-tunes in the last 24h (max "
-                f"{limits.rate_per_24h}), {limits.rate_per_run} per run",
-            )
+            d = _stop(d, "rate-limit", budget.detail)
         out.append(d)
     return out

@@ -99,8 +99,11 @@ def autotune_stages(
     evidence: Mapping[str, StageEvidence],
 ) -> list[Decision]:
     """``autotune_fleet`` with staging validation: guarded, promoted, then rate-limited."""
+    budget = guards.fleet_budget(fleet, now, policy.limits)
     decisions = [
-        d for i in fleet_inputs for d in autotune(i, policy, now, source, evidence.get(i.claim.name))
+        d
+        for i in fleet_inputs
+        for d in autotune(i, policy, now, source, evidence.get(i.claim.name), budget=budget)
     ]
     by_name = {i.claim.name: i for i in fleet_inputs}
     promoted = promote(decisions, by_name, evidence, policy, now, source)

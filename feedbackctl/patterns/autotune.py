@@ -34,7 +34,7 @@ from feedbackctl.core.models import Acknowledgement, Claim, Decision, Outcome
 from feedbackctl.core.promotion import promote
 from feedbackctl.core.tuning import parse_autotune
 from feedbackctl.errors import ClaimError, CommandError, ConflictError, FeedbackError, UsageError
-from feedbackctl.patterns import staging
+from feedbackctl.patterns import fetching, staging
 from feedbackctl.patterns.inputs import Gathered, Problem, add_baselines, gather
 from feedbackctl.patterns.proposals import acknowledgements
 from feedbackctl.patterns.staging import validated_trailer
@@ -73,6 +73,7 @@ class RunOptions:
     remote: str | None = None  # None: the branch's upstream remote, else origin
     shard: Shard = ALL  # only these claims (the rate limits still count the whole fleet's trailers)
     sleep: Sleep = time.sleep  # tests pass a recorder; production waits
+    plan_fetch: bool = True  # False: read every metric (tests compare both; docs/cloudwatch.md)
 
 
 @dataclass
@@ -111,6 +112,7 @@ def _decide(
     stages = stages or staging.Stages()
     series = {i.claim.name: i.series for i in gathered.inputs}
     evidence = staging.evidence(snapshot, stages, gathered.histories, series, now)
+    budget = guards.fleet_budget(gathered.histories.fleet, now, policy.limits)
     for inputs in gathered.inputs:
         name = inputs.claim.name
         mine = {f: a for (c, f), a in acked.items() if c == name}
@@ -118,7 +120,9 @@ def _decide(
             if name in stages.errors:
                 raise stages.errors[name]
             acked_inputs = replace(inputs, acknowledgements=mine)
-            decisions.extend(autotune(acked_inputs, policy, now, gathered.source, evidence.get(name)))
+            decisions.extend(
+                autotune(acked_inputs, policy, now, gathered.source, evidence.get(name), budget=budget)
+            )
         except ClaimError as e:
             problems.append(Problem.of(e, inputs.claim))
     if evidence:
@@ -147,12 +151,18 @@ def opted_in(claim: Claim) -> bool:
     return parse_autotune(claim).enabled
 
 
-def evaluate(snapshot: Snapshot, metrics: str | None, now: datetime) -> Evaluation:
+def evaluate(
+    snapshot: Snapshot, metrics: str | None, now: datetime, *, plan_fetch: bool = True
+) -> Evaluation:
     """Every decision of one run, from one commit. Pure apart from reading."""
     stages = staging.stages_for(snapshot, now)
     validators = stages.validators
+    # Only the metrics a decision can use; a validating claim's are another's evidence.
+    plan = fetching.for_autotune(now, snapshot.settings.policy, validators) if plan_fetch else None
     # A validating claim's values over time are its evidence, opted in or not.
-    gathered = gather(snapshot, metrics, now, values_for=lambda c: opted_in(c) or c.name in validators)
+    gathered = gather(
+        snapshot, metrics, now, values_for=lambda c: opted_in(c) or c.name in validators, planned=plan
+    )
     # A human's acks on the authority branch: inputs of the risk-ceiling guard.
     acked = acknowledgements(snapshot.repo, snapshot.commit, now)
     decisions, problems = _decide(gathered, snapshot, now, acked, stages)
@@ -328,7 +338,7 @@ def _local(repo: GitRepo, ref: str | None, metrics: str | None, now: datetime, o
         snapshot = load_snapshot(repo, ref).restrict(opts.shard)
         if not opts.dry_run:
             repo.check_not_before(snapshot.commit, now)  # a back-dated run would corrupt later readers
-        ev = evaluate(snapshot, metrics, now)
+        ev = evaluate(snapshot, metrics, now, plan_fetch=opts.plan_fetch)
         out = _report(ev, now, opts.dry_run)
         out.report.extra["attempts"] = attempt + 1
         changes = granted(ev.decisions)
@@ -409,7 +419,7 @@ def _pushed(repo: GitRepo, ref: str | None, metrics: str | None, now: datetime, 
         snap = load_snapshot(repo, branch, at=remote_sha).restrict(opts.shard)
         if not opts.dry_run:
             repo.check_not_before(snap.commit, now)
-        ev = evaluate(snap, metrics, now)
+        ev = evaluate(snap, metrics, now, plan_fetch=opts.plan_fetch)
         out = _report(ev, now, opts.dry_run)
         out.report.extra["attempts"] = attempt + 1
         out.report.extra["remote"] = remote
