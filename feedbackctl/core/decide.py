@@ -384,18 +384,22 @@ def autotune(
     validation: StageEvidence | None = None,
     *,
     budget: guards.Budget | None = None,
+    from_git: bool = True,
 ) -> list[Decision]:
     """Recommendations passed through every per-claim runaway guard.
 
     ``validation`` is the evidence about the claim's validating claim when it
     is in a later promotion stage (docs/validation.md). ``budget`` is what the
     fleet's rate limit leaves this run (None: not known here, the fleet guard
-    judges it later); when it is spent, no field reads a metric.
+    judges it later); when it is spent, no field reads a metric. Without
+    ``from_git`` (simulate, where every metric is free) a field a git-only
+    guard blocks is still recommended first, so the decision says which rule
+    wanted to act; the same fields are blocked either way.
     """
     tuning = parse_autotune(inputs.claim)
     out = []
     for name in policy.tuned_fields:
-        d = settled_by_git(inputs, policy, name, now, source, budget)
+        d = settled_by_git(inputs, policy, name, now, source, budget) if from_git else None
         if d is None:
             d = _recommend_one(inputs, policy, tuning, name, now, source)
             if d is None:
@@ -435,8 +439,14 @@ def autotune_fleet(
     now: datetime,
     source: Source,
     fleet: FleetHistory,
+    *,
+    from_git: bool = True,
 ) -> list[Decision]:
     """Auto-tune decisions for many claims, with the global rate limit applied."""
     budget = guards.fleet_budget(fleet, now, policy.limits)
-    decisions = [d for inputs in fleet_inputs for d in autotune(inputs, policy, now, source, budget=budget)]
+    decisions = [
+        d
+        for inputs in fleet_inputs
+        for d in autotune(inputs, policy, now, source, budget=budget, from_git=from_git)
+    ]
     return guards.rate_limit(decisions, fleet, now, policy.limits)
