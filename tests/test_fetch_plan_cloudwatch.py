@@ -188,3 +188,21 @@ def test_naming_problems_are_reported_for_claims_that_read_nothing(
     doc = result.json()
     assert any("spec.resourcePrefix is not set" in p["message"] for p in doc["problems"])
     assert {d["claim"] for d in doc["decisions"]} == {"hot"}
+
+
+def test_analyze_reads_only_what_the_rules_of_the_claims_fields_read(
+    aws: str, repo_factory: RepoFactory
+) -> None:
+    """A claim that sets no lambdaMemory needs no memory metric and no cost: p99, errors, throttles."""
+    text = claim_text("hot", 1024, False).replace("  lambdaMemory: 1024\n", "")
+    work, _ = repo_factory({path("hot"): text, "policies/cloudwatch.yaml": MAPPING})
+    result = cli(
+        "analyze", "--repo", str(work), "--metrics", "cloudwatch", "--now", iso(NOW), "--output", "json"
+    )
+    assert result.code == 0, result.stderr
+    doc = result.json()
+    assert [d["field"] for d in doc["decisions"]] == ["spec.lambdaTimeout"]
+    # duration_p99 (the timeout rules and a guardrail), errors and throttles, for 2 functions;
+    # no Cost Explorer request.
+    assert doc["metricsCost"]["metricsRequested"] == 3 * 2
+    assert doc["metricsCost"]["apiCalls"] == 1
