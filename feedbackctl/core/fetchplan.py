@@ -67,9 +67,10 @@ class FetchPlan:
     fields: tuple[FieldPlan, ...] = ()
     triggers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # claim -> round 1
     later: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # claim -> round 2 if it fires
+    could_act: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # claim -> fields
 
     def acting(self, claim: str) -> tuple[str, ...]:
-        return tuple(f.field for f in self.fields if f.claim == claim and f.blocked_by is None)
+        return self.could_act.get(claim, ())
 
     @property
     def round_one(self) -> dict[str, tuple[str, ...]]:
@@ -88,6 +89,7 @@ def plan_fetch(
     fields: list[FieldPlan] = []
     triggers: dict[str, tuple[str, ...]] = {}
     later: dict[str, tuple[str, ...]] = {}
+    could_act: dict[str, tuple[str, ...]] = {}
     full = needed_metrics(policy)
     for inputs in fleet:
         name = inputs.claim.name
@@ -103,6 +105,8 @@ def plan_fetch(
                     fields.append(FieldPlan(name, f, rule, d.reason))
         except ClaimError:
             acting = []  # a bad value fails the claim's decisions whatever the metrics say
+        if acting:
+            could_act[name] = tuple(acting)
         if name in everything:
             triggers[name] = full
             continue
@@ -110,7 +114,7 @@ def plan_fetch(
         triggers[name] = trig
         if acting:
             later[name] = tuple(m for m in evidence_metrics(policy, acting) if m not in trig)
-    return FetchPlan(tuple(fields), triggers, later)
+    return FetchPlan(tuple(fields), triggers, later, could_act)
 
 
 def second_round(
