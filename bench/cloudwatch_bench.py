@@ -162,7 +162,7 @@ def main() -> None:
     for row in synthetic_plan() + tool_side() + against_moto():
         table.add_row(*row)
     for r in planner_alone() + autotune_against_moto():
-        table.add_row(r.name, f"{r.seconds:,.0f} of {r.floor:,.0f} {r.unit} ({r.ratio})", r.target, r.note)
+        table.add_row(r.name, f"{r.show(r.seconds)} of {r.show(r.floor)} ({r.ratio})", r.target, r.note)
     Console(width=150).print(table)
 
 
