@@ -151,7 +151,7 @@ def test_validating_claims_are_read_in_full() -> None:
     plan = fetchplan.plan_fetch(
         [inputs(claim("dev", autotune=False), {})], POLICY, NOW, SOURCE, everything={"dev"}
     )
-    assert plan.round_one == {"dev": fetchplan.needed_metrics(POLICY)}
+    assert plan.round_one == {"dev": fetchplan.needed_metrics(POLICY)}  # it sets both tuned fields
 
 
 def test_a_tenth_opted_in_reads_at_most_a_fifth() -> None:

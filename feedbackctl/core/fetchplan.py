@@ -54,6 +54,11 @@ def set_fields(inputs: ClaimInputs, policy: Policy) -> tuple[str, ...]:
     return tuple(f for f in policy.tuned_fields if inputs.claim.value(f) is not None)
 
 
+def claim_metrics(inputs: ClaimInputs, policy: Policy) -> tuple[str, ...]:
+    """Everything a decision of the claim can read: a full fetch (analyze, propose) asks for this."""
+    return evidence_metrics(policy, set_fields(inputs, policy))
+
+
 @dataclass(frozen=True)
 class FieldPlan:
     claim: str
@@ -90,7 +95,6 @@ def plan_fetch(
     triggers: dict[str, tuple[str, ...]] = {}
     later: dict[str, tuple[str, ...]] = {}
     could_act: dict[str, tuple[str, ...]] = {}
-    full = needed_metrics(policy)
     for inputs in fleet:
         name = inputs.claim.name
         acting: list[str] = []
@@ -108,7 +112,7 @@ def plan_fetch(
         if acting:
             could_act[name] = tuple(acting)
         if name in everything:
-            triggers[name] = full
+            triggers[name] = claim_metrics(inputs, policy)
             continue
         trig = tuple(dict.fromkeys(r.when.metric for f in acting for r in policy.rules_for(f)))
         triggers[name] = trig

@@ -77,8 +77,8 @@ def fetch(
 
 
 def claim_metrics(claim: Claim, policy: Policy) -> tuple[str, ...]:
-    """What analyze's and propose's decisions of ``claim`` can read (full evidence)."""
-    return fetchplan.evidence_metrics(policy, fetchplan.set_fields(ClaimInputs(claim), policy))
+    """What the decisions of ``claim`` can read: a full fetch (analyze, propose, fixtures)."""
+    return fetchplan.claim_metrics(ClaimInputs(claim), policy)
 
 
 def _in_rounds(
@@ -93,7 +93,7 @@ def _in_rounds(
     start, end = window
     # Naming problems (a template value unset, two claims on one series) are the
     # same as a full fetch would report: they come from git, not from the metrics.
-    batch = source.check([MetricRequest(c, fetchplan.needed_metrics(policy), start, end) for c in claims])
+    batch = source.check([MetricRequest(c, claim_metrics(c, policy), start, end) for c in claims])
     fleet = [ClaimInputs(c, histories=histories.for_claim(c.name)) for c in claims]
     plan = fetchplan.plan_fetch(fleet, policy, now, planned.source, planned.budget, planned.everything)
     ok = [c for c in claims if c.name not in batch.problems]
