@@ -7,7 +7,9 @@ where the seed says a human must decide instead). Blocked is an answer.
 Order matters: opt-in and trust first (who may act at all), then the time
 gates (flap freeze, cooldown, settling), then the size gates (step, bounds,
 change cap), then the risk ceiling. The global rate limit runs last, across
-all claims of a run.
+all claims of a run. The guards before the size gates read only git, so
+autotune runs them (and checks the fleet budget) before it reads a metric:
+``settled_by_git`` (docs/cloudwatch.md, "Fetching only what a decision can use").
 """
 
 from __future__ import annotations
