@@ -146,6 +146,8 @@ def cloudwatch(s: Sizes) -> list[Row]:
                     f"{size}; {calls}" + ("" if timed else f"; {seconds}"),
                 )
             )
+    if hasattr(mod, "planner_alone"):  # autotune's fetch plan: metrics requested, planned vs full
+        out += mod.planner_alone() + mod.autotune_against_moto()
     return out
 
 

@@ -45,6 +45,8 @@ class Row:
             return f"{value:.3f}"
         if self.unit == "calls":
             return f"{value:.0f} calls"
+        if self.unit == "metrics":
+            return f"{value:,.0f} metrics"
         if self.unit == "MB":
             return f"{value:.0f} MB"
         return f"{value:.2f}{self.unit}"

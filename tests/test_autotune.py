@@ -78,7 +78,12 @@ def test_seed_example_one_run_is_one_commit_256_to_384(repo_factory: RepoFactory
     }
     assert [e["type"] for e in data["events"]] == ["announce"]
     assert data["commits"][0]["sha"] == git_out(work, "rev-parse", "main")
-    assert data["summary"] == {"applied": 1, "blocked": 2, "hold": 1}
+    # A claim that does not opt in is blocked from git alone, its metrics unread (docs/cloudwatch.md).
+    assert {x["field"]: x["status"] for x in data["decisions"] if x["claim"] == "messagewall-dev"} == {
+        "spec.lambdaMemory": "blocked",
+        "spec.lambdaTimeout": "blocked",
+    }
+    assert data["summary"] == {"applied": 1, "blocked": 3}
     # The checked-out branch moved like `git merge --ff-only`: nothing left over.
     assert git_out(work, "status", "--porcelain") == ""
     assert (work / PROD_PATH).read_text() == claim_text(work) + "\n"

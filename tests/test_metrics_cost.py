@@ -213,6 +213,10 @@ def test_every_report_says_what_its_metric_reads_cost(aws: str, repo_factory: Re
                      "--output", "json", "--dry-run")  # fmt: skip
         assert result.code == 0, (command, result.stderr)
         cost = result.json()["metricsCost"]
+        if command == "autotune":
+            # The claim does not opt in: nothing can act, so nothing is read (docs/cloudwatch.md).
+            assert cost == {"apiCalls": 0, "metricsRequested": 0, "estimatedUSD": 0.0}
+            continue
         # One GetMetricData call holds all ten queries (2 functions x 5 metrics, 300
         # five-minute points each); one GetCostAndUsage page holds the week of costs.
         assert cost == {

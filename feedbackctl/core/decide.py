@@ -131,6 +131,29 @@ def _hold(
     )
 
 
+def trigger_check(
+    inputs: ClaimInputs, policy: Policy, tuning: AutoTune, rule: Rule, now: float, source: Source
+) -> tuple[WindowCheck, float]:
+    """Does ``rule``'s own condition (its trigger) hold? With the instant its data counts from.
+
+    Only a rule whose trigger holds reads its other metrics (``also``, sizing)
+    and the guardrails; autotune's fetch plan asks for those only then.
+    """
+    threshold, window = _threshold_for(rule, tuning)
+    vf = valid_from(rule.when.metric, inputs, policy)
+    check = check_window(
+        rule.when,
+        inputs.series.get(rule.when.metric),
+        inputs.claim.spec,
+        now=now,
+        window_minutes=window * TRUST_WINDOW_FACTOR.get(source.trust_level, 1),
+        valid_from=vf,
+        limits=policy.limits_for(rule.when.metric),
+        threshold=threshold,
+    )
+    return check, vf
+
+
 def _recommend_field(
     inputs: ClaimInputs, policy: Policy, tuning: AutoTune, name: str, now: float, source: Source
 ) -> Decision | None:
@@ -146,18 +169,7 @@ def _recommend_field(
     factor = TRUST_WINDOW_FACTOR.get(source.trust_level, 1)
     rules = sorted(policy.rules_for(name), key=lambda r: r.direction != "increase")
     for rule in rules:
-        threshold, window = _threshold_for(rule, tuning)
-        vf = valid_from(rule.when.metric, inputs, policy)
-        check = check_window(
-            rule.when,
-            inputs.series.get(rule.when.metric),
-            claim.spec,
-            now=now,
-            window_minutes=window * factor,
-            valid_from=vf,
-            limits=policy.limits_for(rule.when.metric),
-            threshold=threshold,
-        )
+        check, vf = trigger_check(inputs, policy, tuning, rule, now, source)
         any_enough = any_enough or check.enough
         if not check.holds:
             notes.append(Note(rule.name, "info", inputs.unknown(rule.when.metric, check.detail)))
@@ -290,14 +302,22 @@ def _recommend_field(
 def recommend(inputs: ClaimInputs, policy: Policy, now: datetime, source: Source) -> list[Decision]:
     """One decision per tuned field the claim sets (analyze's answer)."""
     tuning = parse_autotune(inputs.claim)
-    ts = now.timestamp()
     out = []
     for name in policy.tuned_fields:
-        d = _recommend_field(inputs, policy, tuning, name, ts, source)
+        d = _recommend_one(inputs, policy, tuning, name, now, source)
         if d is not None:
-            d = _with_units(d, policy)
-            out.append(_with_flap(_with_risk(d, inputs.claim, policy), inputs, policy, now))
+            out.append(d)
     return out
+
+
+def _recommend_one(
+    inputs: ClaimInputs, policy: Policy, tuning: AutoTune, name: str, now: datetime, source: Source
+) -> Decision | None:
+    d = _recommend_field(inputs, policy, tuning, name, now.timestamp(), source)
+    if d is None:
+        return None
+    d = _with_units(d, policy)
+    return _with_flap(_with_risk(d, inputs.claim, policy), inputs, policy, now)
 
 
 def _with_units(d: Decision, policy: Policy) -> Decision:
@@ -362,16 +382,55 @@ def autotune(
     now: datetime,
     source: Source,
     validation: StageEvidence | None = None,
+    *,
+    budget: guards.Budget | None = None,
+    from_git: bool = True,
 ) -> list[Decision]:
     """Recommendations passed through every per-claim runaway guard.
 
     ``validation`` is the evidence about the claim's validating claim when it
-    is in a later promotion stage (docs/validation.md).
+    is in a later promotion stage (docs/validation.md). ``budget`` is what the
+    fleet's rate limit leaves this run (None: not known here, the fleet guard
+    judges it later); when it is spent, no field reads a metric. Without
+    ``from_git`` (simulate, where every metric is free) a field a git-only
+    guard blocks is still recommended first, so the decision says which rule
+    wanted to act; the same fields are blocked either way.
     """
+    tuning = parse_autotune(inputs.claim)
     out = []
-    for d in recommend(inputs, policy, now, source):
-        out.append(guards.apply(guard_context(inputs, d.field, policy, now, source, validation), d))
+    for name in policy.tuned_fields:
+        d = settled_by_git(inputs, policy, name, now, source, budget) if from_git else None
+        if d is None:
+            d = _recommend_one(inputs, policy, tuning, name, now, source)
+            if d is None:
+                continue
+            d = guards.apply(guard_context(inputs, d.field, policy, now, source, validation), d)
+        out.append(d)
     return guards.one_change_per_claim(out, source)
+
+
+def settled_by_git(
+    inputs: ClaimInputs,
+    policy: Policy,
+    name: str,
+    now: datetime,
+    source: Source,
+    budget: guards.Budget | None = None,
+) -> Decision | None:
+    """Field ``name``'s auto-tune decision when git alone settles it, else None (the metrics decide).
+
+    A guard that reads no metric (opt-in, flap freeze, cooldown, ... and a
+    spent fleet budget) blocks the field whatever its metrics say, so the
+    decision is made without them: the same with a full fetch as with the
+    fetch plan that skips them (docs/cloudwatch.md). None too for a field the
+    claim does not set.
+    """
+    current = _number(inputs.claim, name)
+    if current is None:
+        return None
+    probe = Decision(inputs.claim.name, name, _as_value(current), Outcome.CHANGE, source=source.name)
+    probe = _with_flap(_with_risk(probe, inputs.claim, policy), inputs, policy, now)
+    return guards.settled_by_git(guard_context(inputs, name, policy, now, source), probe, budget)
 
 
 def autotune_fleet(
@@ -380,7 +439,14 @@ def autotune_fleet(
     now: datetime,
     source: Source,
     fleet: FleetHistory,
+    *,
+    from_git: bool = True,
 ) -> list[Decision]:
     """Auto-tune decisions for many claims, with the global rate limit applied."""
-    decisions = [d for inputs in fleet_inputs for d in autotune(inputs, policy, now, source)]
+    budget = guards.fleet_budget(fleet, now, policy.limits)
+    decisions = [
+        d
+        for inputs in fleet_inputs
+        for d in autotune(inputs, policy, now, source, budget=budget, from_git=from_git)
+    ]
     return guards.rate_limit(decisions, fleet, now, policy.limits)

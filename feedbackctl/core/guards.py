@@ -7,7 +7,9 @@ where the seed says a human must decide instead). Blocked is an answer.
 Order matters: opt-in and trust first (who may act at all), then the time
 gates (flap freeze, cooldown, settling), then the size gates (step, bounds,
 change cap), then the risk ceiling. The global rate limit runs last, across
-all claims of a run.
+all claims of a run. The guards before the size gates read only git, so
+autotune runs them (and checks the fleet budget) before it reads a metric:
+``settled_by_git`` (docs/cloudwatch.md, "Fetching only what a decision can use").
 """
 
 from __future__ import annotations
@@ -409,6 +411,54 @@ PER_CLAIM_GUARDS: tuple[Callable[[GuardContext, Decision], Decision], ...] = (
 )
 # Guards that explain why a field with no fresh data cannot act yet.
 TIME_GATES = (flap_freeze, cooldown, settling)
+# The head of PER_CLAIM_GUARDS: guards that read only git (the claim, its
+# autoTune block, its history, the source's registry entry), never a metric.
+GIT_ONLY_GUARDS = PER_CLAIM_GUARDS[: PER_CLAIM_GUARDS.index(step_limit)]
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What the fleet's rate limit leaves one run, from the trailers of the last 24 h."""
+
+    left: int
+    detail: str  # the rate-limit guard's note when it blocks
+
+
+def fleet_budget(fleet: FleetHistory, now: datetime, limits: Limits, slot: RunSlot | None = None) -> Budget:
+    """perRun (a shard: its share, less what its run id already made) and per24h, from the trailers."""
+    slot = slot or RunSlot()
+    since = now - timedelta(hours=24)
+    recent = sum(1 for _, c in fleet.recent if c.automated and c.at >= since)
+    share = shard_share(limits.rate_per_run, slot.index, slot.count)
+    made = sum(1 for _, c in fleet.recent if c.automated and slot.run is not None and c.run == slot.run)
+    per_run = f"{limits.rate_per_run} per run"
+    if slot.count > 1:
+        per_run += f" ({share} for shard {slot.index}/{slot.count})"
+    if made:
+        per_run += f", {made} made by run {slot.run} already"
+    return Budget(
+        max(0, min(share, limits.rate_per_run - made, limits.rate_per_24h - recent)),
+        f"{recent} auto-tunes in the last 24h (max {limits.rate_per_24h}), {per_run}",
+    )
+
+
+def settled_by_git(ctx: GuardContext, d: Decision, budget: Budget | None = None) -> Decision | None:
+    """``d`` (a would-be change) stopped by a guard that reads only git, or None: the metrics decide.
+
+    A field blocked here cannot act whatever its metrics say. A guard that
+    turns the change into a proposal (trust, shared value) does not settle it:
+    what a proposal proposes comes from the metrics. A spent fleet budget
+    (the rate limit, which runs last) blocks every field that got this far.
+    """
+    for guard in GIT_ONLY_GUARDS:
+        d = guard(ctx, d)
+        if d.outcome == Outcome.BLOCKED:
+            return d
+        if d.outcome != Outcome.CHANGE:
+            return None
+    if budget is not None and budget.left == 0:
+        return _stop(d, "rate-limit", budget.detail)
+    return None
 
 
 def apply(ctx: GuardContext, d: Decision) -> Decision:
@@ -489,28 +539,15 @@ def rate_limit(
     slot: RunSlot = RunSlot(),
 ) -> list[Decision]:
     """At most perRun changes a run (a shard: its share) and per24h in any rolling 24 h (from trailers)."""
-    since = now - timedelta(hours=24)
-    recent = sum(1 for _, c in fleet.recent if c.automated and c.at >= since)
-    share = shard_share(limits.rate_per_run, slot.index, slot.count)
-    made = sum(1 for _, c in fleet.recent if c.automated and slot.run is not None and c.run == slot.run)
-    budget = max(0, min(share, limits.rate_per_run - made, limits.rate_per_24h - recent))
-    per_run = f"{limits.rate_per_run} per run"
-    if slot.count > 1:
-        per_run += f" ({share} for shard {slot.index}/{slot.count})"
-    if made:
-        per_run += f", {made} made by run {slot.run} already"
+    budget = fleet_budget(fleet, now, limits, slot)
     out: list[Decision] = []
     order = sorted(range(len(decisions)), key=lambda i: (decisions[i].claim, decisions[i].field))
     granted: set[int] = set()
     for i in order:
-        if decisions[i].outcome == Outcome.CHANGE and len(granted) < budget:
+        if decisions[i].outcome == Outcome.CHANGE and len(granted) < budget.left:
             granted.add(i)
     for i, d in enumerate(decisions):
         if d.outcome == Outcome.CHANGE and i not in granted:
-            d = _stop(
-                d,
-                "rate-limit",
-                f"{recent} auto-tunes in the last 24h (max {limits.rate_per_24h}), {per_run}",
-            )
+            d = _stop(d, "rate-limit", budget.detail)
         out.append(d)
     return out

@@ -97,10 +97,17 @@ def autotune_stages(
     source: Source,
     fleet: FleetHistory,
     evidence: Mapping[str, StageEvidence],
+    *,
+    from_git: bool = True,
 ) -> list[Decision]:
     """``autotune_fleet`` with staging validation: guarded, promoted, then rate-limited."""
+    budget = guards.fleet_budget(fleet, now, policy.limits)
     decisions = [
-        d for i in fleet_inputs for d in autotune(i, policy, now, source, evidence.get(i.claim.name))
+        d
+        for i in fleet_inputs
+        for d in autotune(
+            i, policy, now, source, evidence.get(i.claim.name), budget=budget, from_git=from_git
+        )
     ]
     by_name = {i.claim.name: i for i in fleet_inputs}
     promoted = promote(decisions, by_name, evidence, policy, now, source)

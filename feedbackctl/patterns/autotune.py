@@ -35,7 +35,7 @@ from feedbackctl.core.models import Acknowledgement, Claim, Decision, Outcome
 from feedbackctl.core.promotion import promote
 from feedbackctl.core.tuning import parse_autotune
 from feedbackctl.errors import ClaimError, CommandError, ConflictError, FeedbackError, UsageError
-from feedbackctl.patterns import staging
+from feedbackctl.patterns import fetching, staging
 from feedbackctl.patterns.inputs import Gathered, Problem, add_baselines, gather
 from feedbackctl.patterns.proposals import acknowledgements
 from feedbackctl.patterns.staging import validated_trailer
@@ -75,6 +75,7 @@ class RunOptions:
     shard: Shard = ALL  # only these claims (the rate limits still count the whole fleet's trailers)
     sleep: Sleep = time.sleep  # tests pass a recorder; production waits
     run: str = field(default_factory=run_id)  # Feedback-Run: shared by the shards of one cron slot
+    plan_fetch: bool = True  # False: read every metric (tests compare both; docs/cloudwatch.md)
 
     @property
     def slot(self) -> guards.RunSlot:
@@ -118,6 +119,7 @@ def _decide(
     stages = stages or staging.Stages()
     series = {i.claim.name: i.series for i in gathered.inputs}
     evidence = staging.evidence(snapshot, stages, gathered.histories, series, now)
+    budget = guards.fleet_budget(gathered.histories.fleet, now, policy.limits, slot)
     for inputs in gathered.inputs:
         name = inputs.claim.name
         mine = {f: a for (c, f), a in acked.items() if c == name}
@@ -125,7 +127,9 @@ def _decide(
             if name in stages.errors:
                 raise stages.errors[name]
             acked_inputs = replace(inputs, acknowledgements=mine)
-            decisions.extend(autotune(acked_inputs, policy, now, gathered.source, evidence.get(name)))
+            decisions.extend(
+                autotune(acked_inputs, policy, now, gathered.source, evidence.get(name), budget=budget)
+            )
         except ClaimError as e:
             problems.append(Problem.of(e, inputs.claim))
     if evidence:
@@ -155,13 +159,22 @@ def opted_in(claim: Claim) -> bool:
 
 
 def evaluate(
-    snapshot: Snapshot, metrics: str | None, now: datetime, slot: guards.RunSlot = guards.RunSlot()
+    snapshot: Snapshot,
+    metrics: str | None,
+    now: datetime,
+    slot: guards.RunSlot = guards.RunSlot(),
+    *,
+    plan_fetch: bool = True,
 ) -> Evaluation:
     """Every decision of one run (``slot``: its id and shard), from one commit. Pure apart from reading."""
     stages = staging.stages_for(snapshot, now)
     validators = stages.validators
+    # Only the metrics a decision can use; a validating claim's are another's evidence.
+    plan = fetching.for_autotune(now, snapshot.settings.policy, validators, slot) if plan_fetch else None
     # A validating claim's values over time are its evidence, opted in or not.
-    gathered = gather(snapshot, metrics, now, values_for=lambda c: opted_in(c) or c.name in validators)
+    gathered = gather(
+        snapshot, metrics, now, values_for=lambda c: opted_in(c) or c.name in validators, planned=plan
+    )
     # A human's acks on the authority branch: inputs of the risk-ceiling guard.
     acked = acknowledgements(snapshot.repo, snapshot.commit, now)
     decisions, problems = _decide(gathered, snapshot, now, acked, stages, slot)
@@ -343,7 +356,7 @@ def _local(repo: GitRepo, ref: str | None, metrics: str | None, now: datetime, o
         snapshot = load_snapshot(repo, ref).restrict(opts.shard)
         if not opts.dry_run:
             repo.check_not_before(snapshot.commit, now)  # a back-dated run would corrupt later readers
-        ev = evaluate(snapshot, metrics, now, opts.slot)
+        ev = evaluate(snapshot, metrics, now, opts.slot, plan_fetch=opts.plan_fetch)
         out = _report(ev, now, opts.dry_run)
         out.report.extra["attempts"] = attempt + 1
         changes = granted(ev.decisions)
@@ -424,7 +437,7 @@ def _pushed(repo: GitRepo, ref: str | None, metrics: str | None, now: datetime, 
         snap = load_snapshot(repo, branch, at=remote_sha).restrict(opts.shard)
         if not opts.dry_run:
             repo.check_not_before(snap.commit, now)
-        ev = evaluate(snap, metrics, now, opts.slot)
+        ev = evaluate(snap, metrics, now, opts.slot, plan_fetch=opts.plan_fetch)
         out = _report(ev, now, opts.dry_run)
         out.report.extra["attempts"] = attempt + 1
         out.report.extra["remote"] = remote

@@ -15,18 +15,14 @@ from feedbackctl.authority.config import CONFIG_FILE, metrics_location
 from feedbackctl.authority.history import Histories, fill_baselines, load_histories, value_window
 from feedbackctl.authority.snapshot import Snapshot
 from feedbackctl.core.decide import SIZING_LOOKBACK_MINUTES, ClaimInputs
+from feedbackctl.core.fetchplan import needed_metrics as needed_metrics  # simulate's import
 from feedbackctl.core.models import Claim
-from feedbackctl.core.policy import Policy, Source
+from feedbackctl.core.policy import Source
 from feedbackctl.core.tuning import check_sources, check_trigger, parse_autotune
 from feedbackctl.errors import ClaimError, FeedbackError, UsageError
-from feedbackctl.sources.base import (
-    MetricRequest,
-    MetricsCost,
-    MetricSource,
-    ReadsRepoPolicies,
-    fetch_cost,
-    open_source,
-)
+from feedbackctl.patterns import fetching
+from feedbackctl.patterns.fetching import PlanFor
+from feedbackctl.sources.base import MetricsCost, MetricSource, ReadsRepoPolicies, open_source
 
 
 @dataclass(frozen=True)
@@ -61,14 +57,6 @@ class Gathered:
     histories: Histories
     warnings: list[str] = field(default_factory=list)
     metrics_cost: MetricsCost = field(default_factory=MetricsCost)
-
-
-def needed_metrics(policy: Policy) -> tuple[str, ...]:
-    names: list[str] = []
-    for r in policy.rules:
-        names += r.metrics
-    names += [g.when.metric for g in policy.guardrails]
-    return tuple(dict.fromkeys(names))
 
 
 def metric_source(snapshot: Snapshot, metrics: str | None) -> MetricSource:
@@ -136,21 +124,21 @@ def gather(
     *,
     claims: list[Claim] | None = None,
     values_for: Callable[[Claim], bool] | None = None,
+    planned: PlanFor | None = None,
 ) -> Gathered:
     """Metrics, histories and problems for every claim.
 
     ``values_for`` limits the search for changes by value (humans, merges) to
     the claims it accepts, over the value window only (autotune: the claims
     that opt in; the others can only be reported as not opted in).
+    ``planned`` (autotune) reads only the metrics a decision can use, from
+    what git already settles (``patterns/fetching.py``).
     """
     policy = snapshot.settings.policy
     problems = [Problem.of(e) for e in snapshot.errors]
     chosen = _valid_claims(snapshot, problems) if claims is None else claims
     source = metric_source(snapshot, metrics)
     start = (now - timedelta(minutes=SIZING_LOOKBACK_MINUTES)).timestamp()
-    wanted = needed_metrics(policy)
-    requests = [MetricRequest(c, wanted, start, now.timestamp()) for c in chosen]
-    batch = source.fetch(requests, now.timestamp())
     if values_for is None:
         histories = load_histories(snapshot.repo, snapshot.commit, chosen, policy, now)
     else:
@@ -163,23 +151,21 @@ def gather(
             value_claims={c.name for c in chosen if values_for(c)},
             value_span=value_window(policy, chosen, policy.source(source.name).trust_level),
         )
+    plan = planned(policy.source(source.name), histories) if planned is not None else None
+    fetched = fetching.fetch(source, chosen, policy, histories, (start, now.timestamp()), now, plan)
+    batch = fetched.batch
     inputs = []
     for c in chosen:
-        claim_problems = batch.problems.get(c.name, [])
-        problems.extend(Problem(c.name, _naming(c.name, p)) for p in claim_problems)
-        # One bad series stops only what needs it (the core names it in those decisions);
-        # any other problem means the claim's metrics cannot be trusted at all.
-        unreadable = batch.metric_problems.get(c.name, {})
-        if set(claim_problems) - set(unreadable.values()):
-            continue
-        series = {m: s for m, s in batch.series.get(c.name, {}).items() if m not in unreadable}
-        inputs.append(ClaimInputs(c, series, histories.for_claim(c.name), unreadable=unreadable))
+        problems.extend(Problem(c.name, _naming(c.name, p)) for p in batch.problems.get(c.name, []))
+        claim_inputs = fetching.inputs_of(c, batch, histories)
+        if claim_inputs is not None:
+            inputs.append(claim_inputs)
     warnings = [*batch.warnings, *(batch.absent[c.name] for c in chosen if c.name in batch.absent)]
     run_source = policy.source(source.name)
     refused = unregistered(snapshot, metrics, run_source)
     if refused is not None:
         problems.insert(0, refused)
-    return Gathered(inputs, problems, run_source, histories, warnings, fetch_cost(source, requests))
+    return Gathered(inputs, problems, run_source, histories, warnings, fetched.cost)
 
 
 def add_baselines(snapshot: Snapshot, gathered: Gathered, wanted: Collection[tuple[str, str]]) -> None:

@@ -515,10 +515,13 @@ class Simulation:
         fleet_inputs = self.inputs(t)
         if self.setup.guards:
             recent = FleetHistory(tuple((c, ch) for c, ch in self.fleet if t - ch.at < timedelta(hours=25)))
+            # Metrics cost nothing here: every blocked field still says which rule wanted to act.
             if self.pairs:
                 evidence = {later: self.evidence(earlier, t) for later, earlier in self.pairs.items()}
-                return autotune_stages(fleet_inputs, self.policy, t, self.source, recent, evidence)
-            return autotune_fleet(fleet_inputs, self.policy, t, self.source, recent)
+                return autotune_stages(
+                    fleet_inputs, self.policy, t, self.source, recent, evidence, from_git=False
+                )
+            return autotune_fleet(fleet_inputs, self.policy, t, self.source, recent, from_git=False)
         return [d for i in fleet_inputs for d in recommend(i, self.policy, t, self.source)]
 
     def apply(self, t: datetime, d: Decision) -> None:

@@ -157,12 +157,26 @@ class CloudWatchSource:
             self._mapping = load_mapping(self._override)
         return self._mapping
 
+    def check(self, requests: Sequence[MetricRequest]) -> MetricBatch:
+        """The problems a fetch of ``requests`` reports before it sends anything (no network).
+
+        They come from the claims and the mapping alone (a value a template
+        needs is unset, two claims name one series), so a run that fetches
+        only some of the metrics still reports every one of them.
+        """
+        batch = MetricBatch()
+        self._checked(requests, batch)
+        return batch
+
+    def _checked(self, requests: Sequence[MetricRequest], batch: MetricBatch) -> list[Query]:
+        queries = [q for q in self._queries(requests, batch) if q.claim not in batch.problems]
+        return self._without_shared_series(queries, batch)
+
     def fetch(self, requests: Sequence[MetricRequest], now: float) -> MetricBatch:
         batch = MetricBatch()
         self.stats = PullStats()
         self._session = None
-        queries = [q for q in self._queries(requests, batch) if q.claim not in batch.problems]
-        queries = self._without_shared_series(queries, batch)
+        queries = self._checked(requests, batch)
         for request in requests:
             if request.claim.name not in batch.problems:
                 batch.series.setdefault(request.claim.name, {})
