@@ -131,13 +131,13 @@ def test_planned_autotune_decides_like_a_full_fetch_for_fewer_metrics(
 
     result = cli(
         "autotune", "--repo", str(planned_repo), "--metrics", "cloudwatch", "--now", iso(NOW),
-        "--output", "json",
+        "--output", "json", env={"FEEDBACKCTL_RUN_ID": "slot-1"},
     )  # fmt: skip
     assert result.code == 0, result.stderr
     planned = result.json()
-    full = outcomes_json(
-        run_autotune(open_repo(full_repo), None, "cloudwatch", NOW, RunOptions(plan_fetch=False))
-    )
+    # One run id for both: the commits (their Feedback-Run trailer too) must be byte-identical.
+    every_metric = RunOptions(run="slot-1", plan_fetch=False)
+    full = outcomes_json(run_autotune(open_repo(full_repo), None, "cloudwatch", NOW, every_metric))
 
     assert comparable(planned) == comparable(full)
     assert git_out(planned_repo, "rev-parse", "main") == git_out(full_repo, "rev-parse", "main")
