@@ -7,7 +7,7 @@ a claim from the same evidence.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -20,6 +20,7 @@ from feedbackctl.core.policy import Policy, Source
 from feedbackctl.core.tuning import check_trigger, parse_autotune
 from feedbackctl.errors import ClaimError, FeedbackError, UsageError
 from feedbackctl.sources.base import (
+    MetricBatch,
     MetricRequest,
     MetricsCost,
     MetricSource,
@@ -111,15 +112,31 @@ def _naming(claim: str, problem: str) -> str:
     return f"{claim}: {problem}"
 
 
-def gather(
+@dataclass
+class Fleet:
+    """What a run reads once for all its claims: the source, histories and claim problems.
+
+    Series are read per batch of claims (``fetch_inputs``), so they never all sit in
+    memory at once (see docs/performance.md).
+    """
+
+    claims: list[Claim]
+    problems: list[Problem]
+    source: MetricSource
+    histories: Histories
+    start: float
+    metrics: tuple[str, ...]
+
+
+def prepare(
     snapshot: Snapshot,
     metrics: str | None,
     now: datetime,
     *,
     claims: list[Claim] | None = None,
     values_for: Callable[[Claim], bool] | None = None,
-) -> Gathered:
-    """Metrics, histories and problems for every claim.
+) -> Fleet:
+    """The usable claims, their histories and the problems found so far; no series yet.
 
     ``values_for`` limits the search for changes by value (humans, merges) to
     the claims it accepts, over the value window only (autotune: the claims
@@ -130,9 +147,6 @@ def gather(
     chosen = _valid_claims(snapshot, problems) if claims is None else claims
     source = metric_source(snapshot, metrics)
     start = (now - timedelta(minutes=SIZING_LOOKBACK_MINUTES)).timestamp()
-    wanted = needed_metrics(policy)
-    requests = [MetricRequest(c, wanted, start, now.timestamp()) for c in chosen]
-    batch = source.fetch(requests, now.timestamp())
     if values_for is None:
         histories = load_histories(snapshot.repo, snapshot.commit, chosen, policy, now)
     else:
@@ -145,8 +159,19 @@ def gather(
             value_claims={c.name for c in chosen if values_for(c)},
             value_span=value_window(policy, chosen, policy.source(source.name).trust_level),
         )
+    return Fleet(chosen, problems, source, histories, start, needed_metrics(policy))
+
+
+def requests_for(fleet: Fleet, claims: Sequence[Claim], now: datetime) -> list[MetricRequest]:
+    return [MetricRequest(c, fleet.metrics, fleet.start, now.timestamp()) for c in claims]
+
+
+def claim_inputs(
+    fleet: Fleet, claims: Sequence[Claim], batch: MetricBatch, problems: list[Problem]
+) -> list[ClaimInputs]:
+    """Each claim's inputs from a fetched ``batch``; its metric problems go to ``problems``."""
     inputs = []
-    for c in chosen:
+    for c in claims:
         claim_problems = batch.problems.get(c.name, [])
         problems.extend(Problem(c.name, _naming(c.name, p)) for p in claim_problems)
         # One bad series stops only what needs it (the core names it in those decisions);
@@ -155,10 +180,40 @@ def gather(
         if set(claim_problems) - set(unreadable.values()):
             continue
         series = {m: s for m, s in batch.series.get(c.name, {}).items() if m not in unreadable}
-        inputs.append(ClaimInputs(c, series, histories.for_claim(c.name), unreadable=unreadable))
-    warnings = [*batch.warnings, *(batch.absent[c.name] for c in chosen if c.name in batch.absent)]
+        inputs.append(ClaimInputs(c, series, fleet.histories.for_claim(c.name), unreadable=unreadable))
+    return inputs
+
+
+def absent_warnings(batch: MetricBatch, claims: Sequence[Claim]) -> list[str]:
+    return [batch.absent[c.name] for c in claims if c.name in batch.absent]
+
+
+def gather(
+    snapshot: Snapshot,
+    metrics: str | None,
+    now: datetime,
+    *,
+    claims: list[Claim] | None = None,
+    values_for: Callable[[Claim], bool] | None = None,
+) -> Gathered:
+    """Metrics, histories and problems for every claim, all at once (see ``prepare``).
+
+    analyze and autotune read a fleet in batches instead (patterns/batches.py).
+    """
+    fleet = prepare(snapshot, metrics, now, claims=claims, values_for=values_for)
+    chosen, problems = fleet.claims, fleet.problems
+    requests = requests_for(fleet, chosen, now)
+    batch = fleet.source.fetch(requests, now.timestamp())
+    inputs = claim_inputs(fleet, chosen, batch, problems)
+    warnings = [*batch.warnings, *absent_warnings(batch, chosen)]
+    policy = snapshot.settings.policy
     return Gathered(
-        inputs, problems, policy.source(source.name), histories, warnings, fetch_cost(source, requests)
+        inputs,
+        problems,
+        policy.source(fleet.source.name),
+        fleet.histories,
+        warnings,
+        fetch_cost(fleet.source, requests),
     )
 
 
