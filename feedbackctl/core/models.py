@@ -81,11 +81,11 @@ class Series:
         return int(self.ts.shape[0])
 
     def since(self, start: float) -> Series:
-        i = int(np.searchsorted(self.ts, start, side="left"))
+        i = int(self.ts.searchsorted(start, side="left"))
         return Series(self.metric, self.ts[i:], self.values[i:])
 
     def until(self, end: float) -> Series:
-        i = int(np.searchsorted(self.ts, end, side="right"))
+        i = int(self.ts.searchsorted(end, side="right"))
         return Series(self.metric, self.ts[:i], self.values[:i])
 
     @staticmethod
