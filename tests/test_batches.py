@@ -151,3 +151,26 @@ def test_every_claim_is_in_exactly_one_batch(size: int) -> None:
     assert sorted(c.name for g in groups for c in g) == sorted(c.name for c in claims)
     where = {c.name: k for k, g in enumerate(groups) for c in g}
     assert all(where[x] == where[y] for x, y in pairs.items())
+
+
+def test_a_fleet_report_is_written_in_slices_byte_for_byte(capsys: pytest.CaptureFixture[str]) -> None:
+    from feedbackctl.core.models import Decision, Note, Outcome
+    from feedbackctl.patterns.inputs import Problem
+    from feedbackctl.render import JSON_SLICE, Report, print_report_json, report_json
+
+    decisions = [
+        Decision(
+            f"app-{i:04d}",
+            "lambdaMemory",
+            256,
+            Outcome.HOLD,
+            notes=(Note("r", "info", 'say "decisions": []'),),
+        )
+        for i in range(2 * JSON_SLICE + 7)
+    ]
+    report = Report("analyze", T0, "main", "abc", decisions, [Problem("x", "bad")], ["w"], dry_run=True)
+    report.extra["metricsCost"] = {"apiCalls": 0}
+    print_report_json(report)
+    import json
+
+    assert capsys.readouterr().out == json.dumps(report_json(report), default=str) + "\n"
