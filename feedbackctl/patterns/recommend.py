@@ -27,10 +27,12 @@ from feedbackctl.core.decide import recommend
 from feedbackctl.core.guards import guardrail_fields
 from feedbackctl.core.models import Claim, Decision, Outcome
 from feedbackctl.errors import ClaimError, FeedbackError, UsageError
+from feedbackctl.patterns import analyzecache
 from feedbackctl.patterns.batches import open_stream
-from feedbackctl.patterns.inputs import Gathered, Problem, add_baselines
+from feedbackctl.patterns.inputs import Gathered, Problem, add_baselines, metric_source, needed_metrics
 from feedbackctl.patterns.proposals import human_identity
 from feedbackctl.render import Report
+from feedbackctl.sources.fixtures import FixtureSource
 
 KIND = "ConfigurationRecommendation"
 PENDING = "pending-review"
@@ -216,6 +218,27 @@ def _recommend_batch(
     return out
 
 
+def _answer(snapshot: Snapshot, metrics: str | None, now: datetime) -> analyzecache.Answer:
+    stream = open_stream(snapshot, metrics, now)
+    decisions: list[Decision] = []
+    decided: list[Problem] = []
+    for part in stream.batches(now):
+        decisions += _recommend_batch(snapshot, part, now, decided)
+    return analyzecache.Answer(decisions, stream.problems + decided, stream.warnings, stream.metrics_cost)
+
+
+def _answer_key(
+    snapshot: Snapshot, metrics: str | None, now: datetime, shard: Shard
+) -> analyzecache.Key | None:
+    """The inputs' fingerprint; None where they cannot be fingerprinted (CloudWatch)."""
+    source = metric_source(snapshot, metrics)
+    if not isinstance(source, FixtureSource):
+        return None
+    parts = [snapshot.commit, snapshot.branch, now.isoformat(), repr(shard), source.display, str(source.root)]
+    names = [c.name for c in snapshot.claims]
+    return analyzecache.key_of(parts, str(source.root), names, needed_metrics(snapshot.settings.policy))
+
+
 def analyze(
     repo: GitRepo,
     ref: str | None,
@@ -228,22 +251,23 @@ def analyze(
 ) -> Report:
     for _ in range(CAS_ATTEMPTS):
         snapshot = load_snapshot(repo, ref).restrict(shard)
-        stream = open_stream(snapshot, metrics, now)
-        decisions: list[Decision] = []
-        decided: list[Problem] = []
-        for part in stream.batches(now):
-            decisions += _recommend_batch(snapshot, part, now, decided)
+        key = _answer_key(snapshot, metrics, now, shard)
+        answer = analyzecache.load(repo.git_dir, key) if key is not None else None
+        if answer is None:
+            answer = _answer(snapshot, metrics, now)
+            if key is not None:
+                analyzecache.save(repo.git_dir, key, answer)
         report = Report(
             "analyze",
             now,
             snapshot.branch,
             snapshot.commit,
-            decisions=decisions,
-            problems=stream.problems + decided,
-            warnings=stream.warnings,
+            decisions=answer.decisions,
+            problems=list(answer.problems),
+            warnings=answer.warnings,
             dry_run=dry_run,
         )
-        report.extra["metricsCost"] = stream.metrics_cost.json()
+        report.extra["metricsCost"] = answer.metrics_cost.json()
         if not write_sidecars:
             return report
         plan = _plan_sidecars(snapshot, report.decisions, report.problems)
