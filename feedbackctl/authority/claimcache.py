@@ -15,6 +15,7 @@ import json
 import math
 import os
 import stat
+import sys
 import tempfile
 from collections.abc import Collection, Mapping
 from datetime import date, datetime
@@ -227,7 +228,9 @@ def _encode(v: Any) -> Any:
 
 
 def _decode(v: Any) -> Any:
-    if v is None or isinstance(v, bool | int | str):
+    if isinstance(v, str):
+        return sys.intern(v)
+    if v is None or isinstance(v, bool | int):
         return v
     (tag, body), *rest = _map(v).items() or [("", None)]
     if rest:
@@ -275,7 +278,9 @@ def _list(v: Any, length: int | None = None) -> list[Any]:
 def _str(v: Any) -> str:
     if not isinstance(v, str):
         raise _Invalid
-    return v
+    # Paths, field names and values repeat across a fleet's claims (a claim's path once
+    # per location): one copy each keeps 50,000 claims in a fraction of the memory.
+    return sys.intern(v)
 
 
 def _int(v: Any) -> int:

@@ -23,7 +23,7 @@ Scalar = int | float | str | bool | None
 PRODUCTION_ENVIRONMENTS = frozenset({"prod", "production", "prd"})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ValueLocation:
     """Where a scalar's text sits in a file at a commit, for minimal edits."""
 
@@ -93,7 +93,7 @@ class Series:
         return Series(metric, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FieldChange:
     """A change of one field's value, derived from git history.
 
@@ -195,7 +195,7 @@ Direction = Literal["increase", "decrease"]
 NoteEffect = Literal["fired", "shaped", "blocked", "info"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Evidence:
     metric: str
     statistic: str
@@ -230,7 +230,7 @@ def with_unit(value: float, unit: str) -> str:
     return f"{v:.4g}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Note:
     """One rule or guard that fired, shaped or blocked a decision, and why."""
 
@@ -239,7 +239,7 @@ class Note:
     detail: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Decision:
     claim: str
     field: str
