@@ -103,8 +103,9 @@ def bench(sizes: list[int], points: int, step: int) -> list[Row]:
                         _before(n, points, "cold")))
         rows.append(Row("analyze", f"warm ({label})", warm["seconds"], total_floor, "<= 0.7x",
                         _before(n, points, "warm")))
+        rss_note = "; ".join(x for x in (f"warm {warm['rss_mb']:.0f} MB", _before(n, points, "rss")) if x)
         rows.append(Row("analyze", f"peak RSS, cold ({label})", cold["rss_mb"], None, "<= 400 MB",
-                        f"warm {warm['rss_mb']:.0f} MB; {_before(n, points, 'rss')}", unit="MB"))
+                        rss_note, unit="MB"))
         per_claim.append((n, cold["seconds"]))
     rows += growth_rows("analyze", "cold", per_claim)
     return rows
