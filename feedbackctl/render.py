@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -157,6 +157,28 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2 if pretty else None, default=str) + "\n")
 
 
+# Decisions written per slice: a fleet's report (100k decisions, ~90 MB of JSON) is
+# never built whole in memory (docs/performance.md).
+JSON_SLICE = 1000
+
+
+def print_report_json(r: Report) -> None:
+    """``print_json(report_json(r))``, byte for byte, without holding the whole text."""
+    if len(r.decisions) <= PRETTY_JSON_MAX_DECISIONS:
+        print_json(report_json(r))
+        return
+    doc = report_json(replace(r, decisions=[]))
+    # No JSON string can hold this text unescaped, and the keys before it are scalars.
+    head, marker, tail = json.dumps(doc, default=str).partition('"decisions": []')
+    assert marker, "report_json lost its decisions key"
+    out = sys.stdout
+    out.write(head + '"decisions": [')
+    for i in range(0, len(r.decisions), JSON_SLICE):
+        part = ", ".join(json.dumps(decision_json(d), default=str) for d in r.decisions[i : i + JSON_SLICE])
+        out.write(part if i == 0 else ", " + part)
+    out.write("]" + tail + "\n")
+
+
 def _value(v: Any) -> str:
     return "-" if v is None else terminal_safe(v)
 
@@ -209,7 +231,7 @@ def print_cost_line(doc: Mapping[str, Any], out: Console) -> None:
 
 def print_report(r: Report, output: str, *, title: str) -> None:
     if output == "json":
-        print_json(report_json(r))
+        print_report_json(r)
     else:
         out = stdout()
         if r.decisions:

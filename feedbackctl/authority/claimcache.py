@@ -10,17 +10,20 @@ code on the next cron run. A file that does not validate is ignored whole.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import math
 import os
+import stat
+import sys
 import tempfile
 from collections.abc import Collection, Mapping
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from feedbackctl.authority.claims import parse_file
-from feedbackctl.boundedio import InputFileError, read_regular
+from feedbackctl.boundedio import InputFileError
 from feedbackctl.core.models import Claim, ValueLocation
 from feedbackctl.errors import FeedbackError
 
@@ -37,8 +40,7 @@ class ClaimCache:
         self.used: set[Key] = set()
         self.dirty = False
         try:
-            raw = read_regular(self.file, MAX_CACHE_BYTES, follow_symlinks=False)
-            self.entries = decode_entries(json.loads(raw))
+            self.entries = _read(self.file)
         except (OSError, InputFileError, ValueError, _Invalid):
             self.entries = {}
 
@@ -67,18 +69,58 @@ class ClaimCache:
         if not self.dirty and len(self.used) == len(self.entries):
             return
         keep = {k: v for k, v in self.entries.items() if k in self.used}
-        try:
-            text = json.dumps(encode_entries(keep), separators=(",", ":"), allow_nan=False)
-        except _Invalid:
-            return
+        tmp = None
         try:
             self.file.parent.mkdir(exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.file.parent, prefix=".claims-")
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
+                _write(fh, keep)
             os.replace(tmp, self.file)
-        except OSError:
-            pass
+        except (OSError, ValueError):
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+
+
+# --- the file: one JSON document, one entry a line ----------------------------------------
+# A fleet's cache is tens of MB: read and written an entry at a time, it is never
+# held whole (as text and as parsed JSON) beside the claims (docs/performance.md).
+_OPEN = f'{{"version":{CACHE_VERSION},"entries":[\n'
+_CLOSE = "]}\n"
+
+
+def _write(fh: TextIO, entries: Mapping[Key, Entry]) -> None:
+    fh.write(_OPEN)
+    first = True
+    for key, found in entries.items():
+        try:
+            item = encode_entries({key: found})["entries"]
+        except _Invalid:
+            continue
+        for e in item:
+            fh.write(("" if first else ",\n") + json.dumps(e, separators=(",", ":"), allow_nan=False))
+            first = False
+    fh.write("\n" + _CLOSE if not first else _CLOSE)
+
+
+def _read(file: Path) -> dict[Key, Entry]:
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(file, flags)
+    with os.fdopen(fd, "rb") as fh:
+        info = os.fstat(fh.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_CACHE_BYTES:
+            raise _Invalid
+        if fh.readline(len(_OPEN) + 1) != _OPEN.encode():
+            # Not laid out an entry a line (an older writer): the whole document, bounded.
+            fh.seek(0)
+            return decode_entries(json.loads(fh.read(MAX_CACHE_BYTES + 1)))
+        entries: dict[Key, Entry] = {}
+        for line in fh:
+            if line == _CLOSE.encode() or line == b"\n" + _CLOSE.encode():
+                return entries
+            entry = json.loads(line.rstrip(b",\n"))
+            entries.update(decode_entries({"version": CACHE_VERSION, "entries": [entry]}))
+    raise _Invalid  # cut short
 
 
 # --- the plain-data format --------------------------------------------------------------
@@ -186,7 +228,9 @@ def _encode(v: Any) -> Any:
 
 
 def _decode(v: Any) -> Any:
-    if v is None or isinstance(v, bool | int | str):
+    if isinstance(v, str):
+        return sys.intern(v)
+    if v is None or isinstance(v, bool | int):
         return v
     (tag, body), *rest = _map(v).items() or [("", None)]
     if rest:
@@ -234,7 +278,9 @@ def _list(v: Any, length: int | None = None) -> list[Any]:
 def _str(v: Any) -> str:
     if not isinstance(v, str):
         raise _Invalid
-    return v
+    # Paths, field names and values repeat across a fleet's claims (a claim's path once
+    # per location): one copy each keeps 50,000 claims in a fraction of the memory.
+    return sys.intern(v)
 
 
 def _int(v: Any) -> int:

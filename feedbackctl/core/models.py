@@ -23,7 +23,7 @@ Scalar = int | float | str | bool | None
 PRODUCTION_ENVIRONMENTS = frozenset({"prod", "production", "prd"})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ValueLocation:
     """Where a scalar's text sits in a file at a commit, for minimal edits."""
 
@@ -81,11 +81,11 @@ class Series:
         return int(self.ts.shape[0])
 
     def since(self, start: float) -> Series:
-        i = int(np.searchsorted(self.ts, start, side="left"))
+        i = int(self.ts.searchsorted(start, side="left"))
         return Series(self.metric, self.ts[i:], self.values[i:])
 
     def until(self, end: float) -> Series:
-        i = int(np.searchsorted(self.ts, end, side="right"))
+        i = int(self.ts.searchsorted(end, side="right"))
         return Series(self.metric, self.ts[:i], self.values[:i])
 
     @staticmethod
@@ -93,7 +93,7 @@ class Series:
         return Series(metric, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FieldChange:
     """A change of one field's value, derived from git history.
 
@@ -196,7 +196,7 @@ Direction = Literal["increase", "decrease"]
 NoteEffect = Literal["fired", "shaped", "blocked", "info"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Evidence:
     metric: str
     statistic: str
@@ -231,7 +231,7 @@ def with_unit(value: float, unit: str) -> str:
     return f"{v:.4g}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Note:
     """One rule or guard that fired, shaped or blocked a decision, and why."""
 
@@ -240,7 +240,7 @@ class Note:
     detail: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Decision:
     claim: str
     field: str

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from feedbackctl.core.models import Evidence, Series
 from feedbackctl.core.policy import Condition, Limits, Sizing
@@ -36,8 +37,17 @@ def max_gap_seconds(series: Series, limits: Limits) -> float:
     """The longest hole a window of ``series`` may have between two consecutive points."""
     if limits.max_gap_minutes is not None:
         return limits.max_gap_minutes * 60.0
-    usual = float(np.median(np.diff(series.ts))) if len(series) >= 2 else 0.0
-    return max(MIN_GAP_MINUTES * 60.0, GAP_SPACINGS * usual)
+    return max(MIN_GAP_MINUTES * 60.0, GAP_SPACINGS * median_spacing(series.ts))
+
+
+def median_spacing(ts: npt.NDArray[np.int64]) -> float:
+    """``np.median(np.diff(ts))``, exactly, for a fraction of its cost (it runs per rule and claim)."""
+    if ts.shape[0] < 2:
+        return 0.0
+    gaps = ts[1:] - ts[:-1]
+    gaps.sort()
+    n = gaps.shape[0]
+    return (float(gaps[(n - 1) // 2]) + float(gaps[n // 2])) / 2
 
 
 @dataclass(frozen=True)
@@ -100,8 +110,8 @@ def check_window(
             f"{n} {cond.metric} points cover the {window_minutes}m window too thinly "
             f"(need {limits.min_points}+ from its start)",
         )
-    gaps = np.diff(window.ts)
-    widest = int(np.argmax(gaps)) if gaps.size else 0
+    gaps = window.ts[1:] - window.ts[:-1]
+    widest = int(gaps.argmax()) if gaps.size else 0
     allowed = max_gap_seconds(known, limits)
     if gaps.size and float(gaps[widest]) > allowed:
         hole_start = datetime.fromtimestamp(float(window.ts[widest]), UTC)
@@ -114,10 +124,10 @@ def check_window(
             f"(max {allowed / 60:.0f}m between points, limits.maxGapMinutes)",
         )
     if cond.op == "above":
-        stat_name, stat = "min", float(np.min(window.values))
+        stat_name, stat = "min", float(window.values.min())
         holds = stat > limit
     else:
-        stat_name, stat = "max", float(np.max(window.values))
+        stat_name, stat = "max", float(window.values.max())
         holds = stat < limit
     evidence = Evidence(cond.metric, stat_name, window_minutes, n, stat, limit)
     verb = "held" if holds else "did not hold"

@@ -36,7 +36,8 @@ from feedbackctl.core.promotion import promote
 from feedbackctl.core.tuning import parse_autotune
 from feedbackctl.errors import ClaimError, CommandError, ConflictError, FeedbackError, UsageError
 from feedbackctl.patterns import fetching, staging
-from feedbackctl.patterns.inputs import Gathered, Problem, add_baselines, gather
+from feedbackctl.patterns.batches import open_stream
+from feedbackctl.patterns.inputs import Gathered, Problem, add_baselines
 from feedbackctl.patterns.proposals import acknowledgements
 from feedbackctl.patterns.staging import validated_trailer
 from feedbackctl.render import Report
@@ -112,7 +113,12 @@ def _decide(
     acked: Mapping[tuple[str, str], Acknowledgement],
     stages: staging.Stages | None = None,
     slot: guards.RunSlot = guards.RunSlot(),
-) -> tuple[list[Decision], list[Problem]]:
+) -> tuple[list[Decision], int, list[Problem]]:
+    """One batch's decisions before the fleet-wide rate limit.
+
+    The first ``own`` are the claims' own, in claim order; promotions into
+    validating claims that had no decision for the field follow them.
+    """
     policy = snapshot.settings.policy
     decisions: list[Decision] = []
     problems: list[Problem] = []
@@ -132,11 +138,38 @@ def _decide(
             )
         except ClaimError as e:
             problems.append(Problem.of(e, inputs.claim))
+    own = len(decisions)
     if evidence:
         by_name = {i.claim.name: i for i in gathered.inputs}
         decisions = promote(decisions, by_name, evidence, policy, now, gathered.source)
     decisions = [guards.validated_stage(d, evidence.get(d.claim), policy, now) for d in decisions]
-    return guards.rate_limit(decisions, gathered.histories.fleet, now, policy.limits, slot), problems
+    return decisions, own, problems
+
+
+def _in_fleet_order(
+    parts: Sequence[tuple[list[Decision], int]], claims: Sequence[Claim], pairs: Mapping[str, str]
+) -> list[Decision]:
+    """The batches' decisions in the order one pass over the whole fleet gives them.
+
+    Every claim's own decisions in claim order, then the promotions, each where
+    the later stage that asked for it stands.
+    """
+    position = {c.name: i for i, c in enumerate(claims)}
+    own: list[tuple[tuple[int, int], Decision]] = []
+    promoted: list[tuple[tuple[int, int, int], Decision]] = []
+    for decisions, n in parts:
+        for k, d in enumerate(decisions[:n]):
+            own.append(((position.get(d.claim, -1), k), d))
+        for j, p in enumerate(decisions[n:]):
+            asked = [
+                (position.get(d.claim, -1), k)
+                for k, d in enumerate(decisions[:n])
+                if d.field == p.field and pairs.get(d.claim) == p.claim
+            ]
+            promoted.append(((*min(asked, default=(-1, -1)), j), p))
+    own.sort(key=lambda x: x[0])
+    promoted.sort(key=lambda x: x[0])
+    return [d for _, d in own] + [d for _, d in promoted]
 
 
 def _candidates(decisions: Sequence[Decision]) -> set[tuple[str, str]]:
@@ -166,30 +199,45 @@ def evaluate(
     *,
     plan_fetch: bool = True,
 ) -> Evaluation:
-    """Every decision of one run (``slot``: its id and shard), from one commit. Pure apart from reading."""
+    """Every decision of one run (``slot``: its id and shard), from one commit. Pure apart from reading.
+
+    Series are read a batch of claims at a time (a staged claim beside its
+    validating claim); the rate limit then judges the whole fleet's candidates.
+    """
+    policy = snapshot.settings.policy
     stages = staging.stages_for(snapshot, now)
     validators = stages.validators
     # Only the metrics a decision can use; a validating claim's are another's evidence.
     plan = fetching.for_autotune(now, snapshot.settings.policy, validators, slot) if plan_fetch else None
     # A validating claim's values over time are its evidence, opted in or not.
-    gathered = gather(
-        snapshot, metrics, now, values_for=lambda c: opted_in(c) or c.name in validators, planned=plan
+    stream = open_stream(
+        snapshot,
+        metrics,
+        now,
+        values_for=lambda c: opted_in(c) or c.name in validators,
+        together=stages.pairs,
+        planned=plan,
     )
     # A human's acks on the authority branch: inputs of the risk-ceiling guard.
     acked = acknowledgements(snapshot.repo, snapshot.commit, now)
-    decisions, problems = _decide(gathered, snapshot, now, acked, stages, slot)
-    wanted = _candidates(decisions)
     # A guardrail relative to another field is judged against that field's baseline too.
-    relative = guards.guardrail_fields(snapshot.settings.policy)
-    wanted |= {(claim, f) for claim, _ in wanted for f in relative}
-    if wanted:
-        # Baselines can lie far back in history: look them up only for the
-        # fields the change cap will judge, then decide again with them.
-        add_baselines(snapshot, gathered, wanted)
-        decisions, problems = _decide(gathered, snapshot, now, acked, stages, slot)
-    return Evaluation(
-        snapshot, decisions, gathered.problems + problems, gathered.warnings, gathered.metrics_cost
-    )
+    relative = guards.guardrail_fields(policy)
+    parts: list[tuple[list[Decision], int]] = []
+    problems: list[Problem] = []
+    for part in stream.batches(now):
+        decisions, own, found = _decide(part, snapshot, now, acked, stages, slot)
+        wanted = _candidates(decisions)
+        wanted |= {(claim, f) for claim, _ in wanted for f in relative}
+        if wanted:
+            # Baselines can lie far back in history: look them up only for the
+            # fields the change cap will judge, then decide again with them.
+            add_baselines(snapshot, part, wanted)
+            decisions, own, found = _decide(part, snapshot, now, acked, stages, slot)
+        parts.append((decisions, own))
+        problems += found
+    ordered = _in_fleet_order(parts, stream.fleet.claims, stages.pairs)
+    decisions = guards.rate_limit(ordered, stream.fleet.histories.fleet, now, policy.limits, slot)
+    return Evaluation(snapshot, decisions, stream.problems + problems, stream.warnings, stream.metrics_cost)
 
 
 # --- writing --------------------------------------------------------------------

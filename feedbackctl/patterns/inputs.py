@@ -7,7 +7,7 @@ a claim from the same evidence.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -17,12 +17,18 @@ from feedbackctl.authority.snapshot import Snapshot
 from feedbackctl.core.decide import SIZING_LOOKBACK_MINUTES, ClaimInputs
 from feedbackctl.core.fetchplan import needed_metrics as needed_metrics  # simulate's import
 from feedbackctl.core.models import Claim
-from feedbackctl.core.policy import Source
+from feedbackctl.core.policy import Policy, Source
 from feedbackctl.core.tuning import check_sources, check_trigger, parse_autotune
 from feedbackctl.errors import ClaimError, FeedbackError, UsageError
 from feedbackctl.patterns import fetching
-from feedbackctl.patterns.fetching import PlanFor
-from feedbackctl.sources.base import MetricsCost, MetricSource, ReadsRepoPolicies, open_source
+from feedbackctl.sources.base import (
+    MetricBatch,
+    MetricRequest,
+    MetricsCost,
+    MetricSource,
+    ReadsRepoPolicies,
+    open_source,
+)
 
 
 @dataclass(frozen=True)
@@ -117,22 +123,35 @@ def _naming(claim: str, problem: str) -> str:
     return f"{claim}: {problem}"
 
 
-def gather(
+@dataclass
+class Fleet:
+    """What a run reads once for all its claims: the source, histories and claim problems.
+
+    Series are read per batch of claims (``fetch_inputs``), so they never all sit in
+    memory at once (see docs/performance.md).
+    """
+
+    claims: list[Claim]
+    problems: list[Problem]
+    source: MetricSource
+    histories: Histories
+    start: float
+    policy: Policy
+
+
+def prepare(
     snapshot: Snapshot,
     metrics: str | None,
     now: datetime,
     *,
     claims: list[Claim] | None = None,
     values_for: Callable[[Claim], bool] | None = None,
-    planned: PlanFor | None = None,
-) -> Gathered:
-    """Metrics, histories and problems for every claim.
+) -> Fleet:
+    """The usable claims, their histories and the problems found so far; no series yet.
 
     ``values_for`` limits the search for changes by value (humans, merges) to
     the claims it accepts, over the value window only (autotune: the claims
     that opt in; the others can only be reported as not opted in).
-    ``planned`` (autotune) reads only the metrics a decision can use, from
-    what git already settles (``patterns/fetching.py``).
     """
     policy = snapshot.settings.policy
     problems = [Problem.of(e) for e in snapshot.errors]
@@ -151,21 +170,57 @@ def gather(
             value_claims={c.name for c in chosen if values_for(c)},
             value_span=value_window(policy, chosen, policy.source(source.name).trust_level),
         )
-    plan = planned(policy.source(source.name), histories) if planned is not None else None
-    fetched = fetching.fetch(source, chosen, policy, histories, (start, now.timestamp()), now, plan)
-    batch = fetched.batch
-    inputs = []
-    for c in chosen:
-        problems.extend(Problem(c.name, _naming(c.name, p)) for p in batch.problems.get(c.name, []))
-        claim_inputs = fetching.inputs_of(c, batch, histories)
-        if claim_inputs is not None:
-            inputs.append(claim_inputs)
-    warnings = [*batch.warnings, *(batch.absent[c.name] for c in chosen if c.name in batch.absent)]
-    run_source = policy.source(source.name)
-    refused = unregistered(snapshot, metrics, run_source)
+    refused = unregistered(snapshot, metrics, policy.source(source.name))
     if refused is not None:
         problems.insert(0, refused)
-    return Gathered(inputs, problems, run_source, histories, warnings, fetched.cost)
+    return Fleet(chosen, problems, source, histories, start, policy)
+
+
+def requests_for(fleet: Fleet, claims: Sequence[Claim], now: datetime) -> list[MetricRequest]:
+    """A full fetch of ``claims``: what their decisions can read (analyze, propose, fixtures)."""
+    end = now.timestamp()
+    return [MetricRequest(c, fetching.claim_metrics(c, fleet.policy), fleet.start, end) for c in claims]
+
+
+def claim_inputs(
+    fleet: Fleet, claims: Sequence[Claim], batch: MetricBatch, problems: list[Problem]
+) -> list[ClaimInputs]:
+    """Each claim's inputs from a fetched ``batch``; its metric problems go to ``problems``."""
+    inputs = []
+    for c in claims:
+        problems.extend(Problem(c.name, _naming(c.name, p)) for p in batch.problems.get(c.name, []))
+        found = fetching.inputs_of(c, batch, fleet.histories)
+        if found is not None:
+            inputs.append(found)
+    return inputs
+
+
+def absent_warnings(batch: MetricBatch, claims: Sequence[Claim]) -> list[str]:
+    return [batch.absent[c.name] for c in claims if c.name in batch.absent]
+
+
+def gather(
+    snapshot: Snapshot,
+    metrics: str | None,
+    now: datetime,
+    *,
+    claims: list[Claim] | None = None,
+    values_for: Callable[[Claim], bool] | None = None,
+) -> Gathered:
+    """Metrics, histories and problems for every claim, all at once (see ``prepare``).
+
+    analyze and autotune read a fleet in batches instead (patterns/batches.py).
+    """
+    fleet = prepare(snapshot, metrics, now, claims=claims, values_for=values_for)
+    chosen, problems = fleet.claims, fleet.problems
+    fetched = fetching.fetch(
+        fleet.source, chosen, fleet.policy, fleet.histories, (fleet.start, now.timestamp()), now
+    )
+    batch = fetched.batch
+    inputs = claim_inputs(fleet, chosen, batch, problems)
+    warnings = [*batch.warnings, *absent_warnings(batch, chosen)]
+    source = fleet.policy.source(fleet.source.name)
+    return Gathered(inputs, problems, source, fleet.histories, warnings, fetched.cost)
 
 
 def add_baselines(snapshot: Snapshot, gathered: Gathered, wanted: Collection[tuple[str, str]]) -> None:

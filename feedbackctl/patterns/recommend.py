@@ -28,13 +28,22 @@ from feedbackctl.authority.shard import ALL, Shard
 from feedbackctl.authority.snapshot import Snapshot, branch_of, load_snapshot
 from feedbackctl.authority.writer import Plan, Staging, commit_plan, decision_trailer, trailer
 from feedbackctl.authority.yamldoc import YamlError, load_data
-from feedbackctl.core.decide import ClaimInputs, recommend
+from feedbackctl.core.decide import recommend
 from feedbackctl.core.guards import guardrail_fields
 from feedbackctl.core.models import Claim, Decision, Outcome
 from feedbackctl.errors import ClaimError, ConflictError, FeedbackError, UsageError
-from feedbackctl.patterns.inputs import Gathered, Problem, add_baselines, gather
+from feedbackctl.patterns import analyzecache
+from feedbackctl.patterns.batches import open_stream
+from feedbackctl.patterns.inputs import (
+    Gathered,
+    Problem,
+    add_baselines,
+    metric_source,
+    needed_metrics,
+)
 from feedbackctl.patterns.proposals import human_identity, ident_text, outside_bounds, policy_check
 from feedbackctl.render import Report
+from feedbackctl.sources.fixtures import FixtureSource
 
 KIND = "ConfigurationRecommendation"
 PENDING = "pending-review"
@@ -180,24 +189,65 @@ def _plan_sidecars(snapshot: Snapshot, decisions: list[Decision], problems: list
     return plan
 
 
-def _with_guardrail_baselines(snapshot: Snapshot, gathered: Gathered, now: datetime) -> list[ClaimInputs]:
-    """The inputs, with baselines of the fields a guardrail is relative to where a change is recommended.
+def _recommend_batch(
+    snapshot: Snapshot, part: Gathered, now: datetime, problems: list[Problem]
+) -> list[Decision]:
+    """One batch's decisions, with the baselines of the fields a guardrail is relative to.
 
-    Only for the claims a guardrail might otherwise wave through on a tuned value.
+    Baselines are looked up only for the claims where a change is recommended (a
+    guardrail might otherwise wave one through on a tuned value); only those
+    claims are decided again.
     """
     policy = snapshot.settings.policy
+    results: list[list[Decision] | ClaimError] = []
     wanted: set[tuple[str, str]] = set()
-    for inputs in gathered.inputs:
+    for inputs in part.inputs:
         try:
-            decisions = recommend(inputs, policy, now, gathered.source)
-        except ClaimError:
-            continue  # reported by the caller's own pass
+            decisions = recommend(inputs, policy, now, part.source)
+        except ClaimError as e:
+            results.append(e)
+            continue
+        results.append(decisions)
         for d in decisions:
             if d.outcome == Outcome.CHANGE and d.direction is not None:
                 wanted |= {(d.claim, f) for f in guardrail_fields(policy, d.direction)}
     if wanted:
-        add_baselines(snapshot, gathered, wanted)
-    return list(gathered.inputs)
+        add_baselines(snapshot, part, wanted)
+        again = {claim for claim, _ in wanted}
+        for k, inputs in enumerate(part.inputs):
+            if inputs.claim.name in again:
+                try:
+                    results[k] = recommend(inputs, policy, now, part.source)
+                except ClaimError as e:
+                    results[k] = e
+    out: list[Decision] = []
+    for inputs, result in zip(part.inputs, results, strict=True):
+        if isinstance(result, ClaimError):
+            problems.append(Problem.of(result, inputs.claim))
+        else:
+            out.extend(result)
+    return out
+
+
+def _answer(snapshot: Snapshot, metrics: str | None, now: datetime) -> analyzecache.Answer:
+    stream = open_stream(snapshot, metrics, now)
+    decisions: list[Decision] = []
+    decided: list[Problem] = []
+    for part in stream.batches(now):
+        decisions += _recommend_batch(snapshot, part, now, decided)
+    return analyzecache.Answer(decisions, stream.problems + decided, stream.warnings, stream.metrics_cost)
+
+
+def _answer_key(
+    snapshot: Snapshot, metrics: str | None, now: datetime, shard: Shard
+) -> analyzecache.Key | None:
+    """The inputs' fingerprint; None where they cannot be fingerprinted (CloudWatch)."""
+    source = metric_source(snapshot, metrics)
+    if not isinstance(source, FixtureSource):
+        return None
+    parts = [snapshot.commit, snapshot.branch, now.isoformat(), repr(shard), source.display, str(source.root)]
+    names = [c.name for c in snapshot.claims]
+    return analyzecache.key_of(parts, str(source.root), names, needed_metrics(snapshot.settings.policy))
 
 
 def analyze(
@@ -212,22 +262,23 @@ def analyze(
 ) -> Report:
     for _ in range(CAS_ATTEMPTS):
         snapshot = load_snapshot(repo, ref).restrict(shard)
-        gathered = gather(snapshot, metrics, now)
+        key = _answer_key(snapshot, metrics, now, shard)
+        answer = analyzecache.load(repo.git_dir, key) if key is not None else None
+        if answer is None:
+            answer = _answer(snapshot, metrics, now)
+            if key is not None:
+                analyzecache.save(repo.git_dir, key, answer)
         report = Report(
             "analyze",
             now,
             snapshot.branch,
             snapshot.commit,
-            problems=gathered.problems,
-            warnings=gathered.warnings,
+            decisions=answer.decisions,
+            problems=list(answer.problems),
+            warnings=answer.warnings,
             dry_run=dry_run,
         )
-        report.extra["metricsCost"] = gathered.metrics_cost.json()
-        for inputs in _with_guardrail_baselines(snapshot, gathered, now):
-            try:
-                report.decisions.extend(recommend(inputs, snapshot.settings.policy, now, gathered.source))
-            except ClaimError as e:
-                report.problems.append(Problem.of(e, inputs.claim))
+        report.extra["metricsCost"] = answer.metrics_cost.json()
         if not write_sidecars:
             return report
         plan = _plan_sidecars(snapshot, report.decisions, report.problems)

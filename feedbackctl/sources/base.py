@@ -8,7 +8,7 @@ processed (SPEC section 8).
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -84,6 +84,44 @@ def fetch_cost(source: object, requests: Sequence[MetricRequest]) -> MetricsCost
     if isinstance(source, ReportsCost):
         return source.cost()
     return MetricsCost(metrics_requested=sum(len(r.metrics) for r in requests))
+
+
+@runtime_checkable
+class FetchesInBatches(Protocol):
+    """A source that reads several groups of requests as one run (fixtures: one notice for all)."""
+
+    def fetch_batches(
+        self, groups: Sequence[Sequence[MetricRequest]], now: float
+    ) -> Iterator[MetricBatch]: ...
+
+
+def fetch_batches(
+    source: MetricSource, groups: Sequence[Sequence[MetricRequest]], now: float
+) -> Iterator[tuple[MetricBatch, MetricsCost]]:
+    """Each group's batch, read when the caller asks for it, with what reading it cost.
+
+    A source-wide notice repeated by several groups (a secondary source that
+    could not be read) is kept once, where it first appears.
+    """
+    batches = (
+        source.fetch_batches(groups, now)
+        if isinstance(source, FetchesInBatches)
+        else (source.fetch(g, now) for g in groups)
+    )
+    seen: set[str] = set()
+    for group, batch in zip(groups, batches, strict=True):
+        fresh = [w for w in batch.warnings if w not in seen]
+        seen.update(fresh)
+        batch.warnings = fresh
+        yield batch, fetch_cost(source, group)
+
+
+def total_cost(costs: Iterable[MetricsCost]) -> MetricsCost:
+    calls = metrics = 0
+    usd = 0.0
+    for c in costs:
+        calls, metrics, usd = calls + c.api_calls, metrics + c.metrics_requested, usd + c.estimated_usd
+    return MetricsCost(calls, metrics, usd)
 
 
 class MetricSource(Protocol):

@@ -110,6 +110,23 @@ class FixtureSource:
         return cls(root, path)
 
     def fetch(self, requests: Sequence[MetricRequest], now: float) -> MetricBatch:
+        return next(self.fetch_batches([requests], now))
+
+    def fetch_batches(self, groups: Sequence[Sequence[MetricRequest]], now: float) -> Iterator[MetricBatch]:
+        """One batch per group, read when asked for; the last one carries the run-wide notices."""
+        later = [0, 0]  # points after now, files holding them
+        for k, requests in enumerate(groups):
+            batch = self._fetch(requests, now, later)
+            if k == len(groups) - 1 and later[0]:
+                at = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                n, files = later
+                batch.warnings.append(
+                    f"{self.display}: {n} point{'s' if n != 1 else ''} in {files} "
+                    f"file{'s' if files != 1 else ''} after {at} left out (not yet known at that time)"
+                )
+            yield batch
+
+    def _fetch(self, requests: Sequence[MetricRequest], now: float, later_total: list[int]) -> MetricBatch:
         batch = MetricBatch()
         files: list[_File] = []
         unsafe_metric = {m: _unsafe_component(m) for r in requests for m in r.metrics}
@@ -148,13 +165,8 @@ class FixtureSource:
                 batch.add_metric_problem(file.claim, file.metric, result)
             else:
                 batch.add_series(file.claim, result)
-        if sum(later):
-            at = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            n, k = sum(later), sum(1 for c in later if c)
-            batch.warnings.append(
-                f"{self.display}: {n} point{'s' if n != 1 else ''} in {k} file{'s' if k != 1 else ''} "
-                f"after {at} left out (not yet known at that time)"
-            )
+        later_total[0] += sum(later)
+        later_total[1] += sum(1 for c in later if c)
         return batch
 
     def _read(self, claim_dir: str, claim: str, metric: str, request: MetricRequest) -> _File | str | None:
