@@ -30,7 +30,8 @@ def named(name: str, text: str = PROD_CLAIM, environment: str = "prod") -> str:
 
 def run(command: str, repo: Path, metrics: Path, batch: int | None, *extra: str) -> Result:
     """``--output json`` with ``batch`` claims per batch (None: the default)."""
-    env = {BATCH_ENV: "" if batch is None else str(batch)}
+    # One run id: the commits (their Feedback-Run trailer too) must be byte-identical.
+    env = {BATCH_ENV: "" if batch is None else str(batch), "FEEDBACKCTL_RUN_ID": "slot-1"}
     args = ["--repo", str(repo), "--metrics", str(metrics), "--now", iso(T0), "--output", "json"]
     return cli(command, *args, *extra, env=env)
 
