@@ -22,6 +22,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from feedbackctl.authority import shapes
 from feedbackctl.authority.claims import parse_file
 from feedbackctl.boundedio import InputFileError
 from feedbackctl.core.models import Claim, ValueLocation
@@ -126,8 +127,7 @@ def _read(file: Path) -> dict[Key, Entry]:
 # --- the plain-data format --------------------------------------------------------------
 
 
-class _Invalid(Exception):
-    """A cache file (or entry) that is not what this version writes."""
+_Invalid = shapes.Invalid
 
 
 def encode_entries(entries: Mapping[Key, Entry]) -> dict[str, Any]:
@@ -263,21 +263,11 @@ def _decode(v: Any) -> Any:
     raise _Invalid
 
 
-def _map(v: Any) -> dict[str, Any]:
-    if not isinstance(v, dict):
-        raise _Invalid
-    return v
-
-
-def _list(v: Any, length: int | None = None) -> list[Any]:
-    if not isinstance(v, list) or (length is not None and len(v) != length):
-        raise _Invalid
-    return v
+_map, _list = shapes.mapping, shapes.items
 
 
 def _str(v: Any) -> str:
-    if not isinstance(v, str):
-        raise _Invalid
+    v = shapes.text(v)
     # Paths, field names and values repeat across a fleet's claims (a claim's path once
     # per location): one copy each keeps 50,000 claims in a fraction of the memory.
     return sys.intern(v)

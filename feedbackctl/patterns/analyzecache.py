@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from feedbackctl.authority import shapes
 from feedbackctl.core.models import Decision, Evidence, Note, Outcome
 from feedbackctl.patterns.inputs import Problem
 from feedbackctl.sources.base import MetricsCost
@@ -45,8 +46,7 @@ class Answer:
     metrics_cost: MetricsCost
 
 
-class _Invalid(Exception):
-    pass
+_Invalid = shapes.Invalid
 
 
 def _code_digest() -> str:
@@ -223,22 +223,7 @@ def _pair(v: Any) -> tuple[Any, Any]:
     return a, b
 
 
-def _dict(v: Any) -> dict[str, Any]:
-    if not isinstance(v, dict):
-        raise _Invalid
-    return v
-
-
-def _list(v: Any, length: int | None = None) -> list[Any]:
-    if not isinstance(v, list) or (length is not None and len(v) != length):
-        raise _Invalid
-    return v
-
-
-def _str(v: Any) -> str:
-    if not isinstance(v, str):
-        raise _Invalid
-    return v
+_dict, _list, _str = shapes.mapping, shapes.items, shapes.text
 
 
 def _opt(v: Any) -> str | None:
