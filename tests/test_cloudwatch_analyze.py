@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from tests.clirun import cli
-from tests.cwdata import client, put, write_fixture
+from tests.cwdata import P99_AS_MAXIMUM, client, put, write_fixture
 from tests.gitutil import RepoFactory, commit_files
 
 NOW_ISO = "2026-11-08T00:00:00Z"
@@ -93,18 +93,7 @@ guardrails:
     when: {metric: duration_p99, above: 0.8, relativeTo: lambdaTimeout, scale: 1000}
     windowMinutes: 360
 """
-# moto 5 cannot compute percentiles (it answers HTTP 500), so the hourly points
-# put into Duration are the hour's p99 already and are read back with Maximum.
-MAPPING = """\
-period: 3600
-metrics:
-  duration_p99:
-    namespace: AWS/Lambda
-    metricName: Duration
-    dimensions: {FunctionName: "{function}"}
-    stat: Maximum
-    combine: max
-"""
+MAPPING = "period: 3600\n" + P99_AS_MAXIMUM  # hourly points
 
 Gen = Callable[[np.random.Generator, int], np.ndarray]
 

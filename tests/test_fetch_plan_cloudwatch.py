@@ -20,20 +20,11 @@ from feedbackctl.commands.autotune import outcomes_json
 from feedbackctl.patterns.autotune import RunOptions, run_autotune
 from tests.autotunefix import auto_trailers, iso, trailer_commit
 from tests.clirun import cli
-from tests.cwdata import client, put
+from tests.cwdata import P99_AS_MAXIMUM, client, put
 from tests.gitutil import RepoFactory, git_out
 
 NOW = datetime(2026, 11, 8, tzinfo=UTC)
-# moto answers percentile statistics with HTTP 500: read p99 as the maximum.
-MAPPING = """\
-metrics:
-  duration_p99:
-    namespace: AWS/Lambda
-    metricName: Duration
-    dimensions: {FunctionName: "{function}"}
-    stat: Maximum
-    combine: max
-"""
+MAPPING = P99_AS_MAXIMUM
 AUTOTUNE = """\
   autoTune:
     enabled: true

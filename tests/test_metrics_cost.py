@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.clirun import cli
-from tests.cwdata import client, put
+from tests.cwdata import P99_AS_MAXIMUM, client, put
 from tests.gitutil import RepoFactory
 
 NOW_ISO = "2026-11-08T00:00:00Z"
@@ -41,16 +41,7 @@ FUNCTIONS = ("orders-api-handler", "orders-snapshot-writer")
 # maps: memory_utilization, used_memory_max, duration_p99, errors, throttles.
 # Each is one query per function; cost_daily comes from Cost Explorer instead.
 CLOUDWATCH_METRICS_PER_FUNCTION = 5
-# moto answers percentile statistics with HTTP 500: read p99 as the hourly maximum.
-MAPPING = """\
-metrics:
-  duration_p99:
-    namespace: AWS/Lambda
-    metricName: Duration
-    dimensions: {FunctionName: "{function}"}
-    stat: Maximum
-    combine: max
-"""
+MAPPING = P99_AS_MAXIMUM
 
 
 def load_over_provisioned_week() -> None:
