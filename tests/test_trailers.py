@@ -110,6 +110,12 @@ def test_group_starts_a_new_change_when_a_key_repeats() -> None:
     ]
 
 
+def test_a_title_of_comment_lines_ends_at_the_first_blank_line_as_in_git() -> None:
+    # git log '%(trailers)' reads this trailer (its title loop skips comment lines).
+    assert parse_trailers("#\n\nFeedback-Kind: auto-tune\n") == [{"Feedback-Kind": "auto-tune"}]
+    assert parse_trailers("# note\nFeedback-Kind: auto-tune\n") == []  # all title
+
+
 def test_parse_of_plain_message_is_empty() -> None:
     assert parse_trailers("Fix typo\n\nJust words.\n") == []
 

@@ -131,10 +131,21 @@ def _is_block(paragraph: Sequence[str]) -> bool:
     return trailers > 0 and (others == 0 or (recognised and trailers * 3 >= others))
 
 
+def _body(text: str) -> list[list[str]]:
+    """The paragraphs after the title, found as git finds the title.
+
+    The title runs to the first blank line, comment lines skipped (so a title
+    made only of comment lines still ends there), and is never trailers.
+    """
+    lines = text.replace("\r\n", "\n").split("\n")
+    end = next((i for i, line in enumerate(lines) if not line.startswith("#") and not line.strip()), None)
+    return [] if end is None else _paragraphs("\n".join(lines[end + 1 :]))
+
+
 def _block(text: str) -> list[str]:
-    """The final trailer block of a message (the subject paragraph never is one)."""
-    paragraphs = _paragraphs(text)
-    if len(paragraphs) < 2 or not _is_block(paragraphs[-1]):
+    """The final trailer block of a message."""
+    paragraphs = _body(text)
+    if not paragraphs or not _is_block(paragraphs[-1]):
         return []
     return paragraphs[-1]
 
@@ -175,7 +186,7 @@ def stray_kinds(text: str) -> list[str]:
     commit as automated, and the audit flags it.
     """
     block = set(_block(text))
-    paragraphs = _paragraphs(text)[1:]
+    paragraphs = _body(text)
     return [
         value
         for key, value in _pairs([line for p in paragraphs for line in p if line not in block])
