@@ -10,13 +10,11 @@ code on the next cron run. A file that does not validate is ignored whole.
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import math
 import os
 import stat
 import sys
-import tempfile
 from collections.abc import Collection, Mapping
 from datetime import date, datetime
 from pathlib import Path
@@ -70,17 +68,7 @@ class ClaimCache:
         if not self.dirty and len(self.used) == len(self.entries):
             return
         keep = {k: v for k, v in self.entries.items() if k in self.used}
-        tmp = None
-        try:
-            self.file.parent.mkdir(exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.file.parent, prefix=".claims-")
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                _write(fh, keep)
-            os.replace(tmp, self.file)
-        except (OSError, ValueError):
-            if tmp is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
+        shapes.write_atomically(self.file, ".claims-", lambda fh: _write(fh, keep))
 
 
 # --- the file: one JSON document, one entry a line ----------------------------------------

@@ -33,8 +33,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from feedbackctl.authority import commits as _commits
+from feedbackctl.authority import shapes
 from feedbackctl.authority.claimcache import _int, _Invalid, _list, _map, _str
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.boundedio import InputFileError, read_regular
@@ -313,14 +312,7 @@ def _save(repo: GitRepo, key: str, walk: _Walk) -> None:
 
 def _write(file: Path, text: str) -> None:
     """Atomically; a git dir that cannot be written just remembers nothing."""
-    try:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=".log-")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, file)
-    except OSError:
-        pass
+    shapes.write_atomically(file, ".log-", lambda fh: fh.write(text))
 
 
 def _stamp(file: Path) -> tuple[int, int] | None:

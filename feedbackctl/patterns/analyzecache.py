@@ -20,12 +20,11 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from feedbackctl.authority import shapes
 from feedbackctl.core.models import Decision, Evidence, Note, Outcome
@@ -130,17 +129,13 @@ def save(git_dir: Path, key: Key, answer: Answer) -> None:
         "warnings": answer.warnings,
         "metricsCost": answer.metrics_cost.json() | {"estimatedUSD": answer.metrics_cost.estimated_usd},
     }
-    target = _file(git_dir)
-    try:
-        target.parent.mkdir(exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".analyze-")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(json.dumps(head) + "\n")
-            for d in answer.decisions:
-                fh.write(json.dumps(_plain(d)) + "\n")
-        os.replace(tmp, target)
-    except (OSError, TypeError, ValueError):
-        pass  # a cache that cannot be written is simply not used
+
+    def write(fh: TextIO) -> None:
+        fh.write(json.dumps(head) + "\n")
+        for d in answer.decisions:
+            fh.write(json.dumps(_plain(d)) + "\n")
+
+    shapes.write_atomically(_file(git_dir), ".analyze-", write)
 
 
 def _lines(fh: Any, n: int) -> Iterator[bytes]:
