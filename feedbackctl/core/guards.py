@@ -34,6 +34,7 @@ from feedbackctl.core.models import (
 )
 from feedbackctl.core.policy import Condition, Limits, Policy, Source
 from feedbackctl.core.risk import claim_changes, classify
+from feedbackctl.core.rules import RuleId
 from feedbackctl.core.signals import check_window
 from feedbackctl.core.tuning import AutoTune
 
@@ -146,9 +147,9 @@ def guardrails(
 
 def opt_in(ctx: GuardContext, d: Decision) -> Decision:
     if not ctx.tuning.enabled:
-        return _stop(d, "opt-in", "claim has no spec.autoTune.enabled: true; use analyze or propose")
+        return _stop(d, RuleId.OPT_IN, "claim has no spec.autoTune.enabled: true; use analyze or propose")
     if d.field not in ctx.tuning.bounds:
-        return _stop(d, "opt-in", f"spec.autoTune sets no bounds for {d.field}; a human must add them")
+        return _stop(d, RuleId.OPT_IN, f"spec.autoTune sets no bounds for {d.field}; a human must add them")
     return d
 
 
@@ -156,20 +157,22 @@ def trust(ctx: GuardContext, d: Decision) -> Decision:
     s = ctx.source
     if not s.registered:
         # Not even a proposal: nobody said how far this source may be trusted (docs/sources.md).
-        return _stop(d, "trust", f"source {s.name} is not in the feedback source registry; register it first")
+        return _stop(
+            d, RuleId.TRUST, f"source {s.name} is not in the feedback source registry; register it first"
+        )
     allowed = ctx.tuning.sources
     if allowed and s.name not in allowed:
         return _stop(
             d,
-            "trust",
+            RuleId.TRUST,
             f"spec.autoTune.sources lets only {', '.join(allowed)} auto-tune this claim, not {s.name}",
             Outcome.PROPOSE,
         )
     if s.requires_proposal:
-        return _stop(d, "trust", f"source {s.name} requires a proposal", Outcome.PROPOSE)
+        return _stop(d, RuleId.TRUST, f"source {s.name} requires a proposal", Outcome.PROPOSE)
     if s.low_trust:
         return _stop(
-            d, "trust", f"source {s.name} has {s.trust_level} trust; only proposals", Outcome.PROPOSE
+            d, RuleId.TRUST, f"source {s.name} has {s.trust_level} trust; only proposals", Outcome.PROPOSE
         )
     return d
 
@@ -184,7 +187,7 @@ def shared_value(ctx: GuardContext, d: Decision) -> Decision:
     return replace(
         _stop(
             d,
-            "shared-value",
+            RuleId.SHARED_VALUE,
             f"spec.{d.field} is set in {loc.path}:{loc.line}, shared with {', '.join(others)}: "
             f"editing it there is a batch change ({risk.level}: {risk.rationale}) and overriding it "
             "in one overlay is a structural edit; proposal only",
@@ -198,10 +201,10 @@ def flap_freeze(ctx: GuardContext, d: Decision) -> Decision:
     """Nagios percent state change or too many reversals: no auto-tune until a human acts."""
     status = flap.assess(ctx.history.changes, ctx.now, ctx.policy.limits)
     if status.flapping:
-        d = replace(d, notes=tuple(n for n in d.notes if n.rule != "flap-freeze"))  # analyze's info note
+        d = replace(d, notes=tuple(n for n in d.notes if n.rule != RuleId.FLAP_FREEZE))  # analyze's info note
         return _stop(
             d,
-            "flap-freeze",
+            RuleId.FLAP_FREEZE,
             f"flapping: {status.detail}; frozen until a human commits the field "
             f"or runs feedbackctl unfreeze {ctx.claim.name} {d.field}",
         )
@@ -217,7 +220,7 @@ def cooldown(ctx: GuardContext, d: Decision) -> Decision:
         ready = last.at + timedelta(minutes=minutes)
         return _stop(
             d,
-            "cooldown",
+            RuleId.COOLDOWN,
             f"last auto-tune {_minutes_since(ctx.now, last.at):.0f}m ago "
             f"({last.commit[:8]}); cooldown {minutes}m, next at {ready:%Y-%m-%dT%H:%MZ}",
         )
@@ -238,7 +241,7 @@ def source_cooldown(ctx: GuardContext, d: Decision) -> Decision:
     if last is not None and _minutes_since(ctx.now, last.at) < s.cooldown_minutes:
         return _stop(
             d,
-            "source-cooldown",
+            RuleId.SOURCE_COOLDOWN,
             f"source {s.name} changed this claim "
             f"{_minutes_since(ctx.now, last.at):.0f}m ago; its cooldown is {s.cooldown_minutes}m",
         )
@@ -252,7 +255,7 @@ def settling(ctx: GuardContext, d: Decision) -> Decision:
         who = "a human" if last.kind == "human" else last.kind
         return _stop(
             d,
-            "settling",
+            RuleId.SETTLING,
             f"{d.field} was changed by {who} "
             f"{_minutes_since(ctx.now, last.at):.0f}m ago ({last.commit[:8]}); "
             f"metrics settle for {minutes}m",
@@ -273,7 +276,7 @@ def step_limit(ctx: GuardContext, d: Decision) -> Decision:
     if abs(target - current) <= step:
         return d
     stepped = current + step if target > current else current - step
-    return _shape(d, "step-limit", f"one step of {step:g} per action (wanted {target:g})", stepped)
+    return _shape(d, RuleId.STEP_LIMIT, f"one step of {step:g} per action (wanted {target:g})", stepped)
 
 
 def bounds(ctx: GuardContext, d: Decision) -> Decision:
@@ -285,7 +288,7 @@ def bounds(ctx: GuardContext, d: Decision) -> Decision:
         return replace(
             _stop(
                 d,
-                "bounds",
+                RuleId.BOUNDS,
                 f"{d.field} is {current:g}, outside the bounds {b.min:g}-{b.max:g}; "
                 "auto-tune acts only inside them, a human must reconcile",
                 Outcome.PROPOSE,
@@ -300,14 +303,16 @@ def bounds(ctx: GuardContext, d: Decision) -> Decision:
         return replace(
             _stop(
                 d,
-                "bounds",
+                RuleId.BOUNDS,
                 f"at bound: {d.field} is {current:g}, at or past the {edge} bound "
                 f"{clamped:g}; going to {d.uncapped} needs a human",
                 Outcome.PROPOSE,
             ),
             recommended=d.uncapped,
         )
-    return _shape(d, "bounds", f"capped to the {edge} bound {clamped:g} (uncapped {d.uncapped})", clamped)
+    return _shape(
+        d, RuleId.BOUNDS, f"capped to the {edge} bound {clamped:g} (uncapped {d.uncapped})", clamped
+    )
 
 
 def change_cap(ctx: GuardContext, d: Decision) -> Decision:
@@ -326,14 +331,14 @@ def change_cap(ctx: GuardContext, d: Decision) -> Decision:
     if lo <= current <= hi and capped != current:
         return _shape(
             d,
-            "change-cap",
+            RuleId.CHANGE_CAP,
             f"capped to {capped:g}, {lim.cap_up:g}x/{lim.cap_down:g}x of the baseline {base:g}",
             capped,
         )
     return replace(
         _stop(
             d,
-            "change-cap",
+            RuleId.CHANGE_CAP,
             f"{current:g} -> {target:g} leaves {lim.cap_down:g}x-{lim.cap_up:g}x of "
             f"the baseline {base:g}; needs a proposal",
             Outcome.PROPOSE,
@@ -351,7 +356,7 @@ def risk_ceiling(ctx: GuardContext, d: Decision) -> Decision:
         # and only for the part of the acknowledged move the guards above let through.
         if risk.level == "MEDIUM" and ack is not None and ack.covers(d.current, d.recommended):
             note = Note(
-                "risk-ceiling",
+                RuleId.RISK_CEILING,
                 "info",
                 f"MEDIUM ({risk.rationale}) acknowledged by {ack.by} in {ack.commit[:10]} "
                 f"for {ack.old} -> {ack.new}; applied and announced",
@@ -359,7 +364,7 @@ def risk_ceiling(ctx: GuardContext, d: Decision) -> Decision:
             return replace(d, acknowledged=ack.commit, notes=d.notes + (note,))
         return _stop(
             d,
-            "risk-ceiling",
+            RuleId.RISK_CEILING,
             f"{risk.level} risk ({risk.rationale}) is above the "
             f"auto-apply ceiling {ctx.policy.limits.auto_apply_ceiling}",
             Outcome.PROPOSE,
@@ -368,7 +373,7 @@ def risk_ceiling(ctx: GuardContext, d: Decision) -> Decision:
         return replace(
             d,
             notes=d.notes
-            + (Note("risk-ceiling", "info", f"MEDIUM auto-apply announced ({risk.rationale})"),),
+            + (Note(RuleId.RISK_CEILING, "info", f"MEDIUM auto-apply announced ({risk.rationale})"),),
         )
     return d
 
@@ -457,7 +462,7 @@ def settled_by_git(ctx: GuardContext, d: Decision, budget: Budget | None = None)
         if d.outcome != Outcome.CHANGE:
             return None
     if budget is not None and budget.left == 0:
-        return _stop(d, "rate-limit", budget.detail)
+        return _stop(d, RuleId.RATE_LIMIT, budget.detail)
     return None
 
 
@@ -468,7 +473,7 @@ def apply(ctx: GuardContext, d: Decision) -> Decision:
             if d.outcome != Outcome.CHANGE:
                 return d
         if d.recommended == d.current:
-            return _stop(d, "bounds", "no room to move inside the bounds")
+            return _stop(d, RuleId.BOUNDS, "no room to move inside the bounds")
         return d
     if d.outcome in (Outcome.NOT_ENOUGH_DATA, Outcome.HOLD) and ctx.tuning.allows(d.field):
         # Data held back by a recent change: say which gate is holding it.
@@ -494,7 +499,7 @@ def one_change_per_claim(decisions: Sequence[Decision], source: Source) -> list[
             if first != d.field:
                 d = _stop(
                     d,
-                    "source-cooldown",
+                    RuleId.SOURCE_COOLDOWN,
                     f"source {source.name} changes spec.{first} of this claim in this run; "
                     f"its cooldown is {source.cooldown_minutes}m",
                 )
@@ -548,6 +553,6 @@ def rate_limit(
             granted.add(i)
     for i, d in enumerate(decisions):
         if d.outcome == Outcome.CHANGE and i not in granted:
-            d = _stop(d, "rate-limit", budget.detail)
+            d = _stop(d, RuleId.RATE_LIMIT, budget.detail)
         out.append(d)
     return out

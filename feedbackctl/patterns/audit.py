@@ -31,7 +31,7 @@ from feedbackctl.authority.history import Histories, load_histories
 from feedbackctl.authority.replay import Replay
 from feedbackctl.authority.snapshot import Snapshot, branch_of, load_snapshot
 from feedbackctl.authority.writer import ACKNOWLEDGED_KEY, Plan, trailer
-from feedbackctl.core import flap, guards
+from feedbackctl.core import flap, guards, rules
 from feedbackctl.core.models import (
     AUTOMATED_KINDS,
     HUMAN_KINDS,
@@ -46,6 +46,7 @@ from feedbackctl.core.models import (
     Scalar,
 )
 from feedbackctl.core.policy import Limits, Policy
+from feedbackctl.core.rules import RuleId
 from feedbackctl.core.tuning import parse_autotune
 from feedbackctl.errors import ClaimError, ConflictError, FeedbackError, UsageError
 from feedbackctl.patterns import staging
@@ -55,29 +56,8 @@ from feedbackctl.render import Report
 
 CAS_ATTEMPTS = 5
 KIND = "auto-tune"
-# What the audit re-proves from git alone, in the order it reports them.
-PROVABLE = (
-    "trailer-misplaced",
-    "trailer-incomplete",
-    "trailer-diff",
-    "undeclared-change",
-    "bounds-tampering",
-    "schema",
-    "opt-in",
-    "trust",
-    "flap-freeze",
-    "cooldown",
-    "source-cooldown",
-    "settling",
-    "step-limit",
-    "bounds",
-    "change-cap",
-    "risk-ceiling",
-    "rate-limit",
-    "reset-target",
-    "drift-tags",
-    "validated-in",
-)
+# What the audit re-proves from git alone, in the order it reports them (core/rules.py).
+PROVABLE = rules.PROVABLE
 DRIFT_TAGS = ("break-glass", "requires-review")
 
 
@@ -184,13 +164,15 @@ class _Check:
         policies = self.parent.settings.config.policies_dir
         for p in self.c.paths:
             if p == CONFIG_FILE or p.startswith(f"{policies}/"):
-                self.flag("bounds-tampering", f"an automated commit changed {p}; policy is human-authored")
+                self.flag(
+                    RuleId.BOUNDS_TAMPERING, f"an automated commit changed {p}; policy is human-authored"
+                )
         before = {c.name: c for c in self.parent.claims}
         for claim in self.after.claims:
             old = before.get(claim.name)
             if old is not None and old.spec.get("autoTune") != claim.spec.get("autoTune"):
                 self.flag(
-                    "bounds-tampering",
+                    RuleId.BOUNDS_TAMPERING,
                     f"an automated commit changed spec.autoTune of {claim.name} "
                     f"({old.spec.get('autoTune')} -> {claim.spec.get('autoTune')}); "
                     "bounds are human-authored",
@@ -206,7 +188,7 @@ class _Check:
             if name not in before or name not in after:
                 state = "created" if name not in before else "deleted"
                 self.flag(
-                    "undeclared-change",
+                    RuleId.UNDECLARED_CHANGE,
                     f"claim {name} {state} by a feedbackctl commit",
                     {"Feedback-Claim": name},
                 )
@@ -224,21 +206,23 @@ class _Check:
         for g in self.c.changes:
             kind, claim, f = g.get("Feedback-Kind"), g.get("Feedback-Claim"), g.get("Feedback-Field")
             if not kind:
-                self.flag("trailer-incomplete", "a Feedback-* trailer group has no Feedback-Kind", g)
+                self.flag(RuleId.TRAILER_INCOMPLETE, "a Feedback-* trailer group has no Feedback-Kind", g)
                 continue
             if kind in MARKER_KINDS:
                 if claim and f and (claim, f.removeprefix("spec.")) in changed:
                     declared.add((claim, f.removeprefix("spec.")))  # reported once, here
-                    self.flag("trailer-diff", f"a {kind} marker changed spec value {f} of {claim}", g)
+                    self.flag(RuleId.TRAILER_DIFF, f"a {kind} marker changed spec value {f} of {claim}", g)
                 continue
             if not claim or not f:
                 if kind in AUTOMATED_KINDS:
-                    self.flag("trailer-incomplete", f"{kind} without Feedback-Claim and Feedback-Field", g)
+                    self.flag(
+                        RuleId.TRAILER_INCOMPLETE, f"{kind} without Feedback-Claim and Feedback-Field", g
+                    )
                 continue
             name = f.removeprefix("spec.")
             declared.add((claim, name))
             if self.parent.claim(claim) is None:
-                self.flag("trailer-diff", f"claim {claim} does not exist at the parent", g)
+                self.flag(RuleId.TRAILER_DIFF, f"claim {claim} does not exist at the parent", g)
                 continue
             old, new = changed.get((claim, name), (None, None))
             if (claim, name) not in changed:
@@ -247,7 +231,7 @@ class _Check:
             said_from, said_to = g.get("Feedback-From", ""), g.get("Feedback-To", g.get("Feedback-From", ""))
             if said_from != _text(old) or said_to != _text(new):
                 self.flag(
-                    "trailer-diff",
+                    RuleId.TRAILER_DIFF,
                     f"trailers say {f} {said_from or '(none)'} -> {said_to or '(none)'}, "
                     f"the diff says {_text(old) or '(none)'} -> {_text(new) or '(none)'}",
                     g,
@@ -257,7 +241,7 @@ class _Check:
         for (claim, name), (old, new) in changed.items():
             if (claim, name) not in declared:
                 self.flag(
-                    "undeclared-change",
+                    RuleId.UNDECLARED_CHANGE,
                     f"spec.{name} of {claim} changed {_text(old)} -> {_text(new)} with no trailer for it",
                     {"Feedback-Claim": claim, "Feedback-Field": f"spec.{name}"},
                 )
@@ -287,7 +271,7 @@ class _Check:
                 ):
                     continue  # bounds-tampering and the scalar diff speak for these
                 self.flag(
-                    "undeclared-change",
+                    RuleId.UNDECLARED_CHANGE,
                     f"an automated commit changed spec.{key} of {claim.name}, which no trailer names",
                     {"Feedback-Claim": claim.name, "Feedback-Field": f"spec.{key}"},
                 )
@@ -295,7 +279,7 @@ class _Check:
                 a_meta, b_meta = getattr(old, part, None), getattr(claim, part, None)
                 if a_meta != b_meta:
                     self.flag(
-                        "undeclared-change",
+                        RuleId.UNDECLARED_CHANGE,
                         f"an automated commit changed metadata.{part} of {claim.name} "
                         f"({_meta_diff(a_meta, b_meta)}); only the named field may change",
                         {"Feedback-Claim": claim.name},
@@ -305,7 +289,7 @@ class _Check:
         known = {str(e) for e in self.parent.errors}
         for e in self.after.errors:
             if str(e) not in known:
-                self.flag("schema", f"the commit left a claim unreadable: {e}")
+                self.flag(RuleId.SCHEMA, f"the commit left a claim unreadable: {e}")
 
 
 def _meta_diff(a: object, b: object) -> str:
@@ -358,10 +342,12 @@ def _rate(check: _Check, limits: Limits, day: int, in_run: int, g: Mapping[str, 
     """The change after ``in_run`` of its run, with ``day`` other automated changes in the 24 h before it."""
     where = f"run {check.c.run}" if check.c.run else "one run"
     if in_run + 1 > limits.rate_per_run:
-        check.flag("rate-limit", f"change {in_run + 1} of {where}; at most {limits.rate_per_run} per run", g)
+        check.flag(
+            RuleId.RATE_LIMIT, f"change {in_run + 1} of {where}; at most {limits.rate_per_run} per run", g
+        )
     if day + in_run + 1 > limits.rate_per_24h:
         check.flag(
-            "rate-limit",
+            RuleId.RATE_LIMIT,
             f"{day + in_run + 1} automated changes in the 24h up to this one; at most {limits.rate_per_24h}",
             g,
         )
@@ -376,18 +362,20 @@ def _replay_guards(check: _Check, g: Mapping[str, str], histories: Histories, po
     old, new = claim.value(name), _after_value(check, claim.name, name)
     fp = policy.fields.get(name)
     if fp is None:
-        check.flag("schema", f"{name} is not a tunable field of the policy; auto-tune may not touch it", g)
+        check.flag(
+            RuleId.SCHEMA, f"{name} is not a tunable field of the policy; auto-tune may not touch it", g
+        )
         return
     lo, hi = _number(old), _number(new)
     if lo is None or hi is None:
-        check.flag("schema", f"spec.{name} is {_text(new) or 'unset'}, expected a number", g)
+        check.flag(RuleId.SCHEMA, f"spec.{name} is {_text(new) or 'unset'}, expected a number", g)
         return
     if not fp.min <= hi <= fp.max:
-        check.flag("schema", f"{hi:g} is outside the schema range {fp.min:g}-{fp.max:g}", g)
+        check.flag(RuleId.SCHEMA, f"{hi:g} is outside the schema range {fp.min:g}-{fp.max:g}", g)
     try:
         tuning = parse_autotune(claim)
     except ClaimError as e:
-        check.flag("opt-in", f"spec.autoTune was invalid at the parent: {e}", g)
+        check.flag(RuleId.OPT_IN, f"spec.autoTune was invalid at the parent: {e}", g)
         return
     field_histories = _as_of(histories, claim.name, now)
     history = field_histories.get(name, FieldHistory(claim.name, name))
@@ -420,9 +408,9 @@ def _replay_guards(check: _Check, g: Mapping[str, str], histories: Histories, po
             if note.effect in ("blocked", "shaped"):
                 check.flag(note.rule, note.detail, g)
     if g.get("Feedback-Risk") == "HIGH":
-        check.flag("risk-ceiling", "the commit itself records HIGH risk; HIGH never auto-applies", g)
+        check.flag(RuleId.RISK_CEILING, "the commit itself records HIGH risk; HIGH never auto-applies", g)
     if hi == lo:
-        check.flag("trailer-diff", "an auto-tune commit that does not change the value", g)
+        check.flag(RuleId.TRAILER_DIFF, "an auto-tune commit that does not change the value", g)
 
 
 def _acknowledgement(check: _Check, g: Mapping[str, str]) -> Acknowledgement | None:
@@ -434,7 +422,7 @@ def _acknowledgement(check: _Check, g: Mapping[str, str]) -> Acknowledgement | N
         check.repo, named, check.c.sha, g["Feedback-Claim"], g["Feedback-Field"].removeprefix("spec.")
     )
     if isinstance(found, str):
-        check.flag("risk-ceiling", f"{found}: it lifts no risk ceiling", g)
+        check.flag(RuleId.RISK_CEILING, f"{found}: it lifts no risk ceiling", g)
         return None
     return found
 
@@ -451,7 +439,7 @@ def _check_reset(check: _Check, g: Mapping[str, str], histories: Histories) -> N
     target = _after_value(check, g["Feedback-Claim"], name)
     if baseline is not None and baseline.baseline is not None and _text(baseline.baseline) != _text(target):
         check.flag(
-            "reset-target",
+            RuleId.RESET_TARGET,
             f"reset to {_text(target)}, but the tested baseline was {_text(baseline.baseline)}",
             g,
         )
@@ -462,7 +450,7 @@ def _misplaced(c: Commit, subject: str) -> list[Violation]:
         Violation(
             c.sha,
             c.at,
-            "trailer-misplaced",
+            RuleId.TRAILER_MISPLACED,
             f"Feedback-Kind: {kind} outside the final trailer block (git does not read it as a trailer); "
             "the commit counts as automated but declares nothing",
             kind=kind,
@@ -483,11 +471,11 @@ def _check_commit(
 ) -> list[Violation]:
     if parent is None:
         detail = "a root commit carries feedbackctl trailers; there is no parent to compare with"
-        return [Violation(c.sha, c.at, "trailer-diff", detail, subject=subject)]
+        return [Violation(c.sha, c.at, RuleId.TRAILER_DIFF, detail, subject=subject)]
     if unreadable is not None:
         check = _Check(repo, c, parent, parent, subject)
         check.bounds_tampering()
-        check.flag("schema", f"the commit leaves the repo unreadable: {unreadable}")
+        check.flag(RuleId.SCHEMA, f"the commit leaves the repo unreadable: {unreadable}")
         return check.found
     check = _Check(repo, c, parent, after, subject)
     check.new_errors()
@@ -512,11 +500,13 @@ def _check_commit(
                 _check_reset(check, g, histories)
                 continue
             if any((cl, f) == key for cl, f, _ in earlier):
-                check.flag("step-limit", "a second change of this field in one run (two steps at once)", g)
+                check.flag(
+                    RuleId.STEP_LIMIT, "a second change of this field in one run (two steps at once)", g
+                )
             others = sorted({f for cl, f, kind in earlier if cl == key[0] and f != key[1] and kind == KIND})
             if others:
                 check.flag(
-                    "source-cooldown",
+                    RuleId.SOURCE_COOLDOWN,
                     f"this run already auto-tuned spec.{others[0]} of the claim (one change per claim a run)",
                     g,
                 )
@@ -526,13 +516,13 @@ def _check_commit(
             _replay_guards(check, g, histories, policy)
             problem = staging.validated_in_problem(repo, parent, c.at, g)
             if problem is not None:
-                check.flag("validated-in", problem, g)
+                check.flag(RuleId.VALIDATED_IN, problem, g)
     for g in valued:
         if g.get("Feedback-Kind") == "drift-capture":
             tags = {t.strip() for t in g.get("Feedback-Tags", "").split(",")}
             missing = [t for t in DRIFT_TAGS if t not in tags]
             if missing:
-                check.flag("drift-tags", f"a drift capture must be tagged {', '.join(missing)}", g)
+                check.flag(RuleId.DRIFT_TAGS, f"a drift capture must be tagged {', '.join(missing)}", g)
     return check.found
 
 
@@ -562,7 +552,7 @@ def verify(repo: GitRepo, ref: str | None, since: str | None, now: datetime | No
                 result.violations += _check_commit(repo, c, parent, after, unreadable, replay, subject)
     except FeedbackError as e:
         result.problems.append(Problem("", f"cannot replay {branch}: {e}"))
-    order = {rule: i for i, rule in enumerate(PROVABLE)}
+    order: dict[str, int] = {rule.value: i for i, rule in enumerate(PROVABLE)}
     result.violations.sort(key=lambda v: (v.at, v.commit, order.get(v.rule, len(order))))
     return result
 

@@ -33,6 +33,7 @@ from feedbackctl.core import guards
 from feedbackctl.core.decide import autotune
 from feedbackctl.core.models import Acknowledgement, Claim, Decision, Outcome
 from feedbackctl.core.promotion import promote
+from feedbackctl.core.rules import RuleId
 from feedbackctl.core.tuning import parse_autotune
 from feedbackctl.errors import ClaimError, CommandError, ConflictError, FeedbackError, UsageError
 from feedbackctl.patterns import fetching, staging
@@ -178,7 +179,7 @@ def _candidates(decisions: Sequence[Decision]) -> set[tuple[str, str]]:
     A change held back only by a run-level limit may be granted when another
     turns into a proposal once baselines are known, so it needs one too.
     """
-    waiting = ("rate-limit", "source-cooldown")
+    waiting = (RuleId.RATE_LIMIT, RuleId.SOURCE_COOLDOWN)
     return {
         (d.claim, d.field)
         for d in decisions

@@ -28,6 +28,7 @@ from feedbackctl.authority.yamldoc import load_documents
 from feedbackctl.core.models import Decision, Note, Outcome, Scalar
 from feedbackctl.core.policy import Policy, Source
 from feedbackctl.core.risk import Change, classify
+from feedbackctl.core.rules import RuleId
 from feedbackctl.core.tuning import parse_autotune
 from feedbackctl.errors import ClaimError, FeedbackError, UsageError
 from feedbackctl.patterns.recommend import (
@@ -357,7 +358,9 @@ def observe(
                     f"its cooldown is {source.cooldown_minutes}m"
                 )
                 d = replace(
-                    d, outcome=Outcome.BLOCKED, notes=d.notes + (Note("source-cooldown", "blocked", detail),)
+                    d,
+                    outcome=Outcome.BLOCKED,
+                    notes=d.notes + (Note(RuleId.SOURCE_COOLDOWN, "blocked", detail),),
                 )
             else:
                 accepted.append((o, d))

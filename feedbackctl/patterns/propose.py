@@ -38,6 +38,7 @@ from feedbackctl.core.models import Claim, Decision, Note, Outcome
 from feedbackctl.core.policy import RISK_LEVELS, Policy, Source
 from feedbackctl.core.proposal import REVIEW_REASONS, Proposal
 from feedbackctl.core.risk import RiskAssessment, SchemaCheck, assess, claim_changes
+from feedbackctl.core.rules import RuleId
 from feedbackctl.core.schema import schema_check
 from feedbackctl.errors import ClaimError, ConflictError, FeedbackError, UsageError
 from feedbackctl.patterns import staging
@@ -101,12 +102,12 @@ def review_reason(d: Decision) -> str:
     for n in reversed(d.notes):
         if n.effect == "blocked" and n.rule in REVIEW_REASONS:
             return n.rule
-    return "risk-ceiling"
+    return RuleId.RISK_CEILING
 
 
 def _opted_out(d: Decision) -> bool:
     """Stopped only because the claim (or this field) is not opted in to auto-tune."""
-    return d.outcome == Outcome.BLOCKED and d.blocked_by[:1] == ("opt-in",)
+    return d.outcome == Outcome.BLOCKED and d.blocked_by[:1] == (RuleId.OPT_IN,)
 
 
 def candidates_for(
@@ -134,7 +135,7 @@ def candidates_for(
         r = recommended.get(d.field)
         wanted = r is not None and r.outcome == Outcome.CHANGE and r.changes_value
         if r is not None and wanted and _opted_out(d):
-            out.append(Candidate(r, "opt-in"))
+            out.append(Candidate(r, RuleId.OPT_IN))
         elif r is not None and wanted and all_changes:
             out.append(Candidate(r, "requested"))
         elif passed_over is not None:
@@ -280,7 +281,7 @@ def _summary(d: Decision, reason: str) -> str:
     fired = next((f"{n.rule}: {n.detail}" for n in d.notes if n.effect == "fired"), "")
     if reason == "requested":
         return staging.with_validation_rationale(fired, d)
-    if reason == "opt-in":
+    if reason == RuleId.OPT_IN:
         summary = "; ".join(x for x in (fired, f"needs review: {REVIEW_REASONS[reason]}") if x)
         return staging.with_validation_rationale(summary, d)
     summary = f"{fired}; needs review: {d.reason}" if fired else f"needs review: {d.reason}"

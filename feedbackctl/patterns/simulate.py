@@ -34,6 +34,7 @@ from feedbackctl.core.decide import SIZING_LOOKBACK_MINUTES, ClaimInputs, autotu
 from feedbackctl.core.models import Claim, Decision, FieldChange, FieldHistory, FleetHistory, Outcome, Series
 from feedbackctl.core.policy import Condition, Policy
 from feedbackctl.core.promotion import autotune_stages
+from feedbackctl.core.rules import RuleId
 from feedbackctl.core.tuning import AutoTune, parse_autotune
 from feedbackctl.core.validation import (
     StageEvidence,
@@ -798,7 +799,9 @@ def safety(result: Result) -> dict[str, Any]:
         "boundViolations": bound_violations,
         "cooldownViolations": cooldown_violations,
         "reversals": reversals,
-        "frozen": sorted({f"{e.claim}/{e.field}" for e in result.stopped if "flap-freeze" in e.blocked_by}),
+        "frozen": sorted(
+            {f"{e.claim}/{e.field}" for e in result.stopped if RuleId.FLAP_FREEZE in e.blocked_by}
+        ),
         "blockedByRule": dict(sorted(by_rule.items())),
     }
 
