@@ -58,3 +58,24 @@ def test_rule_ids_print_as_their_text() -> None:
     assert RuleId.COOLDOWN == "cooldown"
     assert f"{RuleId.RATE_LIMIT}" == "rate-limit"
     assert json.dumps({"rule": RuleId.SOURCE_COOLDOWN}) == '{"rule": "source-cooldown"}'
+
+
+def test_proposal_limit_holds_back_past_either_limit() -> None:
+    from feedbackctl.core.guards import proposal_limit
+
+    assert proposal_limit(3, open_now=1, new_recent=0, max_open=2, max_new=5) == [
+        None,
+        "2 proposals are open (max 2); decide some first",
+        "2 proposals are open (max 2); decide some first",
+    ]
+    held = proposal_limit(2, open_now=0, new_recent=4, max_open=10, max_new=5)
+    assert held[0] is None and held[1] is not None and "last hour (max 5)" in held[1]
+
+
+def test_rate_room_is_what_both_limits_leave() -> None:
+    from feedbackctl.core.guards import rate_room
+    from feedbackctl.core.policy import Limits
+
+    limits = Limits(rate_per_run=3, rate_per_24h=10)
+    assert rate_room(limits, made=0, recent=0) == (3, 10)
+    assert rate_room(limits, made=3, recent=9) == (0, 1)

@@ -14,7 +14,7 @@ autotune runs them (and checks the fleet budget) before it reads a metric:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -25,6 +25,7 @@ from feedbackctl.core.models import (
     Acknowledgement,
     Claim,
     Decision,
+    FieldChange,
     FieldHistory,
     FleetHistory,
     Note,
@@ -227,23 +228,44 @@ def cooldown(ctx: GuardContext, d: Decision) -> Decision:
     return d
 
 
+def last_source_act(
+    histories: Iterable[FieldHistory], source: str, counts: Callable[[FieldChange], bool]
+) -> FieldChange | None:
+    """The newest change ``source`` made to a claim (any field), among the changes that ``counts``.
+
+    What counts as an act is the caller's value: the guard counts only changes
+    of a value (a recommendation sidecar names the source but changes nothing
+    the metrics could react to); ``observe`` counts its recommendation markers
+    too, since they are what an agent's cooldown spaces out.
+    """
+    last = None
+    for h in histories:
+        for c in h.changes:
+            if counts(c) and c.source == source and (last is None or c.at > last.at):
+                last = c
+    return last
+
+
+def source_cooling(now: datetime, last: FieldChange | None, cooldown_minutes: int) -> float | None:
+    """Minutes since ``last`` while the source's cooldown still runs; None when it may act."""
+    if last is None or now - last.at >= timedelta(minutes=cooldown_minutes):
+        return None
+    return _minutes_since(now, last.at)
+
+
+def _changes_a_value(c: FieldChange) -> bool:
+    return c.old != c.new
+
+
 def source_cooldown(ctx: GuardContext, d: Decision) -> Decision:
     s = ctx.source
-    last = None
-    for h in ctx.claim_histories.values():
-        for c in h.changes:
-            # Markers (a recommendation sidecar, a dismissal) name the source but
-            # change nothing the metrics could react to.
-            if c.old == c.new:
-                continue
-            if c.source == s.name and (last is None or c.at > last.at):
-                last = c
-    if last is not None and _minutes_since(ctx.now, last.at) < s.cooldown_minutes:
+    last = last_source_act(ctx.claim_histories.values(), s.name, _changes_a_value)
+    ago = source_cooling(ctx.now, last, s.cooldown_minutes)
+    if ago is not None:
         return _stop(
             d,
             RuleId.SOURCE_COOLDOWN,
-            f"source {s.name} changed this claim "
-            f"{_minutes_since(ctx.now, last.at):.0f}m ago; its cooldown is {s.cooldown_minutes}m",
+            f"source {s.name} changed this claim {ago:.0f}m ago; its cooldown is {s.cooldown_minutes}m",
         )
     return d
 
@@ -429,6 +451,16 @@ class Budget:
     detail: str  # the rate-limit guard's note when it blocks
 
 
+def rate_room(limits: Limits, made: int, recent: int) -> tuple[int, int]:
+    """The rate limit: how many more automated changes perRun and per24h allow (below 1: none).
+
+    ``made`` is what this run (the whole cron slot) has made already, ``recent``
+    every automated change in the 24 h window; both are counted from git by
+    the caller (autotune before a run, audit at each replayed commit).
+    """
+    return limits.rate_per_run - made, limits.rate_per_24h - recent
+
+
 def fleet_budget(fleet: FleetHistory, now: datetime, limits: Limits, slot: RunSlot | None = None) -> Budget:
     """perRun (a shard: its share, less what its run id already made) and per24h, from the trailers."""
     slot = slot or RunSlot()
@@ -442,7 +474,7 @@ def fleet_budget(fleet: FleetHistory, now: datetime, limits: Limits, slot: RunSl
     if made:
         per_run += f", {made} made by run {slot.run} already"
     return Budget(
-        max(0, min(share, limits.rate_per_run - made, limits.rate_per_24h - recent)),
+        max(0, min(share, *rate_room(limits, made, recent))),
         f"{recent} auto-tunes in the last 24h (max {limits.rate_per_24h}), {per_run}",
     )
 
@@ -555,4 +587,31 @@ def rate_limit(
         if d.outcome == Outcome.CHANGE and i not in granted:
             d = _stop(d, RuleId.RATE_LIMIT, budget.detail)
         out.append(d)
+    return out
+
+
+# --- proposal limits ---------------------------------------------------------
+
+
+def proposal_limit(
+    wanted: int, open_now: int, new_recent: int, max_open: int, max_new: int
+) -> list[str | None]:
+    """For ``wanted`` new proposals in priority order: None for one that may open, else why it waits.
+
+    At most ``max_open`` open and ``max_new`` opened in the last hour; the
+    counts so far come from the proposal branches. A held-back proposal takes
+    no room, so a later one is judged against the same counts.
+    """
+    out: list[str | None] = []
+    for _ in range(wanted):
+        if open_now >= max_open:
+            out.append(f"{open_now} proposals are open (max {max_open}); decide some first")
+        elif new_recent >= max_new:
+            out.append(
+                f"{new_recent} proposals opened in the last hour (max {max_new}); the next run proposes it"
+            )
+        else:
+            out.append(None)
+            open_now += 1
+            new_recent += 1
     return out

@@ -120,7 +120,7 @@ REGISTRY: tuple[Rule, ...] = (
         RuleId.SOURCE_COOLDOWN,
         "one act of a source on a claim per source cooldown (one change per claim a run)",
         _P,
-        "core.guards:source_cooldown",
+        "core.guards:source_cooling",
     ),
     Rule(RuleId.SETTLING, "no auto-tune while metrics settle after any change", _P, "core.guards:settling"),
     Rule(RuleId.STEP_LIMIT, "one step per action", _P, "core.guards:step_limit"),
@@ -141,7 +141,7 @@ REGISTRY: tuple[Rule, ...] = (
         RuleId.RATE_LIMIT,
         "at most perRun auto-tunes a run and per24h in any 24 h, fleet-wide",
         _P,
-        "core.guards:rate_limit",
+        "core.guards:rate_room",
     ),
     Rule(
         RuleId.RESET_TARGET,
@@ -177,7 +177,7 @@ REGISTRY: tuple[Rule, ...] = (
         RuleId.PROPOSAL_LIMITS,
         "at most maxOpen open and maxNewPerHour new proposals",
         _M,
-        "patterns.propose:_apply_limits",
+        "core.guards:proposal_limit",
     ),
 )
 

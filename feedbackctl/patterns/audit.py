@@ -341,11 +341,12 @@ def _before_run(fleet: FleetHistory, now: datetime, made: Sequence[FieldChange])
 def _rate(check: _Check, limits: Limits, day: int, in_run: int, g: Mapping[str, str]) -> None:
     """The change after ``in_run`` of its run, with ``day`` other automated changes in the 24 h before it."""
     where = f"run {check.c.run}" if check.c.run else "one run"
-    if in_run + 1 > limits.rate_per_run:
+    per_run, per_day = guards.rate_room(limits, in_run, day + in_run)  # autotune's own limit
+    if per_run < 1:
         check.flag(
             RuleId.RATE_LIMIT, f"change {in_run + 1} of {where}; at most {limits.rate_per_run} per run", g
         )
-    if day + in_run + 1 > limits.rate_per_24h:
+    if per_day < 1:
         check.flag(
             RuleId.RATE_LIMIT,
             f"{day + in_run + 1} automated changes in the 24h up to this one; at most {limits.rate_per_24h}",

@@ -17,15 +17,16 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from feedbackctl.authority.gitrepo import GitRepo
-from feedbackctl.authority.history import Histories, load_histories
+from feedbackctl.authority.history import load_histories
 from feedbackctl.authority.snapshot import Snapshot, load_snapshot
 from feedbackctl.authority.writer import Plan, Staging, commit_plan, trailer
 from feedbackctl.authority.yamldoc import load_documents
-from feedbackctl.core.models import Decision, Note, Outcome, Scalar
+from feedbackctl.core import guards
+from feedbackctl.core.models import Decision, FieldChange, Note, Outcome, Scalar
 from feedbackctl.core.policy import Policy, Source
 from feedbackctl.core.risk import Change, classify
 from feedbackctl.core.rules import RuleId
@@ -235,15 +236,8 @@ def _check_one(o: Observation, snapshot: Snapshot, policy: Policy) -> None:
         )
 
 
-def last_act(histories: Histories, claim: str, source: str) -> datetime | None:
-    """When ``source`` last acted on ``claim`` (any field), from its Feedback-Source trailers."""
-    times = [
-        c.at
-        for h in histories.for_claim(claim).values()
-        for c in h.changes
-        if c.source == source and c.kind in ACTING_KINDS
-    ]
-    return max(times) if times else None
+def _acts(c: FieldChange) -> bool:
+    return c.kind in ACTING_KINDS
 
 
 def _as_value(x: float) -> int | float:
@@ -350,9 +344,9 @@ def observe(
         accepted: list[tuple[Observation, Decision]] = []
         for o in observations:
             d = _decision(o, snapshot, source)
-            last = last_act(histories, o.claim, source.name)
-            if last is not None and now - last < timedelta(minutes=source.cooldown_minutes):
-                ago = (now - last).total_seconds() / 60
+            last = guards.last_source_act(histories.for_claim(o.claim).values(), source.name, _acts)
+            ago = guards.source_cooling(now, last, source.cooldown_minutes)
+            if ago is not None:
                 detail = (
                     f"source {source.name} acted on {o.claim} {ago:.0f}m ago; "
                     f"its cooldown is {source.cooldown_minutes}m"

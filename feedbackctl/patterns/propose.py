@@ -32,6 +32,7 @@ from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.shard import ALL, Shard
 from feedbackctl.authority.snapshot import Snapshot, branch_of, load_snapshot
 from feedbackctl.authority.writer import Plan, Staging, trailer
+from feedbackctl.core import guards
 from feedbackctl.core import proposal as record
 from feedbackctl.core.decide import ClaimInputs, autotune, recommend
 from feedbackctl.core.models import Claim, Decision, Note, Outcome
@@ -262,19 +263,11 @@ def _apply_limits(
         (i for i in items if i.action in NEW),
         key=lambda i: (-RISK_LEVELS.index(i.risk.level), i.decision.claim, i.decision.field),
     )
-    for item in order:
-        if open_now >= cfg.max_open:
+    held = guards.proposal_limit(len(order), open_now, new_recent, cfg.max_open, cfg.max_new_per_hour)
+    for item, why in zip(order, held, strict=True):
+        if why is not None:
             item.action = Action.HELD_BACK
-            item.detail = f"{open_now} proposals are open (max {cfg.max_open}); decide some first"
-        elif new_recent >= cfg.max_new_per_hour:
-            item.action = Action.HELD_BACK
-            item.detail = (
-                f"{new_recent} proposals opened in the last hour (max {cfg.max_new_per_hour}); "
-                "the next run proposes it"
-            )
-        else:
-            open_now += 1
-            new_recent += 1
+            item.detail = why
 
 
 def _summary(d: Decision, reason: str) -> str:
