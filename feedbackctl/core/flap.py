@@ -92,7 +92,8 @@ def _states(changes: Sequence[FieldChange], now: datetime, window_days: int) -> 
     return [step for at, step in since_lift(changes, now) if at >= since]
 
 
-def _count(states: Sequence[int]) -> int:
+def count_reversals(states: Sequence[int]) -> int:
+    """Direction reversals in a sequence of states (+1 up, -1 down): the one definition."""
     return sum(1 for a, b in zip(states, states[1:], strict=False) if a != b)
 
 
@@ -106,14 +107,14 @@ def frozen_at(changes: Sequence[FieldChange], now: datetime, limits: Limits) -> 
     window = timedelta(days=limits.flap_window_days)
     for i, (at, _) in enumerate(states):
         inside = [step for t, step in states[: i + 1] if t >= at - window]
-        if _count(inside) >= limits.flap_reversals or hysteresis(inside)[0]:
+        if count_reversals(inside) >= limits.flap_reversals or hysteresis(inside)[0]:
             return at
     return None
 
 
 def reversals(changes: Sequence[FieldChange], now: datetime, window_days: int) -> int:
     """Direction reversals since the last human act, inside the flap window."""
-    return _count(_states(changes, now, window_days))
+    return count_reversals(_states(changes, now, window_days))
 
 
 def hysteresis(states: Sequence[int]) -> tuple[bool, float]:
@@ -150,7 +151,7 @@ class FlapStatus:
 def assess(changes: Sequence[FieldChange], now: datetime, limits: Limits) -> FlapStatus:
     """Is the field flapping at ``now``, judged from its history (oldest first)?"""
     states = _states(changes, now, limits.flap_window_days)
-    n = _count(states)
+    n = count_reversals(states)
     by_percent, percent = hysteresis(states)
     return FlapStatus(
         flapping=by_percent or n >= limits.flap_reversals or frozen_at(changes, now, limits) is not None,
