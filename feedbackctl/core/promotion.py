@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from feedbackctl.core import guards
-from feedbackctl.core.decide import ClaimInputs, autotune, guard_context
-from feedbackctl.core.models import Decision, FleetHistory, Note, Outcome
+from feedbackctl.core.decide import ClaimInputs, guard_context
+from feedbackctl.core.models import Decision, Note, Outcome
 from feedbackctl.core.policy import Policy, Source
 from feedbackctl.core.validation import RULE, StageEvidence, same
 
@@ -88,27 +88,3 @@ def promote(
         else:
             out[i] = p
     return guards.one_change_per_claim(out, source)
-
-
-def autotune_stages(
-    fleet_inputs: Sequence[ClaimInputs],
-    policy: Policy,
-    now: datetime,
-    source: Source,
-    fleet: FleetHistory,
-    evidence: Mapping[str, StageEvidence],
-    *,
-    from_git: bool = True,
-) -> list[Decision]:
-    """``autotune_fleet`` with staging validation: guarded, promoted, then rate-limited."""
-    budget = guards.fleet_budget(fleet, now, policy.limits)
-    decisions = [
-        d
-        for i in fleet_inputs
-        for d in autotune(
-            i, policy, now, source, evidence.get(i.claim.name), budget=budget, from_git=from_git
-        )
-    ]
-    by_name = {i.claim.name: i for i in fleet_inputs}
-    promoted = promote(decisions, by_name, evidence, policy, now, source)
-    return guards.rate_limit(promoted, fleet, now, policy.limits)

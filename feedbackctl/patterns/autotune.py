@@ -21,7 +21,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from feedbackctl.authority.gitrepo import GitRepo
@@ -29,10 +29,8 @@ from feedbackctl.authority.runid import run_id
 from feedbackctl.authority.shard import ALL, Shard
 from feedbackctl.authority.snapshot import Snapshot, load_snapshot
 from feedbackctl.authority.writer import Plan, Staging, decision_trailer
-from feedbackctl.core import guards
-from feedbackctl.core.decide import autotune
+from feedbackctl.core import fleet, guards
 from feedbackctl.core.models import Acknowledgement, Claim, Decision, Outcome
-from feedbackctl.core.promotion import promote
 from feedbackctl.core.rules import RuleId
 from feedbackctl.core.tuning import parse_autotune
 from feedbackctl.errors import ClaimError, CommandError, ConflictError, FeedbackError, UsageError
@@ -121,30 +119,22 @@ def _decide(
     validating claims that had no decision for the field follow them.
     """
     policy = snapshot.settings.policy
-    decisions: list[Decision] = []
-    problems: list[Problem] = []
     stages = stages or staging.Stages()
     series = {i.claim.name: i.series for i in gathered.inputs}
     evidence = staging.evidence(snapshot, stages, gathered.histories, series, now)
     budget = guards.fleet_budget(gathered.histories.fleet, now, policy.limits, slot)
-    for inputs in gathered.inputs:
-        name = inputs.claim.name
-        mine = {f: a for (c, f), a in acked.items() if c == name}
-        try:
-            if name in stages.errors:
-                raise stages.errors[name]
-            acked_inputs = replace(inputs, acknowledgements=mine)
-            decisions.extend(
-                autotune(acked_inputs, policy, now, gathered.source, evidence.get(name), budget=budget)
-            )
-        except ClaimError as e:
-            problems.append(Problem.of(e, inputs.claim))
-    own = len(decisions)
-    if evidence:
-        by_name = {i.claim.name: i for i in gathered.inputs}
-        decisions = promote(decisions, by_name, evidence, policy, now, gathered.source)
-    decisions = [guards.validated_stage(d, evidence.get(d.claim), policy, now) for d in decisions]
-    return decisions, own, problems
+    batch = fleet.decide(
+        gathered.inputs,
+        policy,
+        now,
+        gathered.source,
+        budget,
+        evidence,
+        acknowledgements=acked,
+        errors=stages.errors,
+    )
+    problems = [Problem.of(e, inputs.claim) for inputs, e in batch.failed]
+    return batch.decisions, batch.own, problems
 
 
 def _in_fleet_order(
@@ -237,7 +227,7 @@ def evaluate(
         parts.append((decisions, own))
         problems += found
     ordered = _in_fleet_order(parts, stream.fleet.claims, stages.pairs)
-    decisions = guards.rate_limit(ordered, stream.fleet.histories.fleet, now, policy.limits, slot)
+    decisions = fleet.limit(ordered, stream.fleet.histories.fleet, now, policy, slot)
     return Evaluation(snapshot, decisions, stream.problems + problems, stream.warnings, stream.metrics_cost)
 
 

@@ -2,7 +2,7 @@
 
 Nothing is written anywhere. Simulated time advances every ``step`` minutes;
 at each step the claims, their metric series up to that instant and their
-simulated field histories go through ``core.decide.autotune_fleet`` (every
+simulated field histories go through the fleet pipeline ``core/fleet.py`` (every
 runaway guard and the global rate limit, exactly as ``autotune`` runs them).
 Applied changes become auto-tune entries of the simulated history, so
 cooldowns, settling, change caps and flap freezes see them. With the plant

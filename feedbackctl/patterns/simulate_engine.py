@@ -1,7 +1,7 @@
 """The simulation engine: simulated claims, their histories and the plant, stepped through the core.
 
 ``Simulation`` holds the simulated values and field histories and asks the
-same core ``autotune`` runs (``core.decide.autotune_fleet``) for each step's
+same core ``autotune`` runs (the fleet pipeline, ``core/fleet.py``) for each step's
 decisions; ``_Recorder`` samples the charts; ``estimates`` prices the run.
 """
 
@@ -16,11 +16,11 @@ import numpy as np
 
 from feedbackctl.authority.history import annotated_baseline
 from feedbackctl.charts import Panel, Threshold, Track
+from feedbackctl.core import fleet as pipeline
 from feedbackctl.core import plant as plant_model
-from feedbackctl.core.decide import SIZING_LOOKBACK_MINUTES, ClaimInputs, autotune_fleet, recommend
+from feedbackctl.core.decide import SIZING_LOOKBACK_MINUTES, ClaimInputs, recommend
 from feedbackctl.core.models import Claim, Decision, FieldChange, FieldHistory, FleetHistory, Outcome, Series
 from feedbackctl.core.policy import Condition, Policy
-from feedbackctl.core.promotion import autotune_stages
 from feedbackctl.core.simulation import Estimate, Event, iso
 from feedbackctl.core.tuning import AutoTune, parse_autotune
 from feedbackctl.core.validation import (
@@ -200,12 +200,8 @@ class Simulation:
         if self.setup.guards:
             recent = FleetHistory(tuple((c, ch) for c, ch in self.fleet if t - ch.at < timedelta(hours=25)))
             # Metrics cost nothing here: every blocked field still says which rule wanted to act.
-            if self.pairs:
-                evidence = {later: self.evidence(earlier, t) for later, earlier in self.pairs.items()}
-                return autotune_stages(
-                    fleet_inputs, self.policy, t, self.source, recent, evidence, from_git=False
-                )
-            return autotune_fleet(fleet_inputs, self.policy, t, self.source, recent, from_git=False)
+            evidence = {later: self.evidence(earlier, t) for later, earlier in self.pairs.items()}
+            return pipeline.run(fleet_inputs, self.policy, t, self.source, recent, evidence, from_git=False)
         return [d for i in fleet_inputs for d in recommend(i, self.policy, t, self.source)]
 
     def apply(self, t: datetime, d: Decision) -> None:
