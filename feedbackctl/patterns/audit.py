@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from feedbackctl.authority import acts
+from feedbackctl.authority import acts, cas
 from feedbackctl.authority.commits import Commit
 from feedbackctl.authority.config import CONFIG_FILE
 from feedbackctl.authority.gitrepo import GitRepo
@@ -53,7 +53,6 @@ from feedbackctl.patterns.inputs import Problem
 from feedbackctl.patterns.proposals import human_identity
 from feedbackctl.render import Report
 
-CAS_ATTEMPTS = 5
 KIND = "auto-tune"
 # What the audit re-proves from git alone, in the order it reports them.
 PROVABLE = (
@@ -591,7 +590,8 @@ def unfreeze(
     name = field_name.removeprefix("spec.")
     target = acts.act_remote(repo, branch_of(repo, ref), remote, "unfreeze")
     who = human_identity(repo)  # a person lifts the freeze: the commit is theirs
-    for _ in range(CAS_ATTEMPTS):
+
+    def attempt(_: int) -> Report | cas.Moved:
         snapshot = load_snapshot(repo, ref)
         claim = snapshot.claim(claim_name)
         if claim is None:
@@ -638,7 +638,8 @@ def unfreeze(
             tip = acts.holding(repo, target, snapshot.branch, snapshot.commit)
             sha, pushed = acts.record(repo, snapshot.branch, snapshot.commit, plan, now, who, tip)
         except ConflictError:
-            continue
+            return cas.MOVED
         report.commits.append(acts.commit_entry(sha, snapshot.branch, plan, pushed))
         return report
-    raise FeedbackError(f"the branch kept moving during {CAS_ATTEMPTS} attempts; rerun later")
+
+    return cas.retry(attempt)

@@ -25,7 +25,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from feedbackctl.authority import acts
+from feedbackctl.authority import acts, cas
 from feedbackctl.authority.fastimport import NewCommit, RefUpdate, read_objects, update_refs, write_commits
 from feedbackctl.authority.gitrepo import DEFAULT_IDENTITY, GitRepo, check_ref_name
 from feedbackctl.authority.snapshot import Snapshot, branch_of, load_snapshot
@@ -42,7 +42,6 @@ from feedbackctl.patterns.staging import approval_tags
 from feedbackctl.render import Report
 
 DEFAULT_RECORD_DIR = "proposals"
-CAS_ATTEMPTS = 5
 # Commits feedbackctl puts on a proposal branch after the proposal itself: they close
 # a proposal at most, so a copied one grants nothing.
 MARKER_KINDS = frozenset({"expire"})
@@ -474,10 +473,6 @@ def show_proposal(
 # --- lifecycle -------------------------------------------------------------------------
 
 
-def _retry(action: str) -> FeedbackError:
-    return FeedbackError(f"the branches kept moving during {CAS_ATTEMPTS} attempts to {action}; rerun later")
-
-
 def _marker(
     ctx: _Context,
     s: BranchState,
@@ -590,7 +585,7 @@ def _one(
     dry_run: bool,
     remote: str | None,
 ) -> Report:
-    for _ in range(CAS_ATTEMPTS):
+    def attempt(_: int) -> Report | cas.Moved:
         ctx = _context(repo, ref, remote, fetch=not dry_run)
         s = _find(ctx, *target)
         status, detail = status_of(s, ctx.claims, now)
@@ -600,9 +595,10 @@ def _one(
         try:
             step(ctx, s, status, detail, report)
         except ConflictError:
-            continue
+            return cas.MOVED
         return report
-    raise _retry(command)
+
+    return cas.retry(attempt, cas.kept_moving("the branches", to=command))
 
 
 def reject(
@@ -859,7 +855,8 @@ def expire(
     repo: GitRepo, ref: str | None, now: datetime, *, dry_run: bool = False, remote: str | None = None
 ) -> Report:
     """Close every pending proposal older than 7 days (an ``expire`` commit on each branch)."""
-    for _ in range(CAS_ATTEMPTS):
+
+    def attempt(_attempt: int) -> Report | cas.Moved:
         ctx = _context(repo, ref, remote, fetch=not dry_run)
         report = Report("proposals expire", now, ctx.snapshot.branch, ctx.snapshot.commit, dry_run=dry_run)
         todo = []
@@ -875,9 +872,10 @@ def expire(
         try:
             _write_markers(repo, ctx, report, todo, dry_run=dry_run)
         except ConflictError:
-            continue
+            return cas.MOVED
         return report
-    raise _retry("expire proposals")
+
+    return cas.retry(attempt, cas.kept_moving("the branches", to="expire proposals"))
 
 
 # --- for the auto-tuner ----------------------------------------------------------------
