@@ -137,11 +137,6 @@ def _number(value: Scalar) -> float | None:
     return float(value)
 
 
-def _subjects(repo: GitRepo, rev: str) -> dict[str, str]:
-    out = repo.git("log", "--format=%H%x1f%s", rev, "--").decode("utf-8", "replace")
-    return dict(line.split("\x1f", 1) for line in out.splitlines() if "\x1f" in line)
-
-
 # --- the checks ---------------------------------------------------------------
 
 
@@ -546,8 +541,8 @@ def verify(repo: GitRepo, ref: str | None, since: str | None, now: datetime | No
             raise UsageError(f"--since {since} is not an ancestor of {branch}; pass a commit on the branch")
         rev = f"{base}..{head}"
     result = AuditResult(branch, head, since)
-    audited = set(repo.git("rev-list", rev, "--").decode().split())
-    subjects = _subjects(repo, rev) if audited else {}
+    audited = set(repo.rev_list(rev))
+    subjects = repo.subjects(rev) if audited else {}
     replay = Replay(repo)
     try:
         for c, parent, after, unreadable in replay.walk(head):

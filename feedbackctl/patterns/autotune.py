@@ -439,7 +439,7 @@ def _remote_of(repo: GitRepo, branch: str, remote: str | None) -> str:
     if remote:
         return remote
     try:
-        name = repo.git("config", "--get", f"branch.{branch}.remote").decode().strip()
+        name = repo.branch_remote(branch)
     except CommandError:  # not set: git's exit 1
         name = ""
     return name if name and name != "." else "origin"
@@ -469,7 +469,7 @@ def _refuse_unpushed(repo: GitRepo, branch: str, remote: str, remote_sha: str) -
     local = repo.list_refs(name).get(name)
     if local is None or repo.is_ancestor(local, remote_sha):
         return
-    ahead = repo.git("rev-list", "--count", f"{remote_sha}..{local}").decode().strip()
+    ahead = repo.count_between(remote_sha, local)
     raise FeedbackError(
         f"local {branch} has {ahead} commit(s) {remote}/{branch} lacks (tip {local[:10]}); nothing was "
         f"decided or pushed: push them (git push {remote} {branch}) or drop them "

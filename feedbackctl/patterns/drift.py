@@ -392,8 +392,8 @@ def _local_sha(repo: GitRepo, branch: str) -> str | None:
 
 
 def _remote_of(repo: GitRepo, branch: str) -> str:
-    remotes = repo.git("remote").decode().split()
-    configured = repo.git("config", "--get", "--default", "", f"branch.{branch}.remote").decode().strip()
+    remotes = repo.remotes()
+    configured = repo.branch_remote(branch)
     remote = configured if configured in remotes else "origin"
     if remote not in remotes:
         raise UsageError(

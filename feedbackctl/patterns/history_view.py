@@ -285,7 +285,7 @@ def record_review(
         sha = _resolve_commit(repo, commit)
         if not repo.is_ancestor(sha, tip):
             raise UsageError(f"commit {sha[:10]} is not on {branch}; pass --ref the branch that holds it")
-        message = repo.git("log", "-1", "--format=%B", sha, "--").decode("utf-8", "replace")
+        message = repo.message(sha)
         pending = [g for g in parse_trailers(message) if REQUIRES_REVIEW in _tags(g)]
         if not pending:
             raise UsageError(

@@ -191,8 +191,7 @@ def _merged(repo: GitRepo, cfg: ProposalConfig, authority: str) -> set[str]:
     scopes = [f"refs/heads/{cfg.prefix}".rpartition("/")[0]]
     if cfg.remote:
         scopes.append(f"refs/remotes/{cfg.remote}/{cfg.prefix}".rpartition("/")[0])
-    out = repo.git("for-each-ref", f"--merged={authority}", "--format=%(objectname)", *scopes)
-    return set(out.decode().split())
+    return repo.tips_merged_into(authority, scopes)
 
 
 def load_branches(repo: GitRepo, cfg: ProposalConfig, authority: str) -> dict[str, BranchState]:
@@ -318,10 +317,10 @@ def fetch_branches(repo: GitRepo, cfg: ProposalConfig) -> None:
     """Bring the remote's proposal branches into ``refs/remotes/<remote>/`` (pruning deleted ones)."""
     remote = cfg.remote
     assert remote is not None
-    if remote not in repo.git("remote").decode().split():
+    if remote not in repo.remotes():
         raise UsageError(f"no remote named '{remote}' in {repo.display}; add one with git remote add")
     spec = f"+refs/heads/{cfg.prefix}*:refs/remotes/{remote}/{cfg.prefix}*"
-    repo.git("fetch", "--prune", "--no-tags", "--quiet", "--end-of-options", remote, spec)
+    repo.fetch_refs(remote, spec)
 
 
 def mark_local_work(repo: GitRepo, branches: Mapping[str, BranchState]) -> None:
@@ -334,8 +333,7 @@ def mark_local_work(repo: GitRepo, branches: Mapping[str, BranchState]) -> None:
 
 def worktree_branches(repo: GitRepo) -> set[str]:
     """Branches checked out in any work tree: proposal branches there are never moved."""
-    out = repo.git("worktree", "list", "--porcelain").decode("utf-8", "surrogateescape")
-    return {line[7:] for line in out.splitlines() if line.startswith("branch ")}
+    return repo.checked_out_branches()
 
 
 # --- who acts --------------------------------------------------------------------------
@@ -343,7 +341,7 @@ def worktree_branches(repo: GitRepo) -> set[str]:
 
 def human_identity(repo: GitRepo) -> tuple[str, str]:
     """The person running the command, from git's identity (GIT_AUTHOR_*, then git config)."""
-    who = repo._identity("AUTHOR")
+    who = repo.identity("AUTHOR")
     if who == DEFAULT_IDENTITY:
         raise UsageError(
             "who is deciding? set `git config user.name` and `git config user.email`; "
@@ -562,19 +560,6 @@ def _act(
     report.commits.append(acts.commit_entry(sha, authority, plan, pushed))
 
 
-def _delete_remote(repo: GitRepo, remote: str, ref: str, expected: str) -> bool:
-    """Delete ``ref`` on ``remote`` only if it is still at ``expected`` (explicit-SHA lease)."""
-    args = [
-        "push",
-        "--porcelain",
-        f"--force-with-lease={ref}:{expected}",
-        "--end-of-options",
-        remote,
-        f":{ref}",
-    ]
-    return repo._run(args, check=False).returncode == 0
-
-
 def _one(
     repo: GitRepo,
     ref: str | None,
@@ -782,7 +767,7 @@ def approve(
                 )
             done["pushed"] = True
             if s.remote is not None:
-                if _delete_remote(repo, remote, s.ref, s.remote):
+                if repo.delete_remote_ref(remote, s.ref, s.remote):
                     report.events.append({"message": f"closed {s.name} on {remote}"})
                 else:
                     report.events.append({"message": f"{s.name} moved on {remote}; left there"})
