@@ -18,7 +18,9 @@ share a rank (the config names its source kinds; sources read YAML through the
 authority's safe loader).
 
 Every subprocess goes through ``feedbackctl/proc.py``: no other module imports
-``subprocess``, except ``CompletedProcess``, the type ``proc.run`` returns.
+``subprocess``, except ``CompletedProcess``, the type ``proc.run`` returns. And
+all git goes through ``authority/``: outside it nothing calls ``GitRepo.git`` or
+``GitRepo._run`` with a raw argv; it calls a named method instead.
 
 ``KNOWN`` lists the upward imports the code has today, each with why it is
 there, so the lead can delete an entry once the move it waits for has landed.
@@ -59,6 +61,8 @@ RANK = {
 CORE_MAY_IMPORT = frozenset({"core", "errors", "clock"})
 SUBPROCESS_TYPES = frozenset({"CompletedProcess"})
 CHOKE_POINT = "feedbackctl.proc"
+GIT_GATEWAY = "feedbackctl.authority"
+RAW_GIT = frozenset({"git", "_run"})  # GitRepo's argv entry points
 
 # (importing module or package, imported module): why it is allowed for now.
 KNOWN: dict[tuple[str, str], str] = {
@@ -144,6 +148,17 @@ def check(module: str, text: str, *, is_package: bool = False) -> list[Violation
     return found
 
 
+def raw_git_calls(module: str, text: str) -> list[Violation]:
+    """Calls of ``<x>.git(...)`` / ``<x>._run(...)`` outside the git gateway."""
+    if _within(module, GIT_GATEWAY):
+        return []
+    return [
+        Violation(module, node.lineno, f".{node.func.attr}(...)", f"raw git argv outside {GIT_GATEWAY}")
+        for node in ast.walk(ast.parse(text))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in RAW_GIT
+    ]
+
+
 def package_modules() -> Iterator[tuple[str, str, bool]]:
     for path in sorted(PACKAGE.rglob("*.py")):
         parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
@@ -156,6 +171,20 @@ def package_modules() -> Iterator[tuple[str, str, bool]]:
 def test_every_module_keeps_to_its_layer_and_the_subprocess_choke_point() -> None:
     problems = [v for module, text, pkg in package_modules() for v in check(module, text, is_package=pkg)]
     assert not problems, "\n".join(str(v) for v in problems)
+
+
+def test_no_raw_git_argv_outside_the_authority_layer() -> None:
+    problems = [v for module, text, _ in package_modules() for v in raw_git_calls(module, text)]
+    assert not problems, "\n".join(str(v) for v in problems)
+
+
+def test_the_raw_git_check_finds_an_argv_call() -> None:
+    text = "def f(repo):\n    return repo.git('rev-list', 'main') + repo._run(['log']).stdout\n"
+    assert [v.imported for v in raw_git_calls("feedbackctl.patterns.drift", text)] == [
+        ".git(...)",
+        "._run(...)",
+    ]
+    assert raw_git_calls("feedbackctl.authority.acts", text) == []
 
 
 def test_every_known_exception_is_still_needed() -> None:

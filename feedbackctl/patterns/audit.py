@@ -50,7 +50,7 @@ from feedbackctl.core.tuning import parse_autotune
 from feedbackctl.errors import ClaimError, ConflictError, FeedbackError, UsageError
 from feedbackctl.patterns import staging
 from feedbackctl.patterns.inputs import Problem
-from feedbackctl.patterns.proposals import human_identity
+from feedbackctl.patterns.proposal_acts import human_identity
 from feedbackctl.render import Report
 
 KIND = "auto-tune"

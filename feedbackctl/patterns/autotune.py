@@ -37,9 +37,9 @@ from feedbackctl.core.promotion import promote
 from feedbackctl.core.tuning import parse_autotune
 from feedbackctl.errors import ClaimError, CommandError, ConflictError, FeedbackError, UsageError
 from feedbackctl.patterns import fetching, staging
+from feedbackctl.patterns.acknowledgements import acknowledgements
 from feedbackctl.patterns.batches import open_stream
 from feedbackctl.patterns.inputs import Gathered, Problem, add_baselines
-from feedbackctl.patterns.proposals import acknowledgements
 from feedbackctl.patterns.staging import validated_trailer
 from feedbackctl.render import Report
 from feedbackctl.sources.base import MetricsCost

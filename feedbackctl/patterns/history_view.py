@@ -30,7 +30,7 @@ from feedbackctl.authority.writer import Plan, trailer
 from feedbackctl.clock import parse_instant
 from feedbackctl.core.models import Claim, Scalar
 from feedbackctl.errors import ConflictError, UsageError
-from feedbackctl.patterns.proposals import human_identity
+from feedbackctl.patterns.proposal_acts import human_identity
 from feedbackctl.render import Report
 
 REVIEW_KIND = "review"

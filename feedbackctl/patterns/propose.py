@@ -29,20 +29,7 @@ from typing import Any
 from feedbackctl.authority import acts, cas
 from feedbackctl.authority.fastimport import NewCommit, RefUpdate, read_objects, update_refs, write_commits
 from feedbackctl.authority.gitrepo import GitRepo
-from feedbackctl.authority.shard import ALL, Shard
-from feedbackctl.authority.snapshot import Snapshot, branch_of, load_snapshot
-from feedbackctl.authority.writer import Plan, Staging, trailer
-from feedbackctl.core import proposal as record
-from feedbackctl.core.decide import ClaimInputs, autotune, recommend
-from feedbackctl.core.models import Claim, Decision, Note, Outcome
-from feedbackctl.core.policy import RISK_LEVELS, Policy, Source
-from feedbackctl.core.proposal import REVIEW_REASONS, Proposal
-from feedbackctl.core.risk import RiskAssessment, SchemaCheck, assess, claim_changes
-from feedbackctl.core.schema import schema_check
-from feedbackctl.errors import ClaimError, ConflictError, UsageError
-from feedbackctl.patterns import staging
-from feedbackctl.patterns.inputs import Problem, gather
-from feedbackctl.patterns.proposals import (
+from feedbackctl.authority.proposal_branches import (
     OPEN,
     BranchState,
     ProposalConfig,
@@ -56,6 +43,19 @@ from feedbackctl.patterns.proposals import (
     status_of,
     worktree_branches,
 )
+from feedbackctl.authority.shard import ALL, Shard
+from feedbackctl.authority.snapshot import Snapshot, branch_of, load_snapshot
+from feedbackctl.authority.writer import Plan, Staging, trailer
+from feedbackctl.core import proposal as record
+from feedbackctl.core.decide import ClaimInputs, autotune, recommend
+from feedbackctl.core.models import Claim, Decision, Note, Outcome
+from feedbackctl.core.policy import RISK_LEVELS, Policy, Source
+from feedbackctl.core.proposal import REVIEW_REASONS, Proposal
+from feedbackctl.core.risk import RiskAssessment, SchemaCheck, assess, claim_changes
+from feedbackctl.core.schema import schema_check
+from feedbackctl.errors import ClaimError, ConflictError, UsageError
+from feedbackctl.patterns import staging
+from feedbackctl.patterns.inputs import Problem, gather
 from feedbackctl.render import Report
 
 NEW_WINDOW = timedelta(hours=1)

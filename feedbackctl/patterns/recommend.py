@@ -41,7 +41,7 @@ from feedbackctl.patterns.inputs import (
     metric_source,
     needed_metrics,
 )
-from feedbackctl.patterns.proposals import human_identity, ident_text, outside_bounds, policy_check
+from feedbackctl.patterns.proposal_acts import human_identity, ident_text, outside_bounds, policy_check
 from feedbackctl.render import Report
 from feedbackctl.sources.fixtures import FixtureSource
 
