@@ -124,9 +124,9 @@ def demo_step(layout: DemoLayout, now: datetime) -> int:
     for c in out.report.commits:
         if c["sha"] == "(dry-run)":
             continue
-        text = repo.git("show", "--no-patch", "--format=%H%n%an <%ae> %aI%n%n%B", c["sha"]).decode()
+        text = repo.show_commit(c["sha"])
         console.print(text.rstrip("\n"), markup=False, highlight=False)
-        diff = repo.git("show", "--format=", "--unified=0", c["sha"]).decode()
+        diff = repo.show_patch(c["sha"])
         console.print(diff.rstrip("\n"), markup=False, highlight=False)
     return 1 if out.report.problems else 0
 

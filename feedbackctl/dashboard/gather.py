@@ -50,8 +50,7 @@ def _diff(repo: GitRepo, commits: Sequence[Mapping[str, Any]], record: Mapping[s
     path = ((record or {}).get("spec") or {}).get("target", {}).get("path")
     if made is None or not path:
         return []
-    out = repo.git("diff", "-U0", "--no-color", "--no-ext-diff", f"{made}^", made, "--", path)
-    lines = out.decode("utf-8", "replace").splitlines()
+    lines = repo.diff_text(f"{made}^", made, path).splitlines()
     return [line for line in lines if line[:1] in "+-" and not line.startswith(("+++", "---"))]
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from feedbackctl.authority import acts
+from feedbackctl.authority import acts, cas
 from feedbackctl.authority.commits import Commit
 from feedbackctl.authority.config import CONFIG_FILE
 from feedbackctl.authority.gitrepo import GitRepo
@@ -51,10 +51,9 @@ from feedbackctl.core.tuning import parse_autotune
 from feedbackctl.errors import ClaimError, ConflictError, FeedbackError, UsageError
 from feedbackctl.patterns import staging
 from feedbackctl.patterns.inputs import Problem
-from feedbackctl.patterns.proposals import human_identity
+from feedbackctl.patterns.proposal_acts import human_identity
 from feedbackctl.render import Report
 
-CAS_ATTEMPTS = 5
 KIND = "auto-tune"
 # What the audit re-proves from git alone, in the order it reports them (core/rules.py).
 PROVABLE = rules.PROVABLE
@@ -116,11 +115,6 @@ def _number(value: Scalar) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)
-
-
-def _subjects(repo: GitRepo, rev: str) -> dict[str, str]:
-    out = repo.git("log", "--format=%H%x1f%s", rev, "--").decode("utf-8", "replace")
-    return dict(line.split("\x1f", 1) for line in out.splitlines() if "\x1f" in line)
 
 
 # --- the checks ---------------------------------------------------------------
@@ -538,8 +532,8 @@ def verify(repo: GitRepo, ref: str | None, since: str | None, now: datetime | No
             raise UsageError(f"--since {since} is not an ancestor of {branch}; pass a commit on the branch")
         rev = f"{base}..{head}"
     result = AuditResult(branch, head, since)
-    audited = set(repo.git("rev-list", rev, "--").decode().split())
-    subjects = _subjects(repo, rev) if audited else {}
+    audited = set(repo.rev_list(rev))
+    subjects = repo.subjects(rev) if audited else {}
     replay = Replay(repo)
     try:
         for c, parent, after, unreadable in replay.walk(head):
@@ -582,7 +576,8 @@ def unfreeze(
     name = field_name.removeprefix("spec.")
     target = acts.act_remote(repo, branch_of(repo, ref), remote, "unfreeze")
     who = human_identity(repo)  # a person lifts the freeze: the commit is theirs
-    for _ in range(CAS_ATTEMPTS):
+
+    def attempt(_: int) -> Report | cas.Moved:
         snapshot = load_snapshot(repo, ref)
         claim = snapshot.claim(claim_name)
         if claim is None:
@@ -629,7 +624,8 @@ def unfreeze(
             tip = acts.holding(repo, target, snapshot.branch, snapshot.commit)
             sha, pushed = acts.record(repo, snapshot.branch, snapshot.commit, plan, now, who, tip)
         except ConflictError:
-            continue
+            return cas.MOVED
         report.commits.append(acts.commit_entry(sha, snapshot.branch, plan, pushed))
         return report
-    raise FeedbackError(f"the branch kept moving during {CAS_ATTEMPTS} attempts; rerun later")
+
+    return cas.retry(attempt)

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from feedbackctl.authority import cas
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.runid import run_id
 from feedbackctl.authority.shard import ALL, Shard
@@ -35,16 +36,14 @@ from feedbackctl.core.rules import RuleId
 from feedbackctl.core.tuning import parse_autotune
 from feedbackctl.errors import ClaimError, CommandError, ConflictError, FeedbackError, UsageError
 from feedbackctl.patterns import fetching, staging
+from feedbackctl.patterns.acknowledgements import acknowledgements
 from feedbackctl.patterns.batches import open_stream
 from feedbackctl.patterns.inputs import Gathered, Problem, add_baselines
-from feedbackctl.patterns.proposals import acknowledgements
 from feedbackctl.patterns.staging import validated_trailer
 from feedbackctl.render import Report
 from feedbackctl.sources.base import MetricsCost
 
 KIND = "auto-tune"
-CAS_ATTEMPTS = 5
-PUSH_ATTEMPTS = 5
 # Backoff before retry n is uniform in [0, JITTER_SECONDS * 2**n): runs started by
 # the same cron minute on several hosts spread out instead of colliding again.
 JITTER_SECONDS = 0.2
@@ -390,8 +389,7 @@ def _not_applied(out: Outcomes, changes: Sequence[Decision], error: FeedbackErro
 
 
 def _local(repo: GitRepo, ref: str | None, metrics: str | None, now: datetime, opts: RunOptions) -> Outcomes:
-    last: ConflictError | None = None
-    for attempt in range(CAS_ATTEMPTS):
+    def attempt_once(attempt: int) -> Outcomes | cas.Moved:
         snapshot = load_snapshot(repo, ref).restrict(opts.shard)
         if not opts.dry_run:
             repo.check_not_before(snapshot.commit, now)  # a back-dated run would corrupt later readers
@@ -411,23 +409,28 @@ def _local(repo: GitRepo, ref: str | None, metrics: str | None, now: datetime, o
             if not opts.dry_run:
                 repo.advance(snap.branch, built[-1][1], snap.commit)
         except ConflictError as e:
-            last = e
-            if attempt + 1 < CAS_ATTEMPTS:
-                opts.sleep(random.uniform(0, JITTER_SECONDS * 2**attempt))
-            continue
+            return cas.Moved(e)
         except FeedbackError as e:
             _not_applied(out, [d for d, _, _ in built], e)
             return out
         _record(out, built, snap.branch, applied=not opts.dry_run)
         return out
-    raise FeedbackError(f"{last}; gave up after {CAS_ATTEMPTS} attempts — rerun later")
+
+    def gave_up(last: cas.Moved) -> FeedbackError:
+        return FeedbackError(f"{last.why}; gave up after {cas.CAS_ATTEMPTS} attempts — rerun later")
+
+    return cas.retry(attempt_once, gave_up, pause=lambda n: _jitter(opts, n))
+
+
+def _jitter(opts: RunOptions, attempt: int) -> None:
+    opts.sleep(random.uniform(0, JITTER_SECONDS * 2**attempt))
 
 
 def _remote_of(repo: GitRepo, branch: str, remote: str | None) -> str:
     if remote:
         return remote
     try:
-        name = repo.git("config", "--get", f"branch.{branch}.remote").decode().strip()
+        name = repo.branch_remote(branch)
     except CommandError:  # not set: git's exit 1
         name = ""
     return name if name and name != "." else "origin"
@@ -457,7 +460,7 @@ def _refuse_unpushed(repo: GitRepo, branch: str, remote: str, remote_sha: str) -
     local = repo.list_refs(name).get(name)
     if local is None or repo.is_ancestor(local, remote_sha):
         return
-    ahead = repo.git("rev-list", "--count", f"{remote_sha}..{local}").decode().strip()
+    ahead = repo.count_between(remote_sha, local)
     raise FeedbackError(
         f"local {branch} has {ahead} commit(s) {remote}/{branch} lacks (tip {local[:10]}); nothing was "
         f"decided or pushed: push them (git push {remote} {branch}) or drop them "
@@ -468,7 +471,8 @@ def _refuse_unpushed(repo: GitRepo, branch: str, remote: str, remote_sha: str) -
 def _pushed(repo: GitRepo, ref: str | None, metrics: str | None, now: datetime, opts: RunOptions) -> Outcomes:
     branch = (ref or repo.default_ref()).removeprefix("refs/heads/")
     remote = _remote_of(repo, branch, opts.remote)
-    for attempt in range(PUSH_ATTEMPTS):
+
+    def attempt_once(attempt: int) -> Outcomes | cas.Moved:
         remote_sha = repo.fetch(remote, branch)
         if remote_sha is None:
             raise UsageError(f"remote '{remote}' has no branch {branch}; push it once by hand, then rerun")
@@ -497,12 +501,15 @@ def _pushed(repo: GitRepo, ref: str | None, metrics: str | None, now: datetime, 
             _record(out, built, branch, applied=True)
             _fast_forward_local(repo, branch, built[-1][1], out)
             return out
-        if attempt + 1 < PUSH_ATTEMPTS:
-            opts.sleep(random.uniform(0, JITTER_SECONDS * 2**attempt))
-    raise FeedbackError(
-        f"{remote}/{branch} kept moving during {PUSH_ATTEMPTS} push attempts; "
-        "nothing was pushed — rerun later"
-    )
+        return cas.MOVED
+
+    def gave_up(_: cas.Moved) -> FeedbackError:
+        return FeedbackError(
+            f"{remote}/{branch} kept moving during {cas.CAS_ATTEMPTS} push attempts; "
+            "nothing was pushed — rerun later"
+        )
+
+    return cas.retry(attempt_once, gave_up, pause=lambda n: _jitter(opts, n))
 
 
 def run_autotune(

@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from feedbackctl.authority import cas
 from feedbackctl.authority.config import CONFIG_FILE
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.history import (
@@ -65,7 +66,6 @@ KIND = "drift-capture"
 TAGS = ("break-glass", "requires-review")
 OUT_OF_BOUNDS = "out-of-bounds"
 DEFAULT_SYNC_GRACE_MINUTES = 15
-CAS_ATTEMPTS = 5
 
 
 class Status(StrEnum):
@@ -392,8 +392,8 @@ def _local_sha(repo: GitRepo, branch: str) -> str | None:
 
 
 def _remote_of(repo: GitRepo, branch: str) -> str:
-    remotes = repo.git("remote").decode().split()
-    configured = repo.git("config", "--get", "--default", "", f"branch.{branch}.remote").decode().strip()
+    remotes = repo.remotes()
+    configured = repo.branch_remote(branch)
     remote = configured if configured in remotes else "origin"
     if remote not in remotes:
         raise UsageError(
@@ -553,8 +553,9 @@ def drift(repo: GitRepo, ref: str | None, request: DriftRequest, now: datetime) 
         raise UsageError(f"--mode {request.mode}: expected capture or report")
     state: LiveState | None = None
     writing = request.mode == "capture" and not request.dry_run
-    lost: ConflictError | None = None
-    for _ in range(CAS_ATTEMPTS):
+
+    def attempt(_: int) -> Report | cas.Moved:
+        nonlocal state
         remote = remote_authority = None
         if request.push and writing:
             branch = ref or repo.default_ref()
@@ -622,11 +623,10 @@ def drift(repo: GitRepo, ref: str | None, request: DriftRequest, now: datetime) 
             try:
                 _move(repo, target_branch, chain.tip, local_target)
             except ConflictError as e:
-                lost = e
-                continue  # the branch moved: re-read, re-evaluate, retry
+                return cas.Moved(e)  # the branch moved: re-read, re-evaluate, retry
         else:
             if not repo.push(remote, target_branch, chain.tip, remote_target):
-                continue  # the remote moved: fetch, re-evaluate, retry
+                return cas.MOVED  # the remote moved: fetch, re-evaluate, retry
             try:
                 _move(repo, target_branch, chain.tip, local_target)
             except FeedbackError as e:
@@ -646,9 +646,9 @@ def drift(repo: GitRepo, ref: str | None, request: DriftRequest, now: datetime) 
                 _notify(request, report, _event(f, repo, target_branch, authority.branch, state.source, now))
             )
         return report
+
     # The last refusal says why (a lock a killed git left is not a branch that moves).
-    why = f" (last: {lost})" if lost else ""
-    raise FeedbackError(f"the branch kept moving during {CAS_ATTEMPTS} attempts{why}; rerun later")
+    return cas.retry(attempt)
 
 
 def _notify(request: DriftRequest, report: Report, event: dict[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from feedbackctl.authority import acts
+from feedbackctl.authority import acts, cas
 from feedbackctl.authority.commits import Commit, read_commits
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.history import ValueMemo, claim_files, parse_scalar, reader_for, value_events
@@ -29,8 +29,8 @@ from feedbackctl.authority.trailers import parse_trailers
 from feedbackctl.authority.writer import Plan, trailer
 from feedbackctl.clock import parse_instant
 from feedbackctl.core.models import Claim, Scalar
-from feedbackctl.errors import ConflictError, FeedbackError, UsageError
-from feedbackctl.patterns.proposals import human_identity
+from feedbackctl.errors import ConflictError, UsageError
+from feedbackctl.patterns.proposal_acts import human_identity
 from feedbackctl.render import Report
 
 REVIEW_KIND = "review"
@@ -38,7 +38,6 @@ REVIEWS_KEY = "Feedback-Reviews"
 REQUIRES_REVIEW = "requires-review"
 REVIEWED = "reviewed"
 HUMAN = "human"
-CAS_ATTEMPTS = 5
 
 _RELATIVE = re.compile(r"^(\d+)\s*(m|h|d|w)$")
 _UNIT = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
@@ -279,13 +278,14 @@ def record_review(
     (reset stops undoing them), ``revert`` has reset move them back; a later
     verdict replaces an earlier one (see docs/history.md).
     """
-    for _ in range(CAS_ATTEMPTS):
+
+    def attempt(_: int) -> Report | cas.Moved:
         branch = branch_of(repo, ref)
         tip = repo.resolve(branch)
         sha = _resolve_commit(repo, commit)
         if not repo.is_ancestor(sha, tip):
             raise UsageError(f"commit {sha[:10]} is not on {branch}; pass --ref the branch that holds it")
-        message = repo.git("log", "-1", "--format=%B", sha, "--").decode("utf-8", "replace")
+        message = repo.message(sha)
         pending = [g for g in parse_trailers(message) if REQUIRES_REVIEW in _tags(g)]
         if not pending:
             raise UsageError(
@@ -326,8 +326,9 @@ def record_review(
             who = human_identity(repo)  # a person's act
             new, pushed = acts.record(repo, branch, tip, plan, now, who, target)
         except ConflictError:
-            continue
+            return cas.MOVED
         report.extra["reviews"] = sha
         report.commits.append(acts.commit_entry(new, branch, plan, pushed))
         return report
-    raise FeedbackError(f"the branch kept moving during {CAS_ATTEMPTS} attempts; rerun later")
+
+    return cas.retry(attempt)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from feedbackctl.authority import cas
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.history import load_histories
 from feedbackctl.authority.snapshot import Snapshot, load_snapshot
@@ -33,7 +34,6 @@ from feedbackctl.core.rules import RuleId
 from feedbackctl.core.tuning import parse_autotune
 from feedbackctl.errors import ClaimError, FeedbackError, UsageError
 from feedbackctl.patterns.recommend import (
-    CAS_ATTEMPTS,
     PENDING,
     proposer_id,
     read_sidecar,
@@ -331,7 +331,7 @@ def observe(
     *,
     dry_run: bool,
 ) -> Report:
-    for _ in range(CAS_ATTEMPTS):
+    def attempt(_: int) -> Report | cas.Moved:
         snapshot = load_snapshot(repo, ref)
         policy = snapshot.settings.policy
         source = registered_push_source(policy, source_name)
@@ -364,4 +364,6 @@ def observe(
         plan = _plan(snapshot, accepted, source)
         if commit_plan(repo, snapshot.branch, snapshot.commit, plan, now, report.commits, dry_run=dry_run):
             return report
-    raise FeedbackError(f"the branch kept moving during {CAS_ATTEMPTS} attempts; rerun later")
+        return cas.MOVED
+
+    return cas.retry(attempt)

@@ -26,25 +26,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from feedbackctl.authority import acts
+from feedbackctl.authority import acts, cas
 from feedbackctl.authority.fastimport import NewCommit, RefUpdate, read_objects, update_refs, write_commits
 from feedbackctl.authority.gitrepo import GitRepo
-from feedbackctl.authority.shard import ALL, Shard
-from feedbackctl.authority.snapshot import Snapshot, branch_of, load_snapshot
-from feedbackctl.authority.writer import Plan, Staging, trailer
-from feedbackctl.core import guards
-from feedbackctl.core import proposal as record
-from feedbackctl.core.decide import ClaimInputs, autotune, recommend
-from feedbackctl.core.models import Claim, Decision, Note, Outcome
-from feedbackctl.core.policy import RISK_LEVELS, Policy, Source
-from feedbackctl.core.proposal import REVIEW_REASONS, Proposal
-from feedbackctl.core.risk import RiskAssessment, SchemaCheck, assess, claim_changes
-from feedbackctl.core.rules import RuleId
-from feedbackctl.core.schema import schema_check
-from feedbackctl.errors import ClaimError, ConflictError, FeedbackError, UsageError
-from feedbackctl.patterns import staging
-from feedbackctl.patterns.inputs import Problem, gather
-from feedbackctl.patterns.proposals import (
+from feedbackctl.authority.proposal_branches import (
     OPEN,
     BranchState,
     ProposalConfig,
@@ -58,9 +43,23 @@ from feedbackctl.patterns.proposals import (
     status_of,
     worktree_branches,
 )
+from feedbackctl.authority.shard import ALL, Shard
+from feedbackctl.authority.snapshot import Snapshot, branch_of, load_snapshot
+from feedbackctl.authority.writer import Plan, Staging, trailer
+from feedbackctl.core import guards
+from feedbackctl.core import proposal as record
+from feedbackctl.core.decide import ClaimInputs, autotune, recommend
+from feedbackctl.core.models import Claim, Decision, Note, Outcome
+from feedbackctl.core.policy import RISK_LEVELS, Policy, Source
+from feedbackctl.core.proposal import REVIEW_REASONS, Proposal
+from feedbackctl.core.risk import RiskAssessment, SchemaCheck, assess, claim_changes
+from feedbackctl.core.rules import RuleId
+from feedbackctl.core.schema import schema_check
+from feedbackctl.errors import ClaimError, ConflictError, UsageError
+from feedbackctl.patterns import staging
+from feedbackctl.patterns.inputs import Problem, gather
 from feedbackctl.render import Report
 
-CAS_ATTEMPTS = 5
 NEW_WINDOW = timedelta(hours=1)
 DEFAULT_REMOTE = "origin"
 
@@ -632,8 +631,8 @@ def propose(
     With a shard, only its claims are decided on; the limits still count every
     proposal branch (concurrent shards may overshoot them by a few).
     """
-    lost: Exception | None = None
-    for _ in range(CAS_ATTEMPTS):
+
+    def attempt(_: int) -> Report | cas.Moved:
         snapshot = authority_snapshot(repo, ref, remote if push and not dry_run else None)
         if push and not dry_run:
             fetch_branches(repo, proposal_config(snapshot, remote))
@@ -663,7 +662,6 @@ def propose(
             plan.report.extra["passedOver"] = passed_over
             return carry_out(repo, plan, dry_run=dry_run)
         except (ConflictError, _LeaseLost) as e:
-            lost = e
-            continue
-    why = f" (last: {lost})" if str(lost or "") else ""
-    raise FeedbackError(f"proposal branches kept moving during {CAS_ATTEMPTS} attempts{why}; rerun later")
+            return cas.Moved(e)
+
+    return cas.retry(attempt, cas.kept_moving("proposal branches"))

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from feedbackctl.authority import acts
+from feedbackctl.authority import acts, cas
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.history import fill_baselines, load_histories, parse_scalar
 from feedbackctl.authority.runid import run_id
@@ -31,8 +31,6 @@ from feedbackctl.core.risk import Change, classify
 from feedbackctl.errors import ConflictError, FeedbackError
 from feedbackctl.patterns.inputs import Problem
 from feedbackctl.render import Report
-
-CAS_ATTEMPTS = 5
 
 
 def tested_value(baseline: Scalar, verdict: acts.Verdict | None) -> tuple[Scalar, str]:
@@ -65,7 +63,8 @@ def reset(
 ) -> Report:
     """One commit per field put back; ``run`` is their Feedback-Run (default: this invocation's)."""
     run = run or run_id()
-    for _ in range(CAS_ATTEMPTS):
+
+    def attempt(_: int) -> Report | cas.Moved:
         snapshot = load_snapshot(repo, ref)
         policy = snapshot.settings.policy
         claims = [c for c in snapshot.claims if fnmatch.fnmatchcase(c.name, selection.claims)]
@@ -131,6 +130,7 @@ def reset(
         try:
             repo.advance(snapshot.branch, head, base)
         except ConflictError:
-            continue
+            return cas.MOVED
         return report
-    raise FeedbackError(f"the branch kept moving during {CAS_ATTEMPTS} attempts; rerun later")
+
+    return cas.retry(attempt)

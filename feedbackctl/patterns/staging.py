@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.history import Histories, load_histories
@@ -55,13 +55,10 @@ class Stages:
 
 def anchor_commit(repo: GitRepo, commit: str, at: datetime) -> str | None:
     """The newest first-parent commit at or before ``at`` (None: history starts later)."""
-    when = at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S +0000")
     try:
-        out = repo.git("rev-list", "-1", "--first-parent", f"--before={when}", commit, "--")
+        return repo.first_parent_before(commit, at)
     except FeedbackError:
         return None
-    sha = out.decode().strip()
-    return sha or None
 
 
 def stages_for(snapshot: Snapshot, now: datetime, *, opted_in_only: bool = True) -> Stages:
