@@ -34,12 +34,12 @@ from feedbackctl.authority.writer import Plan, Staging, trailer, write
 from feedbackctl.core import proposal as record
 from feedbackctl.core.models import Acknowledgement, Claim, Scalar
 from feedbackctl.core.proposal import Proposal, ProposalError, State
+from feedbackctl.core.results import ProposalShown, ProposalsResult, Report
 from feedbackctl.core.risk import Change, SchemaCheck, assess
 from feedbackctl.core.schema import schema_check
 from feedbackctl.core.tuning import parse_autotune
 from feedbackctl.errors import ClaimError, ConflictError, FeedbackError, UsageError
 from feedbackctl.patterns.staging import approval_tags
-from feedbackctl.render import Report
 
 DEFAULT_RECORD_DIR = "proposals"
 CAS_ATTEMPTS = 5
@@ -443,9 +443,9 @@ def apply_acts(branches: Mapping[str, BranchState], found: Sequence[acts.Act]) -
 def list_proposals(repo: GitRepo, ref: str | None, now: datetime, *, remote: str | None = None) -> Report:
     ctx = _context(repo, ref, remote)
     report = Report("proposals list", now, ctx.snapshot.branch, ctx.snapshot.commit)
-    report.extra["proposals"] = [
-        entry(s, *status_of(s, ctx.claims, now), now) for _, s in sorted(ctx.branches.items())
-    ]
+    report.result = ProposalsResult(
+        [entry(s, *status_of(s, ctx.claims, now), now) for _, s in sorted(ctx.branches.items())]
+    )
     return report
 
 
@@ -465,9 +465,11 @@ def show_proposal(
     ctx = _context(repo, ref, remote)
     s = _find(ctx, claim, field_name)
     report = Report("proposals show", now, ctx.snapshot.branch, ctx.snapshot.commit)
-    report.extra["proposal"] = entry(s, *status_of(s, ctx.claims, now), now)
-    report.extra["record"] = record.to_document(s.proposal) if s.proposal else None
-    report.extra["commits"] = [{"sha": c.sha, "kind": c.kind or "human", "author": c.author} for c in s.chain]
+    report.result = ProposalShown(
+        entry(s, *status_of(s, ctx.claims, now), now),
+        record.to_document(s.proposal) if s.proposal else None,
+        [{"sha": c.sha, "kind": c.kind or "human", "author": c.author} for c in s.chain],
+    )
     return report
 
 
