@@ -13,6 +13,7 @@ from rich.table import Table
 from feedbackctl.authority.shard import parse_shard
 from feedbackctl.authority.snapshot import open_repo
 from feedbackctl.clock import now_or
+from feedbackctl.commands.acts import field_act
 from feedbackctl.commands.options import (
     Claim,
     Detailed,
@@ -204,24 +205,9 @@ def approve_command(
     return exit_code(report, False)
 
 
-@proposals.command("reject")
-def reject_command(
-    claim: Claim,
-    field: Field,
-    repo: Repo = ".",
-    ref: Ref = None,
-    now: Now = None,
-    reason: Reason = "",
-    output: OutputOpt = Output.table,
-    dry_run: DryRun = False,
-    remote: RemoteOpt = None,
-) -> int:
-    """Reject: recorded on the branch; the same change is not proposed again for 7 days."""
-    report = lifecycle.reject(
-        open_repo(repo), ref, claim, field, now_or(now), reason=reason, dry_run=dry_run, remote=remote
-    )
-    _print(report, output, "proposals reject")
-    return exit_code(report, False)
+proposals.command(
+    "reject", help="Reject: recorded on the branch; the same change is not proposed again for 7 days."
+)(field_act(lifecycle.reject, lambda report, output: _print(report, output, "proposals reject")))
 
 
 @proposals.command("ack")
