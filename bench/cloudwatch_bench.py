@@ -31,6 +31,7 @@ from rich.table import Table
 
 from bench.common import Row as BenchRow
 from feedbackctl.core.models import Claim
+from feedbackctl.render import cost_json
 from feedbackctl.sources import plan
 from feedbackctl.sources.base import MetricBatch, MetricRequest
 from feedbackctl.sources.cloudwatch import CloudWatchSource, Pulled, PullStats, run_call
@@ -258,7 +259,7 @@ def autotune_against_moto(claims: int = 40, opted_every: int = 10) -> list[Bench
     same = [(d.claim, d.field, d.outcome, d.recommended) for d in planned.report.decisions] == [
         (d.claim, d.field, d.outcome, d.recommended) for d in full.report.decisions
     ]
-    pc, fc = planned.report.extra["metricsCost"], full.report.extra["metricsCost"]
+    pc, fc = (cost_json(o.report)["metricsCost"] for o in (planned, full))
     rows.append(
         BenchRow("cloudwatch", f"autotune on moto: {claims} claims, 1 in {opted_every} opted in",
                  pc["metricsRequested"], fc["metricsRequested"], "<= 1/5 of full",

@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from rich.console import Console
@@ -20,7 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from feedbackctl.core.models import Decision, Outcome
-from feedbackctl.patterns.inputs import Problem
+from feedbackctl.core.results import Report
 
 JSON_SCHEMA_VERSION = 1
 
@@ -78,27 +77,6 @@ def terminal_safe(value: object, *, markup: bool = True, newlines: bool = False)
     return escape(text) if markup else text
 
 
-@dataclass
-class Report:
-    """What one command did: decisions, problems, commits and events."""
-
-    command: str
-    now: datetime
-    branch: str | None = None
-    commit: str | None = None
-    decisions: list[Decision] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    commits: list[dict[str, Any]] = field(default_factory=list)
-    events: list[dict[str, Any]] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
-    dry_run: bool = False
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.commits) or any(d.changes_value for d in self.decisions)
-
-
 def decision_json(d: Decision) -> dict[str, Any]:
     return {
         "claim": d.claim,
@@ -143,7 +121,7 @@ def report_json(r: Report) -> dict[str, Any]:
         "events": r.events,
         "problems": [{"claim": p.where or None, "message": p.message} for p in r.problems],
         "warnings": r.warnings,
-        **r.extra,
+        **r.extra_json(),
     }
 
 
@@ -218,8 +196,13 @@ def decisions_table(decisions: Sequence[Decision], title: str, width: int | None
     return table
 
 
+def cost_json(r: Report) -> dict[str, Any]:
+    """``{"metricsCost": ...}`` when the command read metrics, else empty."""
+    return {"metricsCost": r.metrics_cost.json()} if r.metrics_cost is not None else {}
+
+
 def print_cost_line(doc: Mapping[str, Any], out: Console) -> None:
-    """The table's last line: what the run's metric reads cost (``doc``: a report's JSON or extra)."""
+    """The table's last line: what the run's metric reads cost (``doc``: a report's JSON or ``cost_json``)."""
     cost = doc.get("metricsCost")
     if isinstance(cost, dict):
         out.print(
@@ -229,24 +212,70 @@ def print_cost_line(doc: Mapping[str, Any], out: Console) -> None:
         )
 
 
-def print_report(r: Report, output: str, *, title: str) -> None:
-    if output == "json":
+# --- output formats ---------------------------------------------------------------
+
+Body = Callable[[Report, Console, str], None]
+
+
+def decisions_body(r: Report, out: Console, title: str) -> None:
+    if r.decisions:
+        out.print(decisions_table(r.decisions, title, out.width))
+
+
+@dataclass(frozen=True)
+class View:
+    """How one command shows its report: the title, the table's body, and what its JSON is.
+
+    The table format prints ``body``, then the commits and event messages every
+    command shares, then ``after`` (a summary line), then the cost line.
+    """
+
+    title: str
+    body: Body = decisions_body
+    after: Body | None = None
+    json: Callable[[Report], Any] | None = None  # None: report_json, written in slices
+
+
+def print_table(r: Report, view: View) -> None:
+    out = stdout()
+    view.body(r, out, view.title)
+    for c in r.commits:
+        out.print(committed_line(c, r.branch))
+    for e in r.events:
+        if "message" in e:
+            out.print(terminal_safe(e["message"]))
+    if view.after is not None:
+        view.after(r, out, view.title)
+    print_cost_line(cost_json(r), out)
+
+
+def print_json_format(r: Report, view: View) -> None:
+    if view.json is None:
         print_report_json(r)
     else:
-        out = stdout()
-        if r.decisions:
-            out.print(decisions_table(r.decisions, title, out.width))
-        for c in r.commits:
-            out.print(committed_line(c, r.branch))
-        for e in r.events:
-            if "message" in e:
-                out.print(terminal_safe(e["message"]))
-        print_cost_line(r.extra, out)
+        print_json(view.json(r))
+
+
+# ``--output NAME``: a new format is one function here (and its name in commands/options.Output).
+FORMATS: dict[str, Callable[[Report, View], None]] = {"table": print_table, "json": print_json_format}
+
+
+def print_diagnostics(r: Report) -> None:
     # One line each, never wrapped: people grep these and cron mails them.
     for w in r.warnings:
         sys.stderr.write(f"warning: {terminal_safe(w, markup=False)}\n")
     for p in r.problems:
         sys.stderr.write(f"error: {terminal_safe(p.message, markup=False)}\n")
+
+
+def show(r: Report, output: str, view: View) -> None:
+    """The report in the chosen format on stdout; warnings and problems on stderr."""
+    FORMATS[output](r, view)
+    print_diagnostics(r)
+
+
+def print_report(r: Report, output: str, *, title: str) -> None:
+    show(r, output, View(title))
 
 
 def committed_line(c: dict[str, Any], branch: str | None) -> str:

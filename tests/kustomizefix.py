@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from tests.clirun import Result, cli
 from tests.gitutil import RepoFactory
 
 
@@ -95,3 +96,9 @@ def metrics_dir(tmp_path: Path, claims: Mapping[str, str] | None = None) -> Path
     for claim, source in claims.items():
         shutil.copytree(EXAMPLE_METRICS / source, out / claim)
     return out
+
+
+def corpus_cli(command: str, work: Path, tmp_path: Path) -> Result:
+    """``feedbackctl COMMAND --output json`` on a corpus repo, with the example metrics at ``NOW``."""
+    metrics = str(metrics_dir(tmp_path))
+    return cli(command, "--repo", str(work), "--metrics", metrics, "--now", NOW, "--output", "json")

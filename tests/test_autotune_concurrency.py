@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from feedbackctl.authority.gitrepo import GitRepo
+from feedbackctl.core.results import AutotuneResult
 from feedbackctl.patterns.autotune import JITTER_SECONDS, RunOptions, run_autotune
 from tests.autotunefix import (
     PROD,
@@ -140,7 +141,7 @@ def test_push_rejected_by_a_moving_remote_fetches_re_evaluates_and_retries(
 
     out = run_autotune(GitRepo.open(work), None, str(metrics), T0, RunOptions(push=True, sleep=slept.append))
 
-    assert out.report.extra["attempts"] == 2
+    assert out.report.result_as(AutotuneResult).attempts == 2
     assert len(slept) == 1 and 0 <= slept[0] < JITTER_SECONDS
     assert out.status[(PROD, "lambdaMemory")] == "applied"
     assert git_out(origin, "rev-parse", "main~1") == human  # rebuilt on the commit that won

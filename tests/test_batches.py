@@ -158,6 +158,7 @@ def test_a_fleet_report_is_written_in_slices_byte_for_byte(capsys: pytest.Captur
     from feedbackctl.core.models import Decision, Note, Outcome
     from feedbackctl.patterns.inputs import Problem
     from feedbackctl.render import JSON_SLICE, Report, print_report_json, report_json
+    from feedbackctl.sources.base import MetricsCost
 
     decisions = [
         Decision(
@@ -170,7 +171,7 @@ def test_a_fleet_report_is_written_in_slices_byte_for_byte(capsys: pytest.Captur
         for i in range(2 * JSON_SLICE + 7)
     ]
     report = Report("analyze", T0, "main", "abc", decisions, [Problem("x", "bad")], ["w"], dry_run=True)
-    report.extra["metricsCost"] = {"apiCalls": 0}
+    report.metrics_cost = MetricsCost(api_calls=3, metrics_requested=7, estimated_usd=0.00007)
     print_report_json(report)
     import json
 

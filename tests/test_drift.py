@@ -13,18 +13,11 @@ import pytest
 import yaml
 
 from feedbackctl.authority.config import load_policy_docs
+from feedbackctl.core.drift import IgnoreRule, Status, coerce, compare, hold_pending_sync, same
 from feedbackctl.core.models import Claim, FieldChange, ValueLocation
 from feedbackctl.core.policy import PolicyError
 from feedbackctl.errors import UsageError
-from feedbackctl.patterns.drift import (
-    IgnoreRule,
-    Status,
-    coerce,
-    compare,
-    hold_pending_sync,
-    parse_ignore,
-    same,
-)
+from feedbackctl.patterns.drift import parse_ignore
 from feedbackctl.sources.live import LiveState, parse_live_document
 from tests import kustomizefix
 from tests.clirun import ROOT, Result, cli

@@ -22,6 +22,7 @@ from tests.kustomizefix import (
     NOW,
     PLAIN,
     RENDERED,
+    corpus_cli,
     corpus_files,
     corpus_repo,
     metrics_dir,
@@ -45,17 +46,7 @@ def by(out: dict, claim: str, field: str) -> dict:  # type: ignore[type-arg]
 
 def test_analyze_decides_for_all_six_claims(repo_factory: RepoFactory, tmp_path: Path) -> None:
     work = corpus_repo(repo_factory)
-    r = cli(
-        "analyze",
-        "--repo",
-        str(work),
-        "--metrics",
-        str(metrics_dir(tmp_path)),
-        "--now",
-        NOW,
-        "--output",
-        "json",
-    )
+    r = corpus_cli("analyze", work, tmp_path)
     assert r.code == 0, r.stderr
     out = r.json()
     assert out["problems"] == []

@@ -18,6 +18,7 @@ from tests.kustomizefix import (
     NOW,
     PLAIN,
     RENDERED,
+    corpus_cli,
     corpus_files,
     corpus_repo,
     metrics_dir,
@@ -106,17 +107,7 @@ def test_analyze_reports_a_bad_overlay_and_decides_for_every_other_claim(
     repo_factory: RepoFactory, tmp_path: Path
 ) -> None:
     work = corpus_repo(repo_factory, {DEV_EAST: BROKEN["patch target matches nothing"][0]})
-    r = cli(
-        "analyze",
-        "--repo",
-        str(work),
-        "--metrics",
-        str(metrics_dir(tmp_path)),
-        "--now",
-        NOW,
-        "--output",
-        "json",
-    )
+    r = corpus_cli("analyze", work, tmp_path)
     assert r.code == 1, r.stderr
     out = r.json()
     assert sorted({d["claim"] for d in out["decisions"]}) == OTHERS

@@ -12,9 +12,9 @@ from tests.kustomizefix import (
     BASE,
     NOW,
     XRD,
+    corpus_cli,
     corpus_files,
     corpus_repo,
-    metrics_dir,
     overlay,
     render_all,
     replace_in,
@@ -39,17 +39,7 @@ def corpus_with_autotune(repo_factory: RepoFactory, memory_max: int, xrd_max: in
 
 
 def proposals(work: Path, tmp_path: Path) -> dict[str, dict]:  # type: ignore[type-arg]
-    r = cli(
-        "propose",
-        "--repo",
-        str(work),
-        "--metrics",
-        str(metrics_dir(tmp_path)),
-        "--now",
-        NOW,
-        "--output",
-        "json",
-    )
+    r = corpus_cli("propose", work, tmp_path)
     assert r.code == 0, r.stderr
     return {p["branch"]: p for p in r.json()["proposals"]}
 

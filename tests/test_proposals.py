@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.history import load_histories
 from feedbackctl.authority.snapshot import load_snapshot
+from feedbackctl.core.results import ProposalShown, ProposalsResult, Report
 from feedbackctl.errors import FeedbackError, UsageError
 from feedbackctl.patterns import proposals as lifecycle
 from tests.clirun import cli
@@ -32,8 +34,12 @@ from tests.proposefix import (
 )
 
 
+def entries_of(report: Report) -> list[dict[str, Any]]:
+    return report.result_as(ProposalsResult).proposals or []
+
+
 def listed(s: Setup, now=NOW) -> dict[str, dict]:  # type: ignore[no-untyped-def]
-    return {e["branch"]: e for e in lifecycle.list_proposals(s.repo, None, now).extra["proposals"]}
+    return {e["branch"]: e for e in entries_of(lifecycle.list_proposals(s.repo, None, now))}
 
 
 @pytest.fixture()
@@ -225,8 +231,9 @@ def test_expire_closes_proposals_older_than_seven_days(inside: Setup) -> None:
 def test_show_and_cli(bounded: Setup) -> None:
     s = bounded
     report = lifecycle.show_proposal(s.repo, None, "messagewall-prod", "spec.lambdaMemory", NOW)
-    assert report.extra["record"]["kind"] == "ConfigurationProposal"
-    assert [c["kind"] for c in report.extra["commits"]] == ["proposal"]
+    shown = report.result_as(ProposalShown)
+    assert shown.record is not None and shown.record["kind"] == "ConfigurationProposal"
+    assert [c["kind"] for c in shown.chain] == ["proposal"]
     base = ["--repo", str(s.work), "--now", NOW_TEXT]
     r = cli("proposals", "list", *base, "--output", "json")
     assert r.code == 0 and r.json()["proposals"][0]["status"] == "pending"
@@ -326,7 +333,7 @@ def test_a_team_reviews_on_the_remote(tmp_path: Path) -> None:
     s = make_setup(tmp_path, claim_files(max_memory=256))
     run(s, push=True)  # the cron job's clone
     reviewer = reviewer_clone(s, tmp_path)
-    rows = lifecycle.list_proposals(reviewer, None, at(hours=1), remote="origin").extra["proposals"]
+    rows = entries_of(lifecycle.list_proposals(reviewer, None, at(hours=1), remote="origin"))
     assert [(r["branch"], r["status"]) for r in rows] == [(PROD_BRANCH, "pending")]
     report = lifecycle.reject(
         reviewer, None, "messagewall-prod", "lambdaMemory", at(hours=1), remote="origin"

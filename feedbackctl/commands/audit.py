@@ -8,21 +8,17 @@ import typer
 from rich.table import Table
 
 from feedbackctl.authority.snapshot import open_repo
-from feedbackctl.clock import now_or, parse_instant
+from feedbackctl.clock import parse_instant
+from feedbackctl.commands.acts import field_act
 from feedbackctl.commands.options import (
-    Claim,
     Detailed,
-    DryRun,
-    Field,
     Now,
     Output,
     OutputOpt,
-    Reason,
     Ref,
-    RemoteOpt,
     Repo,
-    exit_code,
 )
+from feedbackctl.core.results import Report
 from feedbackctl.errors import EXIT_CHANGES, EXIT_OK, EXIT_RUNTIME
 from feedbackctl.patterns.audit import PROVABLE, AuditResult, unfreeze, verify
 from feedbackctl.render import JSON_SCHEMA_VERSION, print_json, print_report, stderr, stdout
@@ -99,25 +95,15 @@ def verify_command(
     return EXIT_RUNTIME if result.problems else EXIT_OK
 
 
-def unfreeze_command(
-    claim: Claim,
-    field: Field,
-    repo: Repo = ".",
-    ref: Ref = None,
-    now: Now = None,
-    reason: Reason = "",
-    output: OutputOpt = Output.table,
-    dry_run: DryRun = False,
-    remote: RemoteOpt = None,
-) -> int:
-    """Lift a flap freeze: a commit with Feedback-Kind: unfreeze (no file changes), pushed to the remote."""
-    report = unfreeze(
-        open_repo(repo), ref, claim, field, now_or(now), dry_run=dry_run, reason=reason, remote=remote
-    )
+UNFREEZE_HELP = (
+    "Lift a flap freeze: a commit with Feedback-Kind: unfreeze (no file changes), pushed to the remote."
+)
+
+
+def _show_unfreeze(report: Report, output: Output) -> None:
     print_report(report, output.value, title="unfreeze")
-    return exit_code(report, False)
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(audit, name="audit")
-    app.command("unfreeze")(unfreeze_command)
+    app.command("unfreeze", help=UNFREEZE_HELP)(field_act(unfreeze, _show_unfreeze))

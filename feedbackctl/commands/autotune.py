@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from feedbackctl.authority.shard import parse_shard
@@ -24,9 +25,10 @@ from feedbackctl.commands.options import (
     ShardOpt,
     exit_code,
 )
+from feedbackctl.core.results import AutotuneResult, Report
 from feedbackctl.demo import DemoLayout
 from feedbackctl.patterns.autotune import APPLIED, NEEDS_PROPOSAL, Outcomes, RunOptions, run_autotune
-from feedbackctl.render import NARROW_BELOW, print_cost_line, print_json, report_json, stderr, stdout
+from feedbackctl.render import NARROW_BELOW, View, report_json, show, stdout
 
 _STATUS_STYLE = {APPLIED: "green", "would-apply": "green", NEEDS_PROPOSAL: "yellow", "blocked": "red"}
 
@@ -65,29 +67,24 @@ def outcomes_table(out: Outcomes, title: str, width: int | None = None) -> Table
     return table
 
 
-def print_outcomes(out: Outcomes, output: str) -> None:
+def outcomes_view(out: Outcomes) -> View:
     r = out.report
-    if output == "json":
-        print_json(outcomes_json(out))
-    else:
-        console = stdout()
-        where = f"{r.branch} @ {r.commit[:10] if r.commit else '?'}"
-        title = f"feedbackctl autotune {where}{' (dry run)' if r.dry_run else ''}"
+    where = f"{r.branch} @ {r.commit[:10] if r.commit else '?'}"
+
+    def body(r: Report, console: Console, title: str) -> None:
         console.print(outcomes_table(out, title, console.width))
-        for c in r.commits:
-            sha = c["sha"][:10] if c["sha"] != "(dry-run)" else "(dry-run)"
-            console.print(f"committed {sha} on {c['branch']}: {c['subject']}", markup=False)
-        for e in r.events:
-            if "message" in e:
-                console.print(e["message"], markup=False)
-        summary = ", ".join(f"{n} {s}" for s, n in sorted(r.extra.get("summary", {}).items()))
+
+    def after(r: Report, console: Console, title: str) -> None:
+        counts = r.result_as(AutotuneResult).summary or {}
+        summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
         console.print(f"{len(r.decisions)} decisions: {summary or 'none'}", markup=False)
-        print_cost_line(r.extra, console)
-    err = stderr()
-    for w in r.warnings:
-        err.print(f"warning: {w}", markup=False)
-    for p in r.problems:
-        err.print(f"error: {p.message}", markup=False)
+
+    title = f"feedbackctl autotune {where}{' (dry run)' if r.dry_run else ''}"
+    return View(title, body, after, json=lambda _: outcomes_json(out))
+
+
+def print_outcomes(out: Outcomes, output: str) -> None:
+    show(out.report, output, outcomes_view(out))
 
 
 def autotune_command(

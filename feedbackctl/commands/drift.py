@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from feedbackctl.authority.gitrepo import branch_name_problem
@@ -15,12 +16,14 @@ from feedbackctl.authority.snapshot import open_repo
 from feedbackctl.clock import now_or
 from feedbackctl.commands.history import history_table
 from feedbackctl.commands.options import Detailed, DryRun, Now, Output, OutputOpt, Push, Ref, Repo, ShardOpt
+from feedbackctl.core.drift import DriftResult, Finding, Status
+from feedbackctl.core.results import Report
 from feedbackctl.demo import DemoLayout
 from feedbackctl.errors import EXIT_CHANGES, EXIT_OK, EXIT_RUNTIME, UsageError
 from feedbackctl.notify import check_webhook_url
-from feedbackctl.patterns.drift import DriftRequest, Status, drift
+from feedbackctl.patterns.drift import DriftRequest, drift
 from feedbackctl.patterns.history_view import HistoryFilter, read_history
-from feedbackctl.render import Report, committed_line, print_json, report_json, stderr, stdout, terminal_safe
+from feedbackctl.render import View, show, stdout, terminal_safe
 
 
 class Mode(StrEnum):
@@ -52,59 +55,56 @@ _STYLE = {
 }
 
 
-def drift_table(rows: list[dict[str, Any]], title: str) -> Table:
+def drift_table(findings: list[Finding], title: str) -> Table:
     table = Table(title=terminal_safe(title), title_justify="left")
     for col in ("claim", "field", "git → live", "status", "tags / why", "commit"):
         table.add_column(col, overflow="fold")
-    for r in rows:
-        status = Status(r["status"])
-        tags = "break-glass, requires-review" if status in (Status.CAPTURED, Status.WOULD_CAPTURE) else ""
-        if r["outOfBounds"]:
-            tags += (", " if tags else "") + "out-of-bounds: " + "; ".join(r["outOfBounds"])
-        why = ", ".join(x for x in (tags, r["detail"]) if x)
-        style = _STYLE.get(status, "")
+    for f in findings:
+        tags = "break-glass, requires-review" if f.status in (Status.CAPTURED, Status.WOULD_CAPTURE) else ""
+        if f.out_of_bounds:
+            tags += (", " if tags else "") + "out-of-bounds: " + "; ".join(f.out_of_bounds)
+        why = ", ".join(x for x in (tags, f.detail) if x)
+        style = _STYLE.get(f.status, "")
         table.add_row(
-            terminal_safe(r["claim"]),
-            terminal_safe(r["field"]),
-            terminal_safe(f"{'-' if r['desired'] is None else r['desired']} → {r['observed']}"),
-            f"[{style}]{status.value}[/]" if style else status.value,
+            terminal_safe(f.claim),
+            terminal_safe(f"spec.{f.field}"),
+            terminal_safe(f"{'-' if f.desired is None else f.desired} → {f.observed}"),
+            f"[{style}]{f.status.value}[/]" if style else f.status.value,
             terminal_safe(why),
-            terminal_safe((r["commit"] or "")[:10]),
+            terminal_safe((f.commit or "")[:10]),
         )
     return table
 
 
+def _body(report: Report, out: Console, title: str) -> None:
+    result = report.result_as(DriftResult)
+    findings = result.findings or []
+    if findings:
+        out.print(drift_table(findings, title))
+    out.print(f"{result.in_sync} observed field(s) match git; {result.differs} differ")
+
+
+def _notified(report: Report, out: Console, title: str) -> None:
+    for e in report.events:
+        notify = e.get("notify")
+        if notify and notify.get("status") == "sent":
+            out.print(terminal_safe(f"notified {notify['webhook']} of {str(e['commit'])[:10]}"))
+
+
+def drift_view(report: Report) -> View:
+    result = report.result_as(DriftResult)
+    where = f"{report.branch}@{(report.commit or '')[:8]}"
+    return View(f"feedbackctl drift ({result.mode}) — {result.source} vs {where}", _body, _notified)
+
+
 def print_drift(report: Report, output: str) -> None:
-    if output == "json":
-        print_json(report_json(report))
-    else:
-        out = stdout()
-        rows = report.extra.get("drift", [])
-        where = f"{report.branch}@{(report.commit or '')[:8]}"
-        title = f"feedbackctl drift ({report.extra.get('mode')}) — {report.extra.get('source')} vs {where}"
-        if rows:
-            out.print(drift_table(rows, title))
-        in_sync = report.extra.get("inSync", 0)
-        drifted = sum(1 for r in rows if r["status"] in ("drift", "captured", "would-capture"))
-        out.print(f"{in_sync} observed field(s) match git; {drifted} differ")
-        for c in report.commits:
-            out.print(committed_line(c, report.branch))
-        for e in report.events:
-            notify = e.get("notify")
-            if notify and notify.get("status") == "sent":
-                out.print(terminal_safe(f"notified {notify['webhook']} of {str(e['commit'])[:10]}"))
-    err = stderr()
-    for p in report.problems:
-        err.print(f"error: {terminal_safe(p.message, markup=False)}", markup=False)
+    show(report, output, drift_view(report))
 
 
 def exit_code(report: Report, detailed: bool) -> int:
     if report.problems:
         return EXIT_RUNTIME
-    differs = any(
-        r["status"] in ("drift", "captured", "would-capture") for r in report.extra.get("drift", [])
-    )
-    if detailed and (report.commits or differs):
+    if detailed and (report.commits or report.result_as(DriftResult).differs):
         return EXIT_CHANGES
     return EXIT_OK
 

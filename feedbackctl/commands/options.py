@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
+from feedbackctl.core.results import Report
 from feedbackctl.errors import EXIT_CHANGES, EXIT_OK, EXIT_RUNTIME
-from feedbackctl.render import Report
 
 
 class Output(StrEnum):

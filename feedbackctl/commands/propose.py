@@ -7,11 +7,13 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from feedbackctl.authority.shard import parse_shard
 from feedbackctl.authority.snapshot import open_repo
 from feedbackctl.clock import now_or
+from feedbackctl.commands.acts import field_act
 from feedbackctl.commands.options import (
     Claim,
     Detailed,
@@ -30,10 +32,11 @@ from feedbackctl.commands.options import (
     exit_code,
     switch,
 )
+from feedbackctl.core.results import ProposalShown, ProposalsResult, Report
 from feedbackctl.demo import DemoLayout
 from feedbackctl.patterns import proposals as lifecycle
 from feedbackctl.patterns.propose import DEFAULT_REMOTE, propose
-from feedbackctl.render import Report, print_report, stdout
+from feedbackctl.render import View, show, stdout
 
 _STYLE = {
     "created": "green",
@@ -83,22 +86,19 @@ def proposals_table(entries: Sequence[dict[str, Any]], title: str, key: str) -> 
 
 
 def _print(report: Report, output: Output, title: str, key: str = "action") -> None:
-    if output == Output.json:
-        print_report(report, "json", title=title)
-        return
-    entries = report.extra.get("proposals") or []
-    shown = Report(report.command, report.now, report.branch, report.commit, problems=report.problems,
-                   warnings=report.warnings, commits=report.commits, events=report.events,
-                   extra={k: v for k, v in report.extra.items() if k == "metricsCost"})  # fmt: skip
-    out = stdout()
-    if entries:
-        out.print(proposals_table(entries, title, key))
-    elif report.command in ("propose", "proposals list"):
-        passed = report.extra.get("passedOver") or []
-        out.print(f"{title}: no proposals" + (":" if passed else ""))
-        for p in passed:
-            out.print(f"  {p['claim']} {p['field']}: {p['outcome']}: {p['reason']}")
-    print_report(shown, "table", title=title)
+    """The proposals table stands for the decisions (the JSON has both)."""
+
+    def body(report: Report, out: Console, title: str) -> None:
+        result = report.result if isinstance(report.result, ProposalsResult) else ProposalsResult()
+        if result.proposals:
+            out.print(proposals_table(result.proposals, title, key))
+        elif report.command in ("propose", "proposals list"):
+            passed = result.passed_over or []
+            out.print(f"{title}: no proposals" + (":" if passed else ""))
+            for p in passed:
+                out.print(f"  {p['claim']} {p['field']}: {p['outcome']}: {p['reason']}")
+
+    show(report, output.value, View(title, body))
 
 
 def propose_command(
@@ -161,21 +161,20 @@ def show_command(
 ) -> int:
     """One proposal: its record and the commits on its branch."""
     report = lifecycle.show_proposal(open_repo(repo), ref, claim, field, now_or(now), remote=remote)
-    if output == Output.json:
-        print_report(report, "json", title="proposal")
-        return 0
-    out = stdout()
-    entry = report.extra["proposal"]
-    out.print(proposals_table([entry], f"proposal {entry['branch']}", "status"))
-    record = report.extra.get("record") or {}
-    rationale = record.get("spec", {}).get("rationale", {})
+    show(report, output.value, View("proposal", _shown))
+    return 0
+
+
+def _shown(report: Report, out: Console, title: str) -> None:
+    shown = report.result_as(ProposalShown)
+    out.print(proposals_table([shown.proposal], f"proposal {shown.proposal['branch']}", "status"))
+    rationale = (shown.record or {}).get("spec", {}).get("rationale", {})
     if rationale:
         out.print(f"summary: {rationale.get('summary', '')}", markup=False)
         for e in rationale.get("evidence") or []:
             out.print(f"  evidence: {e.get('summary')}", markup=False)
-    for c in report.extra.get("commits") or []:
+    for c in shown.chain:
         out.print(f"  {c['sha'][:10]} {c['kind']:<9} {c['author']}", markup=False)
-    return 0
 
 
 @proposals.command("approve")
@@ -206,24 +205,9 @@ def approve_command(
     return exit_code(report, False)
 
 
-@proposals.command("reject")
-def reject_command(
-    claim: Claim,
-    field: Field,
-    repo: Repo = ".",
-    ref: Ref = None,
-    now: Now = None,
-    reason: Reason = "",
-    output: OutputOpt = Output.table,
-    dry_run: DryRun = False,
-    remote: RemoteOpt = None,
-) -> int:
-    """Reject: recorded on the branch; the same change is not proposed again for 7 days."""
-    report = lifecycle.reject(
-        open_repo(repo), ref, claim, field, now_or(now), reason=reason, dry_run=dry_run, remote=remote
-    )
-    _print(report, output, "proposals reject")
-    return exit_code(report, False)
+proposals.command(
+    "reject", help="Reject: recorded on the branch; the same change is not proposed again for 7 days."
+)(field_act(lifecycle.reject, lambda report, output: _print(report, output, "proposals reject")))
 
 
 @proposals.command("ack")

@@ -30,6 +30,7 @@ from feedbackctl.core.dashboard import (
     parse_iso,
 )
 from feedbackctl.core.models import AUTOMATED_KINDS, HUMAN_KINDS, MARKER_KINDS, FieldHistory
+from feedbackctl.core.results import ProposalShown, ProposalsResult
 from feedbackctl.core.tuning import parse_autotune
 from feedbackctl.errors import ClaimError, FeedbackError
 from feedbackctl.patterns import proposals as lifecycle
@@ -60,7 +61,7 @@ def _proposals(
     listed = lifecycle.list_proposals(repo, branch, now, remote=remote)
     problems += [p.message for p in listed.problems]
     out = []
-    for e in listed.extra.get("proposals") or []:
+    for e in listed.result_as(ProposalsResult).proposals or []:
         if e.get("status") not in lifecycle.OPEN:
             continue
         if not e.get("claim"):
@@ -74,8 +75,8 @@ def _proposals(
             problems.append(f"{e['branch']}: {err}")
             out.append(ProposalInput(e, None))
             continue
-        record = shown.extra.get("record")
-        out.append(ProposalInput(e, record, _diff(repo, shown.extra.get("commits") or [], record)))
+        record = shown.result_as(ProposalShown).record
+        out.append(ProposalInput(e, record, _diff(repo, shown.result_as(ProposalShown).chain, record)))
     return out
 
 

@@ -46,13 +46,13 @@ from feedbackctl.core.models import (
     Scalar,
 )
 from feedbackctl.core.policy import Limits, Policy
+from feedbackctl.core.results import FlapResult, Report
 from feedbackctl.core.rules import RuleId
 from feedbackctl.core.tuning import parse_autotune
 from feedbackctl.errors import ClaimError, ConflictError, FeedbackError, UsageError
 from feedbackctl.patterns import staging
 from feedbackctl.patterns.inputs import Problem
 from feedbackctl.patterns.proposal_acts import human_identity
-from feedbackctl.render import Report
 
 KIND = "auto-tune"
 # What the audit re-proves from git alone, in the order it reports them (core/rules.py).
@@ -590,13 +590,7 @@ def unfreeze(
         history = histories.for_claim(claim.name).get(name, FieldHistory(claim.name, name))
         status = flap.assess(history.changes, now, policy.limits)
         report = Report("unfreeze", now, snapshot.branch, snapshot.commit, dry_run=dry_run)
-        report.extra["flap"] = {
-            "claim": claim.name,
-            "field": f"spec.{name}",
-            "flapping": status.flapping,
-            "percentStateChange": round(status.percent, 2),
-            "reversals": status.reversals,
-        }
+        report.result = FlapResult(claim.name, name, status.flapping, status.percent, status.reversals)
         if not status.flapping:
             report.events.append(
                 {"message": f"{claim.name} spec.{name} is not frozen ({status.detail}); nothing to do"}

@@ -32,6 +32,7 @@ from feedbackctl.authority.snapshot import Snapshot, load_snapshot
 from feedbackctl.authority.writer import Plan, Staging, decision_trailer
 from feedbackctl.core import fleet, guards
 from feedbackctl.core.models import Acknowledgement, Claim, Decision, Outcome
+from feedbackctl.core.results import AutotuneResult, Report
 from feedbackctl.core.rules import RuleId
 from feedbackctl.core.tuning import parse_autotune
 from feedbackctl.errors import ClaimError, CommandError, ConflictError, FeedbackError, UsageError
@@ -40,7 +41,6 @@ from feedbackctl.patterns.acknowledgements import acknowledgements
 from feedbackctl.patterns.batches import open_stream
 from feedbackctl.patterns.inputs import Gathered, Problem, add_baselines
 from feedbackctl.patterns.staging import validated_trailer
-from feedbackctl.render import Report
 from feedbackctl.sources.base import MetricsCost
 
 KIND = "auto-tune"
@@ -311,9 +311,8 @@ def _report(ev: Evaluation, now: datetime, dry_run: bool) -> Outcomes:
     s = ev.snapshot
     report = Report(
         "autotune", now, s.branch, s.commit, list(ev.decisions), list(ev.problems), list(ev.warnings),
-        dry_run=dry_run,
+        dry_run=dry_run, metrics_cost=ev.metrics_cost, result=AutotuneResult(),
     )
-    report.extra["metricsCost"] = ev.metrics_cost.json()
     out = Outcomes(report)
     for d in ev.decisions:
         if d.outcome == Outcome.PROPOSE:
@@ -373,7 +372,7 @@ def _summary(out: Outcomes) -> None:
     for d in out.report.decisions:
         s = out.status_of(d)
         counts[s] = counts.get(s, 0) + 1
-    out.report.extra["summary"] = counts
+    out.report.result_as(AutotuneResult).summary = counts
 
 
 def _not_applied(out: Outcomes, changes: Sequence[Decision], error: FeedbackError) -> None:
@@ -395,7 +394,7 @@ def _local(repo: GitRepo, ref: str | None, metrics: str | None, now: datetime, o
             repo.check_not_before(snapshot.commit, now)  # a back-dated run would corrupt later readers
         ev = evaluate(snapshot, metrics, now, opts.slot, plan_fetch=opts.plan_fetch)
         out = _report(ev, now, opts.dry_run)
-        out.report.extra["attempts"] = attempt + 1
+        out.report.result_as(AutotuneResult).attempts = attempt + 1
         changes = granted(ev.decisions)
         if not changes:
             return out
@@ -482,8 +481,7 @@ def _pushed(repo: GitRepo, ref: str | None, metrics: str | None, now: datetime, 
             repo.check_not_before(snap.commit, now)
         ev = evaluate(snap, metrics, now, opts.slot, plan_fetch=opts.plan_fetch)
         out = _report(ev, now, opts.dry_run)
-        out.report.extra["attempts"] = attempt + 1
-        out.report.extra["remote"] = remote
+        out.report.result = AutotuneResult(attempts=attempt + 1, remote=remote)
         changes = granted(ev.decisions)
         if not changes:
             if not opts.dry_run:

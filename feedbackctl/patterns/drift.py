@@ -13,19 +13,17 @@ claims no authority over it, as in Argo CD's diff), and a live value equal to
 what git held just before a recent change (the change is still rolling out;
 ``drift.syncGraceMinutes``, default 15).
 
-The comparison (``compare``, ``hold_pending_sync``) is pure; ``drift`` is the
-shell: it reads git and the live source, writes the commits (one chain, one
-compare-and-swap), optionally pushes with a lease, and notifies.
+The comparison (``compare``, ``hold_pending_sync``) is pure and lives in
+core/drift.py; ``drift`` here is the shell: it reads git and the live
+source, writes the commits (one chain, one compare-and-swap), optionally
+pushes with a lease, and notifies.
 """
 
 from __future__ import annotations
 
-import fnmatch
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 from feedbackctl.authority import cas
@@ -43,16 +41,23 @@ from feedbackctl.authority.runid import run_id
 from feedbackctl.authority.shard import ALL, Shard
 from feedbackctl.authority.snapshot import Snapshot, load_snapshot
 from feedbackctl.authority.writer import Plan, Staging, trailer
-from feedbackctl.core.models import Claim, FieldChange, Scalar
-from feedbackctl.core.policy import Policy, PolicyError
-from feedbackctl.core.risk import Change, classify
-from feedbackctl.core.tuning import parse_autotune
-from feedbackctl.core.validation import UNTESTED
+from feedbackctl.core.drift import (
+    KIND,
+    DriftResult,
+    Finding,
+    IgnoreRule,
+    Status,
+    coerce,
+    compare,
+    hold_pending_sync,
+    same,
+)
+from feedbackctl.core.models import FieldChange
+from feedbackctl.core.policy import PolicyError
+from feedbackctl.core.results import Problem, Report
 from feedbackctl.errors import ClaimError, ConflictError, FeedbackError, UsageError
 from feedbackctl.notify import post_event
-from feedbackctl.patterns.inputs import Problem
 from feedbackctl.patterns.staging import never_ran
-from feedbackctl.render import Report
 from feedbackctl.sources.live import (
     LIVE_POLICY_FILE,
     LivePolicy,
@@ -62,53 +67,7 @@ from feedbackctl.sources.live import (
     open_live,
 )
 
-KIND = "drift-capture"
-TAGS = ("break-glass", "requires-review")
-OUT_OF_BOUNDS = "out-of-bounds"
 DEFAULT_SYNC_GRACE_MINUTES = 15
-
-
-class Status(StrEnum):
-    DRIFT = "drift"  # differs; report mode
-    CAPTURED = "captured"
-    WOULD_CAPTURE = "would-capture"  # --dry-run
-    ALREADY_CAPTURED = "already-captured"  # --branch: the review branch already holds it
-    PENDING_SYNC = "pending-sync"  # git changed it moments ago; live still shows the old value
-    IGNORED = "ignored"  # drift.ignore
-    UNMANAGED = "unmanaged"  # the claim does not set the field
-
-
-@dataclass(frozen=True)
-class Finding:
-    claim: str
-    field: str
-    desired: Scalar  # the claim at the authority ref
-    observed: Scalar  # the live value (in the claim's type when that is lossless)
-    status: Status
-    out_of_bounds: tuple[str, ...] = ()
-    risk: str | None = None
-    commit: str | None = None
-    detail: str = ""
-    untested: bool = False  # a later stage's value its earlier stage never ran (docs/validation.md)
-
-    @property
-    def tags(self) -> tuple[str, ...]:
-        extra = ((OUT_OF_BOUNDS,) if self.out_of_bounds else ()) + ((UNTESTED,) if self.untested else ())
-        return TAGS + extra
-
-
-# --- ignore rules (Argo CD's ignoreDifferences, by claim and field) ----------
-
-
-@dataclass(frozen=True)
-class IgnoreRule:
-    """``spec.lambdaTimeout`` (every claim) or ``messagewall-dev:spec.region``; globs allowed."""
-
-    claim: str
-    field: str
-
-    def matches(self, claim: str, field_name: str) -> bool:
-        return fnmatch.fnmatchcase(claim, self.claim) and fnmatch.fnmatchcase(field_name, self.field)
 
 
 def parse_ignore(rules: Sequence[str]) -> tuple[IgnoreRule, ...]:
@@ -134,201 +93,6 @@ def sync_grace_minutes(extra: Mapping[str, Any]) -> int:
             f"{CONFIG_FILE}: drift.syncGraceMinutes: expected a whole number >= 0, got {value!r}"
         )
     return value
-
-
-# --- the pure comparison ----------------------------------------------------------
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
-
-
-def coerce(current: Scalar, observed: Scalar) -> Scalar:
-    """The live value in the claim's type when that loses nothing (60.0 -> 60, 123 -> "123")."""
-    if isinstance(current, bool) or observed is None or isinstance(observed, bool):
-        return observed
-    if isinstance(current, int) and isinstance(observed, float) and observed.is_integer():
-        return int(observed)
-    if _is_number(current) and isinstance(observed, str):
-        for cast in (int, float):
-            try:
-                number = cast(observed.strip())
-            except ValueError:
-                continue
-            return number if str(number) == observed.strip() else observed
-    if isinstance(current, str) and _is_number(observed):
-        return str(observed)
-    return observed
-
-
-def same(current: Scalar, observed: Scalar) -> bool:
-    if isinstance(current, bool) or isinstance(observed, bool):
-        return type(current) is type(observed) and current == observed
-    if _is_number(current) and _is_number(observed):
-        return float(current) == float(observed)  # type: ignore[arg-type]
-    return current == observed
-
-
-def out_of_bounds(claim: Claim, field_name: str, value: Scalar, policy: Policy) -> tuple[str, ...]:
-    """Why a live value is outside what humans allowed (it is captured anyway)."""
-    reasons = []
-    current = claim.value(field_name)
-    if _is_number(current) and not _is_number(value):
-        reasons.append(f"{value!r} is not a number, as the schema requires")
-    if isinstance(current, int) and not isinstance(current, bool) and isinstance(value, float):
-        reasons.append(f"{value!r} is not a whole number")
-    fp = policy.fields.get(field_name)
-    if fp is not None and _is_number(value) and not fp.min <= float(value) <= fp.max:  # type: ignore[arg-type]
-        reasons.append(f"outside the schema range {fp.min:g}-{fp.max:g}")
-    try:
-        bounds = parse_autotune(claim).bounds.get(field_name)
-    except ClaimError:
-        bounds = None
-    if bounds is not None and _is_number(value) and not bounds.min <= float(value) <= bounds.max:  # type: ignore[arg-type]
-        reasons.append(f"outside the autoTune bounds {bounds.min:g}-{bounds.max:g}")
-    return tuple(reasons)
-
-
-@dataclass(frozen=True)
-class Comparison:
-    findings: list[Finding]
-    problems: list[Problem]
-    in_sync: int
-
-
-def unsafe_live_text(text: str) -> str | None:
-    """What makes ``text`` unfit for a claim value and a commit trailer, or None.
-
-    Control characters (NUL, newline, CR, escape...) and the Unicode line and
-    paragraph separators would be dropped or folded on the way into
-    ``Feedback-To``, so the commit would no longer say what was captured.
-    """
-    for i, ch in enumerate(text):
-        if unicodedata.category(ch) in ("Cc", "Zl", "Zp"):
-            return f"a control character (U+{ord(ch):04X} at position {i + 1})"
-    return None
-
-
-def _shown(value: Scalar) -> str:
-    """A live value as one printable line (non-printables escaped), cut to a sane length."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def compare(
-    claims: Sequence[Claim],
-    state: LiveState,
-    policy: Policy,
-    ignore: Sequence[IgnoreRule] = (),
-    broken: frozenset[str] = frozenset(),
-) -> Comparison:
-    """Every observed field against git: differences, ignored, unmanaged, and problems.
-
-    ``broken`` names claims that exist but could not be parsed (already reported).
-    """
-    by_name = {c.name: c for c in claims}
-    problems = [Problem(name, msg) for name, msgs in sorted(state.problems.items()) for msg in msgs]
-    findings: list[Finding] = []
-    in_sync = 0
-    for name in sorted(state.observed):
-        claim = by_name.get(name)
-        if claim is None:
-            if name not in broken:
-                problems.append(
-                    Problem(
-                        name,
-                        f"{name}: the live state names a claim that is not in the repo; "
-                        "fix the name or drop it from the live state",
-                    )
-                )
-            continue
-        for field_name, raw in sorted(state.observed[name].items()):
-            bad_key = unsafe_live_text(field_name)
-            unsafe = bad_key or (unsafe_live_text(raw) if isinstance(raw, str) else None)
-            if unsafe:
-                # The value would go into a claim file and a commit trailer verbatim.
-                key = _shown(field_name) if bad_key else field_name
-                problems.append(
-                    Problem(
-                        name,
-                        f"{name}: live spec.{key} = {_shown(raw)} holds {unsafe}; "
-                        "refusing to capture it (fix the live value)",
-                    )
-                )
-                continue
-            desired = claim.value(field_name)
-            if any(rule.matches(name, field_name) for rule in ignore):
-                findings.append(
-                    Finding(name, field_name, desired, raw, Status.IGNORED, detail="drift.ignore")
-                )
-                continue
-            if f"spec.{field_name}" not in claim.locations:
-                if field_name in claim.spec:
-                    problems.append(
-                        Problem(
-                            name,
-                            f"{name}: spec.{field_name} is not a single value in {claim.path}; "
-                            "live state can only be captured into a scalar field",
-                        )
-                    )
-                else:
-                    findings.append(
-                        Finding(
-                            name,
-                            field_name,
-                            None,
-                            raw,
-                            Status.UNMANAGED,
-                            detail=f"{claim.path} does not set spec.{field_name}: git claims no authority",
-                        )
-                    )
-                continue
-            observed = coerce(desired, raw)
-            if same(desired, observed):
-                in_sync += 1
-                continue
-            risk = classify([Change(name, field_name, claim.is_production)], policy.risk).level
-            findings.append(
-                Finding(
-                    name,
-                    field_name,
-                    desired,
-                    observed,
-                    Status.DRIFT,
-                    out_of_bounds=out_of_bounds(claim, field_name, observed, policy),
-                    risk=risk,
-                )
-            )
-    return Comparison(findings, problems, in_sync)
-
-
-def hold_pending_sync(
-    findings: Sequence[Finding],
-    recent: Mapping[tuple[str, str], FieldChange],
-    now: datetime,
-    grace_minutes: int,
-) -> list[Finding]:
-    """A live value that equals what git held before a change made moments ago is a rollout, not drift."""
-    out = []
-    for f in findings:
-        last = recent.get((f.claim, f.field))
-        if (
-            f.status == Status.DRIFT
-            and last is not None
-            and now - last.at < timedelta(minutes=grace_minutes)
-            and same(coerce(last.old, f.observed), last.old)
-        ):
-            who = "a human" if last.kind == "human" else last.kind
-            f = replace(
-                f,
-                status=Status.PENDING_SYNC,
-                detail=(
-                    f"{who} changed it {(now - last.at).total_seconds() / 60:.0f}m ago ({last.commit[:8]}); "
-                    f"live still shows the old value, waiting {grace_minutes}m for it to roll out"
-                ),
-            )
-        out.append(f)
-    return out
 
 
 # --- the shell ---------------------------------------------------------------------
@@ -499,21 +263,6 @@ def _chain(
     return _Chain(tip, done)
 
 
-def finding_json(f: Finding) -> dict[str, Any]:
-    return {
-        "claim": f.claim,
-        "field": f"spec.{f.field}",
-        "desired": f.desired,
-        "observed": f.observed,
-        "status": f.status.value,
-        "outOfBounds": list(f.out_of_bounds),
-        "untested": f.untested,
-        "risk": f.risk,
-        "commit": f.commit,
-        "detail": f.detail,
-    }
-
-
 def _event(
     f: Finding, repo: GitRepo, branch: str, authority: str, source: str, now: datetime
 ) -> dict[str, Any]:
@@ -581,12 +330,11 @@ def drift(repo: GitRepo, ref: str | None, request: DriftRequest, now: datetime) 
         report = Report(
             "drift", now, authority.branch, authority.commit, problems=problems, dry_run=request.dry_run
         )
-        report.extra.update(
-            {"mode": request.mode, "source": state.source, "target": target_branch, "inSync": result.in_sync}
-        )
+        shown = DriftResult(request.mode, state.source, target_branch, result.in_sync)
+        report.result = shown
         captures = [f for f in findings if f.status == Status.DRIFT]
         if request.mode == "report" or not captures:
-            report.extra["drift"] = [finding_json(f) for f in findings]
+            shown.findings = findings
             return report
         if _local_sha(repo, authority.branch) is None:
             raise UsageError(
@@ -616,7 +364,7 @@ def drift(repo: GitRepo, ref: str | None, request: DriftRequest, now: datetime) 
         )
         done = {(f.claim, f.field): f for f in chain.captured}
         findings = [done.get((f.claim, f.field), f) for f in findings]
-        report.extra["drift"] = [finding_json(f) for f in findings]
+        shown.findings = findings
         if request.dry_run or not chain.captured:
             return report
         if remote is None:

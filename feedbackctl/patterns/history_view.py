@@ -29,9 +29,9 @@ from feedbackctl.authority.trailers import parse_trailers
 from feedbackctl.authority.writer import Plan, trailer
 from feedbackctl.clock import parse_instant
 from feedbackctl.core.models import Claim, Scalar
+from feedbackctl.core.results import Report, ReviewResult
 from feedbackctl.errors import ConflictError, UsageError
 from feedbackctl.patterns.proposal_acts import human_identity
-from feedbackctl.render import Report
 
 REVIEW_KIND = "review"
 REVIEWS_KEY = "Feedback-Reviews"
@@ -295,7 +295,7 @@ def record_review(
         report = Report(f"{REVIEW_KIND}", now, branch, tip, dry_run=dry_run)
         done = review_of(repo, sha, tip)
         if done is not None and verdict is None:
-            report.extra["reviewedBy"] = done
+            report.result = ReviewResult(reviewed_by=done)
             report.events.append(
                 {"message": f"{sha[:10]} was already reviewed in {done[:10]}; nothing to do"}
             )
@@ -327,7 +327,7 @@ def record_review(
             new, pushed = acts.record(repo, branch, tip, plan, now, who, target)
         except ConflictError:
             return cas.MOVED
-        report.extra["reviews"] = sha
+        report.result = ReviewResult(reviews=sha)
         report.commits.append(acts.commit_entry(new, branch, plan, pushed))
         return report
 

@@ -6,7 +6,6 @@ a claim from the same evidence.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -18,8 +17,10 @@ from feedbackctl.core.decide import SIZING_LOOKBACK_MINUTES, ClaimInputs
 from feedbackctl.core.fetchplan import needed_metrics as needed_metrics  # simulate's import
 from feedbackctl.core.models import Claim
 from feedbackctl.core.policy import Policy, Source
+from feedbackctl.core.results import Problem as Problem  # the patterns' import
+from feedbackctl.core.results import located as located  # simulate's import
 from feedbackctl.core.tuning import check_sources, check_trigger, parse_autotune
-from feedbackctl.errors import ClaimError, FeedbackError, UsageError
+from feedbackctl.errors import ClaimError, UsageError
 from feedbackctl.patterns import fetching
 from feedbackctl.sources.base import (
     MetricBatch,
@@ -29,30 +30,6 @@ from feedbackctl.sources.base import (
     ReadsRepoPolicies,
     open_source,
 )
-
-
-@dataclass(frozen=True)
-class Problem:
-    """A claim (or file) that could not be processed; the others still are."""
-
-    where: str
-    message: str
-
-    @staticmethod
-    def of(error: FeedbackError, claim: Claim | None = None) -> Problem:
-        """With the claim, the line starts where the user fixes it: ``path:line: claim: ...``."""
-        where = error.claim if isinstance(error, ClaimError) else ""
-        return Problem(where, str(error) if claim is None else f"{located(claim, str(error))}: {error}")
-
-
-_FIELD = re.compile(r"\bspec\.([A-Za-z_][A-Za-z0-9_]*)")
-
-
-def located(claim: Claim, message: str) -> str:
-    """``path:line`` of the field the message names (its own file for a rendered value), or the path."""
-    m = _FIELD.search(message)
-    loc = claim.locations.get(f"spec.{m.group(1)}") if m else None
-    return f"{loc.path}:{loc.line}" if loc is not None else claim.path
 
 
 @dataclass

@@ -29,6 +29,7 @@ from feedbackctl.authority.yamldoc import load_documents
 from feedbackctl.core import guards
 from feedbackctl.core.models import Decision, FieldChange, Note, Outcome, Scalar
 from feedbackctl.core.policy import Policy, Source
+from feedbackctl.core.results import ObserveResult, Report
 from feedbackctl.core.risk import Change, classify
 from feedbackctl.core.rules import RuleId
 from feedbackctl.core.tuning import parse_autotune
@@ -40,7 +41,6 @@ from feedbackctl.patterns.recommend import (
     render_sidecar,
     sidecar_path,
 )
-from feedbackctl.render import Report
 
 KEYS = ("source", "agent", "claim", "field", "recommendedValue", "currentValue", "confidence", "evidence")
 REQUIRED = ("claim", "field", "recommendedValue", "confidence", "evidence")
@@ -340,7 +340,7 @@ def observe(
         claims = [c for c in snapshot.claims if c.name in {o.claim for o in observations}]
         histories = load_histories(repo, snapshot.commit, claims, policy, now)
         report = Report("observe", now, snapshot.branch, snapshot.commit, dry_run=dry_run)
-        report.extra["observations"] = len(observations)
+        report.result = ObserveResult(len(observations))
         accepted: list[tuple[Observation, Decision]] = []
         for o in observations:
             d = _decision(o, snapshot, source)

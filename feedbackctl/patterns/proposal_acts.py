@@ -33,11 +33,11 @@ from feedbackctl.authority.writer import Plan, trailer
 from feedbackctl.core import proposal as record
 from feedbackctl.core.models import Claim, Scalar
 from feedbackctl.core.proposal import Proposal
+from feedbackctl.core.results import Report
 from feedbackctl.core.risk import Change, SchemaCheck, assess
 from feedbackctl.core.schema import schema_check
 from feedbackctl.core.tuning import parse_autotune
 from feedbackctl.errors import ClaimError, ConflictError, FeedbackError, UsageError
-from feedbackctl.render import Report
 
 # --- who acts --------------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ from feedbackctl.authority.snapshot import branch_of
 from feedbackctl.authority.writer import Plan, Staging, trailer, write
 from feedbackctl.core import proposal as record
 from feedbackctl.core.proposal import State
+from feedbackctl.core.results import ProposalShown, ProposalsResult, Report
 from feedbackctl.core.risk import SchemaCheck
 from feedbackctl.errors import ConflictError, FeedbackError
 from feedbackctl.patterns.acknowledgements import acknowledgements
@@ -58,7 +59,6 @@ from feedbackctl.patterns.proposal_acts import (
     write_markers,
 )
 from feedbackctl.patterns.staging import approval_tags
-from feedbackctl.render import Report
 
 # Callers and tests reach the branch store and the shared parts through this module too.
 __all__ = [
@@ -99,9 +99,9 @@ __all__ = [
 def list_proposals(repo: GitRepo, ref: str | None, now: datetime, *, remote: str | None = None) -> Report:
     ctx = load_context(repo, ref, remote)
     report = Report("proposals list", now, ctx.snapshot.branch, ctx.snapshot.commit)
-    report.extra["proposals"] = [
-        entry(s, *status_of(s, ctx.claims, now), now) for _, s in sorted(ctx.branches.items())
-    ]
+    report.result = ProposalsResult(
+        [entry(s, *status_of(s, ctx.claims, now), now) for _, s in sorted(ctx.branches.items())]
+    )
     return report
 
 
@@ -111,9 +111,11 @@ def show_proposal(
     ctx = load_context(repo, ref, remote)
     s = find_branch(ctx, claim, field_name)
     report = Report("proposals show", now, ctx.snapshot.branch, ctx.snapshot.commit)
-    report.extra["proposal"] = entry(s, *status_of(s, ctx.claims, now), now)
-    report.extra["record"] = record.to_document(s.proposal) if s.proposal else None
-    report.extra["commits"] = [{"sha": c.sha, "kind": c.kind or "human", "author": c.author} for c in s.chain]
+    report.result = ProposalShown(
+        entry(s, *status_of(s, ctx.claims, now), now),
+        record.to_document(s.proposal) if s.proposal else None,
+        [{"sha": c.sha, "kind": c.kind or "human", "author": c.author} for c in s.chain],
+    )
     return report
 
 

@@ -52,13 +52,13 @@ from feedbackctl.core.decide import ClaimInputs, autotune, recommend
 from feedbackctl.core.models import Claim, Decision, Note, Outcome
 from feedbackctl.core.policy import RISK_LEVELS, Policy, Source
 from feedbackctl.core.proposal import REVIEW_REASONS, Proposal
+from feedbackctl.core.results import ProposalsResult, Report
 from feedbackctl.core.risk import RiskAssessment, SchemaCheck, assess, claim_changes
 from feedbackctl.core.rules import RuleId
 from feedbackctl.core.schema import schema_check
 from feedbackctl.errors import ClaimError, ConflictError, UsageError
 from feedbackctl.patterns import staging
 from feedbackctl.patterns.inputs import Problem, gather
-from feedbackctl.render import Report
 
 NEW_WINDOW = timedelta(hours=1)
 DEFAULT_REMOTE = "origin"
@@ -544,7 +544,7 @@ def plan_candidates(
     _apply_limits(items, branches, statuses, cfg, now)
     _build(repo, snapshot, cfg, items, now, report.problems)
     report.decisions = _decisions(items)
-    report.extra["proposals"] = [i.json() for i in items]
+    _proposals_of(report).proposals = [i.json() for i in items]
     report.events = _attention(branches, statuses, {i.branch for i in items}, now, shard)
     return ProposalPlan(snapshot, cfg, items, report)
 
@@ -569,8 +569,14 @@ def carry_out(repo: GitRepo, plan: ProposalPlan, *, dry_run: bool = False) -> Re
             report.commits.append(
                 {"sha": item.sha, "branch": item.branch, "subject": subject, "files": files}
             )
-    report.extra["proposals"] = [i.json() for i in items]
+    _proposals_of(report).proposals = [i.json() for i in items]
     return report
+
+
+def _proposals_of(report: Report) -> ProposalsResult:
+    if report.result is None:
+        report.result = ProposalsResult()
+    return report.result_as(ProposalsResult)
 
 
 def propose_candidates(
@@ -638,8 +644,8 @@ def propose(
             fetch_branches(repo, proposal_config(snapshot, remote))
         gathered = gather(snapshot.restrict(shard), metrics, now)
         report = Report("propose", now, snapshot.branch, snapshot.commit, problems=gathered.problems,
-                        warnings=gathered.warnings, dry_run=dry_run)  # fmt: skip
-        report.extra["metricsCost"] = gathered.metrics_cost.json()
+                        warnings=gathered.warnings, dry_run=dry_run, metrics_cost=gathered.metrics_cost,
+                        result=ProposalsResult())  # fmt: skip
         candidates: list[Candidate] = []
         passed_over: list[dict[str, Any]] = []
         for inputs in gathered.inputs:
@@ -659,7 +665,7 @@ def propose(
                 repo, snapshot, candidates, now, remote=remote if push else None, checks=checks,
                 report=report, shard=shard,
             )  # fmt: skip
-            plan.report.extra["passedOver"] = passed_over
+            plan.report.result_as(ProposalsResult).passed_over = passed_over
             return carry_out(repo, plan, dry_run=dry_run)
         except (ConflictError, _LeaseLost) as e:
             return cas.Moved(e)

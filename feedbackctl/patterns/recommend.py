@@ -31,6 +31,7 @@ from feedbackctl.authority.yamldoc import YamlError, load_data
 from feedbackctl.core.decide import recommend
 from feedbackctl.core.guards import guardrail_fields
 from feedbackctl.core.models import Claim, Decision, Outcome
+from feedbackctl.core.results import Report
 from feedbackctl.errors import ClaimError, ConflictError, FeedbackError, UsageError
 from feedbackctl.patterns import analyzecache
 from feedbackctl.patterns.batches import open_stream
@@ -42,7 +43,6 @@ from feedbackctl.patterns.inputs import (
     needed_metrics,
 )
 from feedbackctl.patterns.proposal_acts import human_identity, ident_text, outside_bounds, policy_check
-from feedbackctl.render import Report
 from feedbackctl.sources.fixtures import FixtureSource
 
 KIND = "ConfigurationRecommendation"
@@ -277,7 +277,7 @@ def analyze(
             warnings=answer.warnings,
             dry_run=dry_run,
         )
-        report.extra["metricsCost"] = answer.metrics_cost.json()
+        report.metrics_cost = answer.metrics_cost
         if not write_sidecars:
             return report
         plan = _plan_sidecars(snapshot, report.decisions, report.problems)

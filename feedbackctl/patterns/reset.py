@@ -27,10 +27,10 @@ from feedbackctl.authority.runid import run_id
 from feedbackctl.authority.snapshot import load_snapshot
 from feedbackctl.authority.writer import Plan, Staging, trailer
 from feedbackctl.core.models import Scalar
+from feedbackctl.core.results import Report, ResetResult
 from feedbackctl.core.risk import Change, classify
 from feedbackctl.errors import ConflictError, FeedbackError
 from feedbackctl.patterns.inputs import Problem
-from feedbackctl.render import Report
 
 
 def tested_value(baseline: Scalar, verdict: acts.Verdict | None) -> tuple[Scalar, str]:
@@ -124,7 +124,7 @@ def reset(
                 )
                 head = repo.write_commit(head, plan.edits, plan.message, now)
                 report.commits.append({"sha": head, "branch": snapshot.branch, "subject": plan.subject})
-        report.extra["resets"] = rows
+        report.result = ResetResult(rows)
         if dry_run or head == base:
             return report
         try:

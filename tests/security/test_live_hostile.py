@@ -20,8 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from feedbackctl.core.drift import unsafe_live_text
 from feedbackctl.errors import UsageError
-from feedbackctl.patterns.drift import unsafe_live_text
 from feedbackctl.render import terminal_safe
 from feedbackctl.sources.live import LiveFile
 from tests.gitutil import git_out
