@@ -19,9 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from feedbackctl.core.models import Decision, Outcome
-from feedbackctl.core.results import Report
-
-JSON_SCHEMA_VERSION = 1
+from feedbackctl.core.results import JSON_SCHEMA_VERSION, Report
 
 _OUTCOME_STYLE = {
     Outcome.CHANGE: "green",

@@ -66,10 +66,6 @@ RAW_GIT = frozenset({"git", "_run"})  # GitRepo's argv entry points
 
 # (importing module or package, imported module): why it is allowed for now.
 KNOWN: dict[tuple[str, str], str] = {
-    # Proposal YAML emitting and parsing sits in core (issue 19: move it to authority).
-    ("feedbackctl.core.proposal", "feedbackctl.authority.yamldoc"): "core parses the proposal record",
-    # The dashboard shows audit verify's JSON, built in the audit command.
-    ("feedbackctl.dashboard.gather", "feedbackctl.commands.audit"): "the dashboard reuses audit_json",
 }
 
 

@@ -260,10 +260,11 @@ def test_approve_without_an_identity_is_refused(bounded: Setup, monkeypatch: pyt
 
 
 def test_record_parses_back(bounded: Setup) -> None:
+    from feedbackctl.authority import proposal_record
     from feedbackctl.core import proposal as record
 
     text = git_out(bounded.work, "show", f"{PROD_BRANCH}:{PROD_RECORD}")
-    p = record.parse(text, PROD_RECORD)
+    p = proposal_record.parse(text, PROD_RECORD)
     assert (p.claim, p.field, p.old, p.new, p.risk) == (
         "messagewall-prod",
         "lambdaMemory",
@@ -274,7 +275,7 @@ def test_record_parses_back(bounded: Setup) -> None:
     assert record.render(p) == text + "\n"  # byte for byte: reruns compare trees
     assert p.expires_at - p.created_at == timedelta(days=7)
     with pytest.raises(record.ProposalError, match="not a ConfigurationProposal"):
-        record.parse("kind: Other\n", "x.yaml")
+        proposal_record.parse("kind: Other\n", "x.yaml")
 
 
 @pytest.mark.parametrize(
@@ -297,6 +298,7 @@ def test_record_parses_back(bounded: Setup) -> None:
     ],
 )
 def test_records_round_trip_awkward_values(text: str) -> None:
+    from feedbackctl.authority import proposal_record
     from feedbackctl.core import proposal as record
     from feedbackctl.core.models import Evidence
 
@@ -318,7 +320,7 @@ def test_records_round_trip_awkward_values(text: str) -> None:
         evidence=(Evidence("m", "p99", 30, 7, 0.5, None),),
         confidence=0.5,
     )
-    back = record.parse(record.render(p), "x.yaml")
+    back = proposal_record.parse(record.render(p), "x.yaml")
     assert back == p
     assert record.render(back) == record.render(p)
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
-from feedbackctl.authority import acts
+from feedbackctl.authority import acts, proposal_record
 from feedbackctl.authority.fastimport import read_objects
 from feedbackctl.authority.gitrepo import GitRepo, check_ref_name
 from feedbackctl.authority.snapshot import Snapshot
@@ -255,14 +255,14 @@ def _read_records(repo: GitRepo, cfg: ProposalConfig, states: Mapping[str, Branc
             s.problem = s.problem or f"no record {at_proposal.partition(':')[2]} on the branch"
             continue
         try:
-            s.proposal = record.parse(text, f"{name}:{at_proposal.partition(':')[2]}")
+            s.proposal = proposal_record.parse(text, f"{name}:{at_proposal.partition(':')[2]}")
         except ProposalError as e:
             s.problem = s.problem or str(e)
             continue
         tip_text = blobs.get(at_tip) if s.handoff is None and at_tip != at_proposal else None
         if tip_text is not None:
             try:
-                later = record.parse(tip_text, f"{name}:{at_tip.partition(':')[2]}")
+                later = proposal_record.parse(tip_text, f"{name}:{at_tip.partition(':')[2]}")
             except ProposalError:
                 continue
             if later.state == State.EXPIRED:

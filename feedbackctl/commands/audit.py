@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -20,26 +20,10 @@ from feedbackctl.commands.options import (
 )
 from feedbackctl.core.results import Report
 from feedbackctl.errors import EXIT_CHANGES, EXIT_OK, EXIT_RUNTIME
-from feedbackctl.patterns.audit import PROVABLE, AuditResult, unfreeze, verify
-from feedbackctl.render import JSON_SCHEMA_VERSION, print_json, print_report, stderr, stdout
+from feedbackctl.patterns.audit import AuditResult, audit_json, unfreeze, verify
+from feedbackctl.render import print_json, print_report, stderr, stdout
 
 audit = typer.Typer(help="Prove from git alone that every feedback commit was allowed.")
-
-
-def audit_json(r: AuditResult) -> dict[str, Any]:
-    return {
-        "schemaVersion": JSON_SCHEMA_VERSION,
-        "command": "audit verify",
-        "branch": r.branch,
-        "head": r.head,
-        "since": r.since,
-        "commits": r.commits,
-        "changes": r.changes,
-        "checked": list(PROVABLE),
-        "ok": not r.violations,
-        "violations": [v.json() for v in r.violations],
-        "problems": [{"claim": p.where or None, "message": p.message} for p in r.problems],
-    }
 
 
 def print_audit(r: AuditResult, output: str) -> None:

@@ -11,6 +11,7 @@ from rich.table import Table
 from feedbackctl.authority.snapshot import open_repo
 from feedbackctl.clock import now_or
 from feedbackctl.commands.options import DryRun, Now, Output, OutputOpt, Ref, Repo, exit_code, switch
+from feedbackctl.core.results import JSON_SCHEMA_VERSION
 from feedbackctl.errors import UsageError
 from feedbackctl.patterns.history_view import (
     REQUIRES_REVIEW,
@@ -21,7 +22,7 @@ from feedbackctl.patterns.history_view import (
     read_history,
     record_review,
 )
-from feedbackctl.render import JSON_SCHEMA_VERSION, print_json, print_report, stdout, terminal_safe
+from feedbackctl.render import print_json, print_report, stdout, terminal_safe
 
 
 def _value(v: object) -> str:

@@ -18,6 +18,9 @@ from typing import Any, Protocol, TypeVar
 from feedbackctl.core.models import Claim, Decision
 from feedbackctl.errors import ClaimError, FeedbackError
 
+# The version of every JSON document the commands print (README, "Commands").
+JSON_SCHEMA_VERSION = 1
+
 
 @dataclass
 class Problem:

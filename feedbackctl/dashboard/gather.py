@@ -17,7 +17,6 @@ from typing import Any
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.history import load_histories
 from feedbackctl.authority.snapshot import Snapshot, load_snapshot
-from feedbackctl.commands.audit import audit_json
 from feedbackctl.core import flap
 from feedbackctl.core.dashboard import (
     CONTEXT_FACTOR,
@@ -34,7 +33,7 @@ from feedbackctl.core.results import ProposalShown, ProposalsResult
 from feedbackctl.core.tuning import parse_autotune
 from feedbackctl.errors import ClaimError, FeedbackError
 from feedbackctl.patterns import proposals as lifecycle
-from feedbackctl.patterns.audit import verify
+from feedbackctl.patterns.audit import audit_json, verify
 from feedbackctl.patterns.autotune import evaluate
 from feedbackctl.patterns.history_view import HistoryFilter, entry_json, read_history
 from feedbackctl.patterns.inputs import metric_source

@@ -46,7 +46,7 @@ from feedbackctl.core.models import (
     Scalar,
 )
 from feedbackctl.core.policy import Limits, Policy
-from feedbackctl.core.results import FlapResult, Report
+from feedbackctl.core.results import JSON_SCHEMA_VERSION, FlapResult, Report
 from feedbackctl.core.rules import RuleId
 from feedbackctl.core.tuning import parse_autotune
 from feedbackctl.errors import ClaimError, ConflictError, FeedbackError, UsageError
@@ -93,6 +93,23 @@ class AuditResult:
     changes: int = 0  # trailer groups checked
     violations: list[Violation] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+
+
+def audit_json(r: AuditResult) -> dict[str, Any]:
+    """``audit verify --output json``'s document (also the dashboard's audit panel)."""
+    return {
+        "schemaVersion": JSON_SCHEMA_VERSION,
+        "command": "audit verify",
+        "branch": r.branch,
+        "head": r.head,
+        "since": r.since,
+        "commits": r.commits,
+        "changes": r.changes,
+        "checked": list(PROVABLE),
+        "ok": not r.violations,
+        "violations": [v.json() for v in r.violations],
+        "problems": [{"claim": p.where or None, "message": p.message} for p in r.problems],
+    }
 
 
 # --- reading the branch ------------------------------------------------------

@@ -17,6 +17,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from feedbackctl.authority import proposal_record
 from feedbackctl.core import proposal as record
 from feedbackctl.core.proposal import ProposalError
 from feedbackctl.errors import UsageError
@@ -150,7 +151,7 @@ def _with_kind(doc: Any, kind: str) -> Any:
 def test_any_record_document_is_a_proposal_or_one_problem(doc: Any) -> None:
     text = yaml.safe_dump(_with_kind(doc, record.KIND))
     try:
-        record.parse(text, "b:r.yaml")
+        proposal_record.parse(text, "b:r.yaml")
     except ProposalError as e:
         assert str(e).startswith("b:r.yaml")
 
