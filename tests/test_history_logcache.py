@@ -35,9 +35,7 @@ FIELDS = ("lambdaMemory", "lambdaTimeout")
 def _forget() -> None:
     """A new process: nothing in memory, only what the git dir holds."""
     commits._EXACT.clear()
-    logcache._MEMO.clear()
-    logcache._CHAINS.clear()
-    logcache._VIEWS.clear()
+    logcache.forget()
 
 
 def _read(repo: GitRepo, tip: str, now: datetime) -> tuple[Histories, Histories]:
