@@ -68,6 +68,8 @@ def uncached(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], Any]]:
     def bypass() -> Iterator[None]:
         with monkeypatch.context() as m:
             m.setattr(logcache, "serves", lambda *a: False)
+            m.setattr(logcache, "load_values", lambda repo: {})
+            m.setattr(logcache, "save_values", lambda repo, entries: None)
             _forget()
             yield
         _forget()
@@ -321,3 +323,46 @@ def test_a_walk_moved_on_by_a_tail_reads_like_git(tmp_path: Path, uncached: Call
     for t in tails:
         t.write_text("{not json")
     same(second)
+
+
+def test_remembered_values_spare_the_parse_and_decide_the_same(
+    tmp_path: Path, uncached: Callable[[], Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Claim-file versions parsed by one run are remembered by (path, blob); the next run reads
+    none of them again and decides the same; an entry that does not validate is not used."""
+    from feedbackctl.authority import history
+
+    made = make_history_repo(tmp_path / "h", 600, n_claims=12, seed=9)
+    repo = GitRepo.open(made.repo)
+    tip = git_out(made.repo, "rev-parse", "HEAD")
+    now = datetime.fromtimestamp(made.now, UTC) + timedelta(hours=1)
+    with uncached():
+        expected = _read(repo, tip, now)
+    parsed: list[str] = []
+    real = history.claim_values
+
+    def counting(path: str, content: bytes) -> dict[str, dict[str, Any]]:
+        parsed.append(path)
+        return real(path, content)
+
+    _forget()
+    got = _read(repo, tip, now)
+    _same(got[0], expected[0])
+    _same(got[1], expected[1])
+    stored = logcache._file(repo, logcache.VALUES)
+    assert stored.exists()
+    monkeypatch.setattr(history, "claim_values", counting)
+    _forget()
+    again = _read(repo, tip, now)
+    assert parsed == []  # every version was remembered
+    _same(again[0], expected[0])
+    _same(again[1], expected[1])
+    monkeypatch.undo()
+    text = stored.read_text()
+    assert '"lambdaMemory":' in text
+    stored.write_text(text.replace('"lambdaMemory":', '"lambdaMemory":[1],', 1))
+    assert logcache.load_values(repo) == {}
+    _forget()
+    broken = _read(repo, tip, now)
+    _same(broken[0], expected[0])
+    _same(broken[1], expected[1])

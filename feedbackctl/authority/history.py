@@ -184,6 +184,12 @@ class ValueMemo:
         self.parsed = {blob for _, blob in self.known}  # the blobs of ``known``, for ``load``
         self.origins = Origins()
         self._repo: GitRepo | None = None
+        # Plain claim files' values are remembered in the git dir (logcache.load_values):
+        # what was read from there, and which entries this run used or parsed anew.
+        self._stored: dict[tuple[str, str], Mapping[str, Mapping[str, Scalar]]] | None = None
+        self._stored_blobs: set[str] = set()
+        self._used: dict[tuple[str, str], Mapping[str, Mapping[str, Scalar]]] = {}
+        self._fresh = False
         # (commit, path, name) -> where that commit brought the claim into the file from.
         self.entries: dict[tuple[str, str, str], Origin] = {}
 
@@ -198,9 +204,14 @@ class ValueMemo:
 
     def load(self, repo: GitRepo, blobs: Sequence[str], paths: Sequence[str]) -> None:
         """Read, in one batch, the blobs not known yet (paths name them for errors)."""
-        missing = [b for b in dict.fromkeys(blobs) if b not in self.content and b not in self.parsed]
         del paths
         self._repo = repo
+        if self._stored is None and self.reader is claim_values:
+            stored = logcache.load_values(repo)
+            self._stored = dict(stored)
+            self._stored_blobs = {blob for _, blob in stored}
+        have, done, skip = self.content, self.parsed, self._stored_blobs
+        missing = [b for b in dict.fromkeys(blobs) if b not in have and b not in done and b not in skip]
         if missing:
             self.content.update(repo.read_blobs(missing))
 
@@ -208,6 +219,9 @@ class ValueMemo:
         if blob is None:
             return {}
         key = (path, blob)
+        if key not in self.known and self._stored is not None and key in self._stored:
+            self.known[key] = self._used[key] = self._stored[key]
+            self.parsed.add(blob)
         if key not in self.known:
             raw = self.content.get(blob)
             if raw is None and self._repo is not None:
@@ -216,7 +230,18 @@ class ValueMemo:
                 raw = self.content.get(blob)
             self.known[key] = self.reader(path, raw) if raw is not None else {}
             self.parsed.add(blob)
+            if self._stored is not None and raw is not None:
+                self._used[key] = self.known[key]
+                self._fresh = True
         return self.known[key]
+
+    def save(self) -> None:
+        """Remember the values this run parsed, with those remembered before (past a bound, only
+        those this run used)."""
+        if self._fresh and self._repo is not None:
+            kept = {**(self._stored or {}), **self._used}
+            logcache.save_values(self._repo, kept if len(kept) <= logcache.MAX_VALUES else self._used)
+            self._stored, self._fresh = kept, False
 
 
 def _scalars(spec: Mapping[str, object]) -> dict[str, Scalar]:
@@ -842,6 +867,7 @@ def load_histories(
         for f in fields:
             changes = tuple(per.get(c.name, {}).get(f, ()))
             out[c.name][f] = FieldHistory(c.name, f, changes, baseline=_known_baseline(changes, cov))
+    memo.save()
     return Histories(out, FleetHistory(recent), coverage, since, memo)
 
 
@@ -930,6 +956,7 @@ def fill_baselines(
     found = _walk_back(repo, pending, starts, segments, memo)
     for (claim, f), value in found.items():
         fields[claim][f] = replace(fields[claim][f], baseline=value)
+    memo.save()
     return replace(histories, fields=fields, coverage=coverage)
 
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +45,7 @@ from feedbackctl.authority import shapes
 from feedbackctl.authority.claimcache import _int, _Invalid, _list, _map, _str
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.boundedio import InputFileError, read_regular
+from feedbackctl.core.models import Scalar
 from feedbackctl.errors import FeedbackError
 
 CACHE_VERSION = 1
@@ -431,42 +432,49 @@ def _decode(raw: Any, key: str, view: str) -> _Walk:
     if not isinstance(complete, bool):
         raise _Invalid
     out = []
-    for item in _list(doc.get("commits")):
-        sha, parents, ct, texts, groups, blobs, merged = _list(item, 7)
-        if not (_is_sha(sha) and type(parents) is list and all(_is_sha(p) for p in parents)):
-            raise _Invalid
-        if not (type(texts) is list and len(texts) >= 3 and all(type(t) is str for t in texts)):
-            raise _Invalid
-        changes = []
-        for g in _list(groups):
-            if type(g) is not list or len(g) % 2 or not all(type(x) is str for x in g):
+    commit, when = _commits.Commit, datetime.fromtimestamp
+    try:
+        for item in _list(doc.get("commits")):
+            sha, parents, ct, texts, groups, blobs, merged = _list(item, 7)
+            # "".join checks that every item is a string (TypeError otherwise) at C speed.
+            if not (_is_sha(sha) and type(parents) is list and all(map(_is_sha, parents))):
                 raise _Invalid
-            changes.append(dict(zip(g[::2], g[1::2], strict=True)))
-        blob_map: dict[str, tuple[str | None, str | None]] = {}
-        for entry in _list(blobs):
-            p, old, new = _list(entry, 3)
-            blob_map[_str(p)] = (_blob(old), _blob(new))
-        merged_map = {}
-        for entry in _list(merged):
-            if type(entry) is not list or len(entry) < 4:
+            if not (type(texts) is list and len(texts) >= 3 and type(groups) is list):
                 raise _Invalid
-            merged_map[_str(entry[0])] = (tuple(_blob(b) for b in entry[2:]), _blob(entry[1]))
-        out.append(
-            _commits.Commit(
-                sha=sha,
-                parent=parents[0] if parents else None,
-                at=datetime.fromtimestamp(_int(ct), UTC),
-                changes=tuple(changes),
-                paths=tuple(blob_map),
-                blobs=blob_map,
-                parents=tuple(parents),
-                author=texts[0],
-                author_email=texts[1],
-                subject=texts[2],
-                merged=merged_map,
-                stray=tuple(texts[3:]),
+            "".join(texts)
+            changes = []
+            for g in groups:
+                if type(g) is not list or len(g) % 2:
+                    raise _Invalid
+                "".join(g)
+                changes.append(dict(zip(g[::2], g[1::2], strict=True)))
+            blob_map: dict[str, tuple[str | None, str | None]] = {}
+            for entry in _list(blobs):
+                p, old, new = _list(entry, 3)
+                blob_map[_str(p)] = (_blob(old), _blob(new))
+            merged_map = {}
+            for entry in _list(merged):
+                if type(entry) is not list or len(entry) < 4:
+                    raise _Invalid
+                merged_map[_str(entry[0])] = (tuple(_blob(b) for b in entry[2:]), _blob(entry[1]))
+            out.append(
+                commit(
+                    sha=sha,
+                    parent=parents[0] if parents else None,
+                    at=when(_int(ct), UTC),
+                    changes=tuple(changes),
+                    paths=tuple(blob_map),
+                    blobs=blob_map,
+                    parents=tuple(parents),
+                    author=texts[0],
+                    author_email=texts[1],
+                    subject=texts[2],
+                    merged=merged_map,
+                    stray=tuple(texts[3:]),
+                )
             )
-        )
+    except TypeError as e:
+        raise _Invalid from e
     return _Walk(tip, complete, out)
 
 
@@ -482,3 +490,43 @@ def _sha(v: Any) -> str:
 
 def _blob(v: Any) -> str | None:
     return None if v is None else _sha(v)
+
+
+# --- values read out of claim files ---------------------------------------------------------
+
+VALUES = "\0values"  # the entry of parsed claim-file versions (no path starts with a NUL)
+MAX_VALUES = 20_000  # file versions remembered; past it, only those the last run used
+_SCALARS = (str, int, float, bool, type(None))
+
+Values = dict[str, dict[str, Scalar]]  # claim -> field -> scalar
+
+
+def load_values(repo: GitRepo) -> dict[tuple[str, str], Values]:
+    """The claim files' values remembered by (path, blob): a blob never changes, nor do its values.
+
+    Only ever what ``history.claim_values`` returned for that path and blob;
+    an entry that does not validate is not used (nothing is).
+    """
+    try:
+        doc = _map(json.loads(read_regular(_file(repo, VALUES), MAX_CACHE_BYTES, follow_symlinks=False)))
+        if doc.get("version") != CACHE_VERSION or doc.get("key") != VALUES:
+            raise _Invalid
+        out: dict[tuple[str, str], Values] = {}
+        for item in _list(doc.get("entries")):
+            path, blob, claims = _list(item, 3)
+            values: Values = {}
+            for name, fields in _map(claims).items():
+                if type(fields) is not dict or not all(type(v) in _SCALARS for v in fields.values()):
+                    raise _Invalid
+                values[_str(name)] = fields
+            out[(_str(path), _sha(blob))] = values
+        return out
+    except (OSError, InputFileError, ValueError, _Invalid):
+        return {}
+
+
+def save_values(repo: GitRepo, entries: Mapping[tuple[str, str], Mapping[str, Mapping[str, Scalar]]]) -> None:
+    items = [
+        [path, blob, {n: dict(f) for n, f in claims.items()}] for (path, blob), claims in entries.items()
+    ]
+    _write(_file(repo, VALUES), json.dumps({"version": CACHE_VERSION, "key": VALUES, "entries": items}))
