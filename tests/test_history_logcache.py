@@ -330,7 +330,7 @@ def test_remembered_values_spare_the_parse_and_decide_the_same(
 ) -> None:
     """Claim-file versions parsed by one run are remembered by (path, blob); the next run reads
     none of them again and decides the same; an entry that does not validate is not used."""
-    from feedbackctl.authority import history
+    from feedbackctl.authority import claimvalues
 
     made = make_history_repo(tmp_path / "h", 600, n_claims=12, seed=9)
     repo = GitRepo.open(made.repo)
@@ -339,7 +339,7 @@ def test_remembered_values_spare_the_parse_and_decide_the_same(
     with uncached():
         expected = _read(repo, tip, now)
     parsed: list[str] = []
-    real = history.claim_values
+    real = claimvalues.claim_values
 
     def counting(path: str, content: bytes) -> dict[str, dict[str, Any]]:
         parsed.append(path)
@@ -351,7 +351,7 @@ def test_remembered_values_spare_the_parse_and_decide_the_same(
     _same(got[1], expected[1])
     stored = logcache._file(repo, logcache.VALUES)
     assert stored.exists()
-    monkeypatch.setattr(history, "claim_values", counting)
+    monkeypatch.setattr(claimvalues, "claim_values", counting)
     _forget()
     again = _read(repo, tip, now)
     assert parsed == []  # every version was remembered
