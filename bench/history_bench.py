@@ -144,9 +144,7 @@ def _forget() -> None:
     from feedbackctl.authority import commits, logcache
 
     commits._EXACT.clear()
-    logcache._MEMO.clear()
-    logcache._CHAINS.clear()
-    logcache._VIEWS.clear()
+    logcache.forget()
 
 
 def _logs(repo: Path) -> Path:

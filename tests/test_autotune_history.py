@@ -17,14 +17,9 @@ import numpy as np
 import pytest
 
 from bench.fleet import make_history_repo
+from feedbackctl.authority.claimwalks import has_bloom_filters
 from feedbackctl.authority.gitrepo import GitRepo
-from feedbackctl.authority.history import (
-    Histories,
-    fill_baselines,
-    has_bloom_filters,
-    load_histories,
-    value_window,
-)
+from feedbackctl.authority.history import Histories, fill_baselines, load_histories, value_window
 from feedbackctl.authority.snapshot import load_snapshot
 from feedbackctl.core.decide import ClaimInputs, autotune
 from feedbackctl.core.guards import rate_limit

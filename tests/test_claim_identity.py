@@ -348,7 +348,8 @@ def test_the_audit_replay_follows_moves_and_renames_as_autotune_does(repo_factor
 def test_a_fleet_read_in_one_pass_follows_a_moved_claim(repo_factory: RepoFactory) -> None:
     """Past PER_FILE_PASSES files history is read in one unfiltered pass (and baselines widen it
     in one more): the moved claim is followed there too, inside and before the value span."""
-    from feedbackctl.authority.history import PER_FILE_PASSES, fill_baselines, load_histories
+    from feedbackctl.authority.claimwalks import PER_FILE_PASSES
+    from feedbackctl.authority.history import fill_baselines, load_histories
     from feedbackctl.authority.snapshot import load_snapshot
 
     day = timedelta(days=1)

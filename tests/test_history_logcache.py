@@ -35,9 +35,7 @@ FIELDS = ("lambdaMemory", "lambdaTimeout")
 def _forget() -> None:
     """A new process: nothing in memory, only what the git dir holds."""
     commits._EXACT.clear()
-    logcache._MEMO.clear()
-    logcache._CHAINS.clear()
-    logcache._VIEWS.clear()
+    logcache.forget()
 
 
 def _read(repo: GitRepo, tip: str, now: datetime) -> tuple[Histories, Histories]:
@@ -70,6 +68,8 @@ def uncached(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], Any]]:
     def bypass() -> Iterator[None]:
         with monkeypatch.context() as m:
             m.setattr(logcache, "serves", lambda *a: False)
+            m.setattr(logcache, "load_values", lambda repo: {})
+            m.setattr(logcache, "save_values", lambda repo, entries: None)
             _forget()
             yield
         _forget()
@@ -274,3 +274,95 @@ def test_remembered_clock_skew_never_calls_an_inexact_cut_exact(tmp_path: Path) 
             _forget()
             assert commits.cut_is_exact(repo, rev, since) == walked
     assert not logcache.no_skew_at(repo, merged, int((end - timedelta(days=50)).timestamp()))
+
+
+def test_a_walk_moved_on_by_a_tail_reads_like_git(tmp_path: Path, uncached: Callable[[], Any]) -> None:
+    """A run that found a few new commits writes them as a tail on the entry; what it reads back,
+    path walks extended from the one chain log included, is what git prints, and a tail that does
+    not extend the entry it sits beside is not used."""
+    made = make_history_repo(tmp_path / "h", 300, n_claims=6, seed=8)
+    work, repo = made.repo, GitRepo.open(made.repo)
+    end = datetime.fromtimestamp(made.now, UTC)
+    path = load_snapshot(repo, "main").claims[0].path
+    queries: list[dict[str, Any]] = [
+        {"diffs": False, "trailers_only": True},
+        {"paths": [path]},
+        {"paths": [path], "max_count": 3, "skip": 1},
+        {"paths": ["claims"]},  # a directory: every file under it
+        {"paths": ["claims/nothing-here.yaml"]},
+    ]
+    logs = work / ".git" / "feedbackctl" / "logs"
+
+    def same(rev: str) -> None:
+        with uncached():
+            expected = [read_commits(repo, rev, **q) for q in queries]
+        _forget()
+        assert [read_commits(repo, rev, **q) for q in queries] == expected
+        _forget()
+        assert [read_commits(repo, rev, **q) for q in queries] == expected
+
+    first = git_out(work, "rev-parse", "HEAD")
+    same(first)
+    assert not list(logs.glob("*-tail.json"))
+    text = (work / path).read_text()
+    block = "\n".join(f"{k}: {v}" for k, v in auto_trailers("x", "lambdaMemory", 128, 256).items())
+    commit_files(work, {path: with_memory(text, 2048)}, "by hand", iso(end + timedelta(minutes=1)))
+    message = f"feedbackctl: auto-tune\n\n{block}\n"
+    commit_files(work, {"README.md": "x\n"}, message, iso(end + timedelta(minutes=2)))
+    commit_files(work, {"claims/new/a.yaml": "x: 1\n"}, "a new file", iso(end + timedelta(minutes=3)))
+    second = git_out(work, "rev-parse", "HEAD")
+    same(second)
+    tails = sorted(logs.glob("*-tail.json"))
+    assert tails  # the walks gained commits: written as tails, their entries kept
+    # A tail beside an entry it does not extend (the entry written again at an older tip).
+    saved = {t: t.read_text() for t in tails}
+    same(git_out(work, "rev-parse", "HEAD~10"))
+    for t, body in saved.items():
+        t.write_text(body)
+    same(second)
+    for t in tails:
+        t.write_text("{not json")
+    same(second)
+
+
+def test_remembered_values_spare_the_parse_and_decide_the_same(
+    tmp_path: Path, uncached: Callable[[], Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Claim-file versions parsed by one run are remembered by (path, blob); the next run reads
+    none of them again and decides the same; an entry that does not validate is not used."""
+    from feedbackctl.authority import claimvalues
+
+    made = make_history_repo(tmp_path / "h", 600, n_claims=12, seed=9)
+    repo = GitRepo.open(made.repo)
+    tip = git_out(made.repo, "rev-parse", "HEAD")
+    now = datetime.fromtimestamp(made.now, UTC) + timedelta(hours=1)
+    with uncached():
+        expected = _read(repo, tip, now)
+    parsed: list[str] = []
+    real = claimvalues.claim_values
+
+    def counting(path: str, content: bytes) -> dict[str, dict[str, Any]]:
+        parsed.append(path)
+        return real(path, content)
+
+    _forget()
+    got = _read(repo, tip, now)
+    _same(got[0], expected[0])
+    _same(got[1], expected[1])
+    stored = logcache._file(repo, logcache.VALUES)
+    assert stored.exists()
+    monkeypatch.setattr(claimvalues, "claim_values", counting)
+    _forget()
+    again = _read(repo, tip, now)
+    assert parsed == []  # every version was remembered
+    _same(again[0], expected[0])
+    _same(again[1], expected[1])
+    monkeypatch.undo()
+    text = stored.read_text()
+    assert '"lambdaMemory":' in text
+    stored.write_text(text.replace('"lambdaMemory":', '"lambdaMemory":[1],', 1))
+    assert logcache.load_values(repo) == {}
+    _forget()
+    broken = _read(repo, tip, now)
+    _same(broken[0], expected[0])
+    _same(broken[1], expected[1])

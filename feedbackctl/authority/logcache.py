@@ -31,10 +31,11 @@ cannot be read or written, is simply not used.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from feedbackctl.authority import shapes
 from feedbackctl.authority.claimcache import _int, _Invalid, _list, _map, _str
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.boundedio import InputFileError, read_regular
+from feedbackctl.core.models import Scalar
 from feedbackctl.errors import FeedbackError
 
 CACHE_VERSION = 1
@@ -137,6 +139,7 @@ def _within(at: datetime, since: datetime | None, until: datetime | None) -> boo
 def _fetch(
     repo: GitRepo, rev: str, path: str | None, *, skip: int = 0, max_count: int | None = None, base: str = ""
 ) -> list[_commits.Commit]:
+    # path None: the trailer walk; "" (the chain log): every commit with its whole diff.
     args = _commits.log_args(diffs=path is not None, trailers_only=path is None)
     if skip:
         args.append(f"--skip={skip}")
@@ -249,21 +252,60 @@ def _extended(repo: GitRepo, walk: _Walk | None, tip: str, key: str) -> _Walk | 
     try:
         if _chain(repo, walk.tip, tip) is None:
             return None
-        new = _fetch(repo, tip, key or None, base=walk.tip)
+        if key:
+            new = [c for c in (_limited(c, key) for c in _chain_log(repo, walk.tip, tip)) if c is not None]
+        else:
+            new = _fetch(repo, tip, None, base=walk.tip)
     except FeedbackError:  # an unknown or pruned tip: read again
         return None
     return _Walk(tip, walk.complete, new + walk.commits)
 
 
+_LOGS: dict[tuple[str, str, str], list[_commits.Commit]] = {}
+
+
+def _chain_log(repo: GitRepo, old: str, new: str) -> list[_commits.Commit]:
+    """Every commit of the chain ``old..new`` with its raw diff: one read for every path walk on it."""
+    key = (str(repo.git_dir), old, new)
+    if key not in _LOGS:
+        _LOGS[key] = _fetch(repo, new, "", base=old)
+    return _LOGS[key]
+
+
+def _limited(c: _commits.Commit, path: str) -> _commits.Commit | None:
+    """A chain commit as ``git log --raw -- path`` prints it (None: it does not touch ``path``).
+
+    On a chain of single-parent commits git shows exactly the commits whose
+    diff touches the pathspec (the path, or files under it as a directory),
+    with just those entries of the diff.
+    """
+    inside = path + "/"
+    kept = {p: b for p, b in c.blobs.items() if p == path or p.startswith(inside)}
+    if not kept:
+        return None
+    return replace(c, paths=tuple(kept), blobs=kept, merged={})
+
+
 # --- the files ------------------------------------------------------------------------------
 
-# The walks this process read or wrote, while their file is unchanged (or still cannot be written).
-_MEMO: dict[Path, tuple[tuple[int, int] | None, _Walk]] = {}
+# The entries this process read or wrote, while their file is unchanged (or still cannot be
+# written): file -> (its stamp, the walk it holds, the tip of the entry it extends or None).
+_MEMO: dict[Path, tuple[tuple[int, int] | None, _Walk, str | None]] = {}
+# Past this many new commits, a walk is written whole again rather than as a tail.
+MAX_TAIL = 512
 
 
-def _file(repo: GitRepo, key: str) -> Path:
+def forget() -> None:
+    """Drop what this process remembers (what a new process starts with: only the git dir's files)."""
+    _MEMO.clear()
+    _CHAINS.clear()
+    _LOGS.clear()
+    _VIEWS.clear()
+
+
+def _file(repo: GitRepo, key: str, tail: bool = False) -> Path:
     name = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:32]
-    return repo.git_dir / "feedbackctl" / "logs" / f"v{CACHE_VERSION}-{name}.json"
+    return repo.git_dir / "feedbackctl" / "logs" / f"v{CACHE_VERSION}-{name}{'-tail' if tail else ''}.json"
 
 
 _VIEWS: dict[str, str] = {}
@@ -286,17 +328,36 @@ def _view(repo: GitRepo) -> str:
     return _VIEWS[key]
 
 
-def _load(repo: GitRepo, key: str) -> _Walk | None:
-    file = _file(repo, key)
+def _entry(repo: GitRepo, file: Path, key: str) -> tuple[_Walk, str | None] | None:
     stamp = _stamp(file)
     if file in _MEMO and _MEMO[file][0] == stamp:
-        return _copy(_MEMO[file][1])
+        return _MEMO[file][1], _MEMO[file][2]
     try:
         raw = json.loads(read_regular(file, MAX_CACHE_BYTES, follow_symlinks=False))
         walk = _decode(raw, key, _view(repo))
+        base = raw.get("base")
+        if base is not None:
+            base = _sha(base)
     except (OSError, InputFileError, ValueError, _Invalid):
         return None
-    _MEMO[file] = (stamp, walk)
+    _MEMO[file] = (stamp, walk, base)
+    return walk, base
+
+
+def _load(repo: GitRepo, key: str) -> _Walk | None:
+    """The walk remembered for ``key``: its entry, moved on by its tail when the tail extends it.
+
+    A tail holds the commits of a chain from the entry's tip to a newer one,
+    so a run that found a few new commits writes just those, not the whole
+    walk again (a trailer walk holds thousands).
+    """
+    main = _entry(repo, _file(repo, key), key)
+    if main is None or main[1] is not None:
+        return None
+    walk = main[0]
+    tail = _entry(repo, _file(repo, key, tail=True), key)
+    if tail is not None and tail[1] == walk.tip and tail[0].complete == walk.complete:
+        return _Walk(tail[0].tip, walk.complete, tail[0].commits + walk.commits)
     return _copy(walk)
 
 
@@ -305,14 +366,31 @@ def _copy(walk: _Walk) -> _Walk:
 
 
 def _save(repo: GitRepo, key: str, walk: _Walk) -> None:
-    file = _file(repo, key)
-    _write(file, json.dumps(_encode(walk, key, _view(repo)), separators=(",", ":")))
-    _MEMO[file] = (_stamp(file), _copy(walk))
+    file, tail = _file(repo, key), _file(repo, key, tail=True)
+    view = _view(repo)
+    known = _MEMO.get(file)
+    main = known[1] if known is not None and known[0] == _stamp(file) and known[2] is None else None
+    new = len(walk.commits) - len(main.commits) if main is not None else -1
+    if (
+        main is not None
+        and main.commits
+        and 0 <= new <= MAX_TAIL
+        and walk.complete == main.complete
+        and all(a is b for a, b in zip(walk.commits[new:], main.commits, strict=True))
+    ):
+        part = _Walk(walk.tip, walk.complete, walk.commits[:new])
+        if _write(tail, json.dumps({**_encode(part, key, view), "base": main.tip}, separators=(",", ":"))):
+            _MEMO[tail] = (_stamp(tail), part, main.tip)
+        return
+    if _write(file, json.dumps(_encode(walk, key, view), separators=(",", ":"))):
+        with contextlib.suppress(OSError):
+            tail.unlink()
+    _MEMO[file] = (_stamp(file), _copy(walk), None)
 
 
-def _write(file: Path, text: str) -> None:
+def _write(file: Path, text: str) -> bool:
     """Atomically; a git dir that cannot be written just remembers nothing."""
-    shapes.write_atomically(file, ".log-", lambda fh: fh.write(text))
+    return shapes.write_atomically(file, ".log-", lambda fh: fh.write(text))
 
 
 def _stamp(file: Path) -> tuple[int, int] | None:
@@ -354,42 +432,49 @@ def _decode(raw: Any, key: str, view: str) -> _Walk:
     if not isinstance(complete, bool):
         raise _Invalid
     out = []
-    for item in _list(doc.get("commits")):
-        sha, parents, ct, texts, groups, blobs, merged = _list(item, 7)
-        if not (_is_sha(sha) and type(parents) is list and all(_is_sha(p) for p in parents)):
-            raise _Invalid
-        if not (type(texts) is list and len(texts) >= 3 and all(type(t) is str for t in texts)):
-            raise _Invalid
-        changes = []
-        for g in _list(groups):
-            if type(g) is not list or len(g) % 2 or not all(type(x) is str for x in g):
+    commit, when = _commits.Commit, datetime.fromtimestamp
+    try:
+        for item in _list(doc.get("commits")):
+            sha, parents, ct, texts, groups, blobs, merged = _list(item, 7)
+            # "".join checks that every item is a string (TypeError otherwise) at C speed.
+            if not (_is_sha(sha) and type(parents) is list and all(map(_is_sha, parents))):
                 raise _Invalid
-            changes.append(dict(zip(g[::2], g[1::2], strict=True)))
-        blob_map: dict[str, tuple[str | None, str | None]] = {}
-        for entry in _list(blobs):
-            p, old, new = _list(entry, 3)
-            blob_map[_str(p)] = (_blob(old), _blob(new))
-        merged_map = {}
-        for entry in _list(merged):
-            if type(entry) is not list or len(entry) < 4:
+            if not (type(texts) is list and len(texts) >= 3 and type(groups) is list):
                 raise _Invalid
-            merged_map[_str(entry[0])] = (tuple(_blob(b) for b in entry[2:]), _blob(entry[1]))
-        out.append(
-            _commits.Commit(
-                sha=sha,
-                parent=parents[0] if parents else None,
-                at=datetime.fromtimestamp(_int(ct), UTC),
-                changes=tuple(changes),
-                paths=tuple(blob_map),
-                blobs=blob_map,
-                parents=tuple(parents),
-                author=texts[0],
-                author_email=texts[1],
-                subject=texts[2],
-                merged=merged_map,
-                stray=tuple(texts[3:]),
+            "".join(texts)
+            changes = []
+            for g in groups:
+                if type(g) is not list or len(g) % 2:
+                    raise _Invalid
+                "".join(g)
+                changes.append(dict(zip(g[::2], g[1::2], strict=True)))
+            blob_map: dict[str, tuple[str | None, str | None]] = {}
+            for entry in _list(blobs):
+                p, old, new = _list(entry, 3)
+                blob_map[_str(p)] = (_blob(old), _blob(new))
+            merged_map = {}
+            for entry in _list(merged):
+                if type(entry) is not list or len(entry) < 4:
+                    raise _Invalid
+                merged_map[_str(entry[0])] = (tuple(_blob(b) for b in entry[2:]), _blob(entry[1]))
+            out.append(
+                commit(
+                    sha=sha,
+                    parent=parents[0] if parents else None,
+                    at=when(_int(ct), UTC),
+                    changes=tuple(changes),
+                    paths=tuple(blob_map),
+                    blobs=blob_map,
+                    parents=tuple(parents),
+                    author=texts[0],
+                    author_email=texts[1],
+                    subject=texts[2],
+                    merged=merged_map,
+                    stray=tuple(texts[3:]),
+                )
             )
-        )
+    except TypeError as e:
+        raise _Invalid from e
     return _Walk(tip, complete, out)
 
 
@@ -405,3 +490,43 @@ def _sha(v: Any) -> str:
 
 def _blob(v: Any) -> str | None:
     return None if v is None else _sha(v)
+
+
+# --- values read out of claim files ---------------------------------------------------------
+
+VALUES = "\0values"  # the entry of parsed claim-file versions (no path starts with a NUL)
+MAX_VALUES = 20_000  # file versions remembered; past it, only those the last run used
+_SCALARS = (str, int, float, bool, type(None))
+
+Values = dict[str, dict[str, Scalar]]  # claim -> field -> scalar
+
+
+def load_values(repo: GitRepo) -> dict[tuple[str, str], Values]:
+    """The claim files' values remembered by (path, blob): a blob never changes, nor do its values.
+
+    Only ever what ``history.claim_values`` returned for that path and blob;
+    an entry that does not validate is not used (nothing is).
+    """
+    try:
+        doc = _map(json.loads(read_regular(_file(repo, VALUES), MAX_CACHE_BYTES, follow_symlinks=False)))
+        if doc.get("version") != CACHE_VERSION or doc.get("key") != VALUES:
+            raise _Invalid
+        out: dict[tuple[str, str], Values] = {}
+        for item in _list(doc.get("entries")):
+            path, blob, claims = _list(item, 3)
+            values: Values = {}
+            for name, fields in _map(claims).items():
+                if type(fields) is not dict or not all(type(v) in _SCALARS for v in fields.values()):
+                    raise _Invalid
+                values[_str(name)] = fields
+            out[(_str(path), _sha(blob))] = values
+        return out
+    except (OSError, InputFileError, ValueError, _Invalid):
+        return {}
+
+
+def save_values(repo: GitRepo, entries: Mapping[tuple[str, str], Mapping[str, Mapping[str, Scalar]]]) -> None:
+    items = [
+        [path, blob, {n: dict(f) for n, f in claims.items()}] for (path, blob), claims in entries.items()
+    ]
+    _write(_file(repo, VALUES), json.dumps({"version": CACHE_VERSION, "key": VALUES, "entries": items}))
