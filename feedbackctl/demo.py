@@ -1,6 +1,6 @@
 """``feedbackctl demo``: a scratch config repo from the embedded example, then the patterns.
 
-The example (``examples/messagewall``) holds the seed's claims and 7 days of
+The example (``examples/messagewall``) holds the design's example claims (docs/design.md) and 7 days of
 metrics: prod under sustained memory pressure, dev idle and over-provisioned.
 """
 

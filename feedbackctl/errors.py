@@ -1,6 +1,6 @@
 """The one user-facing error type family, caught at the top of the CLI.
 
-Exit codes are a contract (SPEC section 5): 1 runtime error, 2 usage or
+Exit codes are a contract (docs/contracts.md): 1 runtime error, 2 usage or
 configuration error.
 """
 

@@ -1,6 +1,6 @@
 """The authority repository, read and written through git plumbing.
 
-Why plumbing (SPEC section 5, "never clobber the user's work"): commits are
+Why plumbing (docs/contracts.md, "Never clobber the user's work"): commits are
 built in the object database with a throwaway index, refs move only by
 compare-and-swap, and a checked-out branch is advanced the way
 ``git merge --ff-only`` would, touching only the files the commit changed.

@@ -1,4 +1,4 @@
-"""The ``Feedback-*`` audit trailers (SPEC section 5): format and parse.
+"""The ``Feedback-*`` audit trailers (docs/contracts.md): format and parse.
 
 A commit carries one block of ``Key: value`` lines at the end of its message,
 found the way ``git interpret-trailers`` finds it.

@@ -134,7 +134,7 @@ def trailer(
     tags: Sequence[str] = (),
     run: str | None = None,
 ) -> dict[str, str]:
-    """One change's ``Feedback-*`` trailers, in SPEC order, empty keys left out.
+    """One change's ``Feedback-*`` trailers, in the order docs/contracts.md gives, empty keys left out.
 
     ``run`` is the ``Feedback-Run`` id of an automated change (authority/runid.py).
     """

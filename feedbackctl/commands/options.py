@@ -1,4 +1,4 @@
-"""Option types shared by the repo-reading commands (SPEC section 5 contracts)."""
+"""Option types shared by the repo-reading commands (docs/contracts.md)."""
 
 from __future__ import annotations
 

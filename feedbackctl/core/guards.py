@@ -1,8 +1,8 @@
-"""The runaway guards, one named function each (SPEC section 3).
+"""The runaway guards, one named function each (README, "The runaway guards"; docs/design.md).
 
 Every guard takes a decision and returns it unchanged, shaped (with a
 ``shaped`` note) or stopped (``blocked`` note; outcome BLOCKED, or PROPOSE
-where the seed says a human must decide instead). Blocked is an answer.
+where the design says a human must decide instead). Blocked is an answer.
 
 Order matters: opt-in and trust first (who may act at all), then the time
 gates (flap freeze, cooldown, settling), then the size gates (step, bounds,
@@ -179,7 +179,7 @@ def trust(ctx: GuardContext, d: Decision) -> Decision:
 
 
 def shared_value(ctx: GuardContext, d: Decision) -> Decision:
-    """A value set where several claims share it never auto-tunes (the seed's batch risk)."""
+    """A value set where several claims share it never auto-tunes (a batch edit: docs/design.md, risk 4)."""
     loc = ctx.claim.locations.get(f"spec.{d.field}")
     others = [n for n in (loc.shared_by if loc is not None else ()) if n != ctx.claim.name]
     if loc is None or not others:

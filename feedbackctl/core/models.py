@@ -168,7 +168,7 @@ class FieldHistory:
     claim: str
     field: str
     changes: tuple[FieldChange, ...] = ()
-    baseline: Scalar = None  # value last set by a human (SPEC section 3)
+    baseline: Scalar = None  # value last set by a human (README, "The runaway guards")
     frozen_by_human_since: datetime | None = None  # unfreeze / human acts lift a flap freeze
 
     @property

@@ -7,7 +7,7 @@ way they would in production. Demand is what the recorded metrics say at the
 
 * used memory scales as ``(memory / reference) ** usageElasticity`` (0: the
   code needs what it needs; 1: caches and heaps grow into whatever they get,
-  the concurrency-style positive feedback of the seed's Risk 2);
+  the concurrency-style positive feedback of risk 2 in docs/design.md);
 * ``memory_utilization`` is used / configured (capped at 100 %; more demand
   than memory is an out-of-memory error);
 * duration falls with memory up to a knee (Lambda adds CPU in proportion to
@@ -15,7 +15,7 @@ way they would in production. Demand is what the recorded metrics say at the
 * a duration above the timeout is cut at the timeout and counts as errors;
 * cost is proportional to memory x duration (GB-seconds) plus requests.
 
-Dependencies between claims (the seed's Risk 4) multiply a claim's durations
+Dependencies between claims (risk 4 in docs/design.md) multiply a claim's durations
 by ``(other field now / other field at reference) ** exponent``. Pure numpy
 on arrays: no IO, no clock.
 """

@@ -16,7 +16,7 @@ from feedbackctl.errors import UsageError
 
 RISK_LEVELS = ("LOW", "MEDIUM", "HIGH")
 TRUST_LEVELS = ("very-low", "low", "medium", "high")
-# p50 alone never justifies a change (the seed's metric-gaming risk).
+# p50 alone never justifies a change (metric gaming: docs/design.md, risk 3).
 P50_METRICS = frozenset({"duration_p50"})
 
 

@@ -1,8 +1,8 @@
 """The ``ConfigurationProposal`` record and its lifecycle rules (pure).
 
 A proposal is one change of one claim field that a human must review
-(Pattern 1 of the seed). Its record travels with the claim edit on the
-proposal branch, in the seed's shape: target (kind, name, base commit), the
+(pattern 1 in docs/design.md). Its record travels with the claim edit on the
+proposal branch, in the design's shape (docs/propose.md): target (kind, name, base commit), the
 change as an RFC 6902 JSON Patch (a ``test`` of the old value, then a
 ``replace``), the rationale with its evidence, the proposer, and a status
 (riskClass, riskRationale, policyResult, state, expiresAt).

@@ -1,4 +1,4 @@
-"""Risk classification of a change (SPEC section 4, the seed's risk taxonomy).
+"""Risk classification of a change (docs/propose.md, "Risk classification").
 
 LOW < MEDIUM < HIGH. Base risk per field; elevators: production +1;
 deletion, cross-account or security-related -> HIGH; fields from 2+ concerns

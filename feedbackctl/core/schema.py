@@ -3,7 +3,7 @@
 The shell reads them from the repo's CompositeResourceDefinition (the XRD's
 ``openAPIV3Schema``) and from the policy's ``fields:`` ranges; the core only
 sees :class:`FieldSchema` values on the claim. A value that breaks one of them
-is never written (SPEC section 4: policy checks run first and always block).
+is never written (docs/propose.md: policy checks run first and always block).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""Reset to the tested baseline (the seed's "periodic reset to tested baseline").
+"""Reset to the tested baseline (the design's "periodic reset to tested baseline", docs/design.md).
 
 Feedback-driven changes move a claim away from the configuration a human
 tested. ``feedbackctl reset`` puts chosen fields back to their baseline: the
-value last set by a human (SPEC section 3), or the
+value last set by a human (README, "The runaway guards"), or the
 ``feedbackctl.io/baseline.<field>`` annotation. One commit per field, with
 ``Feedback-Kind: reset``; a reset starts settling (it is automated: it does not lift a flap freeze).
 

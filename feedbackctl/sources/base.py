@@ -2,7 +2,7 @@
 
 A source turns claims into metric series. Problems with one claim's metrics are
 values (``MetricBatch.problems``), not exceptions, so the other claims are still
-processed (SPEC section 8).
+processed (docs/contracts.md, "Bad input").
 """
 
 from __future__ import annotations

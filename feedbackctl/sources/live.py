@@ -1,10 +1,10 @@
 """Live state for drift capture: what the running system says a claim's fields are.
 
-Two sources (SPEC section 5): a live-state file (YAML or JSON mapping claim
+Two sources (docs/contracts.md): a live-state file (YAML or JSON mapping claim
 name to ``{field: value}``) and AWS Lambda (``GetFunctionConfiguration`` for
 each function a claim maps to, per ``policies/live.yaml``). A problem with one
 claim is a value, not an exception, so the other claims are still compared
-(SPEC section 8).
+(docs/contracts.md, "Bad input").
 """
 
 from __future__ import annotations
