@@ -127,6 +127,8 @@ class Stream:
             self.costs.append(cost)
             del batch  # the series live on in ``inputs`` only, until the caller drops them
             yield Gathered(inputs, [], source, self.fleet.histories)
+            # Dropped before the next batch is read, so two batches' series never coexist.
+            del inputs
 
     def _fetched(self, now: datetime) -> Iterator[tuple[MetricBatch, MetricsCost]]:
         fleet, end = self.fleet, now.timestamp()

@@ -236,6 +236,7 @@ def _answer(snapshot: Snapshot, metrics: str | None, now: datetime) -> analyzeca
     decided: list[Problem] = []
     for part in stream.batches(now):
         decisions.extend(_recommend_batch(snapshot, part, now, decided))
+        del part  # before the next batch is read
     return analyzecache.Answer(decisions, stream.problems + decided, stream.warnings, stream.metrics_cost)
 
 
