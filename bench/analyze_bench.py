@@ -20,11 +20,20 @@ import yaml
 from bench.common import OUT, Row, child, peak_rss_mb, print_rows, timed
 from bench.fleet import FleetPaths, make_fleet
 
-# Measured before series were batched and answers cached (quiet 2-core machine, same
-# fleets): (claims, points) -> cold/warm ratio to the floor and peak RSS in MB.
+# (claims, points) -> cold/warm ratio to the floor and peak RSS in MB: first before series
+# were batched and answers cached (quiet 2-core machine), then before decisions were packed
+# and batches halved (loaded machine, ratios from the same run; docs/performance.md).
 BEFORE: dict[tuple[int, int], dict[str, str]] = {
-    (10_000, 168): {"cold": "3.28x (10.6 s / 3.2 s)", "warm": "2.83x (9.1 s)", "rss": "396 MB, warm 411 MB"},
-    (50_000, 168): {"cold": "96 s", "warm": "101 s", "rss": "1,717 MB, warm 1,791 MB"},
+    (10_000, 168): {
+        "cold": "3.28x (10.6 s / 3.2 s); 2.33x (40.4 s / 17.3 s)",
+        "warm": "2.83x (9.1 s); 0.38x (6.6 s)",
+        "rss": "396 MB, warm 411 MB; 199 MB, warm 124 MB",
+    },
+    (50_000, 168): {
+        "cold": "96 s; 2.27x (509 s / 224 s)",
+        "warm": "101 s; 0.30x (68 s)",
+        "rss": "1,717 MB, warm 1,791 MB; 517 MB, warm 382 MB",
+    },
 }
 
 
@@ -39,8 +48,9 @@ def fleet(n: int, points: int, step: int) -> FleetPaths:
     if marker.exists():
         from bench.fleet import fleet_claims
 
-        return FleetPaths(root / "fleet", root / "metrics",
-                          tuple(c.name for c in fleet_claims(n)), 1794096000.0)
+        return FleetPaths(
+            root / "fleet", root / "metrics", tuple(c.name for c in fleet_claims(n)), 1794096000.0
+        )
     shutil.rmtree(root, ignore_errors=True)
     paths = make_fleet(root, n, points=points, step_seconds=step)
     marker.write_text("ok")
@@ -68,8 +78,9 @@ def floor(paths: FleetPaths) -> dict[str, float]:
     fake = [Claim(n, "ServerlessEventAppClaim", "x/v1", {}, "") for n in paths.claims]
     src = FixtureSource.from_spec(str(paths.metrics))
     start = paths.now - 7 * 86400
-    t_series, _ = timed(lambda: src.fetch([MetricRequest(c, metrics, start, paths.now) for c in fake],
-                                          paths.now))
+    t_series, _ = timed(
+        lambda: src.fetch([MetricRequest(c, metrics, start, paths.now) for c in fake], paths.now)
+    )
     return {"git": t_git, "parse": t_parse, "series": t_series}
 
 
@@ -90,22 +101,58 @@ def bench(sizes: list[int], points: int, step: int) -> list[Row]:
         paths = fleet(n, points, step)
         f = floor(paths)
         total_floor = sum(f.values())
-        args = ["analyze", "--repo", str(paths.repo), "--metrics", str(paths.metrics),
-                "--now", str(int(paths.now)), "--output", "json"]
+        args = [
+            "analyze",
+            "--repo",
+            str(paths.repo),
+            "--metrics",
+            str(paths.metrics),
+            "--now",
+            str(int(paths.now)),
+            "--output",
+            "json",
+        ]
         cache = paths.repo / ".git" / "feedbackctl"
         shutil.rmtree(cache, ignore_errors=True)
         cold = child("bench.analyze_bench", *args)
         warm = child("bench.analyze_bench", *args)
         label = f"{n} claims x {points} pts"
-        rows.append(Row("analyze", f"floor ({label})", total_floor, None, "",
-                        f"git {f['git']:.2f} + parse {f['parse']:.2f} + series {f['series']:.2f}"))
-        rows.append(Row("analyze", f"cold ({label})", cold["seconds"], total_floor, "<= 1.5x",
-                        _before(n, points, "cold")))
-        rows.append(Row("analyze", f"warm ({label})", warm["seconds"], total_floor, "<= 0.7x",
-                        _before(n, points, "warm")))
+        rows.append(
+            Row(
+                "analyze",
+                f"floor ({label})",
+                total_floor,
+                None,
+                "",
+                f"git {f['git']:.2f} + parse {f['parse']:.2f} + series {f['series']:.2f}",
+            )
+        )
+        rows.append(
+            Row(
+                "analyze",
+                f"cold ({label})",
+                cold["seconds"],
+                total_floor,
+                "<= 1.5x",
+                _before(n, points, "cold"),
+            )
+        )
+        rows.append(
+            Row(
+                "analyze",
+                f"warm ({label})",
+                warm["seconds"],
+                total_floor,
+                "<= 0.7x",
+                _before(n, points, "warm"),
+            )
+        )
         rss_note = "; ".join(x for x in (f"warm {warm['rss_mb']:.0f} MB", _before(n, points, "rss")) if x)
-        rows.append(Row("analyze", f"peak RSS, cold ({label})", cold["rss_mb"], None, "<= 400 MB",
-                        rss_note, unit="MB"))
+        rows.append(
+            Row(
+                "analyze", f"peak RSS, cold ({label})", cold["rss_mb"], None, "<= 400 MB", rss_note, unit="MB"
+            )
+        )
         per_claim.append((n, cold["seconds"]))
     rows += growth_rows("analyze", "cold", per_claim)
     return rows

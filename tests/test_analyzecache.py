@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from feedbackctl.cli import run
+from feedbackctl.core.models import Decision, Evidence, Note, Outcome
 from feedbackctl.patterns import analyzecache
+from feedbackctl.sources.base import MetricsCost
 from tests.autotunefix import PROD_CLAIM, T0, fresh_metrics, iso
 from tests.gitutil import RepoFactory, commit_files
 
@@ -120,3 +123,47 @@ def test_a_fresh_file_is_not_vouched_for(
     work, metrics = setup(repo_factory, tmp_path)
     analyze(capsys, work, metrics)
     assert not cache_file(work).exists()
+
+
+def _decisions(n: int) -> list[Decision]:
+    return [
+        Decision(
+            f"claim-{i}",
+            "lambdaMemory",
+            256 + i,
+            Outcome.CHANGE if i % 3 == 0 else Outcome.HOLD,
+            recommended=512 if i % 3 == 0 else None,
+            confidence=0.5 + (i % 7) / 100,
+            rule="memory-pressure" if i % 3 == 0 else None,
+            source="metric-fixtures",
+            evidence=(Evidence("memory_utilization", "min", 60, 12, 81.25 + i / 3, 80.0, unit="percent"),),
+            notes=(Note("memory-pressure", "fired", f'held for 60m, claim {i} \u00e9\n"quoted"'),),
+        )
+        for i in range(n)
+    ]
+
+
+def test_packed_decisions_read_back_equal_in_any_slice(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(analyzecache.PackedDecisions, "CHUNK", 4)
+    plain = _decisions(11)
+    packed = analyzecache.PackedDecisions(plain[:5])
+    packed.extend(plain[5:])
+    assert len(packed) == 11
+    assert list(packed) == plain
+    assert [d.evidence[0].unit for d in packed] == ["percent"] * 11
+    for start in range(12):
+        for stop in range(start, 13):
+            assert packed[start:stop] == plain[start:stop]
+    assert packed[0] == plain[0] and packed[-1] == plain[-1] and packed[7] == plain[7]
+    assert packed[::3] == plain[::3]
+    with pytest.raises(IndexError):
+        packed[11]
+
+
+def test_a_decision_json_cannot_hold_is_kept_as_it_is_and_not_cached(tmp_path: Path) -> None:
+    odd = replace(_decisions(1)[0], current=object())  # type: ignore[arg-type]
+    packed = analyzecache.PackedDecisions([*_decisions(2), odd])
+    assert packed[2] is odd and not packed.all_json
+    answer = analyzecache.Answer(packed, [], [], MetricsCost())
+    analyzecache.save(tmp_path, analyzecache.Key("k", racy=False), answer)
+    assert not (tmp_path / "feedbackctl").exists()

@@ -316,34 +316,41 @@ def _recommend_one(
     d = _recommend_field(inputs, policy, tuning, name, now.timestamp(), source)
     if d is None:
         return None
-    d = _with_units(d, policy)
-    return _with_flap(_with_risk(d, inputs.claim, policy), inputs, policy, now)
+    # Units, risk and the flap note in one copy of the decision (this runs per claim and field).
+    level, shared = _risk(d, inputs.claim, policy)
+    flapping = _flap_note(d, inputs, policy, now)
+    extra = tuple(n for n in (shared, flapping) if n is not None)
+    return replace(d, evidence=_with_units(d.evidence, policy), risk=level, notes=d.notes + extra)
 
 
-def _with_units(d: Decision, policy: Policy) -> Decision:
+def _with_units(evidence: tuple[Evidence, ...], policy: Policy) -> tuple[Evidence, ...]:
     """Evidence carries its metric's unit, so summaries and trailers say ms, MB, % or USD."""
     units = {m: p.unit for m, p in policy.metrics.items()}
-    if not any(units.get(e.metric) for e in d.evidence):
-        return d
-    return replace(d, evidence=tuple(replace(e, unit=units.get(e.metric, "")) for e in d.evidence))
+    if not any(units.get(e.metric) for e in evidence):
+        return evidence
+    return tuple(replace(e, unit=units.get(e.metric, "")) for e in evidence)
 
 
-def _with_flap(d: Decision, inputs: ClaimInputs, policy: Policy, now: datetime) -> Decision:
+def _flap_note(d: Decision, inputs: ClaimInputs, policy: Policy, now: datetime) -> Note | None:
     """Say so when the field is flapping (autotune's flap-freeze guard then blocks it)."""
     history = inputs.histories.get(d.field)
     if history is None:
-        return d
+        return None
     status = flap.assess(history.changes, now, policy.limits)
     if not status.flapping:
-        return d
-    note = Note("flap-freeze", "info", f"flapping: {status.detail}; auto-tune of this field is frozen")
-    return replace(d, notes=d.notes + (note,))
+        return None
+    return Note("flap-freeze", "info", f"flapping: {status.detail}; auto-tune of this field is frozen")
 
 
-def _with_risk(d: Decision, claim: Claim, policy: Policy) -> Decision:
+def _with_flap(d: Decision, inputs: ClaimInputs, policy: Policy, now: datetime) -> Decision:
+    note = _flap_note(d, inputs, policy, now)
+    return d if note is None else replace(d, notes=d.notes + (note,))
+
+
+def _risk(d: Decision, claim: Claim, policy: Policy) -> tuple[str, Note | None]:
+    """The risk level of changing ``d``'s field, and a note when the value is shared."""
     changes = claim_changes(claim, d.field)
     risk = classify(changes, policy.risk)
-    d = replace(d, risk=risk.level)
     if len(changes) > 1 and d.changes_value:
         others = ", ".join(c.claim for c in changes[1:])
         note = Note(
@@ -351,8 +358,13 @@ def _with_risk(d: Decision, claim: Claim, policy: Policy) -> Decision:
             "info",
             f"the value is shared with {others}: a change is a batch ({risk.rationale})",
         )
-        d = replace(d, notes=d.notes + (note,))
-    return d
+        return risk.level, note
+    return risk.level, None
+
+
+def _with_risk(d: Decision, claim: Claim, policy: Policy) -> Decision:
+    level, note = _risk(d, claim, policy)
+    return replace(d, risk=level, notes=d.notes + ((note,) if note is not None else ()))
 
 
 def guard_context(

@@ -35,9 +35,13 @@ MIN_GAP_MINUTES = 15
 
 def max_gap_seconds(series: Series, limits: Limits) -> float:
     """The longest hole a window of ``series`` may have between two consecutive points."""
+    return _max_gap(series.ts, limits)
+
+
+def _max_gap(ts: npt.NDArray[np.int64], limits: Limits) -> float:
     if limits.max_gap_minutes is not None:
         return limits.max_gap_minutes * 60.0
-    return max(MIN_GAP_MINUTES * 60.0, GAP_SPACINGS * median_spacing(series.ts))
+    return max(MIN_GAP_MINUTES * 60.0, GAP_SPACINGS * median_spacing(ts))
 
 
 def median_spacing(ts: npt.NDArray[np.int64]) -> float:
@@ -77,10 +81,12 @@ def check_window(
     limit = threshold if threshold is not None else cond.limit(spec)
     if limit is None:
         return WindowCheck(False, False, None, f"{cond.relative_to} is not a number")
-    known = series.until(now) if series is not None else None
-    if known is None or len(known) == 0:
+    # Index arithmetic on the arrays rather than Series slices: this runs per rule and claim.
+    end = int(series.ts.searchsorted(now, side="right")) if series is not None else 0
+    if series is None or end == 0:
         return WindowCheck(False, False, None, f"no {cond.metric} data")
-    newest = float(known.ts[-1])
+    ts = series.ts
+    newest = float(ts[end - 1])
     if now - newest > limits.max_staleness_minutes * 60:
         return WindowCheck(
             False,
@@ -99,10 +105,12 @@ def check_window(
             f"only {span:.0f}m of {cond.metric} since the last change "
             f"(settling); the rule needs {window_minutes}m",
         )
-    window = known.since(window_start)
-    n = len(window)
+    # The window's first point: at or after window_start (<= newest), so it lies in ts[:end].
+    first = int(ts.searchsorted(window_start, side="left"))
+    window_ts = ts[first:end]
+    n = end - first
     slack = max(COVERAGE_SLACK_MIN_SECONDS, window_minutes * 60 * COVERAGE_SLACK_FRACTION)
-    if float(window.ts[0]) - window_start > slack or n < limits.min_points:
+    if float(window_ts[0]) - window_start > slack or n < limits.min_points:
         return WindowCheck(
             False,
             False,
@@ -110,11 +118,11 @@ def check_window(
             f"{n} {cond.metric} points cover the {window_minutes}m window too thinly "
             f"(need {limits.min_points}+ from its start)",
         )
-    gaps = window.ts[1:] - window.ts[:-1]
+    gaps = window_ts[1:] - window_ts[:-1]
     widest = int(gaps.argmax()) if gaps.size else 0
-    allowed = max_gap_seconds(known, limits)
+    allowed = _max_gap(ts[:end], limits)
     if gaps.size and float(gaps[widest]) > allowed:
-        hole_start = datetime.fromtimestamp(float(window.ts[widest]), UTC)
+        hole_start = datetime.fromtimestamp(float(window_ts[widest]), UTC)
         return WindowCheck(
             False,
             False,
@@ -123,11 +131,12 @@ def check_window(
             f"{hole_start:%Y-%m-%dT%H:%MZ} in the {window_minutes}m window "
             f"(max {allowed / 60:.0f}m between points, limits.maxGapMinutes)",
         )
+    values = series.values[first:end]
     if cond.op == "above":
-        stat_name, stat = "min", float(window.values.min())
+        stat_name, stat = "min", float(values.min())
         holds = stat > limit
     else:
-        stat_name, stat = "max", float(window.values.max())
+        stat_name, stat = "max", float(values.max())
         holds = stat < limit
     evidence = Evidence(cond.metric, stat_name, window_minutes, n, stat, limit)
     verb = "held" if holds else "did not hold"

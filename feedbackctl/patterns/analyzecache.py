@@ -21,10 +21,11 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterator, Sequence
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, overload
 
 from feedbackctl.authority import shapes
 from feedbackctl.core.models import Decision, Evidence, Note, Outcome
@@ -37,9 +38,102 @@ MAX_LINE_BYTES = 1024 * 1024
 _PACKAGE = Path(__file__).resolve().parents[1]
 
 
+class PackedDecisions(Sequence[Decision]):
+    """A run's decisions, kept as compressed JSON lines (the cache's own encoding).
+
+    A fleet's decisions with their notes and evidence are most of a run's
+    memory once its series are gone (100,000 of them: about 150 MB as objects,
+    a few MB packed). Packed a chunk at a time as batches are decided, they are
+    decoded a chunk at a time where they are read (the report writer slices by
+    ``CHUNK``, the cache writes the lines as they are). Read-only.
+    """
+
+    CHUNK = 1000  # the report's JSON slice: one chunk decoded per slice written
+
+    def __init__(self, decisions: Iterable[Decision] = ()) -> None:
+        self._chunks: list[bytes] = []
+        self._sizes: list[int] = []
+        self._pending: list[str] = []
+        self._len = 0
+        # Decisions JSON cannot hold (a value of a type it has no name for): kept as they are.
+        self._kept: dict[int, Decision] = {}
+        self.extend(decisions)
+
+    def extend(self, decisions: Iterable[Decision]) -> None:
+        for d in decisions:
+            try:
+                line = json.dumps(_plain(d))
+            except (TypeError, ValueError):
+                self._kept[self._len] = d
+                line = "null"
+            self.add_line(line)
+
+    def _seal(self) -> None:
+        if self._pending:
+            self._chunks.append(zlib.compress("\n".join(self._pending).encode(), 1))
+            self._sizes.append(len(self._pending))
+            self._pending = []
+
+    def add_line(self, line: str) -> None:
+        """A decision already in its JSON line (the cache's, validated by its reader)."""
+        self._pending.append(line)
+        self._len += 1
+        if len(self._pending) == self.CHUNK:
+            self._seal()
+
+    @property
+    def all_json(self) -> bool:
+        return not self._kept
+
+    def lines(self) -> Iterator[str]:
+        """Each decision's JSON line (no newline), in order ("null" for one JSON cannot hold)."""
+        for chunk in self._chunks:
+            yield from zlib.decompress(chunk).decode().split("\n")
+        yield from self._pending
+
+    def _chunk(self, k: int) -> list[Decision]:
+        sealed = k < len(self._chunks)
+        raw = zlib.decompress(self._chunks[k]).decode().split("\n") if sealed else self._pending
+        first = sum(self._sizes[:k])
+        # Lines this process wrote, or the cache's after its reader validated them.
+        return [
+            self._kept[first + i] if line == "null" else _unpacked(json.loads(line))
+            for i, line in enumerate(raw)
+        ]
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __iter__(self) -> Iterator[Decision]:
+        for k in range(len(self._chunks) + 1):
+            yield from self._chunk(k)
+
+    @overload
+    def __getitem__(self, index: int) -> Decision: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Decision]: ...
+    def __getitem__(self, index: int | slice) -> Decision | list[Decision]:
+        if isinstance(index, int):
+            i = index + self._len if index < 0 else index
+            if not 0 <= i < self._len:
+                raise IndexError(index)
+            return self[i : i + 1][0]
+        start, stop, step = index.indices(self._len)
+        if step != 1:
+            return list(self)[index]
+        out: list[Decision] = []
+        first = 0
+        for k, size in enumerate([*self._sizes, len(self._pending)]):
+            if first < stop and start < first + size:
+                part = self._chunk(k)
+                out += part[max(0, start - first) : stop - first]
+            first += size
+        return out
+
+
 @dataclass
 class Answer:
-    decisions: list[Decision]
+    decisions: Sequence[Decision]
     problems: list[Problem]
     warnings: list[str]
     metrics_cost: MetricsCost
@@ -106,7 +200,10 @@ def load(git_dir: Path, key: Key) -> Answer | None:
             head = _head(fh.readline(MAX_LINE_BYTES))
             if head.get("key") != key.digest:
                 return None
-            decisions = [_decision(json.loads(line)) for line in _lines(fh, _int(head.get("decisions")))]
+            decisions = PackedDecisions()
+            for line in _lines(fh, _int(head.get("decisions"))):
+                _decision(json.loads(line))  # every entry validates, or there is no cache
+                decisions.add_line(line.decode().rstrip("\n"))
     except (OSError, ValueError, _Invalid, TypeError, KeyError):
         return None
     cost = _dict(head.get("metricsCost"))
@@ -119,7 +216,8 @@ def load(git_dir: Path, key: Key) -> Answer | None:
 
 
 def save(git_dir: Path, key: Key, answer: Answer) -> None:
-    if key.racy:
+    packed = answer.decisions if isinstance(answer.decisions, PackedDecisions) else None
+    if key.racy or (packed is not None and not packed.all_json):
         return
     head = {
         "version": VERSION,
@@ -132,6 +230,10 @@ def save(git_dir: Path, key: Key, answer: Answer) -> None:
 
     def write(fh: TextIO) -> None:
         fh.write(json.dumps(head) + "\n")
+        if packed is not None:
+            for line in packed.lines():
+                fh.write(line + "\n")
+            return
         for d in answer.decisions:
             fh.write(json.dumps(_plain(d)) + "\n")
 
@@ -157,6 +259,17 @@ def _plain(d: Decision) -> list[Any]:
         [[n.rule, n.effect, n.detail] for n in d.notes],
         d.validated_in, d.acknowledged,
     ]  # fmt: skip
+
+
+def _unpacked(raw: list[Any]) -> Decision:
+    """``_plain`` undone, for lines known to be valid."""
+    (claim, field_name, current, outcome, recommended, uncapped, direction, confidence, rule, source, risk,
+     evidence, notes, validated_in, acknowledged) = raw  # fmt: skip
+    return Decision(
+        claim, field_name, current, Outcome(outcome), recommended, uncapped, direction, confidence, rule,
+        source, risk, tuple(Evidence(*e) for e in evidence), tuple(Note(*n) for n in notes), validated_in,
+        acknowledged,
+    )  # fmt: skip
 
 
 _SCALARS = (str, int, float, bool, type(None))

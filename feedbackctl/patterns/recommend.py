@@ -15,10 +15,10 @@ authority branch like reject and ack (``authority.acts``; docs/propose.md,
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -139,11 +139,11 @@ def render_sidecar(claim: Claim, entries: list[dict[str, Any]]) -> str:
     return _HEADER + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, allow_unicode=True)
 
 
-def actionable(decisions: list[Decision]) -> list[Decision]:
+def actionable(decisions: Iterable[Decision]) -> list[Decision]:
     return [d for d in decisions if d.outcome in (Outcome.CHANGE, Outcome.PROPOSE) and d.changes_value]
 
 
-def _plan_sidecars(snapshot: Snapshot, decisions: list[Decision], problems: list[Problem]) -> Plan:
+def _plan_sidecars(snapshot: Snapshot, decisions: Iterable[Decision], problems: list[Problem]) -> Plan:
     by_claim: dict[str, list[Decision]] = {}
     for d in actionable(decisions):
         by_claim.setdefault(d.claim, []).append(d)
@@ -230,10 +230,12 @@ def _recommend_batch(
 
 def _answer(snapshot: Snapshot, metrics: str | None, now: datetime) -> analyzecache.Answer:
     stream = open_stream(snapshot, metrics, now)
-    decisions: list[Decision] = []
+    # Packed as each batch is decided: a fleet's decisions never sit in memory as objects.
+    decisions = analyzecache.PackedDecisions()
     decided: list[Problem] = []
     for part in stream.batches(now):
-        decisions += _recommend_batch(snapshot, part, now, decided)
+        decisions.extend(_recommend_batch(snapshot, part, now, decided))
+        del part  # before the next batch is read
     return analyzecache.Answer(decisions, stream.problems + decided, stream.warnings, stream.metrics_cost)
 
 
@@ -272,7 +274,9 @@ def analyze(
             now,
             snapshot.branch,
             snapshot.commit,
-            decisions=answer.decisions,
+            # Read-only and read only as a sequence (length, slices, iteration) by the
+            # report writers and the sidecar planner: packed, it is never whole in memory.
+            decisions=cast("list[Decision]", answer.decisions),
             problems=list(answer.problems),
             warnings=answer.warnings,
             dry_run=dry_run,
