@@ -10,7 +10,8 @@ from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.history import fill_baselines, load_histories
 from feedbackctl.authority.snapshot import load_snapshot
 from feedbackctl.authority.writer import Plan, Staging, trailer, write
-from feedbackctl.core.decide import ClaimInputs, autotune_fleet
+from feedbackctl.core.decide import ClaimInputs
+from feedbackctl.core.fleet import run as autotune_fleet
 from feedbackctl.core.models import Claim, Outcome, Series
 from feedbackctl.patterns.audit import verify
 from tests.clirun import cli

@@ -10,7 +10,7 @@ import pytest
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.history import load_histories
 from feedbackctl.authority.snapshot import load_snapshot
-from feedbackctl.core.decide import autotune_fleet
+from feedbackctl.core.fleet import run as autotune_fleet
 from feedbackctl.core.models import Decision, Outcome
 from feedbackctl.patterns.inputs import gather
 from tests.gitutil import commit_files, make_repo

@@ -5,19 +5,17 @@ from __future__ import annotations
 from dataclasses import replace
 
 from feedbackctl.core import fleet, guards
-from feedbackctl.core.decide import autotune_fleet
 from feedbackctl.core.models import FieldChange, FieldHistory, FleetHistory, Outcome
 from feedbackctl.core.policy import Limits
 from tests.corefix import NOW, SOURCE, change, claim, healthy, inputs, policy
 
 
-def test_the_pipeline_decides_as_autotune_fleet_and_holds_the_rate_limit() -> None:
+def test_the_pipeline_holds_the_rate_limit_across_claims() -> None:
     p = replace(policy(), limits=Limits(rate_per_run=2, rate_per_24h=5))
     fleet_inputs = [inputs(claim(name=f"app-{i}"), healthy(), baseline=256) for i in range(3)]
     busy = FleetHistory(tuple((f"x{i}", change(60 * i + 61, 1, 2)) for i in range(4)))
-    for history in (FleetHistory(), busy):
-        out = fleet.run(fleet_inputs, p, NOW, SOURCE, history)
-        assert out == autotune_fleet(fleet_inputs, p, NOW, SOURCE, history)
+    quiet = [d for d in fleet.run(fleet_inputs, p, NOW, SOURCE, FleetHistory()) if d.field == "lambdaMemory"]
+    assert [d.outcome for d in quiet] == [Outcome.CHANGE, Outcome.CHANGE, Outcome.BLOCKED]
     mem = [d for d in fleet.run(fleet_inputs, p, NOW, SOURCE, busy) if d.field == "lambdaMemory"]
     assert [d.outcome for d in mem] == [Outcome.CHANGE, Outcome.BLOCKED, Outcome.BLOCKED]
     assert mem[1].blocked_by == ("rate-limit",)

@@ -10,7 +10,8 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from feedbackctl.core.decide import autotune, autotune_fleet
+from feedbackctl.core.decide import autotune
+from feedbackctl.core.fleet import run as autotune_fleet
 from feedbackctl.core.models import FieldChange, FieldHistory, FleetHistory, Outcome, Series
 from feedbackctl.core.policy import Limits
 from tests.corefix import NOW, SOURCE, claim, inputs, policy

@@ -11,7 +11,8 @@ import yaml
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.snapshot import load_snapshot
 from feedbackctl.authority.writer import Plan, Staging, trailer, write
-from feedbackctl.core.decide import TRUST_WINDOW_FACTOR, autotune, autotune_fleet, recommend
+from feedbackctl.core.decide import TRUST_WINDOW_FACTOR, autotune, recommend
+from feedbackctl.core.fleet import run as autotune_fleet
 from feedbackctl.core.models import Outcome, Series
 from feedbackctl.core.policy import Source, parse_sources
 from feedbackctl.patterns.inputs import gather

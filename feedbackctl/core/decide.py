@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -21,13 +21,13 @@ from feedbackctl.core.models import (
     Direction,
     Evidence,
     FieldHistory,
-    FleetHistory,
     Note,
     Outcome,
     Series,
 )
 from feedbackctl.core.policy import Policy, Rule, Source
 from feedbackctl.core.risk import claim_changes, classify
+from feedbackctl.core.rules import RuleId
 from feedbackctl.core.schema import value_range
 from feedbackctl.core.signals import WindowCheck, check_window, round_to_step, size_from_usage
 from feedbackctl.core.tuning import AutoTune, parse_autotune
@@ -35,7 +35,7 @@ from feedbackctl.core.validation import StageEvidence
 from feedbackctl.errors import ClaimError
 
 SIZING_LOOKBACK_MINUTES = 7 * 24 * 60
-# Low-trust sources must show a signal for longer (the seed's "what signals to trust").
+# Low-trust sources must show a signal for longer (the design's "what signals to trust", docs/design.md).
 TRUST_WINDOW_FACTOR = {"high": 1, "medium": 1, "low": 2, "very-low": 4}
 
 
@@ -258,7 +258,7 @@ def _recommend_field(
     if clamped != target:
         notes.append(
             Note(
-                "schema",
+                RuleId.SCHEMA,
                 "shaped",
                 f"clamped to the schema range {limits.low:g}-{limits.high:g} "
                 f"({limits.high_rule if target > clamped else limits.low_rule}); wanted {wanted:g}",
@@ -291,7 +291,7 @@ def _recommend_field(
             decision,
             outcome=Outcome.BLOCKED,
             recommended=value,
-            notes=decision.notes + (Note("schema", "blocked", f"spec.{name} {limit}: {why}"),),
+            notes=decision.notes + (Note(RuleId.SCHEMA, "blocked", f"spec.{name} {limit}: {why}"),),
         )
     baselines = {f: h.baseline for f, h in inputs.histories.items()}
     return guards.guardrails(
@@ -339,7 +339,7 @@ def _flap_note(d: Decision, inputs: ClaimInputs, policy: Policy, now: datetime) 
     status = flap.assess(history.changes, now, policy.limits)
     if not status.flapping:
         return None
-    return Note("flap-freeze", "info", f"flapping: {status.detail}; auto-tune of this field is frozen")
+    return Note(RuleId.FLAP_FREEZE, "info", f"flapping: {status.detail}; auto-tune of this field is frozen")
 
 
 def _with_flap(d: Decision, inputs: ClaimInputs, policy: Policy, now: datetime) -> Decision:
@@ -354,7 +354,7 @@ def _risk(d: Decision, claim: Claim, policy: Policy) -> tuple[str, Note | None]:
     if len(changes) > 1 and d.changes_value:
         others = ", ".join(c.claim for c in changes[1:])
         note = Note(
-            "shared-value",
+            RuleId.SHARED_VALUE,
             "info",
             f"the value is shared with {others}: a change is a batch ({risk.rationale})",
         )
@@ -443,22 +443,3 @@ def settled_by_git(
     probe = Decision(inputs.claim.name, name, _as_value(current), Outcome.CHANGE, source=source.name)
     probe = _with_flap(_with_risk(probe, inputs.claim, policy), inputs, policy, now)
     return guards.settled_by_git(guard_context(inputs, name, policy, now, source), probe, budget)
-
-
-def autotune_fleet(
-    fleet_inputs: Sequence[ClaimInputs],
-    policy: Policy,
-    now: datetime,
-    source: Source,
-    fleet: FleetHistory,
-    *,
-    from_git: bool = True,
-) -> list[Decision]:
-    """Auto-tune decisions for many claims, with the global rate limit applied."""
-    budget = guards.fleet_budget(fleet, now, policy.limits)
-    decisions = [
-        d
-        for inputs in fleet_inputs
-        for d in autotune(inputs, policy, now, source, budget=budget, from_git=from_git)
-    ]
-    return guards.rate_limit(decisions, fleet, now, policy.limits)

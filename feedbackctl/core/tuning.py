@@ -1,6 +1,6 @@
 """The claim-level ``spec.autoTune`` block: human-written bounds for auto-tune.
 
-The seed's form is accepted exactly as written::
+The design's form (docs/design.md) is accepted exactly as written::
 
     autoTune:
       enabled: true

@@ -1,4 +1,4 @@
-"""The embedded metric source: a directory of CSV fixtures (SPEC section 5).
+"""The embedded metric source: a directory of CSV fixtures (docs/contracts.md).
 
 ``<dir>/<claim-name>/<metric>.csv`` with the header ``timestamp,value``;
 timestamps are ISO-8601 (``Z`` or an offset) or Unix epoch seconds, in any
