@@ -18,6 +18,7 @@ import sys
 from collections.abc import Collection, Mapping
 from datetime import date, datetime
 from pathlib import Path
+from sys import intern
 from typing import Any, TextIO
 
 from feedbackctl.authority import shapes
@@ -173,19 +174,22 @@ def _decode_claim(raw: Any) -> Claim:
     if not isinstance(spec, dict) or not isinstance(annotations, dict) or not isinstance(labels, dict):
         raise _Invalid
     namespace = m.get("namespace")
+    file = _str(m.get("path"))
     locations = {}
     for key, loc in _map(m.get("locations")).items():
         path, doc_index, start, end, line, column, shared = _list(loc, 7)
-        locations[_str(key)] = ValueLocation(
-            _str(path), _int(doc_index), _int(start), _int(end), _int(line), _int(column),
-            tuple(_str(s) for s in _list(shared)),
+        # Shared strings, as a fresh parse has them (claims.py): the keys every claim
+        # spells, and the claim's own path for the values its file sets.
+        locations[intern(_str(key))] = ValueLocation(
+            file if path == file else _str(path), _int(doc_index), _int(start), _int(end), _int(line),
+            _int(column), tuple(_str(s) for s in _list(shared)),
         )  # fmt: skip
     return Claim(
         name=_str(m.get("name")),
         kind=_str(m.get("kind")),
         api_version=_str(m.get("apiVersion")),
-        spec=spec,
-        path=_str(m.get("path")),
+        spec={intern(k): v for k, v in spec.items()},
+        path=file,
         doc_index=_int(m.get("docIndex")),
         namespace=None if namespace is None else _str(namespace),
         annotations={_str(k): _str(v) for k, v in annotations.items()},

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from sys import intern
 from typing import Any
 
 from feedbackctl.authority.yamldoc import Doc, check_size, content_size, format_key_path, load_documents
@@ -174,14 +175,16 @@ def _claim(path: str, blob: str, doc: Doc, kinds: Collection[str] | None) -> Cla
         name=name,
         kind=kind,
         api_version=str(data.get("apiVersion") or ""),
-        spec=spec,
+        # Every claim spells the same keys: one shared string each, not one per claim
+        # (a fleet's snapshot is held for the whole run; docs/performance.md).
+        spec={intern(k) if type(k) is str else k: v for k, v in spec.items()},
         path=path,
         doc_index=doc.index,
         namespace=str(namespace) if namespace is not None else None,
         annotations=_string_map(name, where, "metadata.annotations", metadata.get("annotations")),
         labels=_string_map(name, where, "metadata.labels", metadata.get("labels")),
         locations={
-            format_key_path(key_path): loc
+            intern(format_key_path(key_path)): loc
             for key_path, loc in doc.positions.items()
             if len(key_path) > 1 and key_path[0] == "spec"
         },
