@@ -29,7 +29,14 @@ from feedbackctl.authority.overlays import (
     op_effect,
     selects,
 )
-from feedbackctl.authority.yamldoc import KeyPath, YamlError, edit_value, load_documents, render_scalar
+from feedbackctl.authority.yamldoc import (
+    KeyPath,
+    YamlError,
+    edit_value,
+    load_documents,
+    render_scalar,
+    replaced,
+)
 from feedbackctl.core.models import Claim, Scalar
 from feedbackctl.errors import ClaimError
 
@@ -184,7 +191,7 @@ def _append_op(
     new_inner = _get(after.data, patch.key_path) if after is not None else None
     ops = load_documents(path, new_inner)[0].data if isinstance(new_inner, str) else None
     want_ops = [*patch.docs[0].data, {"op": "replace", "path": f"/spec/{field_name}", "value": value}]
-    same_rest = after is not None and _dump(_replaced(after.data, patch.key_path, inner)) == _dump(doc.data)
+    same_rest = after is not None and _dump(replaced(after.data, patch.key_path, inner)) == _dump(doc.data)
     if len(after_docs) != len(docs) or not same_rest or _dump(ops) != _dump(want_ops):
         raise EditRefused(f"adding the op to {patch.where} would change more than that patch")
     return new_text
@@ -238,20 +245,11 @@ def _splice_inline(loc: RenderedLocation, text: str, field_name: str, value: int
     start, end, _, _ = mapped
     new_text = text[:start] + written + text[end:]
     after = {d.index: d for d in load_documents(loc.path, new_text)}
-    expected = _replaced(doc.data, loc.key_path, new_inner)
+    expected = replaced(doc.data, loc.key_path, new_inner)
     got = after.get(loc.doc_index)
     if got is None or _dump(got.data) != _dump(expected) or len(after) != len(docs):
         raise EditRefused(f"splicing {loc.path} would change more than the op's value")
     return new_text
-
-
-def _replaced(data: Any, key_path: KeyPath, value: Any) -> Any:
-    if not key_path:
-        return value
-    head, rest = key_path[0], key_path[1:]
-    copy: Any = dict(data) if isinstance(data, Mapping) else list(data)
-    copy[head] = _replaced(data[head], rest, value)
-    return copy
 
 
 def _dump(data: Any) -> str:

@@ -120,6 +120,11 @@ def write(
     return new
 
 
+def change_subject(act: str, claim: str, field_name: str, old: object, new: object) -> str:
+    """A feedbackctl commit's subject line: ``feedbackctl: <act> <claim> spec.<field> <old> -> <new>``."""
+    return f"feedbackctl: {act} {claim} spec.{field_name} {old} -> {new}"
+
+
 def trailer(
     kind: str,
     claim: str,

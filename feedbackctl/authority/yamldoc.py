@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -573,12 +573,13 @@ def _lookup(data: Any, key_path: KeyPath) -> tuple[bool, Any]:
     return True, data
 
 
-def _replaced(data: Any, key_path: KeyPath, value: Any) -> Any:
+def replaced(data: Any, key_path: KeyPath, value: Any) -> Any:
+    """A copy of ``data`` with the value at ``key_path`` replaced; ``data`` itself is left as it is."""
     if not key_path:
         return value
     head, rest = key_path[0], key_path[1:]
-    copy: Any = dict(data) if isinstance(data, dict) else list(data)
-    copy[head] = _replaced(data[head], rest, value)
+    copy: Any = dict(data) if isinstance(data, Mapping) else list(data)
+    copy[head] = replaced(data[head], rest, value)
     return copy
 
 
@@ -620,7 +621,7 @@ def _verify(
     if [d.index for d in before] != [d.index for d in after]:
         raise YamlError(f"{path}: setting {field} would change the file's documents; edit it by hand")
     for old, new in zip(before, after, strict=True):
-        expected = _replaced(old.data, key_path, new_value) if old.index == doc_index else old.data
+        expected = replaced(old.data, key_path, new_value) if old.index == doc_index else old.data
         diff = _first_difference(expected, new.data)
         if diff is None:
             continue

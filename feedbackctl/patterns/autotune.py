@@ -29,7 +29,7 @@ from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.runid import run_id
 from feedbackctl.authority.shard import ALL, Shard
 from feedbackctl.authority.snapshot import Snapshot, load_snapshot
-from feedbackctl.authority.writer import Plan, Staging, decision_trailer
+from feedbackctl.authority.writer import Plan, Staging, change_subject, decision_trailer
 from feedbackctl.core import fleet, guards
 from feedbackctl.core.models import Acknowledgement, Claim, Decision, Outcome
 from feedbackctl.core.results import AutotuneResult, Report
@@ -234,7 +234,7 @@ def evaluate(
 
 
 def subject(d: Decision) -> str:
-    return f"feedbackctl: auto-tune {d.claim} spec.{d.field} {d.current} -> {d.recommended}"
+    return change_subject("auto-tune", d.claim, d.field, d.current, d.recommended)
 
 
 def _body(d: Decision) -> str:

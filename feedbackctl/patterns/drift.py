@@ -40,7 +40,7 @@ from feedbackctl.authority.history import (
 from feedbackctl.authority.runid import run_id
 from feedbackctl.authority.shard import ALL, Shard
 from feedbackctl.authority.snapshot import Snapshot, load_snapshot
-from feedbackctl.authority.writer import Plan, Staging, trailer
+from feedbackctl.authority.writer import Plan, Staging, change_subject, trailer
 from feedbackctl.core.drift import (
     KIND,
     DriftResult,
@@ -199,7 +199,7 @@ def _plan(f: Finding, source: str, authority: Snapshot, run: str | None = None) 
         body.append("")
         body.append("Outside what humans allowed: " + "; ".join(f.out_of_bounds) + ".")
     return Plan(
-        subject=f"feedbackctl: capture drift {f.claim} spec.{f.field} {f.desired} -> {f.observed}",
+        subject=change_subject("capture drift", f.claim, f.field, f.desired, f.observed),
         body="\n".join(body),
         trailers=[
             trailer(

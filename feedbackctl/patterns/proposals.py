@@ -36,7 +36,7 @@ from feedbackctl.authority.proposal_branches import (
     worktree_branches,
 )
 from feedbackctl.authority.snapshot import branch_of
-from feedbackctl.authority.writer import Plan, Staging, trailer, write
+from feedbackctl.authority.writer import Plan, Staging, change_subject, trailer, write
 from feedbackctl.core import proposal as record
 from feedbackctl.core.proposal import State
 from feedbackctl.core.results import ProposalShown, ProposalsResult, Report
@@ -141,14 +141,17 @@ def reject(
             raise FeedbackError(f"{s.name} is {status.value} ({detail}); there is nothing to reject")
         assert s.proposal is not None
         p = s.proposal
-        subject = f"feedbackctl: reject {p.claim} spec.{p.field} {p.old} -> {p.new}"
-        body = f"Rejected by {ident_text(who)}: proposal {s.name} ({(s.proposal_commit or '')[:12]})." + (
-            f"\n\n{reason}" if reason else ""
-        )
+        subject = change_subject("reject", p.claim, p.field, p.old, p.new)
+        body = _decided("Rejected", who, s) + "." + (f"\n\n{reason}" if reason else "")
         record_act(repo, ctx, s, report, "reject", subject, body, now, who, dry_run=dry_run)
 
     remote = acts.act_remote(repo, branch_of(repo, ref), remote, "rejection")
     return act_on_one(repo, ref, (claim, field_name), now, "reject", step, dry_run, remote)
+
+
+def _decided(verb: str, who: tuple[str, str], s: BranchState) -> str:
+    """``<verb> by <who>: proposal <branch> (<proposal commit>)``: who decided on which proposal."""
+    return f"{verb} by {ident_text(who)}: proposal {s.name} ({(s.proposal_commit or '')[:12]})"
 
 
 def acknowledge(
@@ -184,10 +187,10 @@ def acknowledge(
                 f"{s.name} went unacknowledged for 8h and is HIGH risk now; approve or reject it instead"
             )
         reviewed_value(repo, ctx.snapshot.branch, s)  # the ack names what the diff shows, or nothing
-        subject = f"feedbackctl: ack {p.claim} spec.{p.field} {p.old} -> {p.new}"
+        subject = change_subject("ack", p.claim, p.field, p.old, p.new)
         body = (
-            f"Acknowledged by {ident_text(who)}: proposal {s.name} ({(s.proposal_commit or '')[:12]}). "
-            "It lifts the risk ceiling for this change only; every other guard still applies."
+            _decided("Acknowledged", who, s)
+            + ". It lifts the risk ceiling for this change only; every other guard still applies."
         )
         record_act(repo, ctx, s, report, "ack", subject, body, now, who, dry_run=dry_run)
 
@@ -255,7 +258,7 @@ def approve(
         beyond = f"\n\nBeyond the autoTune bounds {outside}: approved with --beyond-bounds." * bool(outside)
         assert s.proposal_commit is not None
         plan = Plan(
-            subject=f"feedbackctl: approve {p.claim} spec.{p.field} {p.old} -> {value}",
+            subject=change_subject("approve", p.claim, p.field, p.old, value),
             body=f"Approved by {ident_text(who)} from proposal {s.name} ({s.tip[:12]})."
             + (f"\n\n{reason}" if reason else "")
             + beyond,
@@ -331,7 +334,7 @@ def expire(
             if status != Status.EXPIRED or p is None or p.state != State.PENDING:
                 continue
             closed = record.close(p, State.EXPIRED, "feedbackctl", now, "no decision within 7 days")
-            subject = f"feedbackctl: expire {p.claim} spec.{p.field} {p.old} -> {p.new}"
+            subject = change_subject("expire", p.claim, p.field, p.old, p.new)
             body = f"Proposed {record.iso(p.created_at)}; no decision within 7 days."
             todo.append((s, marker_commit(ctx, s, closed, "expire", subject, body, now, None)))
         try:

@@ -45,7 +45,7 @@ from feedbackctl.authority.proposal_branches import (
 )
 from feedbackctl.authority.shard import ALL, Shard
 from feedbackctl.authority.snapshot import Snapshot, branch_of, load_snapshot
-from feedbackctl.authority.writer import Plan, Staging, trailer
+from feedbackctl.authority.writer import Plan, Staging, change_subject, trailer
 from feedbackctl.core import guards
 from feedbackctl.core import proposal as record
 from feedbackctl.core.decide import ClaimInputs, autotune, recommend
@@ -284,32 +284,26 @@ def _proposal(item: Item, snapshot: Snapshot, now: datetime, path: str) -> Propo
     """The record; ``path`` is the file the claim edit lands in (an overlay, for a shared base)."""
     d, c, risk = item.decision, item.claim, item.risk
     previous = item.existing.proposal if item.existing else None
+    # Where the edit lands and how risky it is: set afresh on a kept record as on a new one.
+    placed: dict[str, Any] = {
+        "base_commit": snapshot.commit,
+        "target_path": path,
+        "target_kind": c.kind,
+        "target_api_version": c.api_version,
+        "target_namespace": c.namespace,
+        "risk": risk.level,
+        "risk_rationale": risk.rationale,
+        "policy_result": risk.policy_result,
+    }
     if previous is not None and item.action in (Action.UNCHANGED, Action.REBASED):
         # The same change: keep what the reviewer has seen (evidence, times, acknowledgment).
-        return replace(
-            previous,
-            base_commit=snapshot.commit,
-            target_path=path,
-            target_kind=c.kind,
-            target_api_version=c.api_version,
-            target_namespace=c.namespace,
-            risk=risk.level,
-            risk_rationale=risk.rationale,
-            policy_result=risk.policy_result,
-        )
+        return replace(previous, **placed)
     fresh = Proposal(
         claim=d.claim,
         field=d.field,
         old=d.current,
         new=d.recommended,
-        target_kind=c.kind,
-        target_api_version=c.api_version,
-        target_namespace=c.namespace,
-        target_path=path,
-        base_commit=snapshot.commit,
-        risk=risk.level,
-        risk_rationale=risk.rationale,
-        policy_result=risk.policy_result,
+        **placed,
         opened_at=now,
         created_at=now,
         rule=d.rule,
@@ -336,7 +330,7 @@ def _message(p: Proposal, item: Item, path: str) -> str:
     body.append(f"Record: {path}")
     body.append(f"Decide: feedbackctl proposals approve|reject {p.claim} {p.field}")
     plan = Plan(
-        subject=f"feedbackctl: propose {p.claim} spec.{p.field} {p.old} -> {p.new}",
+        subject=change_subject("propose", p.claim, p.field, p.old, p.new),
         body="\n".join(body),
         trailers=[
             trailer(

@@ -25,7 +25,7 @@ from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.history import fill_baselines, load_histories, parse_scalar
 from feedbackctl.authority.runid import run_id
 from feedbackctl.authority.snapshot import load_snapshot
-from feedbackctl.authority.writer import Plan, Staging, trailer
+from feedbackctl.authority.writer import Plan, Staging, change_subject, trailer
 from feedbackctl.core.models import Scalar
 from feedbackctl.core.results import Report, ResetResult
 from feedbackctl.core.risk import Change, classify
@@ -106,7 +106,7 @@ def reset(
                     rows.pop()
                     continue
                 plan = Plan(
-                    subject=f"feedbackctl: reset {claim.name} spec.{name} {current} -> {target} (baseline)",
+                    subject=change_subject("reset", claim.name, name, current, target) + " (baseline)",
                     trailers=[
                         trailer(
                             "reset",
