@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from feedbackctl.core.decide import autotune, autotune_fleet
+from feedbackctl.core.decide import autotune
+from feedbackctl.core.fleet import run as autotune_fleet
 from feedbackctl.core.guards import reversals
 from feedbackctl.core.models import FleetHistory, Outcome
 from feedbackctl.core.policy import Limits, Source
