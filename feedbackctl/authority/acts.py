@@ -25,7 +25,7 @@ from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.trailers import parse_trailers
 from feedbackctl.authority.writer import Plan
 from feedbackctl.core.models import Acknowledgement, Scalar
-from feedbackctl.errors import ConflictError, FeedbackError, UsageError
+from feedbackctl.errors import CommandError, ConflictError, FeedbackError, UsageError
 
 PROPOSAL_KEY = "Feedback-Proposal"
 # Acts about proposals that this module reads back.
@@ -180,15 +180,12 @@ def verify_acknowledgement(
 # --- writing --------------------------------------------------------------------------
 
 
-def remotes(repo: GitRepo) -> list[str]:
-    return repo.git("remote").decode().split()
-
-
 def upstream(repo: GitRepo, branch: str) -> str | None:
     """The remote ``branch`` tracks (``git config branch.<b>.remote``), if any."""
-    short = branch.removeprefix("refs/heads/")
-    proc = repo._run(["config", "--get", f"branch.{short}.remote"], check=False)
-    name = proc.stdout.decode().strip() if proc.returncode == 0 else ""
+    try:
+        name = repo.branch_remote(branch.removeprefix("refs/heads/"))
+    except CommandError:  # an unreadable config counts as no upstream
+        name = ""
     return name if name and name != "." else None
 
 
@@ -198,7 +195,7 @@ def act_remote(repo: GitRepo, branch: str, remote: str | None, what: str) -> str
     An act recorded only in one clone is lost to every other clone, so a
     repository with remotes but no upstream for the branch needs ``--remote``.
     """
-    names = remotes(repo)
+    names = repo.remotes()
     if remote is not None:
         if remote not in names:
             raise UsageError(f"no remote named '{remote}' in {repo.display}; add one with git remote add")

@@ -11,6 +11,7 @@ Nothing here prints or reads git.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -69,7 +70,7 @@ class Report:
     now: datetime
     branch: str | None = None
     commit: str | None = None
-    decisions: list[Decision] = field(default_factory=list)
+    decisions: Sequence[Decision] = field(default_factory=list)  # analyze: packed per batch, never whole
     problems: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     commits: list[dict[str, Any]] = field(default_factory=list)

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from feedbackctl.authority import cas
+from feedbackctl.authority import acts, cas
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.runid import run_id
 from feedbackctl.authority.shard import ALL, Shard
@@ -35,7 +35,7 @@ from feedbackctl.core.models import Acknowledgement, Claim, Decision, Outcome
 from feedbackctl.core.results import AutotuneResult, Report
 from feedbackctl.core.rules import RuleId
 from feedbackctl.core.tuning import parse_autotune
-from feedbackctl.errors import ClaimError, CommandError, ConflictError, FeedbackError, UsageError
+from feedbackctl.errors import ClaimError, ConflictError, FeedbackError, UsageError
 from feedbackctl.patterns import fetching, staging
 from feedbackctl.patterns.acknowledgements import acknowledgements
 from feedbackctl.patterns.batches import open_stream
@@ -426,13 +426,7 @@ def _jitter(opts: RunOptions, attempt: int) -> None:
 
 
 def _remote_of(repo: GitRepo, branch: str, remote: str | None) -> str:
-    if remote:
-        return remote
-    try:
-        name = repo.branch_remote(branch)
-    except CommandError:  # not set: git's exit 1
-        name = ""
-    return name if name and name != "." else "origin"
+    return remote or acts.upstream(repo, branch) or "origin"
 
 
 def _fast_forward_local(repo: GitRepo, branch: str, tip: str, out: Outcomes) -> None:

@@ -256,7 +256,7 @@ def _review_remote(repo: GitRepo, branch: str, sha: str, remote: str | None) -> 
     """
     if remote is None:
         remote = acts.upstream(repo, branch)
-    elif remote not in acts.remotes(repo):
+    elif remote not in repo.remotes():
         raise UsageError(f"no remote named '{remote}' in {repo.display}; add one with git remote add")
     return acts.holding(repo, remote, branch, sha)
 

@@ -342,6 +342,7 @@ def observe(
         report = Report("observe", now, snapshot.branch, snapshot.commit, dry_run=dry_run)
         report.result = ObserveResult(len(observations))
         accepted: list[tuple[Observation, Decision]] = []
+        decided: list[Decision] = []
         for o in observations:
             d = _decision(o, snapshot, source)
             last = guards.last_source_act(histories.for_claim(o.claim).values(), source.name, _acts)
@@ -358,7 +359,8 @@ def observe(
                 )
             else:
                 accepted.append((o, d))
-            report.decisions.append(d)
+            decided.append(d)
+        report.decisions = decided
         if not accepted:
             return report
         plan = _plan(snapshot, accepted, source)

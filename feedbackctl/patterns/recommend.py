@@ -18,7 +18,7 @@ import posixpath
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import yaml
 
@@ -274,9 +274,8 @@ def analyze(
             now,
             snapshot.branch,
             snapshot.commit,
-            # Read-only and read only as a sequence (length, slices, iteration) by the
-            # report writers and the sidecar planner: packed, it is never whole in memory.
-            decisions=cast("list[Decision]", answer.decisions),
+            # Packed: read as a sequence (length, slices, iteration), never whole in memory.
+            decisions=answer.decisions,
             problems=list(answer.problems),
             warnings=answer.warnings,
             dry_run=dry_run,
