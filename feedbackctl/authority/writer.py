@@ -18,6 +18,7 @@ from feedbackctl.authority.overlays import RenderedLocation
 from feedbackctl.authority.trailers import RUN_KEY, format_message
 from feedbackctl.authority.yamldoc import edit_value
 from feedbackctl.core.models import Claim, Decision, Scalar
+from feedbackctl.core.proposal import Proposal
 from feedbackctl.core.schema import violation
 from feedbackctl.errors import ClaimError, ConflictError
 
@@ -166,9 +167,12 @@ def _trailer_text(value: object) -> str:
 
 
 def decision_trailer(
-    kind: str, d: Decision, *, tags: Sequence[str] = (), run: str | None = None
+    kind: str, d: Decision, *, evidence: str | None = None, tags: Sequence[str] = (), run: str | None = None
 ) -> dict[str, str]:
-    """The trailers of one decided change: the decision's own values and evidence."""
+    """The trailers of one decided change: the decision's own values and evidence.
+
+    ``evidence`` replaces the decision's evidence summaries (an agent's own words, patterns/observe.py).
+    """
     out = trailer(
         kind,
         d.claim,
@@ -178,7 +182,7 @@ def decision_trailer(
         source=d.source,
         rule=d.rule,
         risk=d.risk,
-        evidence="; ".join(e.summary for e in d.evidence),
+        evidence="; ".join(e.summary for e in d.evidence) if evidence is None else evidence,
         tags=tags,
         run=run,
     )
@@ -186,6 +190,33 @@ def decision_trailer(
         # The ack commit on the authority branch that lifted the risk ceiling; audit replays it.
         out[ACKNOWLEDGED_KEY] = d.acknowledged
     return out
+
+
+def proposal_trailer(
+    kind: str,
+    p: Proposal,
+    *,
+    new: Scalar = None,
+    risk: str | None = None,
+    evidence: bool = False,
+    tags: Sequence[str] = (),
+) -> dict[str, str]:
+    """The trailers of a commit about proposal ``p``: its own values unless ``new``/``risk`` say otherwise.
+
+    ``evidence`` adds the record's evidence line (docs/contracts.md lists the keys).
+    """
+    return trailer(
+        kind,
+        p.claim,
+        p.field,
+        old=p.old,
+        new=p.new if new is None else new,
+        source=p.source,
+        rule=p.rule,
+        risk=p.risk if risk is None else risk,
+        evidence=(p.evidence_line or None) if evidence else None,
+        tags=tags,
+    )
 
 
 def commit_plan(

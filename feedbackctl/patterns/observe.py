@@ -24,7 +24,7 @@ from feedbackctl.authority import cas
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.history import load_histories
 from feedbackctl.authority.snapshot import Snapshot, load_snapshot
-from feedbackctl.authority.writer import Plan, Staging, commit_plan, trailer
+from feedbackctl.authority.writer import Plan, Staging, commit_plan, decision_trailer
 from feedbackctl.authority.yamldoc import load_documents
 from feedbackctl.core import guards
 from feedbackctl.core.models import Decision, FieldChange, Note, Outcome, Scalar
@@ -301,18 +301,8 @@ def _plan(snapshot: Snapshot, accepted: list[tuple[Observation, Decision]], sour
         for o, d in items:
             entries = [e for e in entries if not (e.get("field") == o.field and proposer_id(e) == o.agent)]
             entries.append(_entry(o, d, source))
-            plan.trailers.append(
-                trailer(
-                    "recommendation",
-                    o.claim,
-                    o.field,
-                    old=d.current,
-                    new=d.recommended,
-                    source=source.name,
-                    risk=d.risk,
-                    evidence=f"agent {o.agent} (confidence {o.confidence:g}): {o.summary}",
-                )
-            )
+            evidence = f"agent {o.agent} (confidence {o.confidence:g}): {o.summary}"
+            plan.trailers.append(decision_trailer("recommendation", d, evidence=evidence))
         staging.put(path, render_sidecar(claim, entries))
     plan.edits = staging.edits()
     n = len(plan.trailers)

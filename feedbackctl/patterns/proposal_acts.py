@@ -29,7 +29,7 @@ from feedbackctl.authority.proposal_branches import (
     status_of,
 )
 from feedbackctl.authority.snapshot import Snapshot, load_snapshot
-from feedbackctl.authority.writer import Plan, trailer
+from feedbackctl.authority.writer import Plan, proposal_trailer
 from feedbackctl.core import proposal as record
 from feedbackctl.core.models import Claim, Scalar
 from feedbackctl.core.proposal import Proposal
@@ -135,9 +135,7 @@ def marker_commit(
     plan = Plan(
         subject=subject,
         body=body,
-        trailers=[
-            trailer(kind, p.claim, p.field, old=p.old, new=p.new, source=p.source, rule=p.rule, risk=p.risk)
-        ],
+        trailers=[proposal_trailer(kind, p)],
     )
     return NewCommit(s.tip, {path: record.render(updated).encode()}, plan.message, now, author)
 
@@ -192,13 +190,8 @@ def record_act(
         subject=subject,
         body=body,
         trailers=[
-            {
-                **trailer(
-                    kind, p.claim, p.field, old=p.old, new=p.new, source=p.source, rule=p.rule, risk=p.risk
-                ),
-                acts.PROPOSAL_KEY: acts.proposal_ref(s.name, s.proposal_commit),
-            }
-        ],  # fmt: skip
+            {**proposal_trailer(kind, p), acts.PROPOSAL_KEY: acts.proposal_ref(s.name, s.proposal_commit)}
+        ],
     )
     authority = ctx.snapshot.branch
     if dry_run:

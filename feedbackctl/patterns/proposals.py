@@ -36,7 +36,7 @@ from feedbackctl.authority.proposal_branches import (
     worktree_branches,
 )
 from feedbackctl.authority.snapshot import branch_of
-from feedbackctl.authority.writer import Plan, Staging, change_subject, trailer, write
+from feedbackctl.authority.writer import Plan, Staging, change_subject, proposal_trailer, write
 from feedbackctl.core import proposal as record
 from feedbackctl.core.proposal import State
 from feedbackctl.core.results import ProposalShown, ProposalsResult, Report
@@ -264,16 +264,12 @@ def approve(
             + beyond,
             trailers=[
                 {
-                    **trailer(
+                    **proposal_trailer(
                         "approve",
-                        p.claim,
-                        p.field,
-                        old=p.old,
+                        p,
                         new=value,
-                        source=p.source,
-                        rule=p.rule,
                         risk=level,
-                        evidence=p.evidence_line or None,
+                        evidence=True,
                         tags=approval_tags(p.summary) + (("beyond-bounds",) if outside else ()),
                     ),
                     acts.PROPOSAL_KEY: acts.proposal_ref(s.name, s.proposal_commit),

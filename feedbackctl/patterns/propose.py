@@ -45,7 +45,7 @@ from feedbackctl.authority.proposal_branches import (
 )
 from feedbackctl.authority.shard import ALL, Shard
 from feedbackctl.authority.snapshot import Snapshot, branch_of, load_snapshot
-from feedbackctl.authority.writer import Plan, Staging, change_subject, trailer
+from feedbackctl.authority.writer import Plan, Staging, change_subject, proposal_trailer
 from feedbackctl.core import guards
 from feedbackctl.core import proposal as record
 from feedbackctl.core.decide import ClaimInputs, autotune, recommend
@@ -332,20 +332,7 @@ def _message(p: Proposal, item: Item, path: str) -> str:
     plan = Plan(
         subject=change_subject("propose", p.claim, p.field, p.old, p.new),
         body="\n".join(body),
-        trailers=[
-            trailer(
-                "proposal",
-                p.claim,
-                p.field,
-                old=p.old,
-                new=p.new,
-                source=p.source,
-                rule=p.rule,
-                risk=p.risk,
-                evidence=p.evidence_line or None,
-                tags=(p.reason,),
-            )
-        ],
+        trailers=[proposal_trailer("proposal", p, evidence=True, tags=(p.reason,))],
     )
     return plan.message
 
