@@ -6,7 +6,7 @@ baselines) of one autotune run over 1,000 claims costs at most 0.5 s more
 than on a fresh repo (one commit) with the same claims.
 
 "History work" is what ``load_histories`` (inside gather) and
-``fill_baselines`` take in ``patterns.autotune.evaluate``; the rest of a run
+``fill_baselines`` take in ``patterns.evaluation.evaluate``; the rest of a run
 (metrics, decisions) is the same on both repos and is shown for context.
 Two metric sets: the fleet's own (a typical run, a few candidates) and a
 "hot" one with every opted-in claim under memory pressure (every one of them
@@ -165,7 +165,7 @@ def _warm(repo: Path, metrics: Path) -> Callable[[], None]:
     """What a run WARM_BEHIND commits before the tip left in the git dir: the next cron run."""
     from feedbackctl.authority.gitrepo import GitRepo
     from feedbackctl.authority.snapshot import load_snapshot
-    from feedbackctl.patterns.autotune import evaluate
+    from feedbackctl.patterns.evaluation import evaluate
 
     saved = repo / "feedbackctl" / "bench-logs"
     if not saved.exists():
@@ -188,7 +188,7 @@ def measure(repo: Path, metrics: Path, runs: int, prepare: Callable[[], None]) -
     from feedbackctl.authority.gitrepo import GitRepo
     from feedbackctl.authority.snapshot import load_snapshot
     from feedbackctl.core.models import Outcome
-    from feedbackctl.patterns.autotune import _candidates, evaluate
+    from feedbackctl.patterns.evaluation import _candidates, evaluate
 
     now = datetime.fromtimestamp(DEFAULT_NOW, UTC)
     git = GitRepo.open(repo)

@@ -34,7 +34,7 @@ from feedbackctl.core.tuning import parse_autotune
 from feedbackctl.errors import ClaimError, FeedbackError
 from feedbackctl.patterns import proposals as lifecycle
 from feedbackctl.patterns.audit import audit_json, verify
-from feedbackctl.patterns.autotune import evaluate
+from feedbackctl.patterns.evaluation import evaluate
 from feedbackctl.patterns.history_view import HistoryFilter, entry_json, read_history
 from feedbackctl.patterns.inputs import metric_source
 from feedbackctl.patterns.recommend import read_sidecar, sidecar_path
