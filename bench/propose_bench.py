@@ -29,8 +29,10 @@ from bench.fleet import DEFAULT_NOW, fleet_claims, make_fleet
 from feedbackctl.authority.fastimport import NewCommit
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.snapshot import load_snapshot
+from feedbackctl.core.candidates import Candidate, candidates_for
 from feedbackctl.patterns.inputs import gather
-from feedbackctl.patterns.propose import Candidate, candidates_for, carry_out, plan_candidates, propose
+from feedbackctl.patterns.proposal_plan import plan_candidates
+from feedbackctl.patterns.propose import carry_out, propose
 from feedbackctl.proc import run
 
 NOW = datetime.fromtimestamp(DEFAULT_NOW, UTC)
