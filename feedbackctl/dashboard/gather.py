@@ -16,6 +16,7 @@ from typing import Any
 
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.history import load_histories
+from feedbackctl.authority.recommendation_record import read_sidecar, sidecar_path
 from feedbackctl.authority.snapshot import Snapshot, load_snapshot
 from feedbackctl.core import flap
 from feedbackctl.core.dashboard import (
@@ -37,7 +38,6 @@ from feedbackctl.patterns.audit import audit_json, verify
 from feedbackctl.patterns.evaluation import evaluate
 from feedbackctl.patterns.history_view import HistoryFilter, entry_json, read_history
 from feedbackctl.patterns.inputs import metric_source
-from feedbackctl.patterns.recommend import read_sidecar, sidecar_path
 from feedbackctl.sources.base import MetricRequest
 
 # Every kind feedbackctl writes (the history reader then skips the by-value search for humans).

@@ -23,6 +23,13 @@ from typing import Any
 from feedbackctl.authority import cas
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.history import load_histories
+from feedbackctl.authority.recommendation_record import (
+    PENDING,
+    proposer_id,
+    render_sidecar,
+    sidecar_entries,
+    sidecar_path,
+)
 from feedbackctl.authority.snapshot import Snapshot, load_snapshot
 from feedbackctl.authority.writer import Plan, Staging, commit_plan, decision_trailer
 from feedbackctl.authority.yamldoc import load_documents
@@ -34,13 +41,6 @@ from feedbackctl.core.risk import Change, classify
 from feedbackctl.core.rules import RuleId
 from feedbackctl.core.tuning import parse_autotune
 from feedbackctl.errors import ClaimError, FeedbackError, UsageError
-from feedbackctl.patterns.recommend import (
-    PENDING,
-    proposer_id,
-    read_sidecar,
-    render_sidecar,
-    sidecar_path,
-)
 
 KEYS = ("source", "agent", "claim", "field", "recommendedValue", "currentValue", "confidence", "evidence")
 REQUIRED = ("claim", "field", "recommendedValue", "confidence", "evidence")
@@ -296,8 +296,7 @@ def _plan(snapshot: Snapshot, accepted: list[tuple[Observation, Decision]], sour
         assert claim is not None
         path = sidecar_path(snapshot, claim)
         text = staging.texts[path].encode() if path in staging.texts else snapshot.read(path)
-        doc = read_sidecar(text, path)
-        entries = list((doc or {}).get("spec", {}).get("recommendations") or [])
+        entries = sidecar_entries(text, path)
         for o, d in items:
             entries = [e for e in entries if not (e.get("field") == o.field and proposer_id(e) == o.agent)]
             entries.append(_entry(o, d, source))

@@ -18,10 +18,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from feedbackctl.authority import proposal_record
+from feedbackctl.authority.recommendation_record import read_sidecar
 from feedbackctl.core import proposal as record
 from feedbackctl.core.proposal import ProposalError
 from feedbackctl.errors import UsageError
-from feedbackctl.patterns.recommend import read_sidecar
 from tests.gitutil import git_out
 from tests.security.hostile_world import (
     DEV,
