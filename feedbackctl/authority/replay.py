@@ -35,7 +35,9 @@ from feedbackctl.authority.history import (
     annotated_baseline,
     history_window,
 )
+from feedbackctl.authority.kustomize import KUSTOMIZATION_FILES
 from feedbackctl.authority.snapshot import Snapshot, load_snapshot
+from feedbackctl.core.commitcheck import scalars
 from feedbackctl.core.identity import predecessors
 from feedbackctl.core.models import (
     AUTOMATED_KINDS,
@@ -48,12 +50,6 @@ from feedbackctl.core.models import (
 )
 from feedbackctl.core.policy import Policy
 from feedbackctl.errors import FeedbackError
-
-_KUSTOMIZE = ("kustomization.yaml", "kustomization.yml", "Kustomization")
-
-
-def scalars(claim: Claim) -> dict[str, Scalar]:
-    return {k: v for k, v in claim.spec.items() if v is None or isinstance(v, int | float | str | bool)}
 
 
 class Replay:
@@ -110,7 +106,7 @@ class Replay:
             if (
                 p == CONFIG_FILE
                 or p.startswith(policies)
-                or p.rpartition("/")[2] in _KUSTOMIZE
+                or p.rpartition("/")[2] in KUSTOMIZATION_FILES
                 or any(r == "" or p.startswith(f"{r}/") for r in roots)  # a patch an overlay reads
             ):
                 return load_snapshot(self.repo, c.sha)
