@@ -75,8 +75,8 @@ def test_proposal_limit_holds_back_past_either_limit() -> None:
 
 
 def test_rate_room_is_what_both_limits_leave() -> None:
-    from feedbackctl.core.runlimits import rate_room
     from feedbackctl.core.policy import Limits
+    from feedbackctl.core.runlimits import rate_room
 
     limits = Limits(rate_per_run=3, rate_per_24h=10)
     assert rate_room(limits, made=0, recent=0) == (3, 10)
