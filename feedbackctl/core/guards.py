@@ -64,10 +64,6 @@ class GuardContext:
     acknowledgement: Acknowledgement | None = None  # a human's ack of this field's proposal
 
 
-def _stop(d: Decision, rule: str, detail: str, outcome: Outcome = Outcome.BLOCKED) -> Decision:
-    return d.stopped(rule, detail, outcome)
-
-
 def _shape(d: Decision, rule: str, detail: str, value: float) -> Decision:
     v = int(value) if float(value).is_integer() else value
     return replace(d, recommended=v, notes=d.notes + (Note(rule, "shaped", detail),))
@@ -82,9 +78,9 @@ def _minutes_since(now: datetime, then: datetime) -> float:
 
 def opt_in(ctx: GuardContext, d: Decision) -> Decision:
     if not ctx.tuning.enabled:
-        return _stop(d, RuleId.OPT_IN, "claim has no spec.autoTune.enabled: true; use analyze or propose")
+        return d.stopped(RuleId.OPT_IN, "claim has no spec.autoTune.enabled: true; use analyze or propose")
     if d.field not in ctx.tuning.bounds:
-        return _stop(d, RuleId.OPT_IN, f"spec.autoTune sets no bounds for {d.field}; a human must add them")
+        return d.stopped(RuleId.OPT_IN, f"spec.autoTune sets no bounds for {d.field}; a human must add them")
     return d
 
 
@@ -92,22 +88,21 @@ def trust(ctx: GuardContext, d: Decision) -> Decision:
     s = ctx.source
     if not s.registered:
         # Not even a proposal: nobody said how far this source may be trusted (docs/sources.md).
-        return _stop(
-            d, RuleId.TRUST, f"source {s.name} is not in the feedback source registry; register it first"
+        return d.stopped(
+            RuleId.TRUST, f"source {s.name} is not in the feedback source registry; register it first"
         )
     allowed = ctx.tuning.sources
     if allowed and s.name not in allowed:
-        return _stop(
-            d,
+        return d.stopped(
             RuleId.TRUST,
             f"spec.autoTune.sources lets only {', '.join(allowed)} auto-tune this claim, not {s.name}",
             Outcome.PROPOSE,
         )
     if s.requires_proposal:
-        return _stop(d, RuleId.TRUST, f"source {s.name} requires a proposal", Outcome.PROPOSE)
+        return d.stopped(RuleId.TRUST, f"source {s.name} requires a proposal", Outcome.PROPOSE)
     if s.low_trust:
-        return _stop(
-            d, RuleId.TRUST, f"source {s.name} has {s.trust_level} trust; only proposals", Outcome.PROPOSE
+        return d.stopped(
+            RuleId.TRUST, f"source {s.name} has {s.trust_level} trust; only proposals", Outcome.PROPOSE
         )
     return d
 
@@ -120,8 +115,7 @@ def shared_value(ctx: GuardContext, d: Decision) -> Decision:
         return d
     risk = classify(claim_changes(ctx.claim, d.field), ctx.policy.risk)
     return replace(
-        _stop(
-            d,
+        d.stopped(
             RuleId.SHARED_VALUE,
             f"spec.{d.field} is set in {loc.path}:{loc.line}, shared with {', '.join(others)}: "
             f"editing it there is a batch change ({risk.level}: {risk.rationale}) and overriding it "
@@ -137,8 +131,7 @@ def flap_freeze(ctx: GuardContext, d: Decision) -> Decision:
     status = flap.assess(ctx.history.changes, ctx.now, ctx.policy.limits)
     if status.flapping:
         d = replace(d, notes=tuple(n for n in d.notes if n.rule != RuleId.FLAP_FREEZE))  # analyze's info note
-        return _stop(
-            d,
+        return d.stopped(
             RuleId.FLAP_FREEZE,
             f"flapping: {status.detail}; frozen until a human commits the field "
             f"or runs feedbackctl unfreeze {ctx.claim.name} {d.field}",
@@ -153,8 +146,7 @@ def cooldown(ctx: GuardContext, d: Decision) -> Decision:
     last = next((c for c in reversed(ctx.history.changes) if c.automated), None)
     if last is not None and _minutes_since(ctx.now, last.at) < minutes:
         ready = last.at + timedelta(minutes=minutes)
-        return _stop(
-            d,
+        return d.stopped(
             RuleId.COOLDOWN,
             f"last auto-tune {_minutes_since(ctx.now, last.at):.0f}m ago "
             f"({last.commit[:8]}); cooldown {minutes}m, next at {ready:%Y-%m-%dT%H:%MZ}",
@@ -196,8 +188,7 @@ def source_cooldown(ctx: GuardContext, d: Decision) -> Decision:
     last = last_source_act(ctx.claim_histories.values(), s.name, _changes_a_value)
     ago = source_cooling(ctx.now, last, s.cooldown_minutes)
     if ago is not None:
-        return _stop(
-            d,
+        return d.stopped(
             RuleId.SOURCE_COOLDOWN,
             f"source {s.name} changed this claim {ago:.0f}m ago; its cooldown is {s.cooldown_minutes}m",
         )
@@ -209,8 +200,7 @@ def settling(ctx: GuardContext, d: Decision) -> Decision:
     last = ctx.history.last_change
     if last is not None and _minutes_since(ctx.now, last.at) < minutes:
         who = "a human" if last.kind == "human" else last.kind
-        return _stop(
-            d,
+        return d.stopped(
             RuleId.SETTLING,
             f"{d.field} was changed by {who} "
             f"{_minutes_since(ctx.now, last.at):.0f}m ago ({last.commit[:8]}); "
@@ -242,8 +232,7 @@ def bounds(ctx: GuardContext, d: Decision) -> Decision:
         # Set outside the bounds by a human or a drift capture: moving it back
         # in could take more than one step, and the bounds may be what is wrong.
         return replace(
-            _stop(
-                d,
+            d.stopped(
                 RuleId.BOUNDS,
                 f"{d.field} is {current:g}, outside the bounds {b.min:g}-{b.max:g}; "
                 "auto-tune acts only inside them, a human must reconcile",
@@ -257,8 +246,7 @@ def bounds(ctx: GuardContext, d: Decision) -> Decision:
     edge = "upper" if target > b.max else "lower"
     if clamped == current or (target > current) != (clamped > current):
         return replace(
-            _stop(
-                d,
+            d.stopped(
                 RuleId.BOUNDS,
                 f"at bound: {d.field} is {current:g}, at or past the {edge} bound "
                 f"{clamped:g}; going to {d.uncapped} needs a human",
@@ -292,8 +280,7 @@ def change_cap(ctx: GuardContext, d: Decision) -> Decision:
             capped,
         )
     return replace(
-        _stop(
-            d,
+        d.stopped(
             RuleId.CHANGE_CAP,
             f"{current:g} -> {target:g} leaves {lim.cap_down:g}x-{lim.cap_up:g}x of "
             f"the baseline {base:g}; needs a proposal",
@@ -318,8 +305,7 @@ def risk_ceiling(ctx: GuardContext, d: Decision) -> Decision:
                 f"for {ack.old} -> {ack.new}; applied and announced",
             )
             return replace(d, acknowledged=ack.commit, notes=d.notes + (note,))
-        return _stop(
-            d,
+        return d.stopped(
             RuleId.RISK_CEILING,
             f"{risk.level} risk ({risk.rationale}) is above the "
             f"auto-apply ceiling {ctx.policy.limits.auto_apply_ceiling}",
@@ -347,7 +333,7 @@ def validated_stage(
         return d
     verdict = validation.assess(evidence, d.field, d.recommended, policy, now)
     if not verdict.validated:
-        return _stop(d, validation.RULE, verdict.detail)
+        return d.stopped(validation.RULE, verdict.detail)
     note = Note(validation.RULE, "info", verdict.detail)
     return replace(d, validated_in=verdict.ref, notes=d.notes + (note,))
 
@@ -392,7 +378,7 @@ def settled_by_git(ctx: GuardContext, d: Decision, budget: Budget | None = None)
         if d.outcome != Outcome.CHANGE:
             return None
     if budget is not None and budget.left == 0:
-        return _stop(d, RuleId.RATE_LIMIT, budget.detail)
+        return d.stopped(RuleId.RATE_LIMIT, budget.detail)
     return None
 
 
@@ -403,7 +389,7 @@ def apply(ctx: GuardContext, d: Decision) -> Decision:
             if d.outcome != Outcome.CHANGE:
                 return d
         if d.recommended == d.current:
-            return _stop(d, RuleId.BOUNDS, "no room to move inside the bounds")
+            return d.stopped(RuleId.BOUNDS, "no room to move inside the bounds")
         return d
     if d.outcome in (Outcome.NOT_ENOUGH_DATA, Outcome.HOLD) and ctx.tuning.allows(d.field):
         # Data held back by a recent change: say which gate is holding it.
