@@ -433,3 +433,16 @@ def test_a_commit_that_breaks_the_policy_is_caught_and_the_replay_goes_on(repo_f
     found = rules(work)
     assert (bad, "bounds-tampering") in found and (bad, "schema") in found
     assert (later, "step-limit") in found
+
+
+def test_a_second_field_of_a_claim_in_one_run_is_caught_in_guard_words(repo_factory: RepoFactory) -> None:
+    """audit runs autotune's ``one_change_per_claim``: the field the run changed first is named."""
+    bounds = "    timeoutBounds:\n      min: 5\n      max: 60\n    cooldownMinutes:"
+    work, _ = repo_factory({PATH: claim_yaml().replace("    cooldownMinutes:", bounds)})
+    timeout = {PATH: [("lambdaTimeout: 30", "lambdaTimeout: 35")]}
+    forge(work, T0, timeout, [tune(30, 35, field="lambdaTimeout")])
+    sha = forge(work, T0, mem(256, 384), [tune(256, 384)])
+    found = verify(GitRepo.open(work), None, None).violations
+    assert [(v.commit, v.rule, v.field) for v in found] == [(sha, "source-cooldown", "lambdaMemory")]
+    said = "source metric-fixtures changes spec.lambdaTimeout of this claim in this run; its cooldown is"
+    assert found[0].detail.startswith(said)

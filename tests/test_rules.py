@@ -32,12 +32,14 @@ CHECKED_BEFORE = (
     "drift-tags",
     "validated-in",
 )
+# Since shared-value became provable (the replay knows where each value is set), it is appended.
+CHECKED = (*CHECKED_BEFORE, "shared-value")
 
 
 def test_audit_provable_list_is_the_registry_in_report_order() -> None:
     assert audit.PROVABLE == rules.PROVABLE
-    assert [str(r) for r in audit.PROVABLE] == list(CHECKED_BEFORE)
-    assert json.dumps(list(audit.PROVABLE)) == json.dumps(list(CHECKED_BEFORE))
+    assert [str(r) for r in audit.PROVABLE] == list(CHECKED)
+    assert json.dumps(list(audit.PROVABLE)) == json.dumps(list(CHECKED))
 
 
 def test_every_rule_id_is_registered_once() -> None:
@@ -61,7 +63,7 @@ def test_rule_ids_print_as_their_text() -> None:
 
 
 def test_proposal_limit_holds_back_past_either_limit() -> None:
-    from feedbackctl.core.guards import proposal_limit
+    from feedbackctl.core.runlimits import proposal_limit
 
     assert proposal_limit(3, open_now=1, new_recent=0, max_open=2, max_new=5) == [
         None,
@@ -73,8 +75,8 @@ def test_proposal_limit_holds_back_past_either_limit() -> None:
 
 
 def test_rate_room_is_what_both_limits_leave() -> None:
-    from feedbackctl.core.guards import rate_room
     from feedbackctl.core.policy import Limits
+    from feedbackctl.core.runlimits import rate_room
 
     limits = Limits(rate_per_run=3, rate_per_24h=10)
     assert rate_room(limits, made=0, recent=0) == (3, 10)

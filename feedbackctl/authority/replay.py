@@ -9,8 +9,9 @@ their new blobs, and field events (trailers, and value changes without a
 trailer, which are human) appended as they happen. A merge is read whole;
 its own value changes are the values that differ from every parent (one it
 took from a parent is that parent's change, replayed already). A commit that
-touches the settings, the policies or a Kustomize file is read with a full
-``load_snapshot`` instead, so whatever that function knows (overlays) holds.
+touches the settings, the policies, a Kustomize file or any file under a
+Kustomize root (a patch an overlay reads) is read with a full ``load_snapshot``
+instead, so whatever that function knows (overlays) holds.
 
 The histories it hands out are the ones ``load_histories`` + ``fill_baselines``
 would build at the parent with ``now`` = the commit's date (the audit tests
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from feedbackctl.authority.claims import parse_claims
@@ -33,7 +35,9 @@ from feedbackctl.authority.history import (
     annotated_baseline,
     history_window,
 )
+from feedbackctl.authority.kustomize import KUSTOMIZATION_FILES
 from feedbackctl.authority.snapshot import Snapshot, load_snapshot
+from feedbackctl.core.commitcheck import scalars
 from feedbackctl.core.identity import predecessors
 from feedbackctl.core.models import (
     AUTOMATED_KINDS,
@@ -46,12 +50,6 @@ from feedbackctl.core.models import (
 )
 from feedbackctl.core.policy import Policy
 from feedbackctl.errors import FeedbackError
-
-_KUSTOMIZE = ("kustomization.yaml", "kustomization.yml", "Kustomization")
-
-
-def scalars(claim: Claim) -> dict[str, Scalar]:
-    return {k: v for k, v in claim.spec.items() if v is None or isinstance(v, int | float | str | bool)}
 
 
 class Replay:
@@ -103,12 +101,18 @@ class Replay:
             return load_snapshot(self.repo, c.sha)
         cfg = before.settings.config
         policies = f"{cfg.policies_dir}/"
+        roots = before.kustomize_roots
         for p in c.paths:
-            if p == CONFIG_FILE or p.startswith(policies) or p.rpartition("/")[2] in _KUSTOMIZE:
+            if (
+                p == CONFIG_FILE
+                or p.startswith(policies)
+                or p.rpartition("/")[2] in KUSTOMIZATION_FILES
+                or any(r == "" or p.startswith(f"{r}/") for r in roots)  # a patch an overlay reads
+            ):
                 return load_snapshot(self.repo, c.sha)
         changed = [p for p in c.paths if p.startswith(cfg.claim_paths) and p.endswith((".yaml", ".yml"))]
         if not changed:
-            return Snapshot(self.repo, before.branch, c.sha, before.settings, before.claims, before.errors)
+            return replace(before, commit=c.sha)
         new_blobs = {p: c.blobs.get(p, (None, None))[1] for p in changed}
         contents = self.repo.read_blobs([b for b in new_blobs.values() if b])
         parsed = parse_claims(
@@ -118,7 +122,7 @@ class Replay:
         claims = [cl for cl in before.claims if cl.path not in gone] + parsed.claims
         claims.sort(key=lambda cl: (cl.path, cl.doc_index))
         errors = [e for e in before.errors if not any(p in str(e) for p in gone)] + parsed.errors
-        return Snapshot(self.repo, before.branch, c.sha, before.settings, claims, errors)
+        return replace(before, commit=c.sha, claims=claims, errors=errors)
 
     # -- histories ------------------------------------------------------------------
 

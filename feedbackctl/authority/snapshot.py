@@ -28,6 +28,9 @@ class Snapshot:
     settings: Settings
     claims: list[Claim]
     errors: list[FeedbackError] = field(default_factory=list)
+    # The Kustomize roots under the claim paths (overlays.roots): a commit touching a file
+    # under one must be re-rendered, not re-parsed file by file (authority/replay.py).
+    kustomize_roots: tuple[str, ...] = ()
 
     def claim(self, name: str) -> Claim | None:
         return next((c for c in self.claims if c.name == name), None)
@@ -86,7 +89,7 @@ def load_snapshot(repo: GitRepo, ref: str | None, *, at: str | None = None) -> S
     claims = with_schemas(claims, xrds, settings.policy)
     # Tree entries the listings refused ('..', '.git', control characters): one line each.
     errors = [*repo.unsafe_paths(commit), *claim_set.errors, *overlays.errors, *duplicates, *xrds.errors]
-    return Snapshot(repo, branch, commit, settings, claims, errors)
+    return Snapshot(repo, branch, commit, settings, claims, errors, overlays.roots)
 
 
 def _unique(claims: list[Claim]) -> tuple[list[Claim], list[FeedbackError]]:

@@ -7,7 +7,7 @@ Field names are bare spec keys (``lambdaMemory``); trailers add ``spec.``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal
@@ -258,6 +258,10 @@ class Decision:
     # "<claim>@<commit>": the earlier stage that ran this value for the soak (staging validation).
     validated_in: str | None = None
     acknowledged: str | None = None  # the ack commit that lifted the risk ceiling
+
+    def stopped(self, rule: str, detail: str, outcome: Outcome = Outcome.BLOCKED) -> Decision:
+        """This decision stopped by ``rule``: a ``blocked`` note; BLOCKED, or PROPOSE (a human decides)."""
+        return replace(self, outcome=outcome, notes=self.notes + (Note(rule, "blocked", detail),))
 
     @property
     def blocked_by(self) -> tuple[str, ...]:

@@ -47,9 +47,8 @@ class RuleId(StrEnum):
     RESET_TARGET = "reset-target"
     DRIFT_TAGS = "drift-tags"
     VALIDATED_IN = "validated-in"
-    # Rules that need what git does not hold (metrics, the live branches), or
-    # that audit does not list.
-    SHARED_VALUE = "shared-value"
+    SHARED_VALUE = "shared-value"  # provable since the claims' locations are replayed too
+    # Rules that need what git does not hold (metrics, the live branches).
     STAGING_VALIDATION = "staging-validation"
     PROPOSAL_LIMITS = "proposal-limits"
 
@@ -68,31 +67,31 @@ REGISTRY: tuple[Rule, ...] = (
         RuleId.TRAILER_MISPLACED,
         "a Feedback-Kind outside the final trailer block: automated, but declares nothing",
         _P,
-        "patterns.audit:_misplaced",
+        "core.commitcheck:misplaced",
     ),
     Rule(
         RuleId.TRAILER_INCOMPLETE,
         "a Feedback-* trailer group without its kind, claim or field",
         _P,
-        "patterns.audit:_Check.trailers",
+        "core.commitcheck:Check.trailers",
     ),
     Rule(
         RuleId.TRAILER_DIFF,
         "the trailers' from/to disagree with the commit's diff",
         _P,
-        "patterns.audit:_Check.trailers",
+        "core.commitcheck:Check.trailers",
     ),
     Rule(
         RuleId.UNDECLARED_CHANGE,
         "an automated commit changed something no trailer names",
         _P,
-        "patterns.audit:_Check.beyond_trailers",
+        "core.commitcheck:Check.beyond_trailers",
     ),
     Rule(
         RuleId.BOUNDS_TAMPERING,
         "an automated commit changed human-authored bounds, policy or config",
         _P,
-        "patterns.audit:_Check.bounds_tampering",
+        "core.commitcheck:Check.bounds_tampering",
     ),
     Rule(
         RuleId.SCHEMA,
@@ -141,19 +140,19 @@ REGISTRY: tuple[Rule, ...] = (
         RuleId.RATE_LIMIT,
         "at most perRun auto-tunes a run and per24h in any 24 h, fleet-wide",
         _P,
-        "core.guards:rate_room",
+        "core.runlimits:rate_room",
     ),
     Rule(
         RuleId.RESET_TARGET,
         "a reset returns the field to its tested baseline",
         _P,
-        "patterns.audit:_check_reset",
+        "core.runreplay:_check_reset",
     ),
     Rule(
         RuleId.DRIFT_TAGS,
         "a drift capture is tagged break-glass and requires-review",
         _P,
-        "patterns.audit:_check_commit",
+        "core.commitcheck:check_commit",
     ),
     Rule(
         RuleId.VALIDATED_IN,
@@ -164,7 +163,7 @@ REGISTRY: tuple[Rule, ...] = (
     Rule(
         RuleId.SHARED_VALUE,
         "a value several claims share never auto-tunes (a batch change): proposal only",
-        _M,
+        _P,
         "core.guards:shared_value",
     ),
     Rule(
@@ -177,7 +176,7 @@ REGISTRY: tuple[Rule, ...] = (
         RuleId.PROPOSAL_LIMITS,
         "at most maxOpen open and maxNewPerHour new proposals",
         _M,
-        "core.guards:proposal_limit",
+        "core.runlimits:proposal_limit",
     ),
 )
 
