@@ -34,7 +34,8 @@ from feedbackctl.core.models import Claim
 from feedbackctl.render import cost_json
 from feedbackctl.sources import plan
 from feedbackctl.sources.base import MetricBatch, MetricRequest
-from feedbackctl.sources.cloudwatch import CloudWatchSource, Pulled, PullStats, run_call
+from feedbackctl.sources.cloudwatch import CloudWatchSource
+from feedbackctl.sources.cloudwatch_calls import Pulled, PullStats, run_call
 from feedbackctl.sources.cloudwatch_mapping import parse_mapping
 
 NOW = int(datetime(2026, 11, 8, tzinfo=UTC).timestamp())

@@ -89,7 +89,7 @@ def floor(root: str, n: int) -> float:
 
 
 def one_size(n: int) -> list[Row]:
-    from feedbackctl.authority import kustomize
+    from feedbackctl.authority import kustomize, kustomize_render
     from feedbackctl.authority.gitrepo import GitRepo
     from feedbackctl.authority.snapshot import load_snapshot
     from feedbackctl.authority.writer import Staging
@@ -97,7 +97,7 @@ def one_size(n: int) -> list[Row]:
     root = make_repo(n)
     base = floor(root, n)
     repo = GitRepo.open(root)
-    kustomize._RENDERS.clear()
+    kustomize_render._RENDERS.clear()
     kustomize._LISTINGS.clear()
     cold, s = timed(lambda: load_snapshot(repo, None))
     assert len(s.claims) == n and not s.errors, s.errors

@@ -17,10 +17,13 @@ import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from feedbackctl.errors import CommandError, FeedbackError, UsageError
+
+N = TypeVar("N", int, float)
 
 DEFAULT_TIMEOUT = 600.0  # seconds: a big fast-import or a slow remote, not forever
 # Sets the child's parent-death signal, then execs it (Linux; absent elsewhere).
@@ -45,18 +48,35 @@ def _short(arg: str) -> str:
     return arg if len(arg) <= 60 else arg[:57] + "..."
 
 
-def timeout_for(setting: str, default: float) -> float:
-    """The deadline for one kind of child: the environment variable ``setting`` when set, else ``default``."""
+def positive_setting(
+    setting: str, default: N, parse: Callable[[str], N], not_number: str, not_positive: str
+) -> N:
+    """The environment variable ``setting`` as a positive finite number, else ``default`` when unset.
+
+    A value ``parse`` refuses is a user's mistake named with ``not_number``; one
+    that is zero, negative or infinite, with ``not_positive``.
+    """
     raw = os.environ.get(setting, "").strip()
     if not raw:
         return default
     try:
-        value = float(raw)
+        value = parse(raw)
     except ValueError:
-        raise UsageError(f"{setting}={raw!r} is not a number of seconds; set e.g. 300") from None
+        raise UsageError(f"{setting}={raw!r} {not_number}") from None
     if not 0 < value < float("inf"):
-        raise UsageError(f"{setting}={raw!r} must be a positive number of seconds; set e.g. 300")
+        raise UsageError(f"{setting}={raw!r} {not_positive}")
     return value
+
+
+def timeout_for(setting: str, default: float) -> float:
+    """The deadline for one kind of child: the environment variable ``setting`` when set, else ``default``."""
+    return positive_setting(
+        setting,
+        default,
+        float,
+        "is not a number of seconds; set e.g. 300",
+        "must be a positive number of seconds; set e.g. 300",
+    )
 
 
 def _kill_group(child: subprocess.Popen[bytes]) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from feedbackctl.sources import cloudwatch
+from feedbackctl.sources import cloudwatch_calls
 
 # moto's server cannot read gzip-compressed PutMetricData bodies, which botocore
 # sends for payloads over 10 KiB.
@@ -64,7 +64,7 @@ def counting_session(counter: list[str]) -> Callable[[], boto3.Session]:
     """The source's own session, plus a hook that counts each HTTP request it sends."""
 
     def make() -> boto3.Session:
-        session = cloudwatch._session()
+        session = cloudwatch_calls._session()
 
         def count(**kwargs: Any) -> None:
             counter.append(kwargs.get("event_name", "send"))

@@ -10,7 +10,7 @@ import pytest
 
 from feedbackctl.core.models import Claim
 from feedbackctl.core.policy import PolicyError
-from feedbackctl.sources import cloudwatch
+from feedbackctl.sources import cloudwatch_calls
 from feedbackctl.sources.cloudwatch_mapping import MissingValue, Template, load_mapping, parse_mapping
 
 
@@ -91,16 +91,16 @@ class _Terminal(io.StringIO):
 def test_the_progress_bar_shows_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     pipe = io.StringIO()
     monkeypatch.setattr(sys, "stderr", pipe)
-    with cloudwatch._progress(12) as advance:
+    with cloudwatch_calls._progress(12) as advance:
         advance()
     assert pipe.getvalue() == ""
     tty = _Terminal()
     monkeypatch.setattr(sys, "stderr", tty)
-    with cloudwatch._progress(12) as advance:
+    with cloudwatch_calls._progress(12) as advance:
         advance()
     assert "GetMetricData" in tty.getvalue()
     one = _Terminal()
     monkeypatch.setattr(sys, "stderr", one)
-    with cloudwatch._progress(1) as advance:  # a single call is not a long pull
+    with cloudwatch_calls._progress(1) as advance:  # a single call is not a long pull
         advance()
     assert one.getvalue() == ""

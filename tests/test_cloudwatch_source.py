@@ -12,15 +12,8 @@ from botocore.exceptions import ClientError
 from feedbackctl.core.models import Claim
 from feedbackctl.sources import plan
 from feedbackctl.sources.base import MetricRequest, open_source
-from feedbackctl.sources.cloudwatch import (
-    CloudWatchSource,
-    Pulled,
-    PullStats,
-    Query,
-    combine_series,
-    epoch_seconds,
-    run_call,
-)
+from feedbackctl.sources.cloudwatch import CloudWatchSource, combine_series
+from feedbackctl.sources.cloudwatch_calls import Pulled, PullStats, Query, epoch_seconds, run_call
 from feedbackctl.sources.cloudwatch_mapping import parse_mapping
 from tests.cwdata import client, counting_session, put
 

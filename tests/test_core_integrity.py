@@ -14,7 +14,8 @@ from feedbackctl.authority.config import load_policy_docs
 from feedbackctl.core.decide import ClaimInputs, autotune, recommend
 from feedbackctl.core.guards import guardrail_spec
 from feedbackctl.core.models import Decision, FieldHistory, Outcome, Series
-from feedbackctl.core.policy import Condition, Limits, PolicyError, parse_rules
+from feedbackctl.core.policy import Condition, Limits, PolicyError
+from feedbackctl.core.policy_parse import parse_rules
 from feedbackctl.core.signals import check_window, max_gap_seconds
 from feedbackctl.core.tuning import check_trigger, parse_autotune
 from feedbackctl.errors import ClaimError

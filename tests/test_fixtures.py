@@ -16,7 +16,7 @@ from bench.fleet import DEFAULT_METRICS, fleet_claims, make_fleet, make_history_
 from feedbackctl.core.models import Claim, Series
 from feedbackctl.errors import UsageError
 from feedbackctl.proc import run
-from feedbackctl.sources import base, fixtures
+from feedbackctl.sources import base, fixture_csv, fixtures
 from feedbackctl.sources.base import MetricBatch, MetricRequest, open_source
 from tests import kustomizefix
 
@@ -272,7 +272,7 @@ def test_one_bad_file_does_not_hide_others_in_its_bulk_chunk(
 ) -> None:
     # Digits-only files take the loadtxt fast path together; a malformed one sends
     # its chunk down the string path, which must still load the good files.
-    monkeypatch.setattr(fixtures, "CHUNK_ROWS", 10)
+    monkeypatch.setattr(fixture_csv, "CHUNK_ROWS", 10)
     names = [f"c{i}" for i in range(6)]
     for i, name in enumerate(names):
         write(metrics_dir, name, "m", HEADER + f"{T0},{i}\n{T0 + 300},{i}.5\n")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from feedbackctl.authority.gitrepo import GitRepo
-from feedbackctl.authority.overlays import RenderedLocation
+from feedbackctl.authority.overlay_trace import RenderedLocation
 from feedbackctl.authority.snapshot import Snapshot, load_snapshot
 from feedbackctl.authority.writer import Plan, Staging, trailer, write
 from feedbackctl.errors import ClaimError

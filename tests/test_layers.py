@@ -9,7 +9,7 @@ never one above::
     4  patterns                       orchestration: one module per command's work
     3  authority, sources             git (authority) and the world outside it (metrics, AWS, live state)
     2  core                           pure decisions: imports only core, errors and clock
-    1  clock, proc, boundedio, resources, charts, notify    small leaf utilities
+    1  clock, proc, boundedio, resources, charts, charts_svg, notify    small leaf utilities
     0  errors, feedbackctl/__init__   the error types and the version
 
 ``core`` is stricter than its rank: nothing but ``core``, ``errors`` and ``clock``
@@ -46,6 +46,7 @@ RANK = {
     "boundedio": 1,
     "resources": 1,
     "charts": 1,
+    "charts_svg": 1,
     "notify": 1,
     "core": 2,
     "authority": 3,

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from feedbackctl.charts import Panel, Threshold, Track, svg_chart, terminal_chart
+from feedbackctl.charts import Panel, Threshold, Track, terminal_chart
+from feedbackctl.charts_svg import svg_chart
 from feedbackctl.core import plant
 from feedbackctl.errors import UsageError
 from feedbackctl.patterns.simulate import Options, run, setup_from, step_minutes

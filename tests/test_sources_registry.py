@@ -14,7 +14,8 @@ from feedbackctl.authority.writer import Plan, Staging, trailer, write
 from feedbackctl.core.decide import TRUST_WINDOW_FACTOR, autotune, recommend
 from feedbackctl.core.fleet import run as autotune_fleet
 from feedbackctl.core.models import Outcome, Series
-from feedbackctl.core.policy import Source, parse_sources
+from feedbackctl.core.policy import Source
+from feedbackctl.core.policy_parse import parse_sources
 from feedbackctl.patterns.inputs import gather
 from tests.clirun import ROOT, cli
 from tests.corefix import NOW, SOURCE, claim, healthy, inputs, policy, series

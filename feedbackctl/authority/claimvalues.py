@@ -17,7 +17,8 @@ from feedbackctl.authority.claims import claim_name_problem, is_claim_kind, pars
 from feedbackctl.authority.commits import Commit as Commit
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.identity import Origin, Origins
-from feedbackctl.authority.overlays import RenderedLocation, read_values, rendered_fields
+from feedbackctl.authority.overlay_trace import RenderedLocation
+from feedbackctl.authority.overlays import read_values, rendered_fields
 from feedbackctl.authority.yamldoc import plain_fast_path_ok
 from feedbackctl.core.models import (
     Claim,

@@ -20,7 +20,8 @@ from typing import Any
 from feedbackctl.authority.gitrepo import DEFAULT_IDENTITY, GitRepo, branch_name_problem
 from feedbackctl.authority.paths import path_problem
 from feedbackctl.authority.yamldoc import YamlError, load_data
-from feedbackctl.core.policy import Policy, PolicyError, build_policy
+from feedbackctl.core.policy import Policy, PolicyError
+from feedbackctl.core.policy_parse import build_policy
 from feedbackctl.core.validation import Validation, ValidationConfigError, parse_validation
 from feedbackctl.errors import UsageError
 from feedbackctl.resources import data_dir

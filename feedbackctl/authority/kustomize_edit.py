@@ -19,8 +19,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from feedbackctl.authority.gitrepo import GitRepo
-from feedbackctl.authority.kustomize import Kustomization, KustomizeError, Patch, Tree, render, render_one
-from feedbackctl.authority.overlays import (
+from feedbackctl.authority.kustomize import Kustomization, KustomizeError, Patch, Tree
+from feedbackctl.authority.kustomize_render import render, render_one
+from feedbackctl.authority.overlay_trace import (
     RenderedLocation,
     Tracer,
     Untraced,

@@ -8,7 +8,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from feedbackctl.charts import html_report, terminal_chart
+from feedbackctl.charts import terminal_chart
+from feedbackctl.charts_svg import html_report
 from feedbackctl.commands.options import Output, OutputOpt, Ref, switch
 from feedbackctl.errors import EXIT_OK, EXIT_RUNTIME, UsageError
 from feedbackctl.patterns.simulate import Options, Result, result_json, run, setup_from

@@ -11,7 +11,7 @@ import html
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from feedbackctl.charts import window_svg
+from feedbackctl.charts_svg import window_svg
 from feedbackctl.core.dashboard import parse_iso
 
 _CSS = """

@@ -10,14 +10,12 @@ The output does not depend on the batch size (docs/performance.md).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from feedbackctl.authority.snapshot import Snapshot
 from feedbackctl.core.models import Claim
-from feedbackctl.errors import UsageError
 from feedbackctl.patterns import fetching
 from feedbackctl.patterns.fetching import PlanFor
 from feedbackctl.patterns.inputs import (
@@ -29,6 +27,7 @@ from feedbackctl.patterns.inputs import (
     prepare,
     requests_for,
 )
+from feedbackctl.proc import positive_setting
 from feedbackctl.sources.base import MetricBatch, MetricsCost, fetch_batches, total_cost
 
 # Claims per batch: large enough that per-batch costs (one bulk CSV parse, one
@@ -41,16 +40,8 @@ BATCH_ENV = "FEEDBACKCTL_BATCH"
 
 
 def batch_claims() -> int:
-    raw = os.environ.get(BATCH_ENV, "").strip()
-    if not raw:
-        return DEFAULT_BATCH_CLAIMS
-    try:
-        size = int(raw)
-    except ValueError:
-        size = 0
-    if size < 1:
-        raise UsageError(f"{BATCH_ENV}={raw!r} is not a positive number of claims; unset it or fix it")
-    return size
+    wrong = "is not a positive number of claims; unset it or fix it"
+    return positive_setting(BATCH_ENV, DEFAULT_BATCH_CLAIMS, int, wrong, wrong)
 
 
 def in_order(claims: Sequence[Claim], size: int) -> list[list[Claim]]:
