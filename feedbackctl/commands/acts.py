@@ -9,21 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from feedbackctl.authority.snapshot import open_repo
-from feedbackctl.clock import now_or
-from feedbackctl.commands.options import (
-    Claim,
-    DryRun,
-    Field,
-    Now,
-    Output,
-    OutputOpt,
-    Reason,
-    Ref,
-    RemoteOpt,
-    Repo,
-    exit_code,
-)
+from feedbackctl.commands.options import Common, Output, command
 from feedbackctl.core.results import Report
 
 # (repo, ref, claim, field, now, *, reason, dry_run, remote) -> what the act did
@@ -33,21 +19,12 @@ Act = Callable[..., Report]
 def field_act(act: Act, show: Callable[[Report, Output], None]) -> Callable[..., int]:
     """The typer command for ``act``: its options, the act, the report shown, the exit code."""
 
-    def command(
-        claim: Claim,
-        field: Field,
-        repo: Repo = ".",
-        ref: Ref = None,
-        now: Now = None,
-        reason: Reason = "",
-        output: OutputOpt = Output.table,
-        dry_run: DryRun = False,
-        remote: RemoteOpt = None,
-    ) -> int:
+    @command("claim field repo ref now reason output dry_run remote")
+    def act_command(c: Common) -> int:
         report = act(
-            open_repo(repo), ref, claim, field, now_or(now), reason=reason, dry_run=dry_run, remote=remote
+            c.open(), c.ref, c.claim, c.field, c.at(), reason=c.reason, dry_run=c.dry_run, remote=c.remote
         )
-        show(report, output)
-        return exit_code(report, False)
+        show(report, c.output)
+        return c.exit(report)
 
-    return command
+    return act_command

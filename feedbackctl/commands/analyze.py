@@ -2,92 +2,43 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
 
-from feedbackctl.authority.shard import parse_shard
-from feedbackctl.authority.snapshot import open_repo
-from feedbackctl.clock import now_or
-from feedbackctl.commands.options import (
-    Claim,
-    Detailed,
-    DryRun,
-    Field,
-    Metrics,
-    Now,
-    Output,
-    OutputOpt,
-    Reason,
-    Ref,
-    RemoteOpt,
-    Repo,
-    ShardOpt,
-    exit_code,
-    switch,
-)
+from feedbackctl.commands.options import Common, command, switch
 from feedbackctl.patterns.recommend import StatusChange, analyze, set_status
 from feedbackctl.render import print_report
 
+Write = Annotated[bool, switch("write", "Commit ConfigurationRecommendation sidecars.")]
+Proposer = Annotated[str | None, typer.Option("--proposer", help="Agent id of the recommendation (observe).")]
 
-def analyze_command(
-    repo: Repo = ".",
-    ref: Ref = None,
-    metrics: Metrics = None,
-    now: Now = None,
-    output: OutputOpt = Output.table,
-    write: Annotated[
-        bool, switch("write", "Commit ConfigurationRecommendation sidecars.")
-    ] = False,
-    dry_run: DryRun = False,
-    detailed_exitcode: Detailed = False,
-    shard: ShardOpt = None,
-) -> int:
+
+@command("repo ref metrics now output write dry_run detailed_exitcode shard")
+def analyze_command(c: Common, write: Write = False) -> int:
     """Report what runtime signals say about each tuned field (Pattern 4)."""
     report = analyze(
-        open_repo(repo),
-        ref,
-        metrics,
-        now_or(now),
-        write_sidecars=write,
-        dry_run=dry_run,
-        shard=parse_shard(shard),
+        c.open(), c.ref, c.metrics, c.at(), write_sidecars=write, dry_run=c.dry_run, shard=c.shards()
     )
-    print_report(report, output.value, title=f"feedbackctl analyze @ {report.branch}")
-    return exit_code(report, detailed_exitcode)
+    print_report(report, c.output.value, title=f"feedbackctl analyze @ {report.branch}")
+    return c.exit(report)
 
 
 recommendations = typer.Typer(help="Dismiss or accept ConfigurationRecommendation entries.")
 
 
-def _status(status: str):  # type: ignore[no-untyped-def]
-    def command(
-        claim: Claim,
-        field: Field,
-        repo: Repo = ".",
-        ref: Ref = None,
-        now: Now = None,
-        reason: Reason = "",
-        proposer: Annotated[
-            str | None, typer.Option("--proposer", help="Agent id of the recommendation (observe).")
-        ] = None,
-        output: OutputOpt = Output.table,
-        dry_run: DryRun = False,
-        remote: RemoteOpt = None,
-    ) -> int:
+def _status(status: str) -> Callable[..., int]:
+    @command("claim field repo ref now reason proposer output dry_run remote")
+    def status_command(c: Common, proposer: Proposer = None) -> int:
+        change = StatusChange(c.claim, c.field.removeprefix("spec."), status, proposer)
         report = set_status(
-            open_repo(repo),
-            ref,
-            StatusChange(claim, field.removeprefix("spec."), status, proposer),
-            now_or(now),
-            dry_run=dry_run,
-            reason=reason,
-            remote=remote,
+            c.open(), c.ref, change, c.at(), dry_run=c.dry_run, reason=c.reason, remote=c.remote
         )
-        print_report(report, output.value, title="recommendations")
-        return exit_code(report, False)
+        print_report(report, c.output.value, title="recommendations")
+        return c.exit(report)
 
-    return command
+    return status_command
 
 
 recommendations.command("dismiss", help="Mark a recommendation dismissed (a commit, pushed to the remote).")(

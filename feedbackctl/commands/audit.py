@@ -7,23 +7,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from feedbackctl.authority.snapshot import open_repo
 from feedbackctl.clock import parse_instant
 from feedbackctl.commands.acts import field_act
-from feedbackctl.commands.options import (
-    Detailed,
-    Now,
-    Output,
-    OutputOpt,
-    Ref,
-    Repo,
-)
+from feedbackctl.commands.options import Common, Output, command
 from feedbackctl.core.results import Report
 from feedbackctl.errors import EXIT_CHANGES, EXIT_OK, EXIT_RUNTIME
 from feedbackctl.patterns.audit import AuditResult, audit_json, unfreeze, verify
 from feedbackctl.render import print_json, print_report, stderr, stdout
 
 audit = typer.Typer(help="Prove from git alone that every feedback commit was allowed.")
+Since = Annotated[str | None, typer.Option("--since", help="Audit only commits after REV (REV..ref).")]
 
 
 def print_audit(r: AuditResult, output: str) -> None:
@@ -55,25 +48,17 @@ def print_audit(r: AuditResult, output: str) -> None:
 
 
 @audit.command("verify")
-def verify_command(
-    repo: Repo = ".",
-    ref: Ref = None,
-    since: Annotated[
-        str | None, typer.Option("--since", help="Audit only commits after REV (REV..ref).")
-    ] = None,
-    now: Now = None,
-    output: OutputOpt = Output.table,
-    detailed_exitcode: Detailed = False,
-) -> int:
+@command("repo ref since now output detailed_exitcode")
+def verify_command(c: Common, since: Since = None) -> int:
     """Replay the authority branch; exit 3 when any feedback commit broke a rule.
 
     With --now, commits dated after it are left out (a replay of the audit as of then).
 
     Exits 3 on violations whether or not --detailed-exitcode is given.
     """
-    del detailed_exitcode  # violations always exit 3 so CI can gate on it
-    result = verify(open_repo(repo), ref, since, parse_instant(now) if now else None)
-    print_audit(result, output.value)
+    # violations always exit 3 so CI can gate on it, --detailed-exitcode or not
+    result = verify(c.open(), c.ref, since, parse_instant(c.now) if c.now else None)
+    print_audit(result, c.output.value)
     if result.violations:
         return EXIT_CHANGES
     return EXIT_RUNTIME if result.problems else EXIT_OK

@@ -9,22 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from feedbackctl.authority.shard import parse_shard
 from feedbackctl.authority.snapshot import open_repo
-from feedbackctl.clock import now_or
-from feedbackctl.commands.options import (
-    Detailed,
-    DryRun,
-    Metrics,
-    Now,
-    Output,
-    OutputOpt,
-    Push,
-    Ref,
-    Repo,
-    ShardOpt,
-    exit_code,
-)
+from feedbackctl.commands.options import Common, command
 from feedbackctl.core.results import AutotuneResult, Report
 from feedbackctl.demo import DemoLayout
 from feedbackctl.patterns.autotune import APPLIED, NEEDS_PROPOSAL, Outcomes, RunOptions, run_autotune
@@ -87,26 +73,19 @@ def print_outcomes(out: Outcomes, output: str) -> None:
     show(out.report, output, outcomes_view(out))
 
 
+@command("repo ref metrics now dry_run push remote output detailed_exitcode shard")
 def autotune_command(
-    repo: Repo = ".",
-    ref: Ref = None,
-    metrics: Metrics = None,
-    now: Now = None,
-    dry_run: DryRun = False,
-    push: Push = False,
+    c: Common,
     remote: Annotated[
         str | None,
         typer.Option("--remote", help="Remote for --push (default: the branch's upstream, else origin)."),
     ] = None,
-    output: OutputOpt = Output.table,
-    detailed_exitcode: Detailed = False,
-    shard: ShardOpt = None,
 ) -> int:
     """Apply bounded, guarded changes to claims that opt in with spec.autoTune (Pattern 2)."""
-    opts = RunOptions(dry_run=dry_run, push=push, remote=remote, shard=parse_shard(shard))
-    out = run_autotune(open_repo(repo), ref, metrics, now_or(now), opts)
-    print_outcomes(out, output.value)
-    return exit_code(out.report, detailed_exitcode)
+    opts = RunOptions(dry_run=c.dry_run, push=c.push, remote=remote, shard=c.shards())
+    out = run_autotune(c.open(), c.ref, c.metrics, c.at(), opts)
+    print_outcomes(out, c.output.value)
+    return c.exit(out.report)
 
 
 def demo_step(layout: DemoLayout, now: datetime) -> int:

@@ -8,35 +8,31 @@ from typing import Annotated
 import typer
 
 from feedbackctl.authority.snapshot import open_repo
-from feedbackctl.clock import now_or
-from feedbackctl.commands.options import Metrics, Now, Output, OutputOpt, Ref, Repo
+from feedbackctl.commands.options import Common, Output, command
 from feedbackctl.dashboard import dashboard, write_page
 from feedbackctl.demo import DemoLayout
 from feedbackctl.errors import EXIT_OK, EXIT_RUNTIME
 from feedbackctl.render import print_json, stderr, stdout
 
 
+@command("out repo ref remote metrics now output")
 def dashboard_command(
+    c: Common,
     out: Annotated[str, typer.Option("--out", help="Write DIR/index.html (created if missing).")],
-    repo: Repo = ".",
-    ref: Ref = None,
     remote: Annotated[
         str | None, typer.Option("--remote", help="Read proposal branches from this remote (fetched first).")
     ] = None,
-    metrics: Metrics = None,
-    now: Now = None,
-    output: OutputOpt = Output.table,
 ) -> int:
     """One static page of what waits on a human: proposals, recommendations, captures, audit."""
-    doc = dashboard(open_repo(repo), ref, now_or(now), remote=remote, metrics=metrics)
+    doc = dashboard(c.open(), c.ref, c.at(), remote=remote, metrics=c.metrics)
     page = write_page(doc, out)
-    if output == Output.json:
+    if c.output == Output.json:
         print_json(doc)
     else:
-        c = doc["counts"]
+        n = doc["counts"]
         stdout().print(
-            f"wrote {page}: {c['proposals']} pending proposal(s), {c['recommendations']} recommendation(s), "
-            f"{c['captures']} capture(s) to review, {c['violations']} audit violation(s)",
+            f"wrote {page}: {n['proposals']} pending proposal(s), {n['recommendations']} recommendation(s), "
+            f"{n['captures']} capture(s) to review, {n['violations']} audit violation(s)",
             markup=False,
         )
     err = stderr()

@@ -11,11 +11,9 @@ from rich.console import Console
 from rich.table import Table
 
 from feedbackctl.authority.gitrepo import branch_name_problem
-from feedbackctl.authority.shard import parse_shard
 from feedbackctl.authority.snapshot import open_repo
-from feedbackctl.clock import now_or
 from feedbackctl.commands.history import history_table
-from feedbackctl.commands.options import Detailed, DryRun, Now, Output, OutputOpt, Push, Ref, Repo, ShardOpt
+from feedbackctl.commands.options import Common, command
 from feedbackctl.core.drift import DriftResult, Finding, Status
 from feedbackctl.core.results import Report
 from feedbackctl.demo import DemoLayout
@@ -109,19 +107,9 @@ def exit_code(report: Report, detailed: bool) -> int:
     return EXIT_OK
 
 
+@command("live repo ref now mode branch notify_webhook push output dry_run detailed_exitcode shard")
 def drift_command(
-    live: Live,
-    repo: Repo = ".",
-    ref: Ref = None,
-    now: Now = None,
-    mode: ModeOpt = Mode.capture,
-    branch: Branch = None,
-    notify_webhook: Webhook = None,
-    push: Push = False,
-    output: OutputOpt = Output.table,
-    dry_run: DryRun = False,
-    detailed_exitcode: Detailed = False,
-    shard: ShardOpt = None,
+    c: Common, live: Live, mode: ModeOpt = Mode.capture, branch: Branch = None, notify_webhook: Webhook = None
 ) -> int:
     """Capture live state that differs from git into the claims, tagged for review (Pattern 3)."""
     request = DriftRequest(
@@ -129,21 +117,21 @@ def drift_command(
         mode=mode.value,
         branch=branch,
         webhook=check_webhook_url(notify_webhook) if notify_webhook else None,
-        push=push,
-        dry_run=dry_run,
-        shard=parse_shard(shard),
+        push=c.push,
+        dry_run=c.dry_run,
+        shard=c.shards(),
     )
     # git's own rules are checked (in its words) by ref_name below.
     if branch is not None and (problem := branch_name_problem(branch, git_rules=False)):
         raise UsageError(
             f"--branch '{branch}' is not a valid git ref name: it {problem}; choose another name"
         )
-    handle = open_repo(repo)
+    handle = c.open()
     if branch:
         handle.ref_name(branch)  # a name git refuses is a usage error before any work
-    report = drift(handle, ref, request, now_or(now))
-    print_drift(report, output.value)
-    return exit_code(report, detailed_exitcode)
+    report = drift(handle, c.ref, request, c.at())
+    print_drift(report, c.output.value)
+    return exit_code(report, c.detailed_exitcode)
 
 
 def demo_step(layout: DemoLayout, now: datetime) -> int:

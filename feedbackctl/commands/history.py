@@ -8,9 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from feedbackctl.authority.snapshot import open_repo
-from feedbackctl.clock import now_or
-from feedbackctl.commands.options import DryRun, Now, Output, OutputOpt, Ref, Repo, exit_code, switch
+from feedbackctl.commands.options import Common, Output, command, switch
 from feedbackctl.core.results import JSON_SCHEMA_VERSION
 from feedbackctl.errors import UsageError
 from feedbackctl.patterns.history_view import (
@@ -72,35 +70,36 @@ def history_table(entries: Sequence[Entry], title: str) -> Table:
     return table
 
 
+# history's filters; --since and --until take the same forms (parse_when)
+_WHEN = "ISO-8601, or 7d / 24h / 90m before --now."
+ClaimGlob = Annotated[str | None, typer.Option("--claim", help="Only this claim (glob).")]
+FieldGlob = Annotated[str | None, typer.Option("--field", help="Only this field, e.g. lambdaMemory (glob).")]
+Kinds = Annotated[
+    list[str] | None, typer.Option("--kind", help="Only these kinds (auto-tune, drift-capture, human, ...).")
+]
+SourceGlob = Annotated[str | None, typer.Option("--source", help="Only this Feedback-Source (glob).")]
+Tag = Annotated[str | None, typer.Option("--tag", help="Only changes with this tag, e.g. requires-review.")]
+Since = Annotated[str | None, typer.Option("--since", help=_WHEN)]
+Until = Annotated[str | None, typer.Option("--until", help=_WHEN)]
+PendingReview = Annotated[
+    bool, switch("pending-review", "Captures not yet reviewed (= --tag requires-review).")
+]
+
+
+@command("repo ref claim field kind source tag since until pending_review now output")
 def history_command(
-    repo: Repo = ".",
-    ref: Ref = None,
-    claim: Annotated[str | None, typer.Option("--claim", help="Only this claim (glob).")] = None,
-    field: Annotated[
-        str | None, typer.Option("--field", help="Only this field, e.g. lambdaMemory (glob).")
-    ] = None,
-    kind: Annotated[
-        list[str] | None,
-        typer.Option("--kind", help="Only these kinds (auto-tune, drift-capture, human, ...)."),
-    ] = None,
-    source: Annotated[str | None, typer.Option("--source", help="Only this Feedback-Source (glob).")] = None,
-    tag: Annotated[
-        str | None, typer.Option("--tag", help="Only changes with this tag, e.g. requires-review.")
-    ] = None,
-    since: Annotated[
-        str | None, typer.Option("--since", help="ISO-8601, or 7d / 24h / 90m before --now.")
-    ] = None,
-    until: Annotated[
-        str | None, typer.Option("--until", help="ISO-8601, or 7d / 24h / 90m before --now.")
-    ] = None,
-    pending_review: Annotated[
-        bool, switch("pending-review", "Captures not yet reviewed (= --tag requires-review).")
-    ] = False,
-    now: Now = None,
-    output: OutputOpt = Output.table,
+    c: Common,
+    claim: ClaimGlob = None,
+    field: FieldGlob = None,
+    kind: Kinds = None,
+    source: SourceGlob = None,
+    tag: Tag = None,
+    since: Since = None,
+    until: Until = None,
+    pending_review: PendingReview = False,
 ) -> int:
     """Every feedback-driven change (from Feedback-* trailers) and human edits of tuned fields."""
-    at = now_or(now)
+    at = c.at()
     kinds = tuple(k.strip() for raw in kind or () for k in raw.split(",") if k.strip())
     filt = HistoryFilter(
         claim=claim,
@@ -111,9 +110,9 @@ def history_command(
         since=parse_when(since, at, "--since") if since else None,
         until=parse_when(until, at, "--until") if until else None,
     )
-    history = read_history(open_repo(repo), ref, filt)
+    history = read_history(c.open(), c.ref, filt)
     pending = sum(1 for e in history.entries if e.pending_review)
-    if output == Output.json:
+    if c.output == Output.json:
         print_json(
             {
                 "schemaVersion": JSON_SCHEMA_VERSION,
@@ -133,36 +132,37 @@ def history_command(
     return 0
 
 
+Commit = Annotated[str, typer.Argument(help="The capture commit (sha) being reviewed.")]
+Note = Annotated[str, typer.Option("--note", help="What the review concluded, recorded in the commit.")]
+Keep = Annotated[
+    bool, typer.Option("--keep", help="Accept the captured values as tested: reset stops undoing them.")
+]
+Revert = Annotated[
+    bool, typer.Option("--revert", help="The captured values go: reset's next run moves them back.")
+]
+ReviewRemote = Annotated[
+    str | None, typer.Option("--remote", help="Record the review there too (default: the branch's upstream).")
+]
+
+
+@command("commit repo ref note now output dry_run keep revert remote")
 def review_command(
-    commit: Annotated[str, typer.Argument(help="The capture commit (sha) being reviewed.")],
-    repo: Repo = ".",
-    ref: Ref = None,
-    note: Annotated[
-        str, typer.Option("--note", help="What the review concluded, recorded in the commit.")
-    ] = "",
-    now: Now = None,
-    output: OutputOpt = Output.table,
-    dry_run: DryRun = False,
-    keep: Annotated[
-        bool, typer.Option("--keep", help="Accept the captured values as tested: reset stops undoing them.")
-    ] = False,
-    revert: Annotated[
-        bool, typer.Option("--revert", help="The captured values go: reset's next run moves them back.")
-    ] = False,
-    remote: Annotated[
-        str | None,
-        typer.Option("--remote", help="Record the review there too (default: the branch's upstream)."),
-    ] = None,
+    c: Common,
+    commit: Commit,
+    note: Note = "",
+    keep: Keep = False,
+    revert: Revert = False,
+    remote: ReviewRemote = None,
 ) -> int:
     """Record the post-incident review of a capture (a commit with Feedback-Kind: review)."""
     if keep and revert:
         raise UsageError("--keep and --revert contradict each other; pass one (or neither to only close it)")
     verdict = "keep" if keep else "revert" if revert else None
     report = record_review(
-        open_repo(repo), ref, commit, note, now_or(now), dry_run=dry_run, verdict=verdict, remote=remote
+        c.open(), c.ref, commit, note, c.at(), dry_run=c.dry_run, verdict=verdict, remote=remote
     )
-    print_report(report, output.value, title="review")
-    return exit_code(report, False)
+    print_report(report, c.output.value, title="review")
+    return c.exit(report)
 
 
 def register(app: typer.Typer) -> None:

@@ -8,9 +8,7 @@ from typing import Annotated
 
 import typer
 
-from feedbackctl.authority.snapshot import open_repo
-from feedbackctl.clock import now_or
-from feedbackctl.commands.options import DryRun, Now, Output, OutputOpt, Ref, Repo, exit_code
+from feedbackctl.commands.options import Common, command
 from feedbackctl.errors import UsageError
 from feedbackctl.patterns.observe import observe
 from feedbackctl.render import print_report
@@ -36,22 +34,19 @@ def _read(file: str) -> tuple[bytes, str]:
     return data, where
 
 
+@command("source file repo ref now output dry_run")
 def observe_command(
+    c: Common,
     source: Annotated[
         str, typer.Option("--source", help="A registered feedback source of type push (sources.yaml).")
     ],
     file: Annotated[str, typer.Argument(help="JSON or YAML observations; - reads stdin.")] = "-",
-    repo: Repo = ".",
-    ref: Ref = None,
-    now: Now = None,
-    output: OutputOpt = Output.table,
-    dry_run: DryRun = False,
 ) -> int:
     """Record observations from an outside agent as recommendations (never auto-tune)."""
     text, where = _read(file)
-    report = observe(open_repo(repo), ref, source, text, where, now_or(now), dry_run=dry_run)
-    print_report(report, output.value, title=f"feedbackctl observe --source {source} @ {report.branch}")
-    return exit_code(report, False)
+    report = observe(c.open(), c.ref, source, text, where, c.at(), dry_run=c.dry_run)
+    print_report(report, c.output.value, title=f"feedbackctl observe --source {source} @ {report.branch}")
+    return c.exit(report)
 
 
 def register(app: typer.Typer) -> None:

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, get_type_hints
 
 import typer
 
+from feedbackctl.authority.gitrepo import GitRepo
+from feedbackctl.authority.shard import Shard, parse_shard
+from feedbackctl.authority.snapshot import open_repo
+from feedbackctl.clock import now_or
 from feedbackctl.core.results import Report
 from feedbackctl.errors import EXIT_CHANGES, EXIT_OK, EXIT_RUNTIME
 
@@ -74,3 +82,107 @@ ShardOpt = Annotated[
         "--shard", help="Only the claims of hash partition i/n (0 <= i < n), for sharded cron jobs."
     ),
 ]
+
+
+@dataclass(frozen=True)
+class Common:
+    """The options most commands share, handed to a command body as one value.
+
+    A command that does not offer an option gets the field's default here, which
+    is what the option's own default would have been.
+    """
+
+    claim: str = ""
+    field: str = ""
+    repo: str = "."
+    ref: str | None = None
+    metrics: str | None = None
+    now: str | None = None
+    output: Output = Output.table
+    reason: str = ""
+    dry_run: bool = False
+    push: bool = False
+    remote: str | None = None
+    detailed_exitcode: bool = False
+    shard: str | None = None
+
+    def open(self) -> GitRepo:
+        return open_repo(self.repo)
+
+    def at(self) -> datetime:
+        return now_or(self.now)
+
+    def shards(self) -> Shard:
+        return parse_shard(self.shard)
+
+    def exit(self, report: Report) -> int:
+        return exit_code(report, self.detailed_exitcode)
+
+
+# How each Common field is declared to typer; the dataclass gives the defaults,
+# except that claim and field are required arguments.
+_DECLARED: dict[str, Any] = {
+    "claim": Claim,
+    "field": Field,
+    "repo": Repo,
+    "ref": Ref,
+    "metrics": Metrics,
+    "now": Now,
+    "output": OutputOpt,
+    "reason": Reason,
+    "dry_run": DryRun,
+    "push": Push,
+    "remote": RemoteOpt,
+    "detailed_exitcode": Detailed,
+    "shard": ShardOpt,
+}
+_REQUIRED = ("claim", "field")
+_DEFAULTS = {f.name: f.default for f in fields(Common)}
+_KEYWORD = inspect.Parameter.KEYWORD_ONLY
+
+
+def _shared(name: str) -> inspect.Parameter:
+    default = inspect.Parameter.empty if name in _REQUIRED else _DEFAULTS[name]
+    return inspect.Parameter(name, _KEYWORD, annotation=_DECLARED[name], default=default)
+
+
+def command(layout: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
+    """Declare a command's options once: ``layout`` names them in ``--help`` order.
+
+    A name in ``layout`` that the body does not declare is a shared option (a
+    field of Common, declared as in ``_DECLARED``); the body's own parameters,
+    after the Common it takes first, are placed where ``layout`` names them. A
+    body that declares a shared name itself (``--remote`` with its own help)
+    gets that value as a keyword and Common keeps the default. The typer
+    command is a function with exactly the listed options, so ``--help`` shows
+    what a hand-written signature would.
+    """
+    names = layout.split()
+
+    def decorate(body: Callable[..., int]) -> Callable[..., int]:
+        hints = get_type_hints(body, include_extras=True)
+        own = {p.name: p for p in list(inspect.signature(body).parameters.values())[1:]}
+        unknown = [n for n in names if n not in own and n not in _DECLARED]
+        unplaced = [n for n in own if n not in names]
+        if unknown or unplaced or len(set(names)) != len(names):
+            raise TypeError(
+                f"{body.__qualname__}: layout {layout!r} names unknown {unknown}, "
+                f"leaves out {unplaced}, or repeats a name"
+            )
+        shared = [n for n in names if n not in own]
+        params = [
+            own[n].replace(kind=_KEYWORD, annotation=hints[n]) if n in own else _shared(n)
+            for n in names
+        ]
+
+        def typer_command(**given: Any) -> int:
+            common = Common(**{n: given.pop(n) for n in shared})
+            return body(common, **given)
+
+        typer_command.__signature__ = inspect.Signature(params, return_annotation=int)  # type: ignore[attr-defined]
+        typer_command.__annotations__ = {p.name: p.annotation for p in params} | {"return": int}
+        for attr in ("__name__", "__qualname__", "__module__", "__doc__"):
+            setattr(typer_command, attr, getattr(body, attr))
+        return typer_command
+
+    return decorate

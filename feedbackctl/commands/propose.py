@@ -10,28 +10,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from feedbackctl.authority.shard import parse_shard
 from feedbackctl.authority.snapshot import open_repo
-from feedbackctl.clock import now_or
 from feedbackctl.commands.acts import field_act
-from feedbackctl.commands.options import (
-    Claim,
-    Detailed,
-    DryRun,
-    Field,
-    Metrics,
-    Now,
-    Output,
-    OutputOpt,
-    Push,
-    Reason,
-    Ref,
-    RemoteOpt,
-    Repo,
-    ShardOpt,
-    exit_code,
-    switch,
-)
+from feedbackctl.commands.options import Common, Output, command, switch
 from feedbackctl.core.results import ProposalShown, ProposalsResult, Report
 from feedbackctl.demo import DemoLayout
 from feedbackctl.patterns import proposals as lifecycle
@@ -101,67 +82,55 @@ def _print(report: Report, output: Output, title: str, key: str = "action") -> N
     show(report, output.value, View(title, body))
 
 
-def propose_command(
-    repo: Repo = ".",
-    ref: Ref = None,
-    metrics: Metrics = None,
-    now: Now = None,
-    all_changes: Annotated[
-        bool, switch("all", "Also propose the changes autotune would apply (an engineer asks).")
-    ] = False,
-    push: Push = False,
-    remote: Annotated[str, typer.Option("--remote", help="Remote for --push.")] = DEFAULT_REMOTE,
-    output: OutputOpt = Output.table,
-    dry_run: DryRun = False,
-    detailed_exitcode: Detailed = False,
-    shard: ShardOpt = None,
-) -> int:
+AllChanges = Annotated[
+    bool, switch("all", "Also propose the changes autotune would apply (an engineer asks).")
+]
+PushRemote = Annotated[str, typer.Option("--remote", help="Remote for --push.")]
+BeyondBounds = Annotated[
+    bool,
+    typer.Option(
+        "--beyond-bounds",
+        help="Approve a value outside the claim's autoTune bounds (recorded in the commit).",
+    ),
+]
+
+
+@command("repo ref metrics now all_changes push remote output dry_run detailed_exitcode shard")
+def propose_command(c: Common, all_changes: AllChanges = False, remote: PushRemote = DEFAULT_REMOTE) -> int:
     """Open one proposal branch per change that needs human review (Pattern 1)."""
     report = propose(
-        open_repo(repo),
-        ref,
-        metrics,
-        now_or(now),
+        c.open(),
+        c.ref,
+        c.metrics,
+        c.at(),
         all_changes=all_changes,
-        push=push,
-        dry_run=dry_run,
+        push=c.push,
+        dry_run=c.dry_run,
         remote=remote,
-        shard=parse_shard(shard),
+        shard=c.shards(),
     )
-    _print(report, output, f"feedbackctl propose @ {report.branch}")
-    return exit_code(report, detailed_exitcode)
+    _print(report, c.output, f"feedbackctl propose @ {report.branch}")
+    return c.exit(report)
 
 
 proposals = typer.Typer(help="Review proposal branches: list, show, approve, reject, ack, expire.")
 
 
 @proposals.command("list")
-def list_command(
-    repo: Repo = ".",
-    ref: Ref = None,
-    now: Now = None,
-    output: OutputOpt = Output.table,
-    remote: RemoteOpt = None,
-) -> int:
+@command("repo ref now output remote")
+def list_command(c: Common) -> int:
     """Every proposal branch and its status (pending, stale, applied, rejected, ...)."""
-    report = lifecycle.list_proposals(open_repo(repo), ref, now_or(now), remote=remote)
-    _print(report, output, f"proposals @ {report.branch}", key="status")
-    return exit_code(report, False)
+    report = lifecycle.list_proposals(c.open(), c.ref, c.at(), remote=c.remote)
+    _print(report, c.output, f"proposals @ {report.branch}", key="status")
+    return c.exit(report)
 
 
 @proposals.command("show")
-def show_command(
-    claim: Claim,
-    field: Field,
-    repo: Repo = ".",
-    ref: Ref = None,
-    now: Now = None,
-    output: OutputOpt = Output.table,
-    remote: RemoteOpt = None,
-) -> int:
+@command("claim field repo ref now output remote")
+def show_command(c: Common) -> int:
     """One proposal: its record and the commits on its branch."""
-    report = lifecycle.show_proposal(open_repo(repo), ref, claim, field, now_or(now), remote=remote)
-    show(report, output.value, View("proposal", _shown))
+    report = lifecycle.show_proposal(c.open(), c.ref, c.claim, c.field, c.at(), remote=c.remote)
+    show(report, c.output.value, View("proposal", _shown))
     return 0
 
 
@@ -178,31 +147,15 @@ def _shown(report: Report, out: Console, title: str) -> None:
 
 
 @proposals.command("approve")
-def approve_command(
-    claim: Claim,
-    field: Field,
-    repo: Repo = ".",
-    ref: Ref = None,
-    now: Now = None,
-    reason: Reason = "",
-    output: OutputOpt = Output.table,
-    dry_run: DryRun = False,
-    remote: RemoteOpt = None,
-    beyond_bounds: Annotated[
-        bool,
-        typer.Option(
-            "--beyond-bounds",
-            help="Approve a value outside the claim's autoTune bounds (recorded in the commit).",
-        ),
-    ] = False,
-) -> int:
+@command("claim field repo ref now reason output dry_run remote beyond_bounds")
+def approve_command(c: Common, beyond_bounds: BeyondBounds = False) -> int:
     """Apply the proposal's claim edit to the authority branch (Feedback-Kind: approve), close its branch."""
     report = lifecycle.approve(
-        open_repo(repo), ref, claim, field, now_or(now), reason=reason, dry_run=dry_run, remote=remote,
+        c.open(), c.ref, c.claim, c.field, c.at(), reason=c.reason, dry_run=c.dry_run, remote=c.remote,
         beyond_bounds=beyond_bounds,
     )  # fmt: skip
-    _print(report, output, "proposals approve")
-    return exit_code(report, False)
+    _print(report, c.output, "proposals approve")
+    return c.exit(report)
 
 
 proposals.command(
@@ -211,37 +164,23 @@ proposals.command(
 
 
 @proposals.command("ack")
-def ack_command(
-    claim: Claim,
-    field: Field,
-    repo: Repo = ".",
-    ref: Ref = None,
-    now: Now = None,
-    output: OutputOpt = Output.table,
-    dry_run: DryRun = False,
-    remote: RemoteOpt = None,
-) -> int:
+@command("claim field repo ref now output dry_run remote")
+def ack_command(c: Common) -> int:
     """Acknowledge a MEDIUM proposal (within 8 h): autotune may then apply it inside the bounds."""
     report = lifecycle.acknowledge(
-        open_repo(repo), ref, claim, field, now_or(now), dry_run=dry_run, remote=remote
+        c.open(), c.ref, c.claim, c.field, c.at(), dry_run=c.dry_run, remote=c.remote
     )
-    _print(report, output, "proposals ack")
-    return exit_code(report, False)
+    _print(report, c.output, "proposals ack")
+    return c.exit(report)
 
 
 @proposals.command("expire")
-def expire_command(
-    repo: Repo = ".",
-    ref: Ref = None,
-    now: Now = None,
-    output: OutputOpt = Output.table,
-    dry_run: DryRun = False,
-    remote: RemoteOpt = None,
-) -> int:
+@command("repo ref now output dry_run remote")
+def expire_command(c: Common) -> int:
     """Close every pending proposal older than 7 days."""
-    report = lifecycle.expire(open_repo(repo), ref, now_or(now), dry_run=dry_run, remote=remote)
-    _print(report, output, "proposals expire")
-    return exit_code(report, False)
+    report = lifecycle.expire(c.open(), c.ref, c.at(), dry_run=c.dry_run, remote=c.remote)
+    _print(report, c.output, "proposals expire")
+    return c.exit(report)
 
 
 def register(app: typer.Typer) -> None:

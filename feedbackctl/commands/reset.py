@@ -7,31 +7,26 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from feedbackctl.authority.snapshot import open_repo
-from feedbackctl.clock import now_or
-from feedbackctl.commands.options import DryRun, Now, Output, OutputOpt, Ref, Repo, exit_code
+from feedbackctl.commands.options import Common, command
 from feedbackctl.core.results import Report, ResetResult
 from feedbackctl.patterns.reset import Selection, reset
 from feedbackctl.render import View, decisions_body, show
 
 
+@command("claim field repo ref now output dry_run")
 def reset_command(
+    c: Common,
     claim: Annotated[str, typer.Option("--claim", help="Claim name or glob (default: all).")] = "*",
     field: Annotated[
         list[str] | None,
         typer.Option("--field", help="Field to reset (repeatable; default: every tuned field)."),
     ] = None,
-    repo: Repo = ".",
-    ref: Ref = None,
-    now: Now = None,
-    output: OutputOpt = Output.table,
-    dry_run: DryRun = False,
 ) -> int:
     """Reset tuned fields to their tested baseline (the value last set by a human)."""
     fields = tuple(f.removeprefix("spec.") for f in field or ())
-    report = reset(open_repo(repo), ref, Selection(claim, fields), now_or(now), dry_run=dry_run)
-    show(report, output.value, View("reset", _resets))
-    return exit_code(report, False)
+    report = reset(c.open(), c.ref, Selection(claim, fields), c.at(), dry_run=c.dry_run)
+    show(report, c.output.value, View("reset", _resets))
+    return c.exit(report)
 
 
 def _resets(report: Report, out: Console, title: str) -> None:

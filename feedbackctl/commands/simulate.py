@@ -82,45 +82,44 @@ def print_result(result: Result, doc: dict[str, Any], charts: bool) -> None:
                 out.print(line, overflow="crop", no_wrap=True)
 
 
+# simulate reads and never writes, so its --metrics, --claim and --repo are its own, not Common's.
+SimMetrics = Annotated[str | None, typer.Option("--metrics", help="Metric history: a fixtures directory.")]
+ClaimFile = Annotated[str | None, typer.Option("--claim", help="A claim YAML file (one or more claims).")]
+ReadRepo = Annotated[
+    str | None, typer.Option("--repo", help="Read claims and policy from this repo (never written).")
+]
+Scenario = Annotated[
+    str | None,
+    typer.Option("--scenario", help="A scenario directory (scenario.yaml names claims, metrics, policies)."),
+]
+Policy = Annotated[str | None, typer.Option("--policies", help="Policy overrides directory (with --claim).")]
+Start = Annotated[str | None, typer.Option("--from", help="Start, ISO-8601 (default: first point).")]
+End = Annotated[str | None, typer.Option("--to", help="End, ISO-8601 (default: last point).")]
+Step = Annotated[str | None, typer.Option("--step", help="Simulated time step (default 5m).")]
+Plant = Annotated[
+    bool | None,
+    typer.Option("--plant/--no-plant", help="Feed changes back into the metrics (default: the scenario's)."),
+]
+NoGuards = Annotated[bool, switch("no-guards", "Apply every recommendation: shows the runaway.")]
+Html = Annotated[str | None, typer.Option("--html", help="Write a self-contained HTML report here.")]
+Chart = Annotated[bool, switch("chart", "Terminal charts (table output).")]
+
+
 def simulate_command(
-    metrics: Annotated[
-        str | None, typer.Option("--metrics", help="Metric history: a fixtures directory.")
-    ] = None,
-    claim: Annotated[
-        str | None, typer.Option("--claim", help="A claim YAML file (one or more claims).")
-    ] = None,
-    repo: Annotated[
-        str | None, typer.Option("--repo", help="Read claims and policy from this repo (never written).")
-    ] = None,
+    metrics: SimMetrics = None,
+    claim: ClaimFile = None,
+    repo: ReadRepo = None,
     ref: Ref = None,
-    scenario: Annotated[
-        str | None,
-        typer.Option(
-            "--scenario", help="A scenario directory (scenario.yaml names claims, metrics, policies)."
-        ),
-    ] = None,
-    policies: Annotated[
-        str | None, typer.Option("--policies", help="Policy overrides directory (with --claim).")
-    ] = None,
-    start: Annotated[
-        str | None, typer.Option("--from", help="Start, ISO-8601 (default: first point).")
-    ] = None,
-    end: Annotated[str | None, typer.Option("--to", help="End, ISO-8601 (default: last point).")] = None,
-    step: Annotated[str | None, typer.Option("--step", help="Simulated time step (default 5m).")] = None,
-    plant: Annotated[
-        bool | None,
-        typer.Option(
-            "--plant/--no-plant", help="Feed changes back into the metrics (default: the scenario's)."
-        ),
-    ] = None,
-    no_guards: Annotated[
-        bool, switch("no-guards", "Apply every recommendation: shows the runaway.")
-    ] = False,
+    scenario: Scenario = None,
+    policies: Policy = None,
+    start: Start = None,
+    end: End = None,
+    step: Step = None,
+    plant: Plant = None,
+    no_guards: NoGuards = False,
     output: OutputOpt = Output.table,
-    html: Annotated[
-        str | None, typer.Option("--html", help="Write a self-contained HTML report here.")
-    ] = None,
-    chart: Annotated[bool, switch("chart", "Terminal charts (table output).")] = True,
+    html: Html = None,
+    chart: Chart = True,
 ) -> int:
     """Backtest a policy over metric history in memory, through the same core and guards as autotune."""
     opts = Options(scenario, metrics, claim, repo, ref, policies, start, end, step, plant, not no_guards)

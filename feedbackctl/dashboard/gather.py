@@ -228,19 +228,11 @@ def gather(
     has_metrics = bool(metrics or snapshot.settings.config.metrics_source)
     blocked = _blocked(snapshot, metrics, now, problems) if has_metrics else None
     series = _series(snapshot, metrics, proposals, sidecars, problems) if has_metrics else {}
+    # A line a group: where the page is from, what waits on a human, what is held back.
     return DashboardInputs(
-        ref=branch,
-        commit=snapshot.commit,
-        now=now,
-        remote=remote,
-        proposals=proposals,
-        sidecars=sidecars,
-        history=history,
-        audit=audited,
-        frozen=frozen,
-        at_bounds=bounds,
-        blocked=blocked,
-        series=series,
+        ref=branch, commit=snapshot.commit, now=now, remote=remote,
+        proposals=proposals, sidecars=sidecars, history=history, audit=audited,
+        frozen=frozen, at_bounds=bounds, blocked=blocked, series=series,
         # One line each (a YAML error's text spans several): cron logs are read with grep.
         problems=[" ".join(p.split()) for p in problems],
-    )
+    )  # fmt: skip

@@ -8,7 +8,7 @@ audit status and held states are also written as words.
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from feedbackctl.charts_svg import window_svg
@@ -250,28 +250,61 @@ def _recommendations(doc: Mapping[str, Any]) -> str:
     return "".join(out)
 
 
-def _captures(doc: Mapping[str, Any]) -> str:
-    items = doc["captures"]
-    if not items:
-        return '<p class="empty">No drift capture awaits review.</p>'
+def _commit(item: Mapping[str, Any]) -> str:
+    return _short(item.get("commit"))
+
+
+def _tags(item: Mapping[str, Any]) -> str:
+    return _e(", ".join(item["tags"]) or "-")
+
+
+def _close(item: Mapping[str, Any]) -> str:
+    return f"<code>{_e(item['command'])}</code>"
+
+
+def _audited(item: Mapping[str, Any]) -> str:
+    if item["audit"] != "violation":
+        return '<span class="status-ok">ok</span>'
+    return f'<span class="status-bad">VIOLATION: {_e(", ".join(item["violations"]))}</span>'
+
+
+def _rule(item: Mapping[str, Any]) -> str:
+    return f"<strong>{_e(item.get('rule'))}</strong>"
+
+
+# The list sections shown as tables: (column, the item's key to show, or how to show it).
+Show = Callable[[Mapping[str, Any]], str]
+Column = tuple[str, str | Show]
+_LISTS: dict[str, tuple[Column, ...]] = {
+    "captures": (
+        ("commit", _commit), ("when (UTC)", "at"), ("who", "author"), ("claim", "claim"), ("field", "field"),
+        ("git → live", _change), ("tags", _tags), ("close it with", _close),
+    ),
+    "automated": (
+        ("commit", _commit), ("when (UTC)", "at"), ("kind", "kind"), ("claim", "claim"), ("field", "field"),
+        ("from → to", _change), ("source", "source"), ("rule", "rule"), ("risk", "risk"), ("tags", _tags),
+        ("evidence", "evidence"), ("audit verify", _audited),
+    ),
+    "violations": (
+        ("commit", _commit), ("when (UTC)", "at"), ("kind", "kind"), ("claim", "claim"), ("field", "field"),
+        ("rule", _rule), ("why", "detail"),
+    ),
+}  # fmt: skip
+
+
+def _list_table(name: str, items: Sequence[Mapping[str, Any]], row_class: Show, label: str) -> str:
+    columns = _LISTS[name]
     rows = [
-        (
-            "capture",
-            [
-                _short(c["commit"]),
-                _e(c["at"]),
-                _e(c["author"]),
-                _e(c["claim"]),
-                _e(c["field"]),
-                _change(c),
-                _e(", ".join(c["tags"])),
-                f"<code>{_e(c['command'])}</code>",
-            ],
-        )
-        for c in items
+        (row_class(item), [_e(item.get(how)) if isinstance(how, str) else how(item) for _, how in columns])
+        for item in items
     ]
-    head = ("commit", "when (UTC)", "who", "claim", "field", "git → live", "tags", "close it with")
-    return _table(head, rows, "drift captures awaiting review")
+    return _table([head for head, _ in columns], rows, label)
+
+
+def _captures(doc: Mapping[str, Any]) -> str:
+    if not doc["captures"]:
+        return '<p class="empty">No drift capture awaits review.</p>'
+    return _list_table("captures", doc["captures"], lambda _: "capture", "drift captures awaiting review")
 
 
 def _held_table(
@@ -313,39 +346,13 @@ def _held(doc: Mapping[str, Any]) -> str:
 
 
 def _automated(doc: Mapping[str, Any]) -> str:
-    items = doc["automated"]
-    if not items:
+    if not doc["automated"]:
         return '<p class="empty">No automated change on this branch.</p>'
-    rows = []
-    for a in items:
-        bad = a["audit"] == "violation"
-        audit = (
-            f'<span class="status-bad">VIOLATION: {_e(", ".join(a["violations"]))}</span>'
-            if bad
-            else '<span class="status-ok">ok</span>'
-        )
-        rows.append(
-            (
-                "violation" if bad else "ok",
-                [
-                    _short(a["commit"]),
-                    _e(a["at"]),
-                    _e(a["kind"]),
-                    _e(a["claim"]),
-                    _e(a["field"]),
-                    _change(a),
-                    _e(a["source"]),
-                    _e(a["rule"]),
-                    _e(a["risk"]),
-                    _e(", ".join(a["tags"]) or "-"),
-                    _e(a["evidence"]),
-                    audit,
-                ],
-            )
-        )
-    head = ("commit", "when (UTC)", "kind", "claim", "field", "from → to", "source", "rule", "risk", "tags",
-            "evidence", "audit verify")  # fmt: skip
-    return _table(head, rows, "recent automated changes")
+
+    def row_class(item: Mapping[str, Any]) -> str:
+        return "violation" if item["audit"] == "violation" else "ok"
+
+    return _list_table("automated", doc["automated"], row_class, "recent automated changes")
 
 
 def _violations(doc: Mapping[str, Any]) -> str:
@@ -355,21 +362,6 @@ def _violations(doc: Mapping[str, Any]) -> str:
             f'<p class="status-ok">audit verify: ok — {audit["commits"]} feedbackctl commit(s), '
             f"{audit['changes']} change(s), no violations.</p>"
         )
-    rows = [
-        (
-            "violation",
-            [
-                _short(v.get("commit")),
-                _e(v.get("at")),
-                _e(v.get("kind")),
-                _e(v.get("claim")),
-                _e(v.get("field")),
-                f"<strong>{_e(v.get('rule'))}</strong>",
-                _e(v.get("detail")),
-            ],
-        )
-        for v in audit["violations"]
-    ]
     problems = "".join(f"<p>Audit could not finish: {_e(p.get('message'))}</p>" for p in audit["problems"])
     n = len(audit["violations"])
     return (
@@ -377,10 +369,8 @@ def _violations(doc: Mapping[str, Any]) -> str:
         f'<h2 id="violations-h">AUDIT VIOLATIONS: {n} — audit verify failed</h2>'
         "<p>These feedbackctl commits broke a rule that git can prove; investigate before approving more.</p>"
         + (
-            _table(
-                ("commit", "when (UTC)", "kind", "claim", "field", "rule", "why"), rows, "audit violations"
-            )
-            if rows
+            _list_table("violations", audit["violations"], lambda _: "violation", "audit violations")
+            if audit["violations"]
             else ""
         )
         + problems
