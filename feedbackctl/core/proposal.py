@@ -26,6 +26,7 @@ from enum import StrEnum
 from typing import Any
 
 from feedbackctl.core.models import Evidence, Scalar
+from feedbackctl.core.rules import RuleId
 from feedbackctl.errors import FeedbackError
 
 KIND = "ConfigurationProposal"
@@ -35,11 +36,11 @@ REJECTION_QUIET = timedelta(days=7)
 
 # Why a change needs a human, in the words of the guard that routed it.
 REVIEW_REASONS = {
-    "risk-ceiling": "risk above the auto-apply ceiling",
-    "bounds": "beyond the human-written bounds",
-    "change-cap": "beyond the baseline change cap",
-    "trust": "from a source that may only propose",
-    "opt-in": "the claim is not opted in to auto-tune (no spec.autoTune for this field)",
+    RuleId.RISK_CEILING: "risk above the auto-apply ceiling",
+    RuleId.BOUNDS: "beyond the human-written bounds",
+    RuleId.CHANGE_CAP: "beyond the baseline change cap",
+    RuleId.TRUST: "from a source that may only propose",
+    RuleId.OPT_IN: "the claim is not opted in to auto-tune (no spec.autoTune for this field)",
     "requested": "requested by an engineer (--all)",
 }
 _HEADER = (

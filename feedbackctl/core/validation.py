@@ -26,10 +26,11 @@ from typing import Any
 
 from feedbackctl.core.models import Claim, FieldHistory, Scalar, Series
 from feedbackctl.core.policy import Policy
+from feedbackctl.core.rules import RuleId
 from feedbackctl.core.signals import check_window
 from feedbackctl.errors import ClaimError
 
-RULE = "staging-validation"
+RULE = RuleId.STAGING_VALIDATION
 TRAILER = "Feedback-Validated-In"
 UNTESTED = "untested"
 

@@ -31,6 +31,7 @@ from feedbackctl.core.dashboard import (
 )
 from feedbackctl.core.models import AUTOMATED_KINDS, HUMAN_KINDS, MARKER_KINDS, FieldHistory
 from feedbackctl.core.results import ProposalShown, ProposalsResult
+from feedbackctl.core.rules import RuleId
 from feedbackctl.core.tuning import parse_autotune
 from feedbackctl.errors import ClaimError, FeedbackError
 from feedbackctl.patterns import proposals as lifecycle
@@ -120,7 +121,7 @@ def _held(snapshot: Snapshot, now: datetime, problems: list[str]) -> tuple[list[
                         name,
                         claim.value(name),
                         status.detail,
-                        ("flap-freeze",),
+                        (RuleId.FLAP_FREEZE,),
                         command=f"feedbackctl unfreeze {claim.name} {name} --ref {snapshot.branch}",
                     )
                 )
@@ -143,7 +144,7 @@ def _held(snapshot: Snapshot, now: datetime, problems: list[str]) -> tuple[list[
                         name,
                         value,
                         f"at its {side} bound ({b.min:g}-{b.max:g}): further changes need a proposal",
-                        ("bounds",),
+                        (RuleId.BOUNDS,),
                     )
                 )
     return frozen, bounds
@@ -156,7 +157,7 @@ def _blocked(snapshot: Snapshot, metrics: str | None, now: datetime, problems: l
     out = []
     for d in ev.decisions:
         # A claim that never opted in is not held back: its changes go to proposals.
-        if d.blocked_by and set(d.blocked_by) != {"opt-in"}:
+        if d.blocked_by and set(d.blocked_by) != {RuleId.OPT_IN}:
             wanted = d.uncapped if d.uncapped is not None else d.recommended
             out.append(HeldInput(d.claim, d.field, d.current, d.reason, d.blocked_by, wanted=wanted))
     return out
