@@ -12,15 +12,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from feedbackctl.authority.yamldoc import (
-    KeyPath,
-    YamlError,
-    edit_value,
-    format_key_path,
-    load_documents,
-    render_scalar,
-    splice,
-)
+from feedbackctl.authority.yamldoc import KeyPath, YamlError, format_key_path, load_documents
+from feedbackctl.authority.yamlsplice import edit_value, render_scalar, splice
 from tests import kustomizefix
 
 CORPUS = kustomizefix.CORPUS / "examples" / "claims"
