@@ -12,15 +12,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from feedbackctl.authority.yamldoc import (
-    KeyPath,
-    YamlError,
-    edit_value,
-    format_key_path,
-    load_documents,
-    render_scalar,
-    splice,
-)
+from feedbackctl.authority import yamlwalk
+from feedbackctl.authority.yamldoc import KeyPath, YamlError, format_key_path, load_documents
+from feedbackctl.authority.yamlsplice import edit_value, render_scalar, splice
 from tests import kustomizefix
 
 CORPUS = kustomizefix.CORPUS / "examples" / "claims"
@@ -610,3 +604,92 @@ def test_tricky_strings_splice_everywhere(text: str, key_path: KeyPath, value: s
         got = got[part]
     assert typed(got) == typed(value)
     assert len(new.split("\n")) == len(text.split("\n")) - (1 if "|" in text else 0)
+
+
+# --- property: the one-walk build of plain documents equals the general path --------
+
+
+def general_path(monkeypatch: pytest.MonkeyPatch, path: str, text: str) -> Any:
+    """``load_documents`` with the plain one-walk build turned off (or its YamlError)."""
+    with monkeypatch.context() as m:
+        m.setattr(yamlwalk.Walk, "plain", lambda self, root, scalars: None)
+        return loaded(path, text)
+
+
+def loaded(path: str, text: str) -> Any:
+    try:
+        docs = load_documents(path, text)
+    except Exception as e:  # `!!bool maybe` escapes as a KeyError on both paths
+        return f"{type(e).__name__}: {e}"
+    # Strict types and order: True is not 1, and dict order and positions' order count.
+    return [(d.index, d.line, typed_items(d.data), list(d.positions.items())) for d in docs]
+
+
+def typed_items(data: Any) -> Any:
+    if isinstance(data, dict):
+        return ("map", [(typed_items(k), typed_items(v)) for k, v in data.items()])
+    if isinstance(data, list):
+        return ("seq", [typed_items(v) for v in data])
+    return (type(data).__name__, repr(data))
+
+
+PLAIN_DATA = st.recursive(
+    st.one_of(st.none(), SCALARS),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(TEXT, inner, max_size=4)),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(layout=layouts())
+def test_plain_build_equals_the_general_path_on_hand_written_layouts(layout: Layout) -> None:
+    with pytest.MonkeyPatch.context() as m:
+        assert loaded("p.yaml", layout.text) == general_path(m, "p.yaml", layout.text)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=PLAIN_DATA, flow=st.booleans(), style=st.sampled_from([None, "'", '"']))
+def test_plain_build_equals_the_general_path_on_dumped_data(data: Any, flow: bool, style: str | None) -> None:
+    text = yaml.safe_dump(data, default_flow_style=flow, default_style=style, allow_unicode=True)
+    with pytest.MonkeyPatch.context() as m:
+        assert loaded("d.yaml", text) == general_path(m, "d.yaml", text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: 2024-01-01\n",  # a timestamp: not a core tag
+        "a: !!binary aGk=\n",
+        "1: one\nb: two\n",  # a non-string key
+        "a: 1\na: 2\n",  # a duplicate key
+        "base: &b {x: 1}\nc:\n  <<: *b\n  y: 2\n",  # a merge key and an alias
+        "a: &x 1\nb: 2\n",  # an anchor without an alias stays plain
+        "a: !!int abc\n",
+        "a: !!bool maybe\n",
+        "a: !!int ''\n",
+        "a: !!set {x, y}\n",
+        "a: !custom 1\n",
+        "? [x]\n: 1\n",
+        "- !!float .NaN\n- .inf\n- -.Inf\n- 0o17\n- 0x1F\n- 017\n- 1_000\n- 1:30\n- ~\n- Yes\n",
+        "just a scalar\n",
+        "---\n---\na: 1\n...\n--- 2\n",
+    ],
+)
+def test_documents_that_are_not_plain_read_as_before(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+    assert loaded("n.yaml", text) == general_path(monkeypatch, "n.yaml", text)
+
+
+def test_corpus_claims_take_the_one_walk_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: Any) -> None:
+        raise AssertionError("the general walk ran")
+
+    monkeypatch.setattr(yamlwalk.Walk, "positions", refuse)
+    assert load_documents(PROD, corpus_text("messagewall-prod.yaml"))[0].positions
+
+
+@pytest.mark.parametrize(
+    "path", sorted(p for p in kustomizefix.CORPUS.rglob("*") if p.suffix in (".yaml", ".yml"))
+)
+def test_corpus_files_read_the_same_by_both_paths(monkeypatch: pytest.MonkeyPatch, path: Any) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert loaded(str(path), text) == general_path(monkeypatch, str(path), text)

@@ -30,14 +30,8 @@ from feedbackctl.authority.overlay_trace import (
     op_effect,
     selects,
 )
-from feedbackctl.authority.yamldoc import (
-    KeyPath,
-    YamlError,
-    edit_value,
-    load_documents,
-    render_scalar,
-    replaced,
-)
+from feedbackctl.authority.yamldoc import KeyPath, YamlError, load_documents
+from feedbackctl.authority.yamlsplice import edit_value, render_scalar, replaced
 from feedbackctl.core.models import Claim, Scalar
 from feedbackctl.errors import ClaimError
 

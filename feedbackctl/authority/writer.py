@@ -16,7 +16,7 @@ from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.kustomize_edit import Expected, override_in_overlay, set_rendered_value
 from feedbackctl.authority.overlay_trace import RenderedLocation
 from feedbackctl.authority.trailers import RUN_KEY, format_message
-from feedbackctl.authority.yamldoc import edit_value
+from feedbackctl.authority.yamlsplice import edit_value
 from feedbackctl.core.models import Claim, Decision, Scalar
 from feedbackctl.core.proposal import Proposal
 from feedbackctl.core.schema import violation

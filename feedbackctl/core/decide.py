@@ -88,6 +88,17 @@ def valid_from(metric: str, inputs: ClaimInputs, policy: Policy) -> float:
     return start
 
 
+# metric -> its valid_from, for one claim: every rule and field of a claim asks again.
+Since = dict[str, float]
+
+
+def _valid_from_once(since: Since, metric: str, inputs: ClaimInputs, policy: Policy) -> float:
+    vf = since.get(metric)
+    if vf is None:
+        vf = since[metric] = valid_from(metric, inputs, policy)
+    return vf
+
+
 def _threshold_for(rule: Rule, tuning: AutoTune) -> tuple[float | None, int]:
     """The claim's own trigger overrides the policy rule it names."""
     t = tuning.trigger
@@ -132,7 +143,13 @@ def _hold(
 
 
 def trigger_check(
-    inputs: ClaimInputs, policy: Policy, tuning: AutoTune, rule: Rule, now: float, source: Source
+    inputs: ClaimInputs,
+    policy: Policy,
+    tuning: AutoTune,
+    rule: Rule,
+    now: float,
+    source: Source,
+    since: Since | None = None,
 ) -> tuple[WindowCheck, float]:
     """Does ``rule``'s own condition (its trigger) hold? With the instant its data counts from.
 
@@ -140,7 +157,7 @@ def trigger_check(
     and the guardrails; autotune's fetch plan asks for those only then.
     """
     threshold, window = _threshold_for(rule, tuning)
-    vf = valid_from(rule.when.metric, inputs, policy)
+    vf = _valid_from_once({} if since is None else since, rule.when.metric, inputs, policy)
     check = check_window(
         rule.when,
         inputs.series.get(rule.when.metric),
@@ -155,7 +172,7 @@ def trigger_check(
 
 
 def _recommend_field(
-    inputs: ClaimInputs, policy: Policy, tuning: AutoTune, name: str, now: float, source: Source
+    inputs: ClaimInputs, policy: Policy, tuning: AutoTune, name: str, now: float, source: Source, since: Since
 ) -> Decision | None:
     claim = inputs.claim
     current = _number(claim, name)
@@ -169,7 +186,7 @@ def _recommend_field(
     factor = TRUST_WINDOW_FACTOR.get(source.trust_level, 1)
     rules = sorted(policy.rules_for(name), key=lambda r: r.direction != "increase")
     for rule in rules:
-        check, vf = trigger_check(inputs, policy, tuning, rule, now, source)
+        check, vf = trigger_check(inputs, policy, tuning, rule, now, source, since)
         any_enough = any_enough or check.enough
         if not check.holds:
             notes.append(Note(rule.name, "info", inputs.unknown(rule.when.metric, check.detail)))
@@ -184,7 +201,7 @@ def _recommend_field(
                 claim.spec,
                 now=now,
                 window_minutes=(a.sustained_minutes or rule.sustained_minutes) * factor,
-                valid_from=valid_from(a.when.metric, inputs, policy),
+                valid_from=_valid_from_once(since, a.when.metric, inputs, policy),
                 limits=policy.limits_for(a.when.metric),
             )
             for a in rule.also
@@ -212,7 +229,7 @@ def _recommend_field(
             rule.size,
             inputs.series.get(rule.size.metric),
             now=now,
-            valid_from=valid_from(rule.size.metric, inputs, policy),
+            valid_from=_valid_from_once(since, rule.size.metric, inputs, policy),
             lookback_minutes=SIZING_LOOKBACK_MINUTES,
         )
         if sized is not None:
@@ -302,18 +319,25 @@ def _recommend_field(
 def recommend(inputs: ClaimInputs, policy: Policy, now: datetime, source: Source) -> list[Decision]:
     """One decision per tuned field the claim sets (analyze's answer)."""
     tuning = parse_autotune(inputs.claim)
+    since: Since = {}
     out = []
     for name in policy.tuned_fields:
-        d = _recommend_one(inputs, policy, tuning, name, now, source)
+        d = _recommend_one(inputs, policy, tuning, name, now, source, since)
         if d is not None:
             out.append(d)
     return out
 
 
 def _recommend_one(
-    inputs: ClaimInputs, policy: Policy, tuning: AutoTune, name: str, now: datetime, source: Source
+    inputs: ClaimInputs,
+    policy: Policy,
+    tuning: AutoTune,
+    name: str,
+    now: datetime,
+    source: Source,
+    since: Since,
 ) -> Decision | None:
-    d = _recommend_field(inputs, policy, tuning, name, now.timestamp(), source)
+    d = _recommend_field(inputs, policy, tuning, name, now.timestamp(), source, since)
     if d is None:
         return None
     # Units, risk and the flap note in one copy of the decision (this runs per claim and field).
@@ -409,11 +433,12 @@ def autotune(
     wanted to act; the same fields are blocked either way.
     """
     tuning = parse_autotune(inputs.claim)
+    since: Since = {}
     out = []
     for name in policy.tuned_fields:
         d = settled_by_git(inputs, policy, name, now, source, budget) if from_git else None
         if d is None:
-            d = _recommend_one(inputs, policy, tuning, name, now, source)
+            d = _recommend_one(inputs, policy, tuning, name, now, source, since)
             if d is None:
                 continue
             d = guards.apply(guard_context(inputs, d.field, policy, now, source, validation), d)
