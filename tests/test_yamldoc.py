@@ -619,7 +619,7 @@ def general_path(monkeypatch: pytest.MonkeyPatch, path: str, text: str) -> Any:
 def loaded(path: str, text: str) -> Any:
     try:
         docs = load_documents(path, text)
-    except Exception as e:  # `!!bool maybe` escapes as a KeyError on both paths
+    except YamlError as e:
         return f"{type(e).__name__}: {e}"
     # Strict types and order: True is not 1, and dict order and positions' order count.
     return [(d.index, d.line, typed_items(d.data), list(d.positions.items())) for d in docs]
@@ -693,3 +693,11 @@ def test_corpus_claims_take_the_one_walk_build(monkeypatch: pytest.MonkeyPatch) 
 def test_corpus_files_read_the_same_by_both_paths(monkeypatch: pytest.MonkeyPatch, path: Any) -> None:
     text = path.read_text(encoding="utf-8")
     assert loaded(str(path), text) == general_path(monkeypatch, str(path), text)
+
+
+@pytest.mark.parametrize("text", ["a: !!bool maybe\n", "a: !!int ''\n", "a: !!float x\n"])
+def test_a_value_its_tag_refuses_is_a_one_line_error(text: str) -> None:
+    # The safe constructor lets `!!bool maybe` escape as a KeyError and `!!int ''` as
+    # an IndexError: a user's typo must still be one line naming the file and line.
+    with pytest.raises(YamlError, match=r"^c\.yaml:1: malformed YAML value \(.*\); fix the file$"):
+        load_documents("c.yaml", text)

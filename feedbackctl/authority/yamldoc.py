@@ -188,8 +188,9 @@ def _construct(path: str, loader: Any, node: Node) -> Any:
                 "(only plain data: no Python objects or custom tags); remove the tag"
             ) from None
         raise YamlError(f"{path}:{line}: malformed YAML ({e.problem}); fix the file") from None
-    except (ValueError, TypeError, OverflowError) as e:
-        # The safe constructor's own conversions, e.g. `!!int abc`.
+    except (ValueError, TypeError, OverflowError, KeyError, IndexError) as e:
+        # The safe constructor's own conversions: `!!int abc` (ValueError), and
+        # `!!bool maybe` or `!!int ''`, which it lets escape as KeyError and IndexError.
         raise YamlError(
             f"{path}:{_line(node)}: malformed YAML value ({_one_line(str(e))}); fix the file"
         ) from None
