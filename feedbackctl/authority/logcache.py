@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import sys
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -48,7 +49,7 @@ from feedbackctl.boundedio import InputFileError, read_regular
 from feedbackctl.core.models import Scalar
 from feedbackctl.errors import FeedbackError
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: trailer groups as objects
 MAX_CACHE_BYTES = 256 * 1024 * 1024
 # Past this many new commits since an entry's tip, the chain check itself costs
 # about what a fresh walk does.
@@ -95,8 +96,9 @@ def query(
     key = path or TRAILERS
     walk, changed = _current(repo, tip, key)
     want = None if max_count is None else skip + max_count
+    lo, hi = _seconds(since, datetime.min), _seconds(until, datetime.max)
     while True:
-        kept = [c for c in walk.commits if _within(c.at, since, until)]
+        kept = [c for c in walk.commits if lo <= c.at <= hi]
         if walk.complete or (want is not None and len(kept) >= want):
             break
         # Fetch on: a short first batch, as asked (a recent human act ends most walks back),
@@ -130,10 +132,14 @@ def _current(repo: GitRepo, tip: str, key: str) -> tuple[_Walk, bool]:
     return walk, loaded is None or loaded.tip != tip
 
 
-def _within(at: datetime, since: datetime | None, until: datetime | None) -> bool:
-    # git compares whole seconds: --since keeps ct >= since, --until keeps ct <= until.
-    ct = int(at.timestamp())
-    return (since is None or ct >= int(since.timestamp())) and (until is None or ct <= int(until.timestamp()))
+def _seconds(limit: datetime | None, default: datetime) -> datetime:
+    """A date limit cut to whole seconds, as git compares (--since keeps ct >= it, --until ct <= it).
+
+    A commit's date is whole seconds, so comparing it with the cut limit is comparing its ct.
+    """
+    if limit is None:
+        return default.replace(tzinfo=UTC)
+    return datetime.fromtimestamp(int(limit.timestamp()), UTC)
 
 
 def _fetch(
@@ -414,7 +420,7 @@ def _encode(walk: _Walk, key: str, view: str) -> dict[str, Any]:
                 list(c.parents),
                 int(c.at.timestamp()),
                 [c.author, c.author_email, c.subject, *c.stray],
-                [[x for pair in g.items() for x in pair] for g in c.changes],
+                [dict(g) for g in c.changes],
                 [[p, *c.blobs[p]] for p in c.paths],
                 [[p, new, *olds] for p, (olds, new) in c.merged.items()],
             ]
@@ -423,7 +429,9 @@ def _encode(walk: _Walk, key: str, view: str) -> dict[str, Any]:
     }
 
 
-# A trailer walk holds thousands of commits, read on every run: the checks are inline.
+# A trailer walk holds thousands of commits, read on every run: the checks are inline, and the
+# ones that apply to many values (every sha's shape, every text being a string) run once per
+# entry, over all of them at once at C speed.
 def _decode(raw: Any, key: str, view: str) -> _Walk:
     doc = _map(raw)
     if doc.get("version") != CACHE_VERSION or doc.get("key") != key or doc.get("view") != view:
@@ -431,51 +439,63 @@ def _decode(raw: Any, key: str, view: str) -> _Walk:
     tip, complete = _sha(doc.get("tip")), doc.get("complete")
     if not isinstance(complete, bool):
         raise _Invalid
-    out = []
-    commit, when = _commits.Commit, datetime.fromtimestamp
+    shas: list[Any] = []
+    texts: list[Any] = []
     try:
-        for item in _list(doc.get("commits")):
-            sha, parents, ct, texts, groups, blobs, merged = _list(item, 7)
-            # "".join checks that every item is a string (TypeError otherwise) at C speed.
-            if not (_is_sha(sha) and type(parents) is list and all(map(_is_sha, parents))):
-                raise _Invalid
-            if not (type(texts) is list and len(texts) >= 3 and type(groups) is list):
-                raise _Invalid
-            "".join(texts)
-            changes = []
-            for g in groups:
-                if type(g) is not list or len(g) % 2:
-                    raise _Invalid
-                "".join(g)
-                changes.append(dict(zip(g[::2], g[1::2], strict=True)))
-            blob_map: dict[str, tuple[str | None, str | None]] = {}
-            for entry in _list(blobs):
-                p, old, new = _list(entry, 3)
-                blob_map[_str(p)] = (_blob(old), _blob(new))
-            merged_map = {}
-            for entry in _list(merged):
-                if type(entry) is not list or len(entry) < 4:
-                    raise _Invalid
-                merged_map[_str(entry[0])] = (tuple(_blob(b) for b in entry[2:]), _blob(entry[1]))
-            out.append(
-                commit(
-                    sha=sha,
-                    parent=parents[0] if parents else None,
-                    at=when(_int(ct), UTC),
-                    changes=tuple(changes),
-                    paths=tuple(blob_map),
-                    blobs=blob_map,
-                    parents=tuple(parents),
-                    author=texts[0],
-                    author_email=texts[1],
-                    subject=texts[2],
-                    merged=merged_map,
-                    stray=tuple(texts[3:]),
-                )
-            )
-    except TypeError as e:
+        with _commits.bulk():
+            out = [_commit(item, shas, texts) for item in _list(doc.get("commits"))]
+        "".join(texts)  # a TypeError unless every one is a string
+        ids = "".join(shas)
+    except (TypeError, OverflowError) as e:  # also an unhashable trailer key, a date out of range
         raise _Invalid from e
+    if ids.strip("0123456789abcdef") or not set(map(len, shas)) <= {40, 64}:
+        raise _Invalid
     return _Walk(tip, complete, out)
+
+
+def _commit(item: Any, shas: list[Any], texts: list[Any]) -> _commits.Commit:
+    """One remembered commit, its shape checked; its shas and texts go to ``shas`` and ``texts``,
+    for ``_decode`` to check all at once."""
+    if type(item) is not list or len(item) != 7:
+        raise _Invalid
+    sha, parents, ct, strings, groups, blobs, merged = item
+    if type(parents) is not list or type(ct) is not int or type(strings) is not list or len(strings) < 3:
+        raise _Invalid
+    if type(groups) is not list or type(blobs) is not list or type(merged) is not list:
+        raise _Invalid
+    shas.append(sha)
+    shas += parents
+    texts += strings
+    for g in groups:
+        if type(g) is not dict:
+            raise _Invalid
+        texts += g.values()
+    blob_map: dict[str, tuple[str | None, str | None]] = {}
+    for entry in blobs:
+        if type(entry) is not list or len(entry) != 3 or type(entry[0]) is not str:
+            raise _Invalid
+        shas += [b for b in entry[1:] if b is not None]
+        blob_map[sys.intern(entry[0])] = (entry[1], entry[2])
+    merged_map = {}
+    for entry in merged:
+        if type(entry) is not list or len(entry) < 4 or type(entry[0]) is not str:
+            raise _Invalid
+        shas += [b for b in entry[1:] if b is not None]
+        merged_map[sys.intern(entry[0])] = (tuple(entry[2:]), entry[1])
+    return _commits.Commit.build(
+        sha=sha,
+        parent=parents[0] if parents else None,
+        at=datetime.fromtimestamp(ct, UTC),
+        changes=tuple(groups),
+        paths=tuple(blob_map),
+        blobs=blob_map,
+        parents=tuple(parents),
+        author=strings[0],
+        author_email=strings[1],
+        subject=strings[2],
+        merged=merged_map,
+        stray=tuple(strings[3:]),
+    )
 
 
 def _is_sha(v: Any) -> bool:
@@ -486,10 +506,6 @@ def _sha(v: Any) -> str:
     if not _is_sha(v):
         raise _Invalid
     return str(v)
-
-
-def _blob(v: Any) -> str | None:
-    return None if v is None else _sha(v)
 
 
 # --- values read out of claim files ---------------------------------------------------------
