@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from bench.fleet import make_history_repo
-from feedbackctl.authority import commits, logcache
+from feedbackctl.authority import commits, logcache, logentries
 from feedbackctl.authority.commits import read_commits
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.history import Histories, fill_baselines, load_histories, value_window
@@ -248,22 +248,22 @@ def test_decoding_refuses_every_shape_it_does_not_write(tmp_path: Path, uncached
              [[path, "c" * 40, "d" * 40, None]]]  # fmt: skip
 
     def doc(items: list[Any]) -> Any:
-        raw = logcache._encode(logcache._Walk(tip, True, []), "k", view)
+        raw = logentries.encode(logentries.Walk(tip, True, []), "k", view)
         return json.loads(json.dumps({**raw, "commits": items}))
 
     def refused(items: list[Any]) -> bool:
         try:
-            logcache._decode(doc(items), "k", view)
-        except (logcache._Invalid, ValueError, OSError):  # what reading an entry catches
+            logentries.decode(doc(items), "k", view)
+        except (logentries._Invalid, ValueError, OSError):  # what reading an entry catches
             return True
         return False
 
     for listed in (trailers, walked):
-        raw = doc(logcache._encode(logcache._Walk(tip, True, listed), "k", view)["commits"])
-        assert logcache._decode(raw, "k", view).commits == listed
-    (built,) = logcache._decode(doc([merge]), "k", view).commits
+        raw = doc(logentries.encode(logentries.Walk(tip, True, listed), "k", view)["commits"])
+        assert logentries.decode(raw, "k", view).commits == listed
+    (built,) = logentries.decode(doc([merge]), "k", view).commits
     assert built.merged == {path: (("d" * 40, None), "c" * 40)} and built.parents == ("a" * 40, "b" * 64)
-    good = json.loads(json.dumps(logcache._encode(logcache._Walk(tip, True, trailers[:1]), "k", view)))
+    good = json.loads(json.dumps(logentries.encode(logentries.Walk(tip, True, trailers[:1]), "k", view)))
     first = good["commits"][0]
     assert first[4] and not refused([first, merge])
     bad: list[tuple[int, Any]] = [

@@ -25,8 +25,8 @@ Exactly what git would print, never an approximation:
   what they keep.
 
 Entries are plain JSON in the git dir (``feedbackctl/logs/``), validated
-whole on load like the claim cache; one that does not validate, or that
-cannot be read or written, is simply not used.
+whole on load like the claim cache (authority/logentries.py); one that does
+not validate, or that cannot be read or written, is simply not used.
 """
 
 from __future__ import annotations
@@ -34,9 +34,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import sys
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -45,11 +44,11 @@ from feedbackctl.authority import commits as _commits
 from feedbackctl.authority import shapes
 from feedbackctl.authority.claimcache import _int, _Invalid, _list, _map, _str
 from feedbackctl.authority.gitrepo import GitRepo
+from feedbackctl.authority.logentries import CACHE_VERSION, Walk, checked_sha, decode, encode
 from feedbackctl.boundedio import InputFileError, read_regular
 from feedbackctl.core.models import Scalar
 from feedbackctl.errors import FeedbackError
 
-CACHE_VERSION = 2  # 2: trailer groups as objects
 MAX_CACHE_BYTES = 256 * 1024 * 1024
 # Past this many new commits since an entry's tip, the chain check itself costs
 # about what a fresh walk does.
@@ -73,13 +72,6 @@ def serves(
     if trailers_only:
         return not diffs and not paths
     return diffs and len(paths) == 1 and bool(paths[0])
-
-
-@dataclass
-class _Walk:
-    tip: str
-    complete: bool
-    commits: list[_commits.Commit]
 
 
 def query(
@@ -123,12 +115,12 @@ def known(repo: GitRepo, tip: str, path: str, limit: int) -> list[_commits.Commi
     return walk.commits[:limit]
 
 
-def _current(repo: GitRepo, tip: str, key: str) -> tuple[_Walk, bool]:
+def _current(repo: GitRepo, tip: str, key: str) -> tuple[Walk, bool]:
     """The walk remembered for ``key`` moved to ``tip`` (else an empty one), and whether that changed it."""
     loaded = _load(repo, key)
     walk = _extended(repo, loaded, tip, key)
     if walk is None:
-        return _Walk(tip, False, []), True
+        return Walk(tip, False, []), True
     return walk, loaded is None or loaded.tip != tip
 
 
@@ -242,7 +234,8 @@ def _load_doc(repo: GitRepo, key: str) -> tuple[str, int | None, list[tuple[int,
             raise _Invalid
         newest = doc.get("newest")
         pairs = [tuple(_int(x) for x in _list(i, 2)) for i in _list(doc.get("intervals"))]
-        return _sha(doc.get("tip")), None if newest is None else _int(newest), [(lo, hi) for lo, hi in pairs]
+        tip = checked_sha(doc.get("tip"))
+        return tip, None if newest is None else _int(newest), [(lo, hi) for lo, hi in pairs]
     except (OSError, InputFileError, ValueError, _Invalid):
         return None
 
@@ -251,7 +244,7 @@ def _save_doc(repo: GitRepo, key: str, body: dict[str, Any]) -> None:
     _write(_file(repo, key), json.dumps({"version": CACHE_VERSION, "key": key, "view": _view(repo), **body}))
 
 
-def _extended(repo: GitRepo, walk: _Walk | None, tip: str, key: str) -> _Walk | None:
+def _extended(repo: GitRepo, walk: Walk | None, tip: str, key: str) -> Walk | None:
     """``walk`` moved to ``tip``, or None when it cannot be (the walk is read again)."""
     if walk is None or walk.tip == tip:
         return walk
@@ -264,7 +257,7 @@ def _extended(repo: GitRepo, walk: _Walk | None, tip: str, key: str) -> _Walk | 
             new = _fetch(repo, tip, None, base=walk.tip)
     except FeedbackError:  # an unknown or pruned tip: read again
         return None
-    return _Walk(tip, walk.complete, new + walk.commits)
+    return Walk(tip, walk.complete, new + walk.commits)
 
 
 _LOGS: dict[tuple[str, str, str], list[_commits.Commit]] = {}
@@ -296,7 +289,7 @@ def _limited(c: _commits.Commit, path: str) -> _commits.Commit | None:
 
 # The entries this process read or wrote, while their file is unchanged (or still cannot be
 # written): file -> (its stamp, the walk it holds, the tip of the entry it extends or None).
-_MEMO: dict[Path, tuple[tuple[int, int] | None, _Walk, str | None]] = {}
+_MEMO: dict[Path, tuple[tuple[int, int] | None, Walk, str | None]] = {}
 # Past this many new commits, a walk is written whole again rather than as a tail.
 MAX_TAIL = 512
 
@@ -334,23 +327,23 @@ def _view(repo: GitRepo) -> str:
     return _VIEWS[key]
 
 
-def _entry(repo: GitRepo, file: Path, key: str) -> tuple[_Walk, str | None] | None:
+def _entry(repo: GitRepo, file: Path, key: str) -> tuple[Walk, str | None] | None:
     stamp = _stamp(file)
     if file in _MEMO and _MEMO[file][0] == stamp:
         return _MEMO[file][1], _MEMO[file][2]
     try:
         raw = json.loads(read_regular(file, MAX_CACHE_BYTES, follow_symlinks=False))
-        walk = _decode(raw, key, _view(repo))
+        walk = decode(raw, key, _view(repo))
         base = raw.get("base")
         if base is not None:
-            base = _sha(base)
+            base = checked_sha(base)
     except (OSError, InputFileError, ValueError, _Invalid):
         return None
     _MEMO[file] = (stamp, walk, base)
     return walk, base
 
 
-def _load(repo: GitRepo, key: str) -> _Walk | None:
+def _load(repo: GitRepo, key: str) -> Walk | None:
     """The walk remembered for ``key``: its entry, moved on by its tail when the tail extends it.
 
     A tail holds the commits of a chain from the entry's tip to a newer one,
@@ -363,15 +356,15 @@ def _load(repo: GitRepo, key: str) -> _Walk | None:
     walk = main[0]
     tail = _entry(repo, _file(repo, key, tail=True), key)
     if tail is not None and tail[1] == walk.tip and tail[0].complete == walk.complete:
-        return _Walk(tail[0].tip, walk.complete, tail[0].commits + walk.commits)
+        return Walk(tail[0].tip, walk.complete, tail[0].commits + walk.commits)
     return _copy(walk)
 
 
-def _copy(walk: _Walk) -> _Walk:
-    return _Walk(walk.tip, walk.complete, list(walk.commits))
+def _copy(walk: Walk) -> Walk:
+    return Walk(walk.tip, walk.complete, list(walk.commits))
 
 
-def _save(repo: GitRepo, key: str, walk: _Walk) -> None:
+def _save(repo: GitRepo, key: str, walk: Walk) -> None:
     file, tail = _file(repo, key), _file(repo, key, tail=True)
     view = _view(repo)
     known = _MEMO.get(file)
@@ -384,11 +377,11 @@ def _save(repo: GitRepo, key: str, walk: _Walk) -> None:
         and walk.complete == main.complete
         and all(a is b for a, b in zip(walk.commits[new:], main.commits, strict=True))
     ):
-        part = _Walk(walk.tip, walk.complete, walk.commits[:new])
-        if _write(tail, json.dumps({**_encode(part, key, view), "base": main.tip}, separators=(",", ":"))):
+        part = Walk(walk.tip, walk.complete, walk.commits[:new])
+        if _write(tail, json.dumps({**encode(part, key, view), "base": main.tip}, separators=(",", ":"))):
             _MEMO[tail] = (_stamp(tail), part, main.tip)
         return
-    if _write(file, json.dumps(_encode(walk, key, view), separators=(",", ":"))):
+    if _write(file, json.dumps(encode(walk, key, view), separators=(",", ":"))):
         with contextlib.suppress(OSError):
             tail.unlink()
     _MEMO[file] = (_stamp(file), _copy(walk), None)
@@ -405,107 +398,6 @@ def _stamp(file: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return (st.st_mtime_ns, st.st_size)
-
-
-def _encode(walk: _Walk, key: str, view: str) -> dict[str, Any]:
-    return {
-        "version": CACHE_VERSION,
-        "key": key,
-        "view": view,
-        "tip": walk.tip,
-        "complete": walk.complete,
-        "commits": [
-            [
-                c.sha,
-                list(c.parents),
-                int(c.at.timestamp()),
-                [c.author, c.author_email, c.subject, *c.stray],
-                [dict(g) for g in c.changes],
-                [[p, *c.blobs[p]] for p in c.paths],
-                [[p, new, *olds] for p, (olds, new) in c.merged.items()],
-            ]
-            for c in walk.commits
-        ],
-    }
-
-
-# A trailer walk holds thousands of commits, read on every run: the checks are inline, and the
-# ones that apply to many values (every sha's shape, every text being a string) run once per
-# entry, over all of them at once at C speed.
-def _decode(raw: Any, key: str, view: str) -> _Walk:
-    doc = _map(raw)
-    if doc.get("version") != CACHE_VERSION or doc.get("key") != key or doc.get("view") != view:
-        raise _Invalid
-    tip, complete = _sha(doc.get("tip")), doc.get("complete")
-    if not isinstance(complete, bool):
-        raise _Invalid
-    shas: list[Any] = []
-    texts: list[Any] = []
-    try:
-        with _commits.bulk():
-            out = [_commit(item, shas, texts) for item in _list(doc.get("commits"))]
-        "".join(texts)  # a TypeError unless every one is a string
-        ids = "".join(shas)
-    except (TypeError, OverflowError) as e:  # also an unhashable trailer key, a date out of range
-        raise _Invalid from e
-    if ids.strip("0123456789abcdef") or not set(map(len, shas)) <= {40, 64}:
-        raise _Invalid
-    return _Walk(tip, complete, out)
-
-
-def _commit(item: Any, shas: list[Any], texts: list[Any]) -> _commits.Commit:
-    """One remembered commit, its shape checked; its shas and texts go to ``shas`` and ``texts``,
-    for ``_decode`` to check all at once."""
-    if type(item) is not list or len(item) != 7:
-        raise _Invalid
-    sha, parents, ct, strings, groups, blobs, merged = item
-    if type(parents) is not list or type(ct) is not int or type(strings) is not list or len(strings) < 3:
-        raise _Invalid
-    if type(groups) is not list or type(blobs) is not list or type(merged) is not list:
-        raise _Invalid
-    shas.append(sha)
-    shas += parents
-    texts += strings
-    for g in groups:
-        if type(g) is not dict:
-            raise _Invalid
-        texts += g.values()
-    blob_map: dict[str, tuple[str | None, str | None]] = {}
-    for entry in blobs:
-        if type(entry) is not list or len(entry) != 3 or type(entry[0]) is not str:
-            raise _Invalid
-        shas += [b for b in entry[1:] if b is not None]
-        blob_map[sys.intern(entry[0])] = (entry[1], entry[2])
-    merged_map = {}
-    for entry in merged:
-        if type(entry) is not list or len(entry) < 4 or type(entry[0]) is not str:
-            raise _Invalid
-        shas += [b for b in entry[1:] if b is not None]
-        merged_map[sys.intern(entry[0])] = (tuple(entry[2:]), entry[1])
-    return _commits.Commit.build(
-        sha=sha,
-        parent=parents[0] if parents else None,
-        at=datetime.fromtimestamp(ct, UTC),
-        changes=tuple(groups),
-        paths=tuple(blob_map),
-        blobs=blob_map,
-        parents=tuple(parents),
-        author=strings[0],
-        author_email=strings[1],
-        subject=strings[2],
-        merged=merged_map,
-        stray=tuple(strings[3:]),
-    )
-
-
-def _is_sha(v: Any) -> bool:
-    return type(v) is str and len(v) in (40, 64) and not v.strip("0123456789abcdef")
-
-
-def _sha(v: Any) -> str:
-    if not _is_sha(v):
-        raise _Invalid
-    return str(v)
 
 
 # --- values read out of claim files ---------------------------------------------------------
@@ -535,7 +427,7 @@ def load_values(repo: GitRepo) -> dict[tuple[str, str], Values]:
                 if type(fields) is not dict or not all(type(v) in _SCALARS for v in fields.values()):
                     raise _Invalid
                 values[_str(name)] = fields
-            out[(_str(path), _sha(blob))] = values
+            out[(_str(path), checked_sha(blob))] = values
         return out
     except (OSError, InputFileError, ValueError, _Invalid):
         return {}
