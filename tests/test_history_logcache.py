@@ -10,6 +10,7 @@ with what earlier runs remembered must equal the ones read straight from git
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,7 @@ from typing import Any
 import pytest
 
 from bench.fleet import make_history_repo
-from feedbackctl.authority import commits, logcache
+from feedbackctl.authority import commits, logcache, logentries
 from feedbackctl.authority.commits import read_commits
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.history import Histories, fill_baselines, load_histories, value_window
@@ -224,10 +225,59 @@ def test_an_entry_that_does_not_validate_is_not_used(tmp_path: Path, uncached: C
     assert read_commits(repo, tip, diffs=False, trailers_only=True) == expected
     (entry,) = (made.repo / ".git" / "feedbackctl" / "logs").glob("*.json")
     text = entry.read_text()
-    for bad in (text.replace(f'"{tip}"', '"x"', 1), text.replace('"version":1', '"version":0'), "{not json"):
+    version = f'"version":{logcache.CACHE_VERSION}'
+    assert version in text
+    for bad in (text.replace(f'"{tip}"', '"x"', 1), text.replace(version, '"version":0'), "{not json"):
         entry.write_text(bad)
         _forget()
         assert read_commits(repo, tip, diffs=False, trailers_only=True) == expected
+
+
+def test_decoding_refuses_every_shape_it_does_not_write(tmp_path: Path, uncached: Callable[[], Any]) -> None:
+    """Each commit's shas, dates, texts, trailer groups and blobs are checked (most of them once
+    per entry, all at once): an entry with any one of them wrong is not used."""
+    made = make_history_repo(tmp_path / "h", 200, n_claims=5, seed=4)
+    repo = GitRepo.open(made.repo)
+    tip = git_out(made.repo, "rev-parse", "HEAD")
+    path = load_snapshot(repo, "main").claims[0].path
+    with uncached():
+        trailers = read_commits(repo, tip, diffs=False, trailers_only=True)
+        walked = read_commits(repo, tip, paths=[path])
+    view = logcache._view(repo)
+    merge = [tip, ["a" * 40, "b" * 64], 1_700_000_000, ["A", "a@x", "merge"], [], [[path, None, "c" * 40]],
+             [[path, "c" * 40, "d" * 40, None]]]  # fmt: skip
+
+    def doc(items: list[Any]) -> Any:
+        raw = logentries.encode(logentries.Walk(tip, True, []), "k", view)
+        return json.loads(json.dumps({**raw, "commits": items}))
+
+    def refused(items: list[Any]) -> bool:
+        try:
+            logentries.decode(doc(items), "k", view)
+        except (logentries._Invalid, ValueError, OSError):  # what reading an entry catches
+            return True
+        return False
+
+    for listed in (trailers, walked):
+        raw = doc(logentries.encode(logentries.Walk(tip, True, listed), "k", view)["commits"])
+        assert logentries.decode(raw, "k", view).commits == listed
+    (built,) = logentries.decode(doc([merge]), "k", view).commits
+    assert built.merged == {path: (("d" * 40, None), "c" * 40)} and built.parents == ("a" * 40, "b" * 64)
+    good = json.loads(json.dumps(logentries.encode(logentries.Walk(tip, True, trailers[:1]), "k", view)))
+    first = good["commits"][0]
+    assert first[4] and not refused([first, merge])
+    bad: list[tuple[int, Any]] = [
+        (0, "x" * 40), (0, tip[:39]), (0, tip.upper()), (0, 7), (1, [tip[:-1]]), (1, [None]), (1, tip),
+        (2, True), (2, "1700000000"), (2, 10**20), (2, 10**12), (3, ["A", "a@x"]), (3, ["A", "a@x", 3]),
+        (3, "A"), (4, [["Feedback-Kind", "auto-tune"]]), (4, [{"Feedback-Kind": 1}]), (4, {}),
+        (5, [[path, None]]), (5, [[1, None, tip]]), (5, [[path, "nothex" * 8, None]]),
+        (6, [[path, tip, None]]), (6, [[path, tip, "e" * 41, None]]), (6, [[None, tip, tip, tip]]),
+    ]  # fmt: skip
+    for at, value in bad:
+        item = list(first if at < 5 else merge)
+        item[at] = value
+        assert refused([first, item]), (at, value)
+    assert refused([first[:6]]) and refused([{"sha": tip}]) and refused(["x"])
 
 
 def test_a_replace_ref_is_seen_at_once(tmp_path: Path, uncached: Callable[[], Any]) -> None:

@@ -23,6 +23,7 @@ from feedbackctl.authority.claimwalks import (
     segments_of,
 )
 from feedbackctl.authority.commits import Commit as Commit
+from feedbackctl.authority.commits import bulk
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.valuechanges import _blobs_of, _own_changes, read_log
 from feedbackctl.core.models import (
@@ -47,6 +48,7 @@ def annotated_baseline(claim: Claim, field: str) -> Scalar:
     return parse_scalar(raw) if raw is not None else None
 
 
+@bulk()  # builds tens of thousands of commits and changes, none in a cycle
 def fill_baselines(
     repo: GitRepo,
     commit: str,

@@ -69,6 +69,7 @@ from feedbackctl.authority.claimwalks import (
 from feedbackctl.authority.claimwalks import Histories as Histories
 from feedbackctl.authority.claimwalks import claim_files as claim_files
 from feedbackctl.authority.commits import Commit as Commit
+from feedbackctl.authority.commits import bulk
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.valuechanges import _group, _with_trailers, read_raw_log, read_trailer_log
 from feedbackctl.authority.valuechanges import _trailer_events as _trailer_events
@@ -237,6 +238,7 @@ def _newest_edit(
         offset += size
 
 
+@bulk()  # builds tens of thousands of commits and changes, none in a cycle
 def load_histories(
     repo: GitRepo,
     commit: str,

@@ -25,8 +25,8 @@ Exactly what git would print, never an approximation:
   what they keep.
 
 Entries are plain JSON in the git dir (``feedbackctl/logs/``), validated
-whole on load like the claim cache; one that does not validate, or that
-cannot be read or written, is simply not used.
+whole on load like the claim cache (authority/logentries.py); one that does
+not validate, or that cannot be read or written, is simply not used.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import contextlib
 import hashlib
 import json
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,11 +44,11 @@ from feedbackctl.authority import commits as _commits
 from feedbackctl.authority import shapes
 from feedbackctl.authority.claimcache import _int, _Invalid, _list, _map, _str
 from feedbackctl.authority.gitrepo import GitRepo
+from feedbackctl.authority.logentries import CACHE_VERSION, Walk, checked_sha, decode, encode
 from feedbackctl.boundedio import InputFileError, read_regular
 from feedbackctl.core.models import Scalar
 from feedbackctl.errors import FeedbackError
 
-CACHE_VERSION = 1
 MAX_CACHE_BYTES = 256 * 1024 * 1024
 # Past this many new commits since an entry's tip, the chain check itself costs
 # about what a fresh walk does.
@@ -74,13 +74,6 @@ def serves(
     return diffs and len(paths) == 1 and bool(paths[0])
 
 
-@dataclass
-class _Walk:
-    tip: str
-    complete: bool
-    commits: list[_commits.Commit]
-
-
 def query(
     repo: GitRepo,
     tip: str,
@@ -95,8 +88,9 @@ def query(
     key = path or TRAILERS
     walk, changed = _current(repo, tip, key)
     want = None if max_count is None else skip + max_count
+    lo, hi = _seconds(since, datetime.min), _seconds(until, datetime.max)
     while True:
-        kept = [c for c in walk.commits if _within(c.at, since, until)]
+        kept = [c for c in walk.commits if lo <= c.at <= hi]
         if walk.complete or (want is not None and len(kept) >= want):
             break
         # Fetch on: a short first batch, as asked (a recent human act ends most walks back),
@@ -121,19 +115,23 @@ def known(repo: GitRepo, tip: str, path: str, limit: int) -> list[_commits.Commi
     return walk.commits[:limit]
 
 
-def _current(repo: GitRepo, tip: str, key: str) -> tuple[_Walk, bool]:
+def _current(repo: GitRepo, tip: str, key: str) -> tuple[Walk, bool]:
     """The walk remembered for ``key`` moved to ``tip`` (else an empty one), and whether that changed it."""
     loaded = _load(repo, key)
     walk = _extended(repo, loaded, tip, key)
     if walk is None:
-        return _Walk(tip, False, []), True
+        return Walk(tip, False, []), True
     return walk, loaded is None or loaded.tip != tip
 
 
-def _within(at: datetime, since: datetime | None, until: datetime | None) -> bool:
-    # git compares whole seconds: --since keeps ct >= since, --until keeps ct <= until.
-    ct = int(at.timestamp())
-    return (since is None or ct >= int(since.timestamp())) and (until is None or ct <= int(until.timestamp()))
+def _seconds(limit: datetime | None, default: datetime) -> datetime:
+    """A date limit cut to whole seconds, as git compares (--since keeps ct >= it, --until ct <= it).
+
+    A commit's date is whole seconds, so comparing it with the cut limit is comparing its ct.
+    """
+    if limit is None:
+        return default.replace(tzinfo=UTC)
+    return datetime.fromtimestamp(int(limit.timestamp()), UTC)
 
 
 def _fetch(
@@ -236,7 +234,8 @@ def _load_doc(repo: GitRepo, key: str) -> tuple[str, int | None, list[tuple[int,
             raise _Invalid
         newest = doc.get("newest")
         pairs = [tuple(_int(x) for x in _list(i, 2)) for i in _list(doc.get("intervals"))]
-        return _sha(doc.get("tip")), None if newest is None else _int(newest), [(lo, hi) for lo, hi in pairs]
+        tip = checked_sha(doc.get("tip"))
+        return tip, None if newest is None else _int(newest), [(lo, hi) for lo, hi in pairs]
     except (OSError, InputFileError, ValueError, _Invalid):
         return None
 
@@ -245,7 +244,7 @@ def _save_doc(repo: GitRepo, key: str, body: dict[str, Any]) -> None:
     _write(_file(repo, key), json.dumps({"version": CACHE_VERSION, "key": key, "view": _view(repo), **body}))
 
 
-def _extended(repo: GitRepo, walk: _Walk | None, tip: str, key: str) -> _Walk | None:
+def _extended(repo: GitRepo, walk: Walk | None, tip: str, key: str) -> Walk | None:
     """``walk`` moved to ``tip``, or None when it cannot be (the walk is read again)."""
     if walk is None or walk.tip == tip:
         return walk
@@ -258,7 +257,7 @@ def _extended(repo: GitRepo, walk: _Walk | None, tip: str, key: str) -> _Walk | 
             new = _fetch(repo, tip, None, base=walk.tip)
     except FeedbackError:  # an unknown or pruned tip: read again
         return None
-    return _Walk(tip, walk.complete, new + walk.commits)
+    return Walk(tip, walk.complete, new + walk.commits)
 
 
 _LOGS: dict[tuple[str, str, str], list[_commits.Commit]] = {}
@@ -290,7 +289,7 @@ def _limited(c: _commits.Commit, path: str) -> _commits.Commit | None:
 
 # The entries this process read or wrote, while their file is unchanged (or still cannot be
 # written): file -> (its stamp, the walk it holds, the tip of the entry it extends or None).
-_MEMO: dict[Path, tuple[tuple[int, int] | None, _Walk, str | None]] = {}
+_MEMO: dict[Path, tuple[tuple[int, int] | None, Walk, str | None]] = {}
 # Past this many new commits, a walk is written whole again rather than as a tail.
 MAX_TAIL = 512
 
@@ -328,23 +327,23 @@ def _view(repo: GitRepo) -> str:
     return _VIEWS[key]
 
 
-def _entry(repo: GitRepo, file: Path, key: str) -> tuple[_Walk, str | None] | None:
+def _entry(repo: GitRepo, file: Path, key: str) -> tuple[Walk, str | None] | None:
     stamp = _stamp(file)
     if file in _MEMO and _MEMO[file][0] == stamp:
         return _MEMO[file][1], _MEMO[file][2]
     try:
         raw = json.loads(read_regular(file, MAX_CACHE_BYTES, follow_symlinks=False))
-        walk = _decode(raw, key, _view(repo))
+        walk = decode(raw, key, _view(repo))
         base = raw.get("base")
         if base is not None:
-            base = _sha(base)
+            base = checked_sha(base)
     except (OSError, InputFileError, ValueError, _Invalid):
         return None
     _MEMO[file] = (stamp, walk, base)
     return walk, base
 
 
-def _load(repo: GitRepo, key: str) -> _Walk | None:
+def _load(repo: GitRepo, key: str) -> Walk | None:
     """The walk remembered for ``key``: its entry, moved on by its tail when the tail extends it.
 
     A tail holds the commits of a chain from the entry's tip to a newer one,
@@ -357,15 +356,15 @@ def _load(repo: GitRepo, key: str) -> _Walk | None:
     walk = main[0]
     tail = _entry(repo, _file(repo, key, tail=True), key)
     if tail is not None and tail[1] == walk.tip and tail[0].complete == walk.complete:
-        return _Walk(tail[0].tip, walk.complete, tail[0].commits + walk.commits)
+        return Walk(tail[0].tip, walk.complete, tail[0].commits + walk.commits)
     return _copy(walk)
 
 
-def _copy(walk: _Walk) -> _Walk:
-    return _Walk(walk.tip, walk.complete, list(walk.commits))
+def _copy(walk: Walk) -> Walk:
+    return Walk(walk.tip, walk.complete, list(walk.commits))
 
 
-def _save(repo: GitRepo, key: str, walk: _Walk) -> None:
+def _save(repo: GitRepo, key: str, walk: Walk) -> None:
     file, tail = _file(repo, key), _file(repo, key, tail=True)
     view = _view(repo)
     known = _MEMO.get(file)
@@ -378,11 +377,11 @@ def _save(repo: GitRepo, key: str, walk: _Walk) -> None:
         and walk.complete == main.complete
         and all(a is b for a, b in zip(walk.commits[new:], main.commits, strict=True))
     ):
-        part = _Walk(walk.tip, walk.complete, walk.commits[:new])
-        if _write(tail, json.dumps({**_encode(part, key, view), "base": main.tip}, separators=(",", ":"))):
+        part = Walk(walk.tip, walk.complete, walk.commits[:new])
+        if _write(tail, json.dumps({**encode(part, key, view), "base": main.tip}, separators=(",", ":"))):
             _MEMO[tail] = (_stamp(tail), part, main.tip)
         return
-    if _write(file, json.dumps(_encode(walk, key, view), separators=(",", ":"))):
+    if _write(file, json.dumps(encode(walk, key, view), separators=(",", ":"))):
         with contextlib.suppress(OSError):
             tail.unlink()
     _MEMO[file] = (_stamp(file), _copy(walk), None)
@@ -399,97 +398,6 @@ def _stamp(file: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return (st.st_mtime_ns, st.st_size)
-
-
-def _encode(walk: _Walk, key: str, view: str) -> dict[str, Any]:
-    return {
-        "version": CACHE_VERSION,
-        "key": key,
-        "view": view,
-        "tip": walk.tip,
-        "complete": walk.complete,
-        "commits": [
-            [
-                c.sha,
-                list(c.parents),
-                int(c.at.timestamp()),
-                [c.author, c.author_email, c.subject, *c.stray],
-                [[x for pair in g.items() for x in pair] for g in c.changes],
-                [[p, *c.blobs[p]] for p in c.paths],
-                [[p, new, *olds] for p, (olds, new) in c.merged.items()],
-            ]
-            for c in walk.commits
-        ],
-    }
-
-
-# A trailer walk holds thousands of commits, read on every run: the checks are inline.
-def _decode(raw: Any, key: str, view: str) -> _Walk:
-    doc = _map(raw)
-    if doc.get("version") != CACHE_VERSION or doc.get("key") != key or doc.get("view") != view:
-        raise _Invalid
-    tip, complete = _sha(doc.get("tip")), doc.get("complete")
-    if not isinstance(complete, bool):
-        raise _Invalid
-    out = []
-    commit, when = _commits.Commit, datetime.fromtimestamp
-    try:
-        for item in _list(doc.get("commits")):
-            sha, parents, ct, texts, groups, blobs, merged = _list(item, 7)
-            # "".join checks that every item is a string (TypeError otherwise) at C speed.
-            if not (_is_sha(sha) and type(parents) is list and all(map(_is_sha, parents))):
-                raise _Invalid
-            if not (type(texts) is list and len(texts) >= 3 and type(groups) is list):
-                raise _Invalid
-            "".join(texts)
-            changes = []
-            for g in groups:
-                if type(g) is not list or len(g) % 2:
-                    raise _Invalid
-                "".join(g)
-                changes.append(dict(zip(g[::2], g[1::2], strict=True)))
-            blob_map: dict[str, tuple[str | None, str | None]] = {}
-            for entry in _list(blobs):
-                p, old, new = _list(entry, 3)
-                blob_map[_str(p)] = (_blob(old), _blob(new))
-            merged_map = {}
-            for entry in _list(merged):
-                if type(entry) is not list or len(entry) < 4:
-                    raise _Invalid
-                merged_map[_str(entry[0])] = (tuple(_blob(b) for b in entry[2:]), _blob(entry[1]))
-            out.append(
-                commit(
-                    sha=sha,
-                    parent=parents[0] if parents else None,
-                    at=when(_int(ct), UTC),
-                    changes=tuple(changes),
-                    paths=tuple(blob_map),
-                    blobs=blob_map,
-                    parents=tuple(parents),
-                    author=texts[0],
-                    author_email=texts[1],
-                    subject=texts[2],
-                    merged=merged_map,
-                    stray=tuple(texts[3:]),
-                )
-            )
-    except TypeError as e:
-        raise _Invalid from e
-    return _Walk(tip, complete, out)
-
-
-def _is_sha(v: Any) -> bool:
-    return type(v) is str and len(v) in (40, 64) and not v.strip("0123456789abcdef")
-
-
-def _sha(v: Any) -> str:
-    if not _is_sha(v):
-        raise _Invalid
-    return str(v)
-
-
-def _blob(v: Any) -> str | None:
-    return None if v is None else _sha(v)
 
 
 # --- values read out of claim files ---------------------------------------------------------
@@ -519,7 +427,7 @@ def load_values(repo: GitRepo) -> dict[tuple[str, str], Values]:
                 if type(fields) is not dict or not all(type(v) in _SCALARS for v in fields.values()):
                     raise _Invalid
                 values[_str(name)] = fields
-            out[(_str(path), _sha(blob))] = values
+            out[(_str(path), checked_sha(blob))] = values
         return out
     except (OSError, InputFileError, ValueError, _Invalid):
         return {}

@@ -116,27 +116,33 @@ def _own_changes(
 
 
 def _trailer_events(commits: Sequence[Commit]) -> list[tuple[str, str, FieldChange]]:
+    # Read for every trailer of the whole history on every run (a flap freeze never expires):
+    # each value text is parsed once.
     events = []
+    scalars: dict[str | None, Scalar] = {}
     for c in commits:
         for g in c.changes:
             claim, field = g.get("Feedback-Claim"), g.get("Feedback-Field", "")
-            kind = g.get("Feedback-Kind", "")
             if not claim or not field:
                 continue
-            tags = tuple(t.strip() for t in g.get("Feedback-Tags", "").split(",") if t.strip())
+            kind = g.get("Feedback-Kind", "")
+            tags = g.get("Feedback-Tags")
+            text_old = g.get("Feedback-From")
+            text_new = text_old if kind in MARKER_KINDS else g.get("Feedback-To", text_old)
+            for text in (text_old, text_new):
+                if text not in scalars:
+                    scalars[text] = parse_scalar(text)
             change = FieldChange(
                 commit=c.sha,
                 at=c.at,
-                old=parse_scalar(g.get("Feedback-From")),
-                new=parse_scalar(g.get("Feedback-To", g.get("Feedback-From"))),
+                old=scalars[text_old],
+                new=scalars[text_new],
                 kind=kind,
                 source=g.get("Feedback-Source"),
                 rule=g.get("Feedback-Rule"),
-                tags=tags,
+                tags=tuple(t.strip() for t in tags.split(",") if t.strip()) if tags else (),
                 run=g.get(RUN_KEY),
             )
-            if kind in MARKER_KINDS:
-                change = replace(change, new=change.old)
             events.append((claim, field.removeprefix("spec."), change))
     return events
 
