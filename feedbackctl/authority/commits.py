@@ -28,7 +28,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from feedbackctl.authority import logcache
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.trailers import RUN_KEY, parse_trailers, stray_kinds
 
@@ -150,6 +149,10 @@ def read_commits(
     diffs (trailers only); ``trailers_only`` lets git skip every commit
     without a ``Feedback-*`` line.
     """
+    # logcache builds Commits (through logentries): imported here, so neither module needs
+    # the other half-initialised whichever is imported first.
+    from feedbackctl.authority import logcache
+
     if logcache.serves(rev, paths, only, diffs, trailers_only, oldest_first):
         return logcache.query(
             repo,
@@ -257,6 +260,8 @@ def cut_is_exact(repo: GitRepo, rev: str, since: datetime) -> bool:
         return _EXACT[key]
     full_sha = len(rev) == len(repo.null_oid) and set(rev) <= _SHA
     # Most histories have no back-dated commit around the cutoff: that is known per tip without a walk.
+    from feedbackctl.authority import logcache  # see read_commits(): a call-time import breaks the cycle
+
     if full_sha and logcache.no_skew_at(repo, rev, at):
         _EXACT[key] = True
         return True
