@@ -95,10 +95,11 @@ class PackedDecisions(Sequence[Decision]):
         sealed = k < len(self._chunks)
         raw = zlib.decompress(self._chunks[k]).decode().split("\n") if sealed else self._pending
         first = sum(self._sizes[:k])
-        # Lines this process wrote, or the cache's after its reader validated them.
+        # Lines this process wrote, or the cache's after its reader validated them: one
+        # JSON array, so a chunk is one call into the C decoder rather than one a line.
         return [
-            self._kept[first + i] if line == "null" else _unpacked(json.loads(line))
-            for i, line in enumerate(raw)
+            self._kept[first + i] if plain is None else _unpacked(plain)
+            for i, plain in enumerate(json.loads("[" + ",".join(raw) + "]"))
         ]
 
     def __len__(self) -> int:
@@ -261,12 +262,16 @@ def _plain(d: Decision) -> list[Any]:
     ]  # fmt: skip
 
 
+# Outcome(value) goes through the enum's lookup machinery; a report decodes every decision.
+_OUTCOMES = {o.value: o for o in Outcome}
+
+
 def _unpacked(raw: list[Any]) -> Decision:
     """``_plain`` undone, for lines known to be valid."""
     (claim, field_name, current, outcome, recommended, uncapped, direction, confidence, rule, source, risk,
      evidence, notes, validated_in, acknowledged) = raw  # fmt: skip
     return Decision(
-        claim, field_name, current, Outcome(outcome), recommended, uncapped, direction, confidence, rule,
+        claim, field_name, current, _OUTCOMES[outcome], recommended, uncapped, direction, confidence, rule,
         source, risk, tuple(Evidence(*e) for e in evidence), tuple(Note(*n) for n in notes), validated_in,
         acknowledged,
     )  # fmt: skip
