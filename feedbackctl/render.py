@@ -150,7 +150,8 @@ def print_report_json(r: Report) -> None:
     out = sys.stdout
     out.write(head + '"decisions": [')
     for i in range(0, len(r.decisions), JSON_SLICE):
-        part = ", ".join(json.dumps(decision_json(d), default=str) for d in r.decisions[i : i + JSON_SLICE])
+        # One dump of the slice as a list: the same ", "-separated text as a dump per decision.
+        part = json.dumps([decision_json(d) for d in r.decisions[i : i + JSON_SLICE]], default=str)[1:-1]
         out.write(part if i == 0 else ", " + part)
     out.write("]" + tail + "\n")
 

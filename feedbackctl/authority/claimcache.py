@@ -201,11 +201,8 @@ def _decode_claim(raw: Any) -> Claim:
 
 # YAML's safe data, as JSON: str, int, bool and None stand for themselves; the
 # rest is a one-key object naming its type.
-_SELF = frozenset({str, int, bool, type(None)})
-
-
 def _encode(v: Any) -> Any:
-    if type(v) in _SELF or v is None or isinstance(v, bool | int | str):
+    if v is None or isinstance(v, bool | int | str):
         return v
     if isinstance(v, float):
         return {"float": repr(v)}
