@@ -344,7 +344,12 @@ def _recommend_one(
     level, shared = risk_of(d, inputs.claim, policy)
     flapping = flap_note(d, inputs.histories, policy, now)
     extra = tuple(n for n in (shared, flapping) if n is not None)
-    return replace(d, evidence=with_units(d.evidence, policy), risk=level, notes=d.notes + extra)
+    # Every field spelled out: dataclasses.replace costs several times this, per claim and field.
+    return Decision(
+        d.claim, d.field, d.current, d.outcome, d.recommended, d.uncapped, d.direction, d.confidence,
+        d.rule, d.source, level, with_units(d.evidence, policy), d.notes + extra, d.validated_in,
+        d.acknowledged,
+    )  # fmt: skip
 
 
 def guard_context(

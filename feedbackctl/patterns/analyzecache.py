@@ -91,16 +91,30 @@ class PackedDecisions(Sequence[Decision]):
             yield from zlib.decompress(chunk).decode().split("\n")
         yield from self._pending
 
-    def _chunk(self, k: int) -> list[Decision]:
+    def _raw(self, k: int) -> list[Any]:
+        """Chunk ``k``'s plain lists (``_plain``; None for a decision kept as it is)."""
         sealed = k < len(self._chunks)
         raw = zlib.decompress(self._chunks[k]).decode().split("\n") if sealed else self._pending
-        first = sum(self._sizes[:k])
         # Lines this process wrote, or the cache's after its reader validated them: one
         # JSON array, so a chunk is one call into the C decoder rather than one a line.
-        return [
-            self._kept[first + i] if plain is None else _unpacked(plain)
-            for i, plain in enumerate(json.loads("[" + ",".join(raw) + "]"))
-        ]
+        return list(json.loads("[" + ",".join(raw) + "]"))
+
+    def _chunk(self, k: int) -> list[Decision]:
+        first = sum(self._sizes[:k])
+        raw = self._raw(k)
+        return [self._kept[first + i] if plain is None else _unpacked(plain) for i, plain in enumerate(raw)]
+
+    def plain(self, start: int, stop: int) -> list[list[Any]] | None:
+        """Decisions ``start:stop`` as plain lists (``_plain``), unbuilt; None if one is kept as it is."""
+        if self._kept:
+            return None
+        out: list[list[Any]] = []
+        first = 0
+        for k, size in enumerate([*self._sizes, len(self._pending)]):
+            if first < stop and start < first + size:
+                out += self._raw(k)[max(0, start - first) : stop - first]
+            first += size
+        return out
 
     def __len__(self) -> int:
         return self._len
