@@ -18,8 +18,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from feedbackctl.core.models import Decision, Outcome
+from feedbackctl.core.models import Decision, Evidence, Outcome
 from feedbackctl.core.results import JSON_SCHEMA_VERSION, Report
+from feedbackctl.patterns.analyzecache import PackedDecisions
 
 _OUTCOME_STYLE = {
     Outcome.CHANGE: "green",
@@ -106,6 +107,56 @@ def decision_json(d: Decision) -> dict[str, Any]:
     }
 
 
+def plain_decision_json(raw: list[Any]) -> dict[str, Any]:
+    """``decision_json`` of a packed decision's plain list (patterns/analyzecache.py ``_plain``).
+
+    A fleet's report is mostly its decisions: written from the packed lists, they are
+    never built as objects only to be taken apart again (the same text: tests/test_batches.py).
+    """
+    (claim, field_name, current, outcome, recommended, uncapped, direction, confidence, rule, source, risk,
+     evidence, notes) = raw[:13]  # fmt: skip
+    blocked = [n for n in notes if n[1] == "blocked"]
+    fired = blocked or [n for n in notes if n[1] == "fired"]
+    # Decision.reason (core/models.py): the blocking note first, else the firing one, else the first.
+    reason = f"{fired[0][0]}: {fired[0][2]}" if fired else (notes[0][2] if notes else "")
+    return {
+        "claim": claim,
+        "field": f"spec.{field_name}",
+        "current": current,
+        "recommended": recommended,
+        "uncapped": uncapped,
+        "outcome": outcome,
+        "direction": direction,
+        "confidence": confidence,
+        "risk": risk,
+        "rule": rule,
+        "source": source,
+        "reason": reason,
+        "blockedBy": [n[0] for n in blocked],
+        "evidence": [
+            {
+                "metric": e[0],
+                "statistic": e[1],
+                "windowMinutes": e[2],
+                "points": e[3],
+                "value": e[4],
+                "threshold": e[5],
+                "summary": Evidence(*e).summary,
+            }
+            for e in evidence
+        ],
+        "notes": [{"rule": n[0], "effect": n[1], "detail": n[2]} for n in notes],
+    }
+
+
+def _slice_json(decisions: Sequence[Decision], start: int) -> list[dict[str, Any]]:
+    stop = start + JSON_SLICE
+    plain = decisions.plain(start, stop) if isinstance(decisions, PackedDecisions) else None
+    if plain is None:
+        return [decision_json(d) for d in decisions[start:stop]]
+    return [plain_decision_json(p) for p in plain]
+
+
 def report_json(r: Report) -> dict[str, Any]:
     return {
         "schemaVersion": JSON_SCHEMA_VERSION,
@@ -150,7 +201,8 @@ def print_report_json(r: Report) -> None:
     out = sys.stdout
     out.write(head + '"decisions": [')
     for i in range(0, len(r.decisions), JSON_SLICE):
-        part = ", ".join(json.dumps(decision_json(d), default=str) for d in r.decisions[i : i + JSON_SLICE])
+        # One dump of the slice as a list: the same ", "-separated text as a dump per decision.
+        part = json.dumps(_slice_json(r.decisions, i), default=str)[1:-1]
         out.write(part if i == 0 else ", " + part)
     out.write("]" + tail + "\n")
 

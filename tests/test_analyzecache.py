@@ -167,3 +167,38 @@ def test_a_decision_json_cannot_hold_is_kept_as_it_is_and_not_cached(tmp_path: P
     answer = analyzecache.Answer(packed, [], [], MetricsCost())
     analyzecache.save(tmp_path, analyzecache.Key("k", racy=False), answer)
     assert not (tmp_path / "feedbackctl").exists()
+
+
+def test_a_packed_report_slice_is_the_json_of_its_decisions(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The report writes packed decisions from their plain lists (render.plain_decision_json):
+    # every shape of reason, blocking note, evidence and unit must come out as decision_json's.
+    from feedbackctl.render import decision_json, plain_decision_json
+
+    monkeypatch.setattr(analyzecache.PackedDecisions, "CHUNK", 3)
+    notes = [
+        (),
+        (Note("a", "info", "first"),),
+        (Note("a", "info", "x"), Note("fit", "fired", "held"), Note("cap", "blocked", "capped")),
+        (Note("cap", "blocked", "one"), Note("cool", "blocked", "two")),
+        (Note("fit", "fired", "held"), Note("sizing", "shaped", "step")),
+    ]
+    evidence = [
+        (),
+        (Evidence("duration_p99", "max", 90, 3, 1234.5, None, unit="ms"),),
+        (Evidence("m", "min", 60, 12, 0.8125, 0.8), Evidence("u", "max", 10080, 168, 300.0, unit="MB")),
+    ]
+    decisions = [
+        replace(d, notes=notes[i % len(notes)], evidence=evidence[i % len(evidence)], risk="LOW")
+        for i, d in enumerate(_decisions(16))
+    ]
+    packed = analyzecache.PackedDecisions(decisions)
+    for start, stop in ((0, 16), (2, 7), (5, 6), (14, 40)):
+        plain = packed.plain(start, stop)
+        assert plain is not None
+        got = [plain_decision_json(p) for p in plain]
+        assert json.dumps(got) == json.dumps([decision_json(d) for d in decisions[start:stop]])
+
+
+def test_packed_decisions_with_one_kept_as_it_is_have_no_plain_slices() -> None:
+    odd = replace(_decisions(1)[0], current=object())  # type: ignore[arg-type]
+    assert analyzecache.PackedDecisions([*_decisions(2), odd]).plain(0, 1) is None

@@ -173,3 +173,14 @@ def test_decisions_are_deterministic() -> None:
     a = recommend(inputs(claim(), healthy()), policy(), NOW, SOURCE)
     b = recommend(inputs(claim(), healthy()), policy(), NOW, SOURCE)
     assert a == b
+
+
+def test_every_decision_field_is_spelled_out_where_recommend_copies_it() -> None:
+    # core/decide.py _recommend_one builds the annotated decision field by field (not
+    # dataclasses.replace, which costs several times more per claim and field): a new
+    # field of Decision must be passed there too.
+    from dataclasses import fields
+
+    from feedbackctl.core.models import Decision
+
+    assert len(fields(Decision)) == 15

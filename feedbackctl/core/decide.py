@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from feedbackctl.core import flap, guards
+from feedbackctl.core import guards
+from feedbackctl.core.annotate import flap_note, risk_of, view, with_flap, with_risk, with_units
 from feedbackctl.core.models import (
     Acknowledgement,
     Claim,
@@ -26,7 +27,6 @@ from feedbackctl.core.models import (
     Series,
 )
 from feedbackctl.core.policy import Policy, Rule, Source
-from feedbackctl.core.risk import claim_changes, classify
 from feedbackctl.core.rules import RuleId
 from feedbackctl.core.schema import value_range
 from feedbackctl.core.signals import WindowCheck, check_window, round_to_step, size_from_usage
@@ -165,7 +165,7 @@ def trigger_check(
         now=now,
         window_minutes=window * TRUST_WINDOW_FACTOR.get(source.trust_level, 1),
         valid_from=vf,
-        limits=policy.limits_for(rule.when.metric),
+        limits=view(policy).limits_for(rule.when.metric),
         threshold=threshold,
     )
     return check, vf
@@ -184,8 +184,8 @@ def _recommend_field(
     fired: tuple[Rule, WindowCheck, float, list[WindowCheck]] | None = None
     any_enough = False
     factor = TRUST_WINDOW_FACTOR.get(source.trust_level, 1)
-    rules = sorted(policy.rules_for(name), key=lambda r: r.direction != "increase")
-    for rule in rules:
+    seen = view(policy)
+    for rule in seen.rules_for(name):
         check, vf = trigger_check(inputs, policy, tuning, rule, now, source, since)
         any_enough = any_enough or check.enough
         if not check.holds:
@@ -202,7 +202,7 @@ def _recommend_field(
                 now=now,
                 window_minutes=(a.sustained_minutes or rule.sustained_minutes) * factor,
                 valid_from=_valid_from_once(since, a.when.metric, inputs, policy),
-                limits=policy.limits_for(a.when.metric),
+                limits=seen.limits_for(a.when.metric),
             )
             for a in rule.also
         ]
@@ -341,54 +341,15 @@ def _recommend_one(
     if d is None:
         return None
     # Units, risk and the flap note in one copy of the decision (this runs per claim and field).
-    level, shared = _risk(d, inputs.claim, policy)
-    flapping = _flap_note(d, inputs, policy, now)
+    level, shared = risk_of(d, inputs.claim, policy)
+    flapping = flap_note(d, inputs.histories, policy, now)
     extra = tuple(n for n in (shared, flapping) if n is not None)
-    return replace(d, evidence=_with_units(d.evidence, policy), risk=level, notes=d.notes + extra)
-
-
-def _with_units(evidence: tuple[Evidence, ...], policy: Policy) -> tuple[Evidence, ...]:
-    """Evidence carries its metric's unit, so summaries and trailers say ms, MB, % or USD."""
-    units = {m: p.unit for m, p in policy.metrics.items()}
-    if not any(units.get(e.metric) for e in evidence):
-        return evidence
-    return tuple(replace(e, unit=units.get(e.metric, "")) for e in evidence)
-
-
-def _flap_note(d: Decision, inputs: ClaimInputs, policy: Policy, now: datetime) -> Note | None:
-    """Say so when the field is flapping (autotune's flap-freeze guard then blocks it)."""
-    history = inputs.histories.get(d.field)
-    if history is None:
-        return None
-    status = flap.assess(history.changes, now, policy.limits)
-    if not status.flapping:
-        return None
-    return Note(RuleId.FLAP_FREEZE, "info", f"flapping: {status.detail}; auto-tune of this field is frozen")
-
-
-def _with_flap(d: Decision, inputs: ClaimInputs, policy: Policy, now: datetime) -> Decision:
-    note = _flap_note(d, inputs, policy, now)
-    return d if note is None else replace(d, notes=d.notes + (note,))
-
-
-def _risk(d: Decision, claim: Claim, policy: Policy) -> tuple[str, Note | None]:
-    """The risk level of changing ``d``'s field, and a note when the value is shared."""
-    changes = claim_changes(claim, d.field)
-    risk = classify(changes, policy.risk)
-    if len(changes) > 1 and d.changes_value:
-        others = ", ".join(c.claim for c in changes[1:])
-        note = Note(
-            RuleId.SHARED_VALUE,
-            "info",
-            f"the value is shared with {others}: a change is a batch ({risk.rationale})",
-        )
-        return risk.level, note
-    return risk.level, None
-
-
-def _with_risk(d: Decision, claim: Claim, policy: Policy) -> Decision:
-    level, note = _risk(d, claim, policy)
-    return replace(d, risk=level, notes=d.notes + ((note,) if note is not None else ()))
+    # Every field spelled out: dataclasses.replace costs several times this, per claim and field.
+    return Decision(
+        d.claim, d.field, d.current, d.outcome, d.recommended, d.uncapped, d.direction, d.confidence,
+        d.rule, d.source, level, with_units(d.evidence, policy), d.notes + extra, d.validated_in,
+        d.acknowledged,
+    )  # fmt: skip
 
 
 def guard_context(
@@ -466,5 +427,5 @@ def settled_by_git(
     if current is None:
         return None
     probe = Decision(inputs.claim.name, name, _as_value(current), Outcome.CHANGE, source=source.name)
-    probe = _with_flap(_with_risk(probe, inputs.claim, policy), inputs, policy, now)
+    probe = with_flap(with_risk(probe, inputs.claim, policy), inputs.histories, policy, now)
     return guards.settled_by_git(guard_context(inputs, name, policy, now, source), probe, budget)

@@ -151,6 +151,11 @@ class FlapStatus:
 def assess(changes: Sequence[FieldChange], now: datetime, limits: Limits) -> FlapStatus:
     """Is the field flapping at ``now``, judged from its history (oldest first)?"""
     states = _states(changes, now, limits.flap_window_days)
+    if limits.flap_reversals > 0 and len({step for _, step in since_lift(changes, now)}) <= 1:
+        # Every change since the last human act went one way: no reversal anywhere, so no
+        # percentage and no freeze, as the replays below would find (this runs per claim
+        # and field of a fleet, twice: docs/performance.md).
+        return FlapStatus(False, 0.0, 0, len(states), limits.flap_window_days, limits.flap_reversals)
     n = count_reversals(states)
     by_percent, percent = hysteresis(states)
     return FlapStatus(

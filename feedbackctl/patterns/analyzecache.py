@@ -91,15 +91,30 @@ class PackedDecisions(Sequence[Decision]):
             yield from zlib.decompress(chunk).decode().split("\n")
         yield from self._pending
 
-    def _chunk(self, k: int) -> list[Decision]:
+    def _raw(self, k: int) -> list[Any]:
+        """Chunk ``k``'s plain lists (``_plain``; None for a decision kept as it is)."""
         sealed = k < len(self._chunks)
         raw = zlib.decompress(self._chunks[k]).decode().split("\n") if sealed else self._pending
+        # Lines this process wrote, or the cache's after its reader validated them: one
+        # JSON array, so a chunk is one call into the C decoder rather than one a line.
+        return list(json.loads("[" + ",".join(raw) + "]"))
+
+    def _chunk(self, k: int) -> list[Decision]:
         first = sum(self._sizes[:k])
-        # Lines this process wrote, or the cache's after its reader validated them.
-        return [
-            self._kept[first + i] if line == "null" else _unpacked(json.loads(line))
-            for i, line in enumerate(raw)
-        ]
+        raw = self._raw(k)
+        return [self._kept[first + i] if plain is None else _unpacked(plain) for i, plain in enumerate(raw)]
+
+    def plain(self, start: int, stop: int) -> list[list[Any]] | None:
+        """Decisions ``start:stop`` as plain lists (``_plain``), unbuilt; None if one is kept as it is."""
+        if self._kept:
+            return None
+        out: list[list[Any]] = []
+        first = 0
+        for k, size in enumerate([*self._sizes, len(self._pending)]):
+            if first < stop and start < first + size:
+                out += self._raw(k)[max(0, start - first) : stop - first]
+            first += size
+        return out
 
     def __len__(self) -> int:
         return self._len
@@ -170,24 +185,48 @@ def key_of(parts: Sequence[str], root: str, claims: Sequence[str], metrics: Sequ
     h.update(f"v{VERSION}\0{_code_digest()}\0".encode())
     for p in parts:
         h.update(p.encode() + b"\0")
+    # One update of the joined text hashes as the updates one by one would; the stats go
+    # relative to the root's descriptor (no path walked again: a warm run is mostly these).
+    out: list[str] = []
     newest = 0
-    for claim in claims:
-        folder = os.path.join(root, claim)
-        try:
-            st = os.lstat(folder)
-            h.update(f"{claim}\0d{st.st_mode}\0".encode())
-        except OSError:
-            h.update(f"{claim}\0-\0".encode())
-            continue
-        for metric in metrics:
+    files = [f"/{metric}.csv" for metric in metrics]
+    with _opened(root) as fd:
+        for claim in claims:
             try:
-                st = os.lstat(os.path.join(folder, f"{metric}.csv"))
+                st = _lstat(root, claim, fd)
+                out.append(f"{claim}\0d{st.st_mode}\0")
             except OSError:
-                h.update(b"-\0")
+                out.append(f"{claim}\0-\0")
                 continue
-            h.update(f"{st.st_mode}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}\0".encode())
-            newest = max(newest, st.st_mtime_ns, st.st_ctime_ns)
+            for file in files:
+                try:
+                    st = _lstat(root, claim + file, fd)
+                except OSError:
+                    out.append("-\0")
+                    continue
+                out.append(f"{st.st_mode}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}\0")
+                newest = max(newest, st.st_mtime_ns, st.st_ctime_ns)
+    h.update("".join(out).encode())
     return Key(h.hexdigest(), newest >= time.time_ns() - int(RACY_SECONDS * 1e9))
+
+
+@contextlib.contextmanager
+def _opened(root: str) -> Iterator[int | None]:
+    try:
+        fd = os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        yield None  # stat by path: each fails as the root does
+        return
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _lstat(root: str, rel: str, fd: int | None) -> os.stat_result:
+    if fd is None or os.stat not in os.supports_dir_fd:
+        return os.lstat(os.path.join(root, rel))
+    return os.stat(rel, dir_fd=fd, follow_symlinks=False)
 
 
 def _file(git_dir: Path) -> Path:
@@ -261,12 +300,16 @@ def _plain(d: Decision) -> list[Any]:
     ]  # fmt: skip
 
 
+# Outcome(value) goes through the enum's lookup machinery; a report decodes every decision.
+_OUTCOMES = {o.value: o for o in Outcome}
+
+
 def _unpacked(raw: list[Any]) -> Decision:
     """``_plain`` undone, for lines known to be valid."""
     (claim, field_name, current, outcome, recommended, uncapped, direction, confidence, rule, source, risk,
      evidence, notes, validated_in, acknowledged) = raw  # fmt: skip
     return Decision(
-        claim, field_name, current, Outcome(outcome), recommended, uncapped, direction, confidence, rule,
+        claim, field_name, current, _OUTCOMES[outcome], recommended, uncapped, direction, confidence, rule,
         source, risk, tuple(Evidence(*e) for e in evidence), tuple(Note(*n) for n in notes), validated_in,
         acknowledged,
     )  # fmt: skip

@@ -37,7 +37,7 @@ from feedbackctl.core.models import Claim, Decision, Outcome
 from feedbackctl.core.results import Report
 from feedbackctl.errors import ClaimError, ConflictError, FeedbackError, UsageError
 from feedbackctl.patterns import analyzecache
-from feedbackctl.patterns.batches import open_stream
+from feedbackctl.patterns.batches import long_lived, open_stream, whole_run
 from feedbackctl.patterns.inputs import (
     Gathered,
     Problem,
@@ -166,7 +166,8 @@ def _recommend_batch(
 
 
 def _answer(snapshot: Snapshot, metrics: str | None, now: datetime) -> analyzecache.Answer:
-    stream = open_stream(snapshot, metrics, now)
+    with long_lived():  # the claims' histories
+        stream = open_stream(snapshot, metrics, now)
     # Packed as each batch is decided: a fleet's decisions never sit in memory as objects.
     decisions = analyzecache.PackedDecisions()
     decided: list[Problem] = []
@@ -199,7 +200,8 @@ def analyze(
     shard: Shard = ALL,
 ) -> Report:
     def attempt(_: int) -> Report | cas.Moved:
-        snapshot = load_snapshot(repo, ref).restrict(shard)
+        with long_lived():
+            snapshot = load_snapshot(repo, ref).restrict(shard)
         key = _answer_key(snapshot, metrics, now, shard)
         answer = analyzecache.load(repo.git_dir, key) if key is not None else None
         if answer is None:
@@ -227,7 +229,8 @@ def analyze(
             return report
         return cas.Moved(where=snapshot.branch)
 
-    return cas.retry(attempt)
+    with whole_run():
+        return cas.retry(attempt)
 
 
 @dataclass(frozen=True)
