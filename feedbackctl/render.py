@@ -18,9 +18,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from feedbackctl.core.models import Decision, Evidence, Outcome
+from feedbackctl.core.models import Decision, Evidence, Outcome, reason_of
 from feedbackctl.core.results import JSON_SCHEMA_VERSION, Report
-from feedbackctl.patterns.analyzecache import PackedDecisions
+from feedbackctl.patterns.analyzecache import PackedDecisions, plain_decision
 
 _OUTCOME_STYLE = {
     Outcome.CHANGE: "green",
@@ -77,48 +77,17 @@ def terminal_safe(value: object, *, markup: bool = True, newlines: bool = False)
 
 
 def decision_json(d: Decision) -> dict[str, Any]:
-    return {
-        "claim": d.claim,
-        "field": f"spec.{d.field}",
-        "current": d.current,
-        "recommended": d.recommended,
-        "uncapped": d.uncapped,
-        "outcome": d.outcome.value,
-        "direction": d.direction,
-        "confidence": d.confidence,
-        "risk": d.risk,
-        "rule": d.rule,
-        "source": d.source,
-        "reason": d.reason,
-        "blockedBy": list(d.blocked_by),
-        "evidence": [
-            {
-                "metric": e.metric,
-                "statistic": e.statistic,
-                "windowMinutes": e.window_minutes,
-                "points": e.points,
-                "value": e.value,
-                "threshold": e.threshold,
-                "summary": e.summary,
-            }
-            for e in d.evidence
-        ],
-        "notes": [{"rule": n.rule, "effect": n.effect, "detail": n.detail} for n in d.notes],
-    }
+    return plain_decision_json(plain_decision(d))
 
 
 def plain_decision_json(raw: list[Any]) -> dict[str, Any]:
-    """``decision_json`` of a packed decision's plain list (patterns/analyzecache.py ``_plain``).
+    """A decision's JSON, from its plain list (patterns/analyzecache.py ``plain_decision``).
 
     A fleet's report is mostly its decisions: written from the packed lists, they are
     never built as objects only to be taken apart again (the same text: tests/test_batches.py).
     """
     (claim, field_name, current, outcome, recommended, uncapped, direction, confidence, rule, source, risk,
      evidence, notes) = raw[:13]  # fmt: skip
-    blocked = [n for n in notes if n[1] == "blocked"]
-    fired = blocked or [n for n in notes if n[1] == "fired"]
-    # Decision.reason (core/models.py): the blocking note first, else the firing one, else the first.
-    reason = f"{fired[0][0]}: {fired[0][2]}" if fired else (notes[0][2] if notes else "")
     return {
         "claim": claim,
         "field": f"spec.{field_name}",
@@ -131,8 +100,8 @@ def plain_decision_json(raw: list[Any]) -> dict[str, Any]:
         "risk": risk,
         "rule": rule,
         "source": source,
-        "reason": reason,
-        "blockedBy": [n[0] for n in blocked],
+        "reason": reason_of(notes),
+        "blockedBy": [n[0] for n in notes if n[1] == "blocked"],
         "evidence": [
             {
                 "metric": e[0],

@@ -6,7 +6,7 @@ Field names are bare spec keys (``lambdaMemory``); trailers add ``spec.``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -274,10 +274,15 @@ class Decision:
     @property
     def reason(self) -> str:
         """One line: why this outcome (the blocking note first)."""
-        blocked = [n for n in self.notes if n.effect == "blocked"]
-        if blocked:
-            return f"{blocked[0].rule}: {blocked[0].detail}"
-        fired = [n for n in self.notes if n.effect == "fired"]
-        if fired:
-            return f"{fired[0].rule}: {fired[0].detail}"
-        return self.notes[0].detail if self.notes else ""
+        return reason_of([(n.rule, n.effect, n.detail) for n in self.notes])
+
+
+def reason_of(notes: Sequence[Sequence[str]]) -> str:
+    """``Decision.reason`` of notes given as (rule, effect, detail): the blocking note first,
+    else the firing one, else the first note's detail. Also read from packed decisions'
+    plain lists (render.py), which are never built into Decisions."""
+    blocked = [n for n in notes if n[1] == "blocked"]
+    fired = blocked or [n for n in notes if n[1] == "fired"]
+    if fired:
+        return f"{fired[0][0]}: {fired[0][2]}"
+    return notes[0][2] if notes else ""

@@ -62,7 +62,7 @@ class PackedDecisions(Sequence[Decision]):
     def extend(self, decisions: Iterable[Decision]) -> None:
         for d in decisions:
             try:
-                line = json.dumps(_plain(d))
+                line = json.dumps(plain_decision(d))
             except (TypeError, ValueError):
                 self._kept[self._len] = d
                 line = "null"
@@ -92,7 +92,7 @@ class PackedDecisions(Sequence[Decision]):
         yield from self._pending
 
     def _raw(self, k: int) -> list[Any]:
-        """Chunk ``k``'s plain lists (``_plain``; None for a decision kept as it is)."""
+        """Chunk ``k``'s plain lists (``plain_decision``; None for a decision kept as it is)."""
         sealed = k < len(self._chunks)
         raw = zlib.decompress(self._chunks[k]).decode().split("\n") if sealed else self._pending
         # Lines this process wrote, or the cache's after its reader validated them: one
@@ -105,7 +105,7 @@ class PackedDecisions(Sequence[Decision]):
         return [self._kept[first + i] if plain is None else _unpacked(plain) for i, plain in enumerate(raw)]
 
     def plain(self, start: int, stop: int) -> list[list[Any]] | None:
-        """Decisions ``start:stop`` as plain lists (``_plain``), unbuilt; None if one is kept as it is."""
+        """Decisions ``start:stop`` as plain lists (``plain_decision``), unbuilt; None if one is kept."""
         if self._kept:
             return None
         out: list[list[Any]] = []
@@ -274,7 +274,7 @@ def save(git_dir: Path, key: Key, answer: Answer) -> None:
                 fh.write(line + "\n")
             return
         for d in answer.decisions:
-            fh.write(json.dumps(_plain(d)) + "\n")
+            fh.write(json.dumps(plain_decision(d)) + "\n")
 
     shapes.write_atomically(_file(git_dir), ".analyze-", write)
 
@@ -289,7 +289,8 @@ def _lines(fh: Any, n: int) -> Iterator[bytes]:
         raise _Invalid
 
 
-def _plain(d: Decision) -> list[Any]:
+def plain_decision(d: Decision) -> list[Any]:
+    """A decision as the plain list the cache and the packed decisions hold (render.py reads it too)."""
     return [
         d.claim, d.field, d.current, d.outcome.value, d.recommended, d.uncapped, d.direction,
         d.confidence, d.rule, d.source, d.risk,
@@ -305,7 +306,7 @@ _OUTCOMES = {o.value: o for o in Outcome}
 
 
 def _unpacked(raw: list[Any]) -> Decision:
-    """``_plain`` undone, for lines known to be valid."""
+    """``plain_decision`` undone, for lines known to be valid."""
     (claim, field_name, current, outcome, recommended, uncapped, direction, confidence, rule, source, risk,
      evidence, notes, validated_in, acknowledged) = raw  # fmt: skip
     return Decision(

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from feedbackctl.authority.commits import bulk
 from feedbackctl.authority.snapshot import Snapshot
 from feedbackctl.core.models import Claim
 from feedbackctl.patterns import fetching
@@ -50,14 +51,11 @@ def long_lived() -> Iterator[None]:
     third of a second of a 10k-claim cold analyze, docs/performance.md). Paused
     while they are built, then frozen; ``whole_run`` hands them back at the end.
     """
-    paused = gc.isenabled()
-    gc.disable()
     try:
-        yield
+        with bulk():
+            yield
     finally:
         gc.freeze()
-        if paused:
-            gc.enable()
 
 
 @contextmanager
