@@ -79,8 +79,6 @@ def flap_note(d: Decision, histories: Histories, policy: Policy, now: datetime) 
     history = histories.get(d.field)
     if history is None:
         return None
-    if not history.changes and policy.limits.flap_reversals > 0:
-        return None  # no change, no reversal: what flap.assess says of an empty history
     status = flap.assess(history.changes, now, policy.limits)
     if not status.flapping:
         return None
