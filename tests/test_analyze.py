@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from feedbackctl.authority.claimcache import CACHE_VERSION
 from tests.clirun import ROOT, cli
 from tests.gitutil import commit_files, git_out, make_repo
 
@@ -261,7 +262,7 @@ def test_a_claim_without_metrics_is_not_enough_data_not_an_error(repo, metrics) 
 def test_claim_cache_is_keyed_by_blob_and_survives_corruption(repo, metrics) -> None:
     work, _ = repo
     first = analyze(work, metrics, "--output", "json").json()["decisions"]
-    cache = work / ".git" / "feedbackctl" / "claims-v2.json"
+    cache = work / ".git" / "feedbackctl" / f"claims-v{CACHE_VERSION}.json"
     assert cache.exists()
     assert analyze(work, metrics, "--output", "json").json()["decisions"] == first
     text = (work / PROD).read_text().replace("lambdaMemory: 256", "lambdaMemory: 192")

@@ -14,7 +14,6 @@ import json
 import math
 import os
 import stat
-import sys
 from collections.abc import Collection, Mapping
 from datetime import date, datetime
 from pathlib import Path
@@ -27,7 +26,7 @@ from feedbackctl.boundedio import InputFileError
 from feedbackctl.core.models import Claim, ValueLocation
 from feedbackctl.errors import FeedbackError
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: arrays, not objects (v2's file, claims-v2.json, is left unread)
 MAX_CACHE_BYTES = 256 * 1024 * 1024
 Entry = tuple[tuple[Claim, int], ...]
 Key = tuple[str, str, tuple[str, ...]]
@@ -41,8 +40,8 @@ class ClaimCache:
         self.dirty = False
         try:
             self.entries = _read(self.file)
-        except (OSError, InputFileError, ValueError, _Invalid):
-            self.entries = {}
+        except (OSError, InputFileError, ValueError, RecursionError, _Invalid):
+            self.entries = {}  # RecursionError: JSON (or a tagged value) nested too deep
 
     @staticmethod
     def key(path: str, blob: str, kinds: Collection[str] | None) -> Key:
@@ -77,20 +76,20 @@ class ClaimCache:
 # held whole (as text and as parsed JSON) beside the claims (docs/performance.md).
 _OPEN = f'{{"version":{CACHE_VERSION},"entries":[\n'
 _CLOSE = "]}\n"
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
 def _write(fh: TextIO, entries: Mapping[Key, Entry]) -> None:
     fh.write(_OPEN)
-    first = True
+    sep = ""
     for key, found in entries.items():
         try:
-            item = encode_entries({key: found})["entries"]
+            line = _ENCODER.encode(encode_entry(key, found))
         except _Invalid:
-            continue
-        for e in item:
-            fh.write(("" if first else ",\n") + json.dumps(e, separators=(",", ":"), allow_nan=False))
-            first = False
-    fh.write("\n" + _CLOSE if not first else _CLOSE)
+            continue  # a value this format cannot hold: that file is parsed again next run
+        fh.write(sep + line)
+        sep = ",\n"
+    fh.write("\n" + _CLOSE if sep else _CLOSE)
 
 
 def _read(file: Path) -> dict[Key, Entry]:
@@ -101,102 +100,126 @@ def _read(file: Path) -> dict[Key, Entry]:
         if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_CACHE_BYTES:
             raise _Invalid
         if fh.readline(len(_OPEN) + 1) != _OPEN.encode():
-            # Not laid out an entry a line (an older writer): the whole document, bounded.
+            # Not laid out an entry a line (written by hand?): the whole document, bounded.
             fh.seek(0)
             return decode_entries(json.loads(fh.read(MAX_CACHE_BYTES + 1)))
         entries: dict[Key, Entry] = {}
+        close = (_CLOSE.encode(), b"\n" + _CLOSE.encode())
         for line in fh:
-            if line == _CLOSE.encode() or line == b"\n" + _CLOSE.encode():
+            if line in close:
                 return entries
-            entry = json.loads(line.rstrip(b",\n"))
-            entries.update(decode_entries({"version": CACHE_VERSION, "entries": [entry]}))
+            key, found = decode_entry(json.loads(line.rstrip(b",\n")))
+            entries[key] = found
     raise _Invalid  # cut short
 
 
 # --- the plain-data format --------------------------------------------------------------
+# An entry is [path, blob, kinds, claims]; a claim is
+# [line, name, kind, apiVersion, namespace, docIndex, spec, annotations, labels, locations].
+# Mappings are flat [key, value, key, value, ...] lists and the locations flat
+# [key, start, end, line, column, ...] runs: a fleet's claims are millions of
+# values, and arrays are what the C encoder and decoder get through fastest (this
+# halved the cache's size and its write; docs/performance.md). A claim's path and
+# blob are the entry's and its values' locations lie in its own document, as
+# ``parse_file`` gives them; a claim that is anything else is not cached.
 
 
 _Invalid = shapes.Invalid
+_PLAIN = frozenset({str, int, bool, type(None)})  # stand for themselves in JSON (not subclasses)
 
 
-def encode_entries(entries: Mapping[Key, Entry]) -> dict[str, Any]:
-    out = []
-    for (path, blob, kinds), found in entries.items():
-        try:
-            claims = [[_encode_claim(c), index] for c, index in found]
-        except _Invalid:
-            continue  # a value this format cannot hold: that file is parsed again next run
-        out.append({"path": path, "blob": blob, "kinds": list(kinds), "claims": claims})
-    return {"version": CACHE_VERSION, "entries": out}
+def encode_entry(key: Key, found: Entry) -> list[Any]:
+    path, blob, kinds = key
+    return [path, blob, list(kinds), [_encode_claim(c, line, path, blob) for c, line in found]]
+
+
+def decode_entry(raw: Any) -> tuple[Key, Entry]:
+    path, blob, kinds, claims = _list(raw, 4)
+    path, blob = _str(path), _str(blob)
+    key = (path, blob, tuple(_str(k) for k in _list(kinds)))
+    return key, tuple(_decode_claim(c, path, blob) for c in _list(claims))
 
 
 def decode_entries(raw: Any) -> dict[Key, Entry]:
+    """A whole cache document at once (one not laid out an entry a line)."""
     doc = _map(raw)
     if doc.get("version") != CACHE_VERSION:
         raise _Invalid
-    entries: dict[Key, Entry] = {}
-    for item in _list(doc.get("entries")):
-        e = _map(item)
-        kinds = tuple(_str(k) for k in _list(e.get("kinds")))
-        key = (_str(e.get("path")), _str(e.get("blob")), kinds)
-        found = []
-        for pair in _list(e.get("claims")):
-            claim, index = _list(pair, 2)
-            found.append((_decode_claim(claim), _int(index)))
-        entries[key] = tuple(found)
-    return entries
+    return dict(decode_entry(e) for e in _list(doc.get("entries")))
 
 
-def _encode_claim(c: Claim) -> dict[str, Any]:
-    if c.schema:
+def _encode_claim(c: Claim, line: int, path: str, blob: str) -> list[Any]:
+    if c.schema or c.path != path or c.blob != blob:
         raise _Invalid  # schemas are attached after parsing; never cached
-    return {
-        "name": c.name,
-        "kind": c.kind,
-        "apiVersion": c.api_version,
-        "spec": _encode(c.spec),
-        "path": c.path,
-        "docIndex": c.doc_index,
-        "namespace": c.namespace,
-        "annotations": _encode(c.annotations),
-        "labels": _encode(c.labels),
-        "locations": {
-            k: [v.path, v.doc_index, v.start, v.end, v.line, v.column, list(v.shared_by)]
-            for k, v in c.locations.items()
-        },
-        "blob": c.blob,
-    }
-
-
-def _decode_claim(raw: Any) -> Claim:
-    m = _map(raw)
-    spec, annotations, labels = (_decode(m.get(k)) for k in ("spec", "annotations", "labels"))
-    if not isinstance(spec, dict) or not isinstance(annotations, dict) or not isinstance(labels, dict):
+    if not type(c.name) is type(c.kind) is type(c.api_version) is str or type(c.doc_index) is not int:
         raise _Invalid
-    namespace = m.get("namespace")
-    file = _str(m.get("path"))
+    spec: list[Any] = []
+    for k, v in c.spec.items():
+        spec += (k if type(k) is str else _encode(k), v if type(v) in _PLAIN else _encode(v))
+    locations: list[Any] = []
+    own = (path, c.doc_index, ())
+    for k, loc in c.locations.items():
+        if type(loc) is not ValueLocation or (loc.path, loc.doc_index, loc.shared_by) != own:
+            raise _Invalid  # set elsewhere (an overlay's patch) or shared: never from parse_file
+        locations += (k, loc.start, loc.end, loc.line, loc.column)
+    return [
+        line, c.name, c.kind, c.api_version, c.namespace, c.doc_index, spec,
+        _strings(c.annotations), _strings(c.labels), locations,
+    ]  # fmt: skip
+
+
+def _decode_claim(raw: Any, path: str, blob: str) -> tuple[Claim, int]:
+    line, name, kind, api_version, namespace, doc_index, spec, annotations, labels, flat = _list(raw, 10)
+    doc_index = _int(doc_index)
+    spec = _list(spec)
+    if len(spec) % 2:
+        raise _Invalid
+    values = {}
+    for k, v in zip(spec[::2], spec[1::2], strict=True):
+        # Strings, the common case, without a call: a fleet's claims hold ~100,000 keys and values.
+        k = intern(k) if type(k) is str else _decode(k)  # YAML keys can be numbers, dates, ...
+        if isinstance(k, list | dict):
+            raise _Invalid
+        values[k] = intern(v) if type(v) is str else v if type(v) in _PLAIN else _decode(v)
+    flat = _list(flat)
+    if len(flat) % 5:
+        raise _Invalid
     locations = {}
-    for key, loc in _map(m.get("locations")).items():
-        path, doc_index, start, end, line, column, shared = _list(loc, 7)
-        # Shared strings, as a fresh parse has them (claims.py): the keys every claim
-        # spells, and the claim's own path for the values its file sets.
-        locations[intern(_str(key))] = ValueLocation(
-            file if path == file else _str(path), _int(doc_index), _int(start), _int(end), _int(line),
-            _int(column), tuple(_str(s) for s in _list(shared)),
-        )  # fmt: skip
-    return Claim(
-        name=_str(m.get("name")),
-        kind=_str(m.get("kind")),
-        api_version=_str(m.get("apiVersion")),
-        spec={intern(k): v for k, v in spec.items()},
-        path=file,
-        doc_index=_int(m.get("docIndex")),
+    for i in range(0, len(flat), 5):
+        key, start, end, line_no, column = flat[i : i + 5]
+        if not type(start) is type(end) is type(line_no) is type(column) is int:
+            raise _Invalid
+        locations[_str(key)] = ValueLocation(path, doc_index, start, end, line_no, column)
+    claim = Claim(
+        name=_str(name),
+        kind=_str(kind),
+        api_version=_str(api_version),
+        spec=values,
+        path=path,
+        doc_index=doc_index,
         namespace=None if namespace is None else _str(namespace),
-        annotations={_str(k): _str(v) for k, v in annotations.items()},
-        labels={_str(k): _str(v) for k, v in labels.items()},
+        annotations=_string_map(annotations),
+        labels=_string_map(labels),
         locations=locations,
-        blob=_str(m.get("blob")),
+        blob=blob,
     )
+    return claim, _int(line)
+
+
+def _strings(m: Mapping[str, str]) -> list[str]:
+    out: list[str] = []
+    for k, v in m.items():
+        if type(k) is not str or type(v) is not str:
+            raise _Invalid
+        out += (k, v)
+    return out
+
+
+def _string_map(raw: Any) -> dict[str, str]:
+    flat = [_str(s) for s in _list(raw)]
+    if len(flat) % 2:
+        raise _Invalid
+    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 # YAML's safe data, as JSON: str, int, bool and None stand for themselves; the
@@ -220,10 +243,8 @@ def _encode(v: Any) -> Any:
 
 
 def _decode(v: Any) -> Any:
-    if isinstance(v, str):
-        return sys.intern(v)
-    if v is None or isinstance(v, bool | int):
-        return v
+    if type(v) in _PLAIN:  # what json.loads gives: no subclasses
+        return intern(v) if type(v) is str else v
     (tag, body), *rest = _map(v).items() or [("", None)]
     if rest:
         raise _Invalid
@@ -259,10 +280,11 @@ _map, _list = shapes.mapping, shapes.items
 
 
 def _str(v: Any) -> str:
-    v = shapes.text(v)
+    if type(v) is not str:
+        raise _Invalid
     # Paths, field names and values repeat across a fleet's claims (a claim's path once
     # per location): one copy each keeps 50,000 claims in a fraction of the memory.
-    return sys.intern(v)
+    return intern(v)
 
 
 def _int(v: Any) -> int:
