@@ -281,9 +281,12 @@ def _scan(
     opened = [(name, seg) for name, cov in moved.items() for seg in cov.segments or ()]
     walked_here: dict[str, list[Segment]] = {}  # files read above that the claim did not enter
     renamed: dict[str, list[tuple[str, datetime]]] = {}
+    arrived = {name for _, name in entered}  # most claims entered none of their files in the window
     for c in claims:
+        if c.name in moved or c.name not in arrived:
+            continue
         paths = sorted(claim_files([c]))
-        if c.name in moved or not any((p, c.name) in entered for p in paths):
+        if not any((p, c.name) in entered for p in paths):
             continue
         for p in paths:
             o = entered.get((p, c.name))

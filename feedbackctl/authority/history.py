@@ -143,6 +143,8 @@ def _rests_on_unknown(changes: Sequence[FieldChange], now: datetime, since: date
     Only changes after ``since`` are fully known; an edit without trailers
     before it would lift the freeze, or lower the count it reports.
     """
+    if now >= since and all(c.at >= since for c in changes):
+        return False  # nothing older to rest on (asked per claim and field of a fleet)
     if not flap.assess(changes, now, policy.limits).flapping:
         return False
     return _first_state(changes, now) < since
@@ -289,12 +291,10 @@ def load_histories(
         more, extended = _find_lifts(repo, suspects, coverage, min(since, reach), fields, memo, marked)
         events += more
         coverage.update(extended)
-    per = _group([*events, *copies])
-    recent = tuple(
-        (claim, ch)
-        for claim, _, ch in sorted(events, key=lambda e: e[2].at)
-        if ch.automated and ch.at >= since
-    )
+        per = _group([*events, *copies])
+    # Filtered, then sorted (a stable sort: the same order as sorting all of them first).
+    automated = [(claim, ch) for claim, _, ch in events if ch.automated and ch.at >= since]
+    recent = tuple(sorted(automated, key=lambda e: e[1].at))
     out: dict[str, dict[str, FieldHistory]] = {}
     for c in claims:
         out[c.name] = {}

@@ -74,14 +74,31 @@ def fetch(
 ) -> Fetched:
     start, end = window
     if planned is None or not isinstance(source, ChecksRequests):
-        requests = [MetricRequest(c, claim_metrics(c, policy), start, end) for c in claims]
+        requests = full_requests(claims, policy, start, end)
         return Fetched(source.fetch(requests, end), fetch_cost(source, requests))
     return _in_rounds(source, claims, policy, histories, window, now, planned)
 
 
-def claim_metrics(claim: Claim, policy: Policy) -> tuple[str, ...]:
-    """What the decisions of ``claim`` can read: a full fetch (analyze, propose, fixtures)."""
-    return fetchplan.claim_metrics(ClaimInputs(claim), policy)
+def full_requests(claims: Sequence[Claim], policy: Policy, start: float, end: float) -> list[MetricRequest]:
+    """A full fetch of ``claims`` (analyze, propose, fixtures): what their decisions can read.
+
+    That is ``fetchplan.claim_metrics`` of each claim, worked out once per set of fields.
+
+    What a claim's decisions can read depends only on which tuned fields it
+    sets (``fetchplan.set_fields``: those whose value is not None), and a
+    fleet's claims share a handful of such sets; asked per claim, the policy
+    gave 10k claims the same few answers 10k times (docs/performance.md).
+    """
+    tuned = policy.tuned_fields
+    known: dict[tuple[str, ...], tuple[str, ...]] = {}
+    requests = []
+    for c in claims:
+        fields = tuple(f for f in tuned if c.value(f) is not None)
+        metrics = known.get(fields)
+        if metrics is None:
+            metrics = known[fields] = fetchplan.evidence_metrics(policy, fields)
+        requests.append(MetricRequest(c, metrics, start, end))
+    return requests
 
 
 def _in_rounds(
@@ -96,7 +113,7 @@ def _in_rounds(
     start, end = window
     # Naming problems (a template value unset, two claims on one series) are the
     # same as a full fetch would report: they come from git, not from the metrics.
-    batch = source.check([MetricRequest(c, claim_metrics(c, policy), start, end) for c in claims])
+    batch = source.check(full_requests(claims, policy, start, end))
     fleet = [ClaimInputs(c, histories=histories.for_claim(c.name)) for c in claims]
     plan = fetchplan.plan_fetch(fleet, policy, now, planned.source, planned.budget, planned.everything)
     ok = [c for c in claims if c.name not in batch.problems]

@@ -155,8 +155,7 @@ def prepare(
 
 def requests_for(fleet: Fleet, claims: Sequence[Claim], now: datetime) -> list[MetricRequest]:
     """A full fetch of ``claims``: what their decisions can read (analyze, propose, fixtures)."""
-    end = now.timestamp()
-    return [MetricRequest(c, fetching.claim_metrics(c, fleet.policy), fleet.start, end) for c in claims]
+    return fetching.full_requests(claims, fleet.policy, fleet.start, now.timestamp())
 
 
 def claim_inputs(
