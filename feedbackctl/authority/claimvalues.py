@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import yaml
 
@@ -117,9 +118,7 @@ class ValueMemo:
         self.known: dict[tuple[str, str], Mapping[str, Mapping[str, Scalar]]] = {}
         seeded: dict[tuple[str, str], dict[str, Mapping[str, Scalar]]] = defaultdict(dict)
         for c in claims:
-            # A rendered claim's values come from its overlay's patches, not its own file.
-            rendered = any(isinstance(loc, RenderedLocation) for loc in c.locations.values())
-            if c.blob and c.path and not rendered and all(loc.path == c.path for loc in c.locations.values()):
+            if c.blob and c.path and _in_own_file(c):
                 seeded[(c.path, c.blob)][c.name] = _scalars(c.spec)
         self.known.update(seeded)
         self.parsed = {blob for _, blob in self.known}  # the blobs of ``known``, for ``load``
@@ -185,5 +184,16 @@ class ValueMemo:
             self._stored, self._fresh = kept, False
 
 
-def _scalars(spec: Mapping[str, object]) -> dict[str, Scalar]:
-    return {k: v for k, v in spec.items() if v is None or isinstance(v, int | float | str | bool)}
+def _in_own_file(c: Claim) -> bool:
+    """Every value is set in the claim's own file: not a rendered claim, whose values come
+    from its overlay's patches."""
+    path = c.path
+    return all(loc.path == path and not isinstance(loc, RenderedLocation) for loc in c.locations.values())
+
+
+_SCALAR_TYPES = frozenset({int, float, str, bool, type(None)})
+
+
+def _scalars(spec: Mapping[str, Any]) -> dict[str, Scalar]:
+    # The exact types first (a set lookup), the subclasses by isinstance: once per claim of a fleet.
+    return {k: v for k, v in spec.items() if type(v) in _SCALAR_TYPES or isinstance(v, int | float | str)}

@@ -233,6 +233,8 @@ def _unknown(
     events: list[tuple[str, str, FieldChange]], upto: Mapping[str, datetime | None]
 ) -> list[tuple[str, str, FieldChange]]:
     """Drop the events of a claim already covered (at or after its ``upto``)."""
+    if not any(upto.values()):
+        return events  # nothing covered yet: a first scan (every run's, over the whole fleet)
     out = []
     for e in events:
         u = _before(upto.get(e[0]))
@@ -261,7 +263,7 @@ def _scan(
     # A claim whose older history lies elsewhere (moved, renamed) is read there.
     moved = {n: cov for n, cov in (known or {}).items() if n in upto and cov.segments is not None}
     files = claim_files([c for c in claims if c.name not in moved])
-    coverage = {c.name: Coverage(since, tip) for c in claims}
+    coverage = dict.fromkeys((c.name for c in claims), Coverage(since, tip))  # frozen: one serves all
     walked: list[tuple[Sequence[Commit], Mapping[str, Collection[str]]]] = []
     events: list[tuple[str, str, FieldChange]] = []
     if len(files) > PER_FILE_PASSES:

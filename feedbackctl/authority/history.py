@@ -297,10 +297,11 @@ def load_histories(
     recent = tuple(sorted(automated, key=lambda e: e[1].at))
     out: dict[str, dict[str, FieldHistory]] = {}
     for c in claims:
-        out[c.name] = {}
-        cov = coverage.get(c.name)
+        mine, cov = per.get(c.name, {}), coverage.get(c.name)
+        out[c.name] = fh = {}
         for f in fields:
-            changes = tuple(per.get(c.name, {}).get(f, ()))
-            out[c.name][f] = FieldHistory(c.name, f, changes, baseline=_known_baseline(changes, cov))
+            changes = tuple(mine.get(f, ()))
+            baseline = _known_baseline(changes, cov) if changes else None
+            fh[f] = FieldHistory(c.name, f, changes, baseline=baseline)
     memo.save()
     return Histories(out, FleetHistory(recent), coverage, since, memo)

@@ -132,9 +132,10 @@ def inputs_of(claim: Claim, batch: MetricBatch, histories: Histories) -> ClaimIn
     """
     problems = batch.problems.get(claim.name, [])
     unreadable = batch.metric_problems.get(claim.name, {})
-    if set(problems) - set(unreadable.values()):
+    if problems and set(problems) - set(unreadable.values()):
         return None
-    series = {m: s for m, s in batch.series.get(claim.name, {}).items() if m not in unreadable}
+    found = batch.series.get(claim.name, {})
+    series = {m: s for m, s in found.items() if m not in unreadable} if unreadable else dict(found)
     return ClaimInputs(claim, series, histories.for_claim(claim.name), unreadable=unreadable)
 
 
