@@ -133,3 +133,22 @@ def test_sizing_on_the_arrays_is_sizing_on_series(
     sizing = Sizing("u", margin=0.15, scale=0.001)
     got = size_from_usage(sizing, s, now=now, valid_from=valid_from, lookback_minutes=lookback)
     assert repr(got) == repr(_sized_by_series(sizing, s, now, valid_from, lookback))
+
+
+def test_integer_and_huge_timestamps_are_searched_as_check_window_searches_them() -> None:
+    # Past 2**53 an int64 timestamp has no exact float: an int ``now`` compares as an integer,
+    # a float one as a float, in both.
+    big = 2**53
+    cases = [
+        (np.array([big - 3, big - 1, big + 1, big + 3, big + 5], dtype=np.int64), [big + 3, float(big + 3)]),
+        (np.array([10, 20, 30, 40, 50], dtype=np.int32), [40, 40.0, 41.5]),
+        (np.array([16777200, 16777210, 16777220, 16777230], dtype=np.float32), [16777219.0, 16777221]),
+    ]
+    limits = Limits(min_points=1, max_gap_minutes=10**9)
+    c = Condition("m", "above", -1.0)
+    for ts, nows in cases:
+        s = {"m": Series("m", ts, np.arange(len(ts), dtype=np.float64))}
+        for now in nows:
+            kw: dict[str, Any] = {"window_minutes": 0, "valid_from": float("-inf"), "limits": limits}
+            got = Windows(s, now).check(c, {}, **kw)
+            assert repr(got) == repr(check_window(c, s["m"], {}, now=now, **kw))

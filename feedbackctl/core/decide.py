@@ -79,25 +79,37 @@ def valid_from(metric: str, inputs: ClaimInputs, policy: Policy) -> float:
     The coupling trap: memory_utilization is used/configured, so points from
     before the last change of lambdaMemory (plus settling) must not count.
     """
-    start = float("-inf")
-    mp = policy.metrics.get(metric)
-    for coupled in mp.coupled_to if mp else ():
-        last = inputs.histories.get(coupled)
-        change = last.last_change if last else None
-        if change is not None:
-            start = max(start, change.at.timestamp() + policy.limits.settling_minutes * 60)
-    return start
+    return Since(inputs, policy).of(metric)
 
 
-# metric -> its valid_from, for one claim: every rule and field of a claim asks again.
-Since = dict[str, float]
+class Since:
+    """``valid_from`` of one claim's metrics, each worked out once: every rule and field of a
+    claim asks again, and metrics coupled to the same field share its last change."""
 
+    __slots__ = ("_inputs", "_policy", "_metrics", "_changed")
 
-def _valid_from_once(since: Since, metric: str, inputs: ClaimInputs, policy: Policy) -> float:
-    vf = since.get(metric)
-    if vf is None:
-        vf = since[metric] = valid_from(metric, inputs, policy)
-    return vf
+    def __init__(self, inputs: ClaimInputs, policy: Policy) -> None:
+        self._inputs, self._policy = inputs, policy
+        self._metrics: dict[str, float] = {}
+        self._changed: dict[str, float | None] = {}  # field -> when its value last moved
+
+    def of(self, metric: str) -> float:
+        start = self._metrics.get(metric)
+        if start is not None:
+            return start
+        start = float("-inf")
+        mp = self._policy.metrics.get(metric)
+        for coupled in mp.coupled_to if mp else ():
+            if coupled in self._changed:
+                at = self._changed[coupled]
+            else:
+                last = self._inputs.histories.get(coupled)
+                change = last.last_change if last else None
+                at = self._changed[coupled] = change.at.timestamp() if change is not None else None
+            if at is not None:
+                start = max(start, at + self._policy.limits.settling_minutes * 60)
+        self._metrics[metric] = start
+        return start
 
 
 def _threshold_for(rule: Rule, tuning: AutoTune) -> tuple[float | None, int]:
@@ -175,7 +187,7 @@ def trigger_check(
     ``windows``: the claim's series at ``now``, shared by the claim's rules.
     """
     threshold, window = _threshold_for(rule, tuning)
-    vf = _valid_from_once({} if since is None else since, rule.when.metric, inputs, policy)
+    vf = (since if since is not None else Since(inputs, policy)).of(rule.when.metric)
     check = (windows or Windows(inputs.series, now)).check(
         rule.when,
         inputs.claim.spec,
@@ -223,7 +235,7 @@ def _recommend_field(
                 a.when,
                 claim.spec,
                 window_minutes=(a.sustained_minutes or rule.sustained_minutes) * factor,
-                valid_from=_valid_from_once(since, a.when.metric, inputs, policy),
+                valid_from=since.of(a.when.metric),
                 limits=seen.limits_for(a.when.metric),
             )
             for a in rule.also
@@ -251,7 +263,7 @@ def _recommend_field(
             rule.size,
             inputs.series.get(rule.size.metric),
             now=ts,
-            valid_from=_valid_from_once(since, rule.size.metric, inputs, policy),
+            valid_from=since.of(rule.size.metric),
             lookback_minutes=SIZING_LOOKBACK_MINUTES,
         )
         if sized is not None:
@@ -333,7 +345,7 @@ def _recommend_field(
 def recommend(inputs: ClaimInputs, policy: Policy, now: datetime, source: Source) -> list[Decision]:
     """One decision per tuned field the claim sets (analyze's answer)."""
     tuning = parse_autotune(inputs.claim)
-    since: Since = {}
+    since = Since(inputs, policy)
     windows = Windows(inputs.series, now.timestamp())
     out = []
     for name in view(policy).fields:
@@ -385,7 +397,7 @@ def autotune(
     wanted to act; the same fields are blocked either way.
     """
     tuning = parse_autotune(inputs.claim)
-    since: Since = {}
+    since = Since(inputs, policy)
     windows = Windows(inputs.series, now.timestamp())
     out = []
     for name in policy.tuned_fields:

@@ -156,16 +156,19 @@ _max_of = np.maximum.reduce
 class _SeriesAt:
     """One series as every window of it ending at ``now`` sees it: its points up to ``now``."""
 
-    __slots__ = ("ts", "values", "end", "newest", "_gaps", "least_gap", "_allowed")
+    __slots__ = ("ts", "tsf", "values", "end", "newest", "_gaps", "least_gap", "_allowed")
 
     def __init__(self, series: Series, now: float) -> None:
-        self.ts = series.ts
+        self.ts = ts = series.ts
+        # searchsorted with a float key casts an integer array to float64 first, on every call:
+        # cast once (the same cast, so the same answer; any other array is searched as it is).
+        self.tsf = ts.astype(np.float64) if ts.dtype.kind in "iu" else ts
         self.values = series.values
-        self.end = int(self.ts.searchsorted(now, side="right"))
+        self.end = int((self.tsf if isinstance(now, float) else ts).searchsorted(now, side="right"))
         self.newest = float(self.ts[self.end - 1]) if self.end else 0.0
         self._gaps: npt.NDArray[np.int64] | None = None
         self.least_gap = 0.0  # the smallest of gaps(), once they are made
-        self._allowed: dict[Limits, float] = {}
+        self._allowed: dict[Limits, float] | None = None
 
     def gaps(self) -> npt.NDArray[np.int64]:
         """Between each two consecutive points up to ``now`` (a window's are a suffix of them)."""
@@ -176,6 +179,8 @@ class _SeriesAt:
         return self._gaps
 
     def allowed(self, limits: Limits) -> float:
+        if self._allowed is None:
+            self._allowed = {}
         got = self._allowed.get(limits)
         if got is None:
             got = self._allowed[limits] = _max_gap(self.ts[: self.end], limits)
@@ -185,13 +190,15 @@ class _SeriesAt:
 class _Span:
     """A window that has enough data: its points ``first:end``, and their min and max once read."""
 
-    __slots__ = ("first", "end", "least", "most")
+    __slots__ = ("first", "end", "values", "least", "most")
 
-    def __init__(self, first: int, end: int) -> None:
-        self.first, self.end = first, end
+    def __init__(self, first: int, end: int, values: Any = None) -> None:
+        self.first, self.end, self.values = first, end, values
         self.least: float | None = None
         self.most: float | None = None
 
+
+_UNSEEN = _Span(0, 0)  # not in a memo yet
 
 # (metric, window_minutes, valid_from, the limits a window reads) -> what the window is.
 _WindowKey = tuple[str, int, float, int, int, int | None]
@@ -238,9 +245,8 @@ class Windows:
             metric, window_minutes, valid_from,
             limits.max_staleness_minutes, limits.min_points, limits.max_gap_minutes,
         )  # fmt: skip
-        if key in self._spans:
-            span = self._spans[key]
-        else:
+        span = self._spans.get(key, _UNSEEN)
+        if span is _UNSEEN:
             span = self._spans[key] = self._span(metric, window_minutes, valid_from, limits)
         if span is None:  # a window this memo does not judge: the general code does
             return check_window(
@@ -259,13 +265,13 @@ class Windows:
         if cond.op == "above":
             stat = span.least
             if stat is None:
-                stat = span.least = float(_min_of(self._at[metric].values[span.first : span.end], axis=None))
+                stat = span.least = float(_min_of(span.values[span.first : span.end], axis=None))
             stat_name = "min"
             holds = stat > limit
         else:
             stat = span.most
             if stat is None:
-                stat = span.most = float(_max_of(self._at[metric].values[span.first : span.end], axis=None))
+                stat = span.most = float(_max_of(span.values[span.first : span.end], axis=None))
             stat_name = "max"
             holds = stat < limit
         verb = "held" if holds else "did not hold"
@@ -309,7 +315,7 @@ class Windows:
                 f"(settling); the rule needs {window_minutes}m",
             )
         ts = at.ts
-        first = int(ts.searchsorted(window_start, side="left"))
+        first = int(at.tsf.searchsorted(window_start, side="left"))
         n = end - first
         if n < 1:  # a window that ends before it starts (a negative length)
             return None
@@ -340,7 +346,7 @@ class Windows:
                     f"{hole_start:%Y-%m-%dT%H:%MZ} in the {window_minutes}m window "
                     f"(max {allowed / 60:.0f}m between points, limits.maxGapMinutes)",
                 )
-        return _Span(first, end)
+        return _Span(first, end, at.values)
 
 
 def size_from_usage(
