@@ -105,12 +105,15 @@ def with_flap(d: Decision, histories: Histories, policy: Policy, now: datetime) 
 
 def risk_of(d: Decision, claim: Claim, policy: Policy) -> tuple[str, Note | None]:
     """The risk level of changing ``d``'s field, and a note when the value is shared."""
-    return risk_level(claim, d.field, d.changes_value, policy)
+    return risk_level(claim, d.field, d.changes_value, view(policy))
 
 
-def risk_level(claim: Claim, field_name: str, changes_value: bool, policy: Policy) -> tuple[str, Note | None]:
-    """``risk_of`` a decision on ``field_name`` that does (or does not) change its value."""
-    memo = view(policy).risks
+def risk_level(
+    claim: Claim, field_name: str, changes_value: bool, seen: PolicyView
+) -> tuple[str, Note | None]:
+    """``risk_of`` a decision on ``field_name`` that does (or does not) change its value
+    (``seen``: the policy's view, which the caller has at hand)."""
+    memo = seen.risks
     loc = claim.locations.get(f"spec.{field_name}")
     if loc is None or not loc.shared_by:
         # The claim alone changes: no Change list to build unless the level is not known yet.
@@ -122,7 +125,7 @@ def risk_level(claim: Claim, field_name: str, changes_value: bool, policy: Polic
     key = (field_name, changes[0].production, len(changes))
     risk = memo.get(key)
     if risk is None:
-        risk = memo[key] = classify(changes, policy.risk)
+        risk = memo[key] = classify(changes, seen.policy.risk)
     if len(changes) > 1 and changes_value:
         others = ", ".join(c.claim for c in changes[1:])
         note = Note(

@@ -14,7 +14,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from feedbackctl.core import guards
-from feedbackctl.core.annotate import field_flap_note, risk_level, view, with_flap, with_risk, with_units
+from feedbackctl.core.annotate import (
+    PolicyView,
+    field_flap_note,
+    risk_level,
+    view,
+    with_flap,
+    with_risk,
+    with_units,
+)
 from feedbackctl.core.guardrails import guardrail_stop
 from feedbackctl.core.models import (
     Acknowledgement,
@@ -142,7 +150,7 @@ def _confidence(check: WindowCheck, inputs: ClaimInputs, metric: str, vf: float,
 
 def _made(
     inputs: ClaimInputs,
-    policy: Policy,
+    seen: PolicyView,
     now: datetime,
     name: str,
     value: int | float,
@@ -158,15 +166,15 @@ def _made(
 ) -> Decision:
     """The decision with its units, risk and flap note, built once: this runs per claim and field."""
     changes_value = outcome in (Outcome.CHANGE, Outcome.PROPOSE) and recommended != value
-    level, shared = risk_level(inputs.claim, name, changes_value, policy)
+    level, shared = risk_level(inputs.claim, name, changes_value, seen)
     if shared is not None:
         notes.append(shared)
-    flapping = field_flap_note(name, inputs.histories, policy, now)
+    flapping = field_flap_note(name, inputs.histories, seen.policy, now)
     if flapping is not None:
         notes.append(flapping)
     return Decision(
         inputs.claim.name, name, value, outcome, recommended, uncapped, direction, confidence, rule,
-        source.name, level, with_units(tuple(evidence), policy) if evidence else (), tuple(notes),
+        source.name, level, with_units(tuple(evidence), seen.policy) if evidence else (), tuple(notes),
     )  # fmt: skip
 
 
@@ -186,14 +194,34 @@ def trigger_check(
     and the guardrails; autotune's fetch plan asks for those only then.
     ``windows``: the claim's series at ``now``, shared by the claim's rules.
     """
+    return _trigger(
+        inputs,
+        view(policy),
+        tuning,
+        rule,
+        TRUST_WINDOW_FACTOR.get(source.trust_level, 1),
+        since if since is not None else Since(inputs, policy),
+        windows if windows is not None else Windows(inputs.series, now),
+    )
+
+
+def _trigger(
+    inputs: ClaimInputs,
+    seen: PolicyView,
+    tuning: AutoTune,
+    rule: Rule,
+    factor: int,
+    since: Since,
+    windows: Windows,
+) -> tuple[WindowCheck, float]:
     threshold, window = _threshold_for(rule, tuning)
-    vf = (since if since is not None else Since(inputs, policy)).of(rule.when.metric)
-    check = (windows or Windows(inputs.series, now)).check(
+    vf = since.of(rule.when.metric)
+    check = windows.check(
         rule.when,
         inputs.claim.spec,
-        window_minutes=window * TRUST_WINDOW_FACTOR.get(source.trust_level, 1),
+        window_minutes=window * factor,
         valid_from=vf,
-        limits=view(policy).limits_for(rule.when.metric),
+        limits=seen.limits_for(rule.when.metric),
         threshold=threshold,
     )
     return check, vf
@@ -222,7 +250,7 @@ def _recommend_field(
     factor = TRUST_WINDOW_FACTOR.get(source.trust_level, 1)
     seen = view(policy)
     for rule in seen.rules_for(name):
-        check, vf = trigger_check(inputs, policy, tuning, rule, ts, source, since, windows)
+        check, vf = _trigger(inputs, seen, tuning, rule, factor, since, windows)
         any_enough = any_enough or check.enough
         if not check.holds:
             notes.append(Note(rule.name, "info", inputs.unknown(rule.when.metric, check.detail)))
@@ -249,7 +277,7 @@ def _recommend_field(
     value = _as_value(current)
     if fired is None:
         outcome = Outcome.HOLD if any_enough else Outcome.NOT_ENOUGH_DATA
-        return _made(inputs, policy, now, name, value, outcome, source, notes)
+        return _made(inputs, seen, now, name, value, outcome, source, notes)
 
     rule, check, vf, extra = fired
     assert check.evidence is not None
@@ -281,7 +309,7 @@ def _recommend_field(
                     "holding until they agree",
                 )
                 return _made(
-                    inputs, policy, now, name, value, Outcome.HOLD, source, [disagree, *notes[1:]], evidence
+                    inputs, seen, now, name, value, Outcome.HOLD, source, [disagree, *notes[1:]], evidence
                 )
             target = round_to_step(raw, fp.step, direction)
             notes.append(
@@ -301,7 +329,7 @@ def _recommend_field(
         notes.append(Note("sizing", "shaped", f"{usage}; one step of {fp.step:g}"))
     if direction == "decrease" and target >= current:
         notes.append(Note("sizing", "info", f"already right-sized: usage needs {target:g}"))
-        return _made(inputs, policy, now, name, value, Outcome.HOLD, source, notes, evidence)
+        return _made(inputs, seen, now, name, value, Outcome.HOLD, source, notes, evidence)
     wanted = target
     limits = value_range(claim.schema.get(name, ()), fp.min, fp.max, f"policy fields.{name}")
     clamped = min(max(target, limits.low), limits.high)
@@ -337,7 +365,7 @@ def _recommend_field(
             notes.append(Note(stop[0], "blocked", stop[1]))
             outcome = Outcome.BLOCKED
     return _made(
-        inputs, policy, now, name, value, outcome, source, notes, evidence, recommended, uncapped, direction,
+        inputs, seen, now, name, value, outcome, source, notes, evidence, recommended, uncapped, direction,
         conf, rule.name,
     )  # fmt: skip
 

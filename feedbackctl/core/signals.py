@@ -37,20 +37,29 @@ def max_gap_seconds(series: Series, limits: Limits) -> float:
     return _max_gap(series.ts, limits)
 
 
-def _max_gap(ts: npt.NDArray[np.int64], limits: Limits) -> float:
+def _max_gap(ts: npt.NDArray[np.int64], limits: Limits, spacing: float | None = None) -> float:
+    """``spacing``: ``median_spacing(ts)``, when the caller has it already."""
     if limits.max_gap_minutes is not None:
         return limits.max_gap_minutes * 60.0
-    return max(MIN_GAP_MINUTES * 60.0, GAP_SPACINGS * median_spacing(ts))
+    return max(MIN_GAP_MINUTES * 60.0, GAP_SPACINGS * (median_spacing(ts) if spacing is None else spacing))
 
 
 def median_spacing(ts: npt.NDArray[np.int64]) -> float:
     """``np.median(np.diff(ts))``, exactly, for a fraction of its cost (it runs per rule and claim)."""
     if ts.shape[0] < 2:
         return 0.0
+    return _middle(_sorted_gaps(ts))
+
+
+def _sorted_gaps(ts: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     gaps = ts[1:] - ts[:-1]
     gaps.sort()
-    n = gaps.shape[0]
-    return (float(gaps[(n - 1) // 2]) + float(gaps[n // 2])) / 2
+    return gaps
+
+
+def _middle(ordered: npt.NDArray[np.int64]) -> float:
+    n = ordered.shape[0]
+    return (float(ordered[(n - 1) // 2]) + float(ordered[n // 2])) / 2
 
 
 class WindowCheck(NamedTuple):
@@ -156,7 +165,7 @@ _max_of = np.maximum.reduce
 class _SeriesAt:
     """One series as every window of it ending at ``now`` sees it: its points up to ``now``."""
 
-    __slots__ = ("ts", "tsf", "values", "end", "newest", "_gaps", "least_gap", "_allowed")
+    __slots__ = ("ts", "tsf", "values", "end", "newest", "widest_gap", "_spacing")
 
     def __init__(self, series: Series, now: float) -> None:
         self.ts = ts = series.ts
@@ -166,25 +175,16 @@ class _SeriesAt:
         self.values = series.values
         self.end = int((self.tsf if isinstance(now, float) else ts).searchsorted(now, side="right"))
         self.newest = float(self.ts[self.end - 1]) if self.end else 0.0
-        self._gaps: npt.NDArray[np.int64] | None = None
-        self.least_gap = 0.0  # the smallest of gaps(), once they are made
-        self._allowed: dict[Limits, float] | None = None
-
-    def gaps(self) -> npt.NDArray[np.int64]:
-        """Between each two consecutive points up to ``now`` (a window's are a suffix of them)."""
-        if self._gaps is None:
-            ts, end = self.ts, self.end
-            self._gaps = ts[1:end] - ts[: end - 1]
-            self.least_gap = float(_min_of(self._gaps, axis=None)) if end > 1 else 0.0
-        return self._gaps
+        self.widest_gap = 0.0  # between two points up to now, once allowed() has sorted them
+        self._spacing: float | None = None
 
     def allowed(self, limits: Limits) -> float:
-        if self._allowed is None:
-            self._allowed = {}
-        got = self._allowed.get(limits)
-        if got is None:
-            got = self._allowed[limits] = _max_gap(self.ts[: self.end], limits)
-        return got
+        """``_max_gap(ts[:end], limits)``, from the gaps up to ``now`` sorted once (end > 1)."""
+        if self._spacing is None:
+            ordered = _sorted_gaps(self.ts[: self.end])
+            self._spacing = _middle(ordered)
+            self.widest_gap = float(ordered[-1])
+        return _max_gap(self.ts, limits, self._spacing)
 
 
 class _Span:
@@ -211,11 +211,11 @@ class Windows:
     series, often the same window of one (two day-long rules on
     ``memory_utilization``). What a window is (covered, a hole, its min and
     max) does not depend on the threshold compared with it, so it is found once
-    per claim and each condition only compares; a window's gaps are a slice of
-    the series' gaps up to ``now``, and the median spacing is sorted for only
-    when the widest gap exceeds what the smallest spacing already allows
-    (the median is at least the smallest). ``check`` answers exactly what
-    ``check_window`` answers (tests/test_signals_windows.py pins the two).
+    per claim and each condition only compares. The gaps up to ``now`` are
+    sorted once per series (the median spacing, and the widest of them); a
+    window's own gaps, some of those, are looked at only when that widest is
+    more than the gap allowed. ``check`` answers exactly what ``check_window``
+    answers (tests/test_signals_windows.py pins the two).
     """
 
     __slots__ = ("series", "now", "_at", "_spans")
@@ -329,23 +329,24 @@ class Windows:
                 f"(need {limits.min_points}+ from its start)",
             )
         if n > 1:
-            gaps = at.gaps()[first:]
-            widest = float(_max_of(gaps, axis=None))
-            # Within the median's bound whatever the median is: it is at least the smallest gap.
-            fits = limits.max_gap_minutes is None and widest <= max(
-                MIN_GAP_MINUTES * 60.0, GAP_SPACINGS * at.least_gap
-            )
-            allowed = widest if fits else at.allowed(limits)
-            if widest > allowed:
-                hole_start = datetime.fromtimestamp(float(ts[first + int(gaps.argmax())]), UTC)
-                return WindowCheck(
-                    False,
-                    False,
-                    None,
-                    f"{metric} has a {widest / 60:.0f}m gap after "
-                    f"{hole_start:%Y-%m-%dT%H:%MZ} in the {window_minutes}m window "
-                    f"(max {allowed / 60:.0f}m between points, limits.maxGapMinutes)",
-                )
+            allowed = at.allowed(limits)
+            # A window's gaps are some of the series' gaps up to now: when the widest of those
+            # is allowed, so is the window's, and its own are not looked at.
+            if at.widest_gap > allowed:
+                window_ts = ts[first:end]
+                gaps = window_ts[1:] - window_ts[:-1]
+                at_widest = int(gaps.argmax())
+                widest = float(gaps[at_widest])
+                if widest > allowed:
+                    hole_start = datetime.fromtimestamp(float(window_ts[at_widest]), UTC)
+                    return WindowCheck(
+                        False,
+                        False,
+                        None,
+                        f"{metric} has a {widest / 60:.0f}m gap after "
+                        f"{hole_start:%Y-%m-%dT%H:%MZ} in the {window_minutes}m window "
+                        f"(max {allowed / 60:.0f}m between points, limits.maxGapMinutes)",
+                    )
         return _Span(first, end, at.values)
 
 
