@@ -186,13 +186,11 @@ def trigger_check(
     now: float,
     source: Source,
     since: Since | None = None,
-    windows: Windows | None = None,
 ) -> tuple[WindowCheck, float]:
     """Does ``rule``'s own condition (its trigger) hold? With the instant its data counts from.
 
     Only a rule whose trigger holds reads its other metrics (``also``, sizing)
     and the guardrails; autotune's fetch plan asks for those only then.
-    ``windows``: the claim's series at ``now``, shared by the claim's rules.
     """
     return _trigger(
         inputs,
@@ -201,7 +199,7 @@ def trigger_check(
         rule,
         TRUST_WINDOW_FACTOR.get(source.trust_level, 1),
         since if since is not None else Since(inputs, policy),
-        windows if windows is not None else Windows(inputs.series, now),
+        Windows(inputs.series, now),
     )
 
 
@@ -214,6 +212,7 @@ def _trigger(
     since: Since,
     windows: Windows,
 ) -> tuple[WindowCheck, float]:
+    """``trigger_check`` with what one claim's evaluation has at hand (``windows``: its series at now)."""
     threshold, window = _threshold_for(rule, tuning)
     vf = since.of(rule.when.metric)
     check = windows.check(
