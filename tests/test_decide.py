@@ -175,12 +175,14 @@ def test_decisions_are_deterministic() -> None:
     assert a == b
 
 
-def test_every_decision_field_is_spelled_out_where_recommend_copies_it() -> None:
-    # core/decide.py _recommend_one builds the annotated decision field by field (not
-    # dataclasses.replace, which costs several times more per claim and field): a new
-    # field of Decision must be passed there too.
+def test_decision_fields_are_in_the_order_decide_passes_them() -> None:
+    # core/decide.py _made builds each decision once, its fields passed by position (keywords
+    # cost more, per claim and field): a field moved or put among them must be passed there too.
     from dataclasses import fields
 
     from feedbackctl.core.models import Decision
 
-    assert len(fields(Decision)) == 15
+    assert [f.name for f in fields(Decision)][:13] == [
+        "claim", "field", "current", "outcome", "recommended", "uncapped", "direction", "confidence",
+        "rule", "source", "risk", "evidence", "notes",
+    ]  # fmt: skip

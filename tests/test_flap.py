@@ -6,6 +6,8 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from feedbackctl.authority.gitrepo import GitRepo
 from feedbackctl.authority.history import load_histories
@@ -115,6 +117,26 @@ def test_a_human_act_or_unfreeze_lifts_the_freeze(kind: str) -> None:
 def test_a_drift_capture_does_not_lift_the_freeze() -> None:
     changes = seesaw(3) + [change(10 * 1440, 256, 512, kind="drift-capture")]
     assert flap.assess(changes, NOW, Limits()).flapping
+
+
+changes = st.lists(
+    st.builds(
+        change,
+        st.floats(-1440, 60 * 1440),
+        st.sampled_from([128, 256, 384, "x"]),
+        st.sampled_from([128, 256, 384, None]),
+        st.sampled_from(["auto-tune", "auto-tune", "reset", "human", "unfreeze", "drift-capture"]),
+    ),
+    max_size=30,
+).map(lambda cs: sorted(cs, key=lambda c: c.at))
+
+
+@settings(max_examples=300, deadline=None)
+@given(changes, st.integers(0, 3), st.integers(1, 40))
+def test_flapping_is_assess_when_it_flaps(history: list, reversals: int, days: int) -> None:
+    limits = Limits(flap_reversals=reversals, flap_window_days=days)
+    status = flap.assess(history, NOW, limits)
+    assert flap.flapping(history, NOW, limits) == (status if status.flapping else None)
 
 
 # --- the guard and the reports ---------------------------------------------------------------

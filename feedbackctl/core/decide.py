@@ -10,11 +10,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from feedbackctl.core import guards
-from feedbackctl.core.annotate import flap_note, risk_of, view, with_flap, with_risk, with_units
+from feedbackctl.core.annotate import (
+    PolicyView,
+    field_flap_note,
+    risk_level,
+    view,
+    with_flap,
+    with_risk,
+    with_units,
+)
+from feedbackctl.core.guardrails import guardrail_stop
 from feedbackctl.core.models import (
     Acknowledgement,
     Claim,
@@ -29,7 +38,7 @@ from feedbackctl.core.models import (
 from feedbackctl.core.policy import Policy, Rule, Source
 from feedbackctl.core.rules import RuleId
 from feedbackctl.core.schema import value_range
-from feedbackctl.core.signals import WindowCheck, check_window, round_to_step, size_from_usage
+from feedbackctl.core.signals import WindowCheck, Windows, round_to_step, size_from_usage
 from feedbackctl.core.tuning import AutoTune, parse_autotune
 from feedbackctl.core.validation import StageEvidence
 from feedbackctl.errors import ClaimError
@@ -78,25 +87,37 @@ def valid_from(metric: str, inputs: ClaimInputs, policy: Policy) -> float:
     The coupling trap: memory_utilization is used/configured, so points from
     before the last change of lambdaMemory (plus settling) must not count.
     """
-    start = float("-inf")
-    mp = policy.metrics.get(metric)
-    for coupled in mp.coupled_to if mp else ():
-        last = inputs.histories.get(coupled)
-        change = last.last_change if last else None
-        if change is not None:
-            start = max(start, change.at.timestamp() + policy.limits.settling_minutes * 60)
-    return start
+    return Since(inputs, policy).of(metric)
 
 
-# metric -> its valid_from, for one claim: every rule and field of a claim asks again.
-Since = dict[str, float]
+class Since:
+    """``valid_from`` of one claim's metrics, each worked out once: every rule and field of a
+    claim asks again, and metrics coupled to the same field share its last change."""
 
+    __slots__ = ("_inputs", "_policy", "_metrics", "_changed")
 
-def _valid_from_once(since: Since, metric: str, inputs: ClaimInputs, policy: Policy) -> float:
-    vf = since.get(metric)
-    if vf is None:
-        vf = since[metric] = valid_from(metric, inputs, policy)
-    return vf
+    def __init__(self, inputs: ClaimInputs, policy: Policy) -> None:
+        self._inputs, self._policy = inputs, policy
+        self._metrics: dict[str, float] = {}
+        self._changed: dict[str, float | None] = {}  # field -> when its value last moved
+
+    def of(self, metric: str) -> float:
+        start = self._metrics.get(metric)
+        if start is not None:
+            return start
+        start = float("-inf")
+        mp = self._policy.metrics.get(metric)
+        for coupled in mp.coupled_to if mp else ():
+            if coupled in self._changed:
+                at = self._changed[coupled]
+            else:
+                last = self._inputs.histories.get(coupled)
+                change = last.last_change if last else None
+                at = self._changed[coupled] = change.at.timestamp() if change is not None else None
+            if at is not None:
+                start = max(start, at + self._policy.limits.settling_minutes * 60)
+        self._metrics[metric] = start
+        return start
 
 
 def _threshold_for(rule: Rule, tuning: AutoTune) -> tuple[float | None, int]:
@@ -127,19 +148,34 @@ def _confidence(check: WindowCheck, inputs: ClaimInputs, metric: str, vf: float,
     return round(min(0.99, 0.5 + 0.35 * span + 0.15 * margin), 2)
 
 
-def _hold(
-    claim: Claim, name: str, value: int | float, source: Source, evidence: list[Evidence], notes: list[Note]
+def _made(
+    inputs: ClaimInputs,
+    seen: PolicyView,
+    now: datetime,
+    name: str,
+    value: int | float,
+    outcome: Outcome,
+    source: Source,
+    notes: list[Note],
+    evidence: list[Evidence] | None = None,
+    recommended: int | float | None = None,
+    uncapped: int | float | None = None,
+    direction: Direction | None = None,
+    confidence: float = 0.0,
+    rule: str | None = None,
 ) -> Decision:
-    """A rule fired but sizing says the current value is right: no change, with the evidence."""
+    """The decision with its units, risk and flap note, built once: this runs per claim and field."""
+    changes_value = outcome in (Outcome.CHANGE, Outcome.PROPOSE) and recommended != value
+    level, shared = risk_level(inputs.claim, name, changes_value, seen)
+    if shared is not None:
+        notes.append(shared)
+    flapping = field_flap_note(name, inputs.histories, seen.policy, now)
+    if flapping is not None:
+        notes.append(flapping)
     return Decision(
-        claim.name,
-        name,
-        value,
-        Outcome.HOLD,
-        source=source.name,
-        evidence=tuple(evidence),
-        notes=tuple(notes),
-    )
+        inputs.claim.name, name, value, outcome, recommended, uncapped, direction, confidence, rule,
+        source.name, level, with_units(tuple(evidence), seen.policy) if evidence else (), tuple(notes),
+    )  # fmt: skip
 
 
 def trigger_check(
@@ -156,28 +192,55 @@ def trigger_check(
     Only a rule whose trigger holds reads its other metrics (``also``, sizing)
     and the guardrails; autotune's fetch plan asks for those only then.
     """
+    return _trigger(
+        inputs,
+        view(policy),
+        tuning,
+        rule,
+        TRUST_WINDOW_FACTOR.get(source.trust_level, 1),
+        since if since is not None else Since(inputs, policy),
+        Windows(inputs.series, now),
+    )
+
+
+def _trigger(
+    inputs: ClaimInputs,
+    seen: PolicyView,
+    tuning: AutoTune,
+    rule: Rule,
+    factor: int,
+    since: Since,
+    windows: Windows,
+) -> tuple[WindowCheck, float]:
+    """``trigger_check`` with what one claim's evaluation has at hand (``windows``: its series at now)."""
     threshold, window = _threshold_for(rule, tuning)
-    vf = _valid_from_once({} if since is None else since, rule.when.metric, inputs, policy)
-    check = check_window(
+    vf = since.of(rule.when.metric)
+    check = windows.check(
         rule.when,
-        inputs.series.get(rule.when.metric),
         inputs.claim.spec,
-        now=now,
-        window_minutes=window * TRUST_WINDOW_FACTOR.get(source.trust_level, 1),
+        window_minutes=window * factor,
         valid_from=vf,
-        limits=view(policy).limits_for(rule.when.metric),
+        limits=seen.limits_for(rule.when.metric),
         threshold=threshold,
     )
     return check, vf
 
 
 def _recommend_field(
-    inputs: ClaimInputs, policy: Policy, tuning: AutoTune, name: str, now: float, source: Source, since: Since
+    inputs: ClaimInputs,
+    policy: Policy,
+    tuning: AutoTune,
+    name: str,
+    now: datetime,
+    source: Source,
+    since: Since,
+    windows: Windows,
 ) -> Decision | None:
     claim = inputs.claim
     current = _number(claim, name)
     if current is None:
         return None
+    ts = windows.now
     fp = policy.fields[name]
     notes: list[Note] = []
     evidence: list[Evidence] = []
@@ -186,7 +249,7 @@ def _recommend_field(
     factor = TRUST_WINDOW_FACTOR.get(source.trust_level, 1)
     seen = view(policy)
     for rule in seen.rules_for(name):
-        check, vf = trigger_check(inputs, policy, tuning, rule, now, source, since)
+        check, vf = _trigger(inputs, seen, tuning, rule, factor, since, windows)
         any_enough = any_enough or check.enough
         if not check.holds:
             notes.append(Note(rule.name, "info", inputs.unknown(rule.when.metric, check.detail)))
@@ -195,13 +258,11 @@ def _recommend_field(
             continue
         # Multi-metric rules: every further condition must hold too, each on its own window.
         extra = [
-            check_window(
+            windows.check(
                 a.when,
-                inputs.series.get(a.when.metric),
                 claim.spec,
-                now=now,
                 window_minutes=(a.sustained_minutes or rule.sustained_minutes) * factor,
-                valid_from=_valid_from_once(since, a.when.metric, inputs, policy),
+                valid_from=since.of(a.when.metric),
                 limits=seen.limits_for(a.when.metric),
             )
             for a in rule.also
@@ -215,7 +276,7 @@ def _recommend_field(
     value = _as_value(current)
     if fired is None:
         outcome = Outcome.HOLD if any_enough else Outcome.NOT_ENOUGH_DATA
-        return Decision(claim.name, name, value, outcome, source=source.name, notes=tuple(notes))
+        return _made(inputs, seen, now, name, value, outcome, source, notes)
 
     rule, check, vf, extra = fired
     assert check.evidence is not None
@@ -228,8 +289,8 @@ def _recommend_field(
         sized = size_from_usage(
             rule.size,
             inputs.series.get(rule.size.metric),
-            now=now,
-            valid_from=_valid_from_once(since, rule.size.metric, inputs, policy),
+            now=ts,
+            valid_from=since.of(rule.size.metric),
             lookback_minutes=SIZING_LOOKBACK_MINUTES,
         )
         if sized is not None:
@@ -246,7 +307,9 @@ def _recommend_field(
                     f"{rule.size.margin:.0%} margin = {raw:.4g} fits in the current {current:g}; "
                     "holding until they agree",
                 )
-                return _hold(claim, name, value, source, evidence, [disagree, *notes[1:]])
+                return _made(
+                    inputs, seen, now, name, value, Outcome.HOLD, source, [disagree, *notes[1:]], evidence
+                )
             target = round_to_step(raw, fp.step, direction)
             notes.append(
                 Note(
@@ -265,7 +328,7 @@ def _recommend_field(
         notes.append(Note("sizing", "shaped", f"{usage}; one step of {fp.step:g}"))
     if direction == "decrease" and target >= current:
         notes.append(Note("sizing", "info", f"already right-sized: usage needs {target:g}"))
-        return _hold(claim, name, value, source, evidence, notes)
+        return _made(inputs, seen, now, name, value, Outcome.HOLD, source, notes, evidence)
     wanted = target
     limits = value_range(claim.schema.get(name, ()), fp.min, fp.max, f"policy fields.{name}")
     clamped = min(max(target, limits.low), limits.high)
@@ -282,21 +345,9 @@ def _recommend_field(
             )
         )
         target = clamped
-    conf = _confidence(check, inputs, rule.when.metric, vf, now)
-    decision = Decision(
-        claim.name,
-        name,
-        value,
-        Outcome.CHANGE,
-        recommended=_as_value(target),
-        uncapped=_as_value(wanted),
-        direction=direction,
-        confidence=conf,
-        rule=rule.name,
-        source=source.name,
-        evidence=tuple(evidence),
-        notes=tuple(notes),
-    )
+    conf = _confidence(check, inputs, rule.when.metric, vf, ts)
+    recommended, uncapped = _as_value(target), _as_value(wanted)
+    outcome = Outcome.CHANGE
     if (target <= current) if direction == "increase" else (target >= current):
         limit = limits.high_rule if direction == "increase" else limits.low_rule
         why = (
@@ -304,52 +355,31 @@ def _recommend_field(
             if target == current
             else f"the current {current:g} is already outside it; fix the claim by hand"
         )
-        return replace(
-            decision,
-            outcome=Outcome.BLOCKED,
-            recommended=value,
-            notes=decision.notes + (Note(RuleId.SCHEMA, "blocked", f"spec.{name} {limit}: {why}"),),
-        )
-    baselines = {f: h.baseline for f, h in inputs.histories.items()}
-    return guards.guardrails(
-        decision, inputs.claim.spec, inputs.series, policy, now, baselines, unknown=inputs.unknown
-    )
+        notes.append(Note(RuleId.SCHEMA, "blocked", f"spec.{name} {limit}: {why}"))
+        outcome, recommended = Outcome.BLOCKED, value
+    else:
+        baselines = {f: h.baseline for f, h in inputs.histories.items()}
+        stop = guardrail_stop(direction, claim.spec, windows, policy, baselines, inputs.unknown)
+        if stop is not None:
+            notes.append(Note(stop[0], "blocked", stop[1]))
+            outcome = Outcome.BLOCKED
+    return _made(
+        inputs, seen, now, name, value, outcome, source, notes, evidence, recommended, uncapped, direction,
+        conf, rule.name,
+    )  # fmt: skip
 
 
 def recommend(inputs: ClaimInputs, policy: Policy, now: datetime, source: Source) -> list[Decision]:
     """One decision per tuned field the claim sets (analyze's answer)."""
     tuning = parse_autotune(inputs.claim)
-    since: Since = {}
+    since = Since(inputs, policy)
+    windows = Windows(inputs.series, now.timestamp())
     out = []
-    for name in policy.tuned_fields:
-        d = _recommend_one(inputs, policy, tuning, name, now, source, since)
+    for name in view(policy).fields:
+        d = _recommend_field(inputs, policy, tuning, name, now, source, since, windows)
         if d is not None:
             out.append(d)
     return out
-
-
-def _recommend_one(
-    inputs: ClaimInputs,
-    policy: Policy,
-    tuning: AutoTune,
-    name: str,
-    now: datetime,
-    source: Source,
-    since: Since,
-) -> Decision | None:
-    d = _recommend_field(inputs, policy, tuning, name, now.timestamp(), source, since)
-    if d is None:
-        return None
-    # Units, risk and the flap note in one copy of the decision (this runs per claim and field).
-    level, shared = risk_of(d, inputs.claim, policy)
-    flapping = flap_note(d, inputs.histories, policy, now)
-    extra = tuple(n for n in (shared, flapping) if n is not None)
-    # Every field spelled out: dataclasses.replace costs several times this, per claim and field.
-    return Decision(
-        d.claim, d.field, d.current, d.outcome, d.recommended, d.uncapped, d.direction, d.confidence,
-        d.rule, d.source, level, with_units(d.evidence, policy), d.notes + extra, d.validated_in,
-        d.acknowledged,
-    )  # fmt: skip
 
 
 def guard_context(
@@ -394,12 +424,13 @@ def autotune(
     wanted to act; the same fields are blocked either way.
     """
     tuning = parse_autotune(inputs.claim)
-    since: Since = {}
+    since = Since(inputs, policy)
+    windows = Windows(inputs.series, now.timestamp())
     out = []
     for name in policy.tuned_fields:
         d = settled_by_git(inputs, policy, name, now, source, budget) if from_git else None
         if d is None:
-            d = _recommend_one(inputs, policy, tuning, name, now, source, since)
+            d = _recommend_field(inputs, policy, tuning, name, now, source, since, windows)
             if d is None:
                 continue
             d = guards.apply(guard_context(inputs, d.field, policy, now, source, validation), d)

@@ -150,11 +150,10 @@ class FlapStatus:
 
 def assess(changes: Sequence[FieldChange], now: datetime, limits: Limits) -> FlapStatus:
     """Is the field flapping at ``now``, judged from its history (oldest first)?"""
-    states = _states(changes, now, limits.flap_window_days)
-    if limits.flap_reversals > 0 and len({step for _, step in since_lift(changes, now)}) <= 1:
-        # Every change since the last human act went one way: no reversal anywhere, so no
-        # percentage and no freeze, as the replays below would find (this runs per claim
-        # and field of a fleet, twice: docs/performance.md).
+    lifted = since_lift(changes, now)
+    since = now - timedelta(days=limits.flap_window_days)
+    states = [step for at, step in lifted if at >= since]  # _states, from the one since_lift
+    if _one_way(lifted, limits):
         return FlapStatus(False, 0.0, 0, len(states), limits.flap_window_days, limits.flap_reversals)
     n = count_reversals(states)
     by_percent, percent = hysteresis(states)
@@ -166,3 +165,18 @@ def assess(changes: Sequence[FieldChange], now: datetime, limits: Limits) -> Fla
         window_days=limits.flap_window_days,
         max_reversals=limits.flap_reversals,
     )
+
+
+def flapping(changes: Sequence[FieldChange], now: datetime, limits: Limits) -> FlapStatus | None:
+    """``assess(...)`` when the field is flapping, else None (cheaper: most fields are not)."""
+    if _one_way(since_lift(changes, now), limits):
+        return None
+    status = assess(changes, now, limits)
+    return status if status.flapping else None
+
+
+def _one_way(lifted: Sequence[tuple[datetime, int]], limits: Limits) -> bool:
+    """Every change since the last human act went one way: no reversal anywhere, so no
+    percentage and no freeze, as ``assess``'s replays would find (this runs per claim and
+    field of a fleet, twice: docs/performance.md)."""
+    return limits.flap_reversals > 0 and len({step for _, step in lifted}) <= 1

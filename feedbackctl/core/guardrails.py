@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 
 from feedbackctl.core.models import Decision, Scalar, Series
 from feedbackctl.core.policy import Condition, Policy
-from feedbackctl.core.signals import check_window
+from feedbackctl.core.signals import Windows
 
 
 def guardrail_spec(
@@ -67,22 +67,37 @@ def guardrails(
 
     ``unknown(metric, detail)`` says why a metric has no data (an unreadable file).
     """
+    stop = guardrail_stop(d.direction, spec, Windows(series, now), policy, baselines, unknown)
+    return d if stop is None else d.stopped(*stop)
+
+
+def guardrail_stop(
+    direction: str | None,
+    spec: Mapping[str, object],
+    windows: Windows,
+    policy: Policy,
+    baselines: Mapping[str, Scalar],
+    unknown: Callable[[str, str], str],
+) -> tuple[str, str] | None:
+    """``guardrails``' answer for a change in ``direction``: the guardrail that stops it and why, or None.
+
+    ``windows`` are the claim's series at the decision's ``now`` (``core/decide.py`` passes
+    the ones its rules read, so a window a rule read is not worked out again).
+    """
     for g in policy.guardrails:
-        if g.blocks not in (d.direction, "any"):
+        if g.blocks not in (direction, "any"):
             continue
         judged, why = guardrail_spec(g.when, spec, baselines)
-        check = check_window(
+        check = windows.check(
             g.when,
-            series.get(g.when.metric),
             judged,
-            now=now,
             window_minutes=g.window_minutes,
             valid_from=float("-inf"),
             limits=policy.limits_for(g.when.metric),
         )
         if check.holds:
-            return d.stopped(g.name, f"{check.detail}{why}: no {d.direction} while it is bad")
+            return g.name, f"{check.detail}{why}: no {direction} while it is bad"
         if not check.enough:
             missing = unknown(g.when.metric, check.detail)
-            return d.stopped(g.name, f"cannot prove health before a {d.direction}: {missing}")
-    return d
+            return g.name, f"cannot prove health before a {direction}: {missing}"
+    return None

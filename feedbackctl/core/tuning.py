@@ -80,11 +80,16 @@ def _bounds(claim: str, key: str, raw: Any) -> Bounds:
     return Bounds(lo, hi, _number(claim, f"{key}.step", step, minimum=1e-9) if step is not None else None)
 
 
+# What a claim without spec.autoTune reads as: one shared value (frozen; nothing writes a
+# parsed AutoTune's bounds), as most claims of a fleet are read so for each decision.
+NOT_OPTED_IN = AutoTune()
+
+
 def parse_autotune(claim: Claim) -> AutoTune:
     """Validate and read ``spec.autoTune``; a claim without it does not opt in."""
     raw = claim.spec.get("autoTune")
     if raw is None:
-        return AutoTune()
+        return NOT_OPTED_IN
     name = claim.name
     if not isinstance(raw, Mapping):
         raise ClaimError(name, "spec.autoTune: expected a mapping; fix the claim")
