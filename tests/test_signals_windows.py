@@ -1,8 +1,11 @@
-"""The per-claim window memo (``signals.Windows``) and the array-level sizing answer exactly
-what the general code answers, for any series, window, limits and order of questions."""
+"""The per-claim window memo (``signals.Windows``, which ``check_window`` asks too) and the
+array-level sizing answer exactly what the plain definitions below answer, for any series,
+window, limits and order of questions."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -11,7 +14,15 @@ from hypothesis import strategies as st
 
 from feedbackctl.core.models import Evidence, Series
 from feedbackctl.core.policy import Condition, Limits, Sizing
-from feedbackctl.core.signals import Windows, check_window, size_from_usage
+from feedbackctl.core.signals import (
+    COVERAGE_SLACK_FRACTION,
+    COVERAGE_SLACK_MIN_SECONDS,
+    WindowCheck,
+    Windows,
+    check_window,
+    max_gap_seconds,
+    size_from_usage,
+)
 
 T0 = 1_794_000_000
 METRICS = ("m", "n")
@@ -65,9 +76,91 @@ cond = st.builds(
 def window(step: int) -> Any:
     spacings = st.integers(1, 60).map(lambda k: k * step // 60)
     return st.tuples(
-        st.one_of(st.sampled_from([-60, 0, 1, 15, 30, 60, 1440, 10080]), spacings, spacings),
+        st.one_of(st.sampled_from([0, 1, 15, 30, 60, 1440, 10080]), spacings, spacings),
         st.one_of(st.just(float("-inf")), st.just(float("-inf")), st.floats(T0 - 86400, T0 + 30 * step)),
         limits,
+    )
+
+
+def plain_check_window(
+    cond: Condition,
+    series: Series | None,
+    spec: Mapping[str, Any],
+    *,
+    now: float,
+    window_minutes: int,
+    valid_from: float,
+    limits: Limits,
+    threshold: float | None = None,
+) -> WindowCheck:
+    """The definition of a window's answer, one window at a time, as it read before the memo."""
+    limit = threshold if threshold is not None else cond.limit(spec)
+    if limit is None:
+        return WindowCheck(False, False, None, f"{cond.relative_to} is not a number")
+    # Index arithmetic on the arrays rather than Series slices: this runs per rule and claim.
+    end = int(series.ts.searchsorted(now, side="right")) if series is not None else 0
+    if series is None or end == 0:
+        return WindowCheck(False, False, None, f"no {cond.metric} data")
+    ts = series.ts
+    newest = float(ts[end - 1])
+    if now - newest > limits.max_staleness_minutes * 60:
+        return WindowCheck(
+            False,
+            False,
+            None,
+            f"newest {cond.metric} point is {(now - newest) / 60:.0f}m old "
+            f"(max {limits.max_staleness_minutes}m)",
+        )
+    window_start = newest - window_minutes * 60
+    if valid_from > window_start:
+        span = max(0.0, now - valid_from) / 60
+        return WindowCheck(
+            False,
+            False,
+            None,
+            f"only {span:.0f}m of {cond.metric} since the last change "
+            f"(settling); the rule needs {window_minutes}m",
+        )
+    # The window's first point: at or after window_start (<= newest), so it lies in ts[:end].
+    first = int(ts.searchsorted(window_start, side="left"))
+    window_ts = ts[first:end]
+    n = end - first
+    slack = max(COVERAGE_SLACK_MIN_SECONDS, window_minutes * 60 * COVERAGE_SLACK_FRACTION)
+    if float(window_ts[0]) - window_start > slack or n < limits.min_points:
+        return WindowCheck(
+            False,
+            False,
+            None,
+            f"{n} {cond.metric} points cover the {window_minutes}m window too thinly "
+            f"(need {limits.min_points}+ from its start)",
+        )
+    gaps = window_ts[1:] - window_ts[:-1]
+    widest = int(gaps.argmax()) if gaps.size else 0
+    allowed = max_gap_seconds(Series(cond.metric, ts[:end], series.values[:end]), limits)
+    if gaps.size and float(gaps[widest]) > allowed:
+        hole_start = datetime.fromtimestamp(float(window_ts[widest]), UTC)
+        return WindowCheck(
+            False,
+            False,
+            None,
+            f"{cond.metric} has a {float(gaps[widest]) / 60:.0f}m gap after "
+            f"{hole_start:%Y-%m-%dT%H:%MZ} in the {window_minutes}m window "
+            f"(max {allowed / 60:.0f}m between points, limits.maxGapMinutes)",
+        )
+    values = series.values[first:end]
+    if cond.op == "above":
+        stat_name, stat = "min", float(values.min())
+        holds = stat > limit
+    else:
+        stat_name, stat = "max", float(values.max())
+        holds = stat < limit
+    evidence = Evidence(cond.metric, stat_name, window_minutes, n, stat, limit)
+    verb = "held" if holds else "did not hold"
+    return WindowCheck(
+        holds,
+        True,
+        evidence,
+        f"{cond.metric} {cond.op} {limit:g} {verb} for {window_minutes}m ({stat_name} {stat:.4g}, n={n})",
     )
 
 
@@ -94,8 +187,9 @@ def test_windows_answer_what_check_window_answers(step: int, data: st.DataObject
     for c, (minutes, valid_from, lim), threshold in questions + questions[::-1]:
         kw = {"window_minutes": minutes, "valid_from": valid_from, "limits": lim, "threshold": threshold}
         got = answer(windows.check, c, spec, **kw)
-        want = answer(check_window, c, by_metric.get(c.metric), spec, now=now, **kw)
+        want = answer(plain_check_window, c, by_metric.get(c.metric), spec, now=now, **kw)
         assert got == want
+        assert answer(check_window, c, by_metric.get(c.metric), spec, now=now, **kw) == want
 
 
 def test_a_quiet_window_skips_the_median_but_a_hole_still_needs_it() -> None:
@@ -106,7 +200,7 @@ def test_a_quiet_window_skips_the_median_but_a_hole_still_needs_it() -> None:
     c = Condition("m", "above", 0.5)
     for minutes in (10, 60):
         kw: dict[str, Any] = {"window_minutes": minutes, "valid_from": 0.0, "limits": Limits()}
-        assert Windows(s, now).check(c, {}, **kw) == check_window(c, s["m"], {}, now=now, **kw)
+        assert Windows(s, now).check(c, {}, **kw) == plain_check_window(c, s["m"], {}, now=now, **kw)
     w = Windows(s, now).check(c, {}, window_minutes=60, valid_from=0.0, limits=Limits())
     assert not w.enough and "30m gap" in w.detail and "max 15m" in w.detail
 
@@ -151,4 +245,4 @@ def test_integer_and_huge_timestamps_are_searched_as_check_window_searches_them(
         for now in nows:
             kw: dict[str, Any] = {"window_minutes": 0, "valid_from": float("-inf"), "limits": limits}
             got = Windows(s, now).check(c, {}, **kw)
-            assert repr(got) == repr(check_window(c, s["m"], {}, now=now, **kw))
+            assert repr(got) == repr(plain_check_window(c, s["m"], {}, now=now, **kw))

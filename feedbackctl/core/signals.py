@@ -85,75 +85,12 @@ def check_window(
     """Does ``cond`` hold at every point of the ``window_minutes`` up to the newest point?
 
     ``valid_from`` is the first instant whose data describes the current
-    configuration (the last change of a coupled field plus settling).
+    configuration (the last change of a coupled field plus settling). One
+    question of ``Windows``, which answers many of one claim's at once.
     """
-    limit = threshold if threshold is not None else cond.limit(spec)
-    if limit is None:
-        return WindowCheck(False, False, None, f"{cond.relative_to} is not a number")
-    # Index arithmetic on the arrays rather than Series slices: this runs per rule and claim.
-    end = int(series.ts.searchsorted(now, side="right")) if series is not None else 0
-    if series is None or end == 0:
-        return WindowCheck(False, False, None, f"no {cond.metric} data")
-    ts = series.ts
-    newest = float(ts[end - 1])
-    if now - newest > limits.max_staleness_minutes * 60:
-        return WindowCheck(
-            False,
-            False,
-            None,
-            f"newest {cond.metric} point is {(now - newest) / 60:.0f}m old "
-            f"(max {limits.max_staleness_minutes}m)",
-        )
-    window_start = newest - window_minutes * 60
-    if valid_from > window_start:
-        span = max(0.0, now - valid_from) / 60
-        return WindowCheck(
-            False,
-            False,
-            None,
-            f"only {span:.0f}m of {cond.metric} since the last change "
-            f"(settling); the rule needs {window_minutes}m",
-        )
-    # The window's first point: at or after window_start (<= newest), so it lies in ts[:end].
-    first = int(ts.searchsorted(window_start, side="left"))
-    window_ts = ts[first:end]
-    n = end - first
-    slack = max(COVERAGE_SLACK_MIN_SECONDS, window_minutes * 60 * COVERAGE_SLACK_FRACTION)
-    if float(window_ts[0]) - window_start > slack or n < limits.min_points:
-        return WindowCheck(
-            False,
-            False,
-            None,
-            f"{n} {cond.metric} points cover the {window_minutes}m window too thinly "
-            f"(need {limits.min_points}+ from its start)",
-        )
-    gaps = window_ts[1:] - window_ts[:-1]
-    widest = int(gaps.argmax()) if gaps.size else 0
-    allowed = _max_gap(ts[:end], limits)
-    if gaps.size and float(gaps[widest]) > allowed:
-        hole_start = datetime.fromtimestamp(float(window_ts[widest]), UTC)
-        return WindowCheck(
-            False,
-            False,
-            None,
-            f"{cond.metric} has a {float(gaps[widest]) / 60:.0f}m gap after "
-            f"{hole_start:%Y-%m-%dT%H:%MZ} in the {window_minutes}m window "
-            f"(max {allowed / 60:.0f}m between points, limits.maxGapMinutes)",
-        )
-    values = series.values[first:end]
-    if cond.op == "above":
-        stat_name, stat = "min", float(values.min())
-        holds = stat > limit
-    else:
-        stat_name, stat = "max", float(values.max())
-        holds = stat < limit
-    evidence = Evidence(cond.metric, stat_name, window_minutes, n, stat, limit)
-    verb = "held" if holds else "did not hold"
-    return WindowCheck(
-        holds,
-        True,
-        evidence,
-        f"{cond.metric} {cond.op} {limit:g} {verb} for {window_minutes}m ({stat_name} {stat:.4g}, n={n})",
+    windows = Windows({} if series is None else {cond.metric: series}, now)
+    return windows.check(
+        cond, spec, window_minutes=window_minutes, valid_from=valid_from, limits=limits, threshold=threshold
     )
 
 
@@ -214,8 +151,8 @@ class Windows:
     per claim and each condition only compares. The gaps up to ``now`` are
     sorted once per series (the median spacing, and the widest of them); a
     window's own gaps, some of those, are looked at only when that widest is
-    more than the gap allowed. ``check`` answers exactly what ``check_window``
-    answers (tests/test_signals_windows.py pins the two).
+    more than the gap allowed. tests/test_signals_windows.py pins ``check`` to
+    the definition written plainly, one window at a time.
     """
 
     __slots__ = ("series", "now", "_at", "_spans")
@@ -224,7 +161,7 @@ class Windows:
         self.series = series
         self.now = now
         self._at: dict[str, _SeriesAt] = {}
-        self._spans: dict[_WindowKey, WindowCheck | _Span | None] = {}
+        self._spans: dict[_WindowKey, WindowCheck | _Span] = {}
 
     def check(
         self,
@@ -236,7 +173,7 @@ class Windows:
         limits: Limits,
         threshold: float | None = None,
     ) -> WindowCheck:
-        """``check_window(cond, self.series.get(cond.metric), spec, now=self.now, ...)``."""
+        """Does ``cond`` hold over this window of its metric (``check_window``)?"""
         limit = threshold if threshold is not None else cond.limit(spec)
         if limit is None:
             return WindowCheck(False, False, None, f"{cond.relative_to} is not a number")
@@ -248,17 +185,6 @@ class Windows:
         span = self._spans.get(key, _UNSEEN)
         if span is _UNSEEN:
             span = self._spans[key] = self._span(metric, window_minutes, valid_from, limits)
-        if span is None:  # a window this memo does not judge: the general code does
-            return check_window(
-                cond,
-                self.series.get(metric),
-                spec,
-                now=self.now,
-                window_minutes=window_minutes,
-                valid_from=valid_from,
-                limits=limits,
-                threshold=threshold,
-            )
         if not isinstance(span, _Span):
             return span
         n = span.end - span.first
@@ -284,8 +210,8 @@ class Windows:
 
     def _span(
         self, metric: str, window_minutes: int, valid_from: float, limits: Limits
-    ) -> WindowCheck | _Span | None:
-        """``check_window``'s steps up to the statistic, in its order and with its words."""
+    ) -> WindowCheck | _Span:
+        """What a window is, up to the statistic: each reason it has not enough data, in order."""
         series = self.series.get(metric)
         if series is None:
             return WindowCheck(False, False, None, f"no {metric} data")
@@ -316,11 +242,9 @@ class Windows:
             )
         ts = at.ts
         first = int(at.tsf.searchsorted(window_start, side="left"))
-        n = end - first
-        if n < 1:  # a window that ends before it starts (a negative length)
-            return None
+        n = max(0, end - first)  # >= 1 for any window of 0 minutes or more
         slack = max(COVERAGE_SLACK_MIN_SECONDS, window_minutes * 60 * COVERAGE_SLACK_FRACTION)
-        if float(ts[first]) - window_start > slack or n < limits.min_points:
+        if n < 1 or float(ts[first]) - window_start > slack or n < limits.min_points:
             return WindowCheck(
                 False,
                 False,
