@@ -11,6 +11,7 @@ import pytest
 from feedbackctl.cli import run
 from feedbackctl.core.models import Decision, Evidence, Note, Outcome
 from feedbackctl.patterns import analyzecache
+from feedbackctl.patterns.packed import PackedDecisions
 from feedbackctl.sources.base import MetricsCost
 from tests.autotunefix import PROD_CLAIM, T0, fresh_metrics, iso
 from tests.gitutil import RepoFactory, commit_files
@@ -144,9 +145,9 @@ def _decisions(n: int) -> list[Decision]:
 
 
 def test_packed_decisions_read_back_equal_in_any_slice(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(analyzecache.PackedDecisions, "CHUNK", 4)
+    monkeypatch.setattr(PackedDecisions, "CHUNK", 4)
     plain = _decisions(11)
-    packed = analyzecache.PackedDecisions(plain[:5])
+    packed = PackedDecisions(plain[:5])
     packed.extend(plain[5:])
     assert len(packed) == 11
     assert list(packed) == plain
@@ -162,7 +163,7 @@ def test_packed_decisions_read_back_equal_in_any_slice(monkeypatch: pytest.Monke
 
 def test_a_decision_json_cannot_hold_is_kept_as_it_is_and_not_cached(tmp_path: Path) -> None:
     odd = replace(_decisions(1)[0], current=object())  # type: ignore[arg-type]
-    packed = analyzecache.PackedDecisions([*_decisions(2), odd])
+    packed = PackedDecisions([*_decisions(2), odd])
     assert packed[2] is odd and not packed.all_json
     answer = analyzecache.Answer(packed, [], [], MetricsCost())
     analyzecache.save(tmp_path, analyzecache.Key("k", racy=False), answer)
@@ -170,11 +171,11 @@ def test_a_decision_json_cannot_hold_is_kept_as_it_is_and_not_cached(tmp_path: P
 
 
 def test_a_packed_report_slice_is_the_json_of_its_decisions(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The report writes packed decisions from their plain lists (render.plain_decision_json):
-    # every shape of reason, blocking note, evidence and unit must come out as decision_json's.
-    from feedbackctl.render import decision_json, plain_decision_json
+    # The report writes packed decisions' texts as they are (patterns/packed.py): every shape
+    # of reason, blocking note, evidence and unit must come out as decision_json's dump.
+    from feedbackctl.render import decision_json
 
-    monkeypatch.setattr(analyzecache.PackedDecisions, "CHUNK", 3)
+    monkeypatch.setattr(PackedDecisions, "CHUNK", 3)
     notes = [
         (),
         (Note("a", "info", "first"),),
@@ -191,14 +192,13 @@ def test_a_packed_report_slice_is_the_json_of_its_decisions(monkeypatch: pytest.
         replace(d, notes=notes[i % len(notes)], evidence=evidence[i % len(evidence)], risk="LOW")
         for i, d in enumerate(_decisions(16))
     ]
-    packed = analyzecache.PackedDecisions(decisions)
+    packed = PackedDecisions(decisions)
     for start, stop in ((0, 16), (2, 7), (5, 6), (14, 40)):
-        plain = packed.plain(start, stop)
-        assert plain is not None
-        got = [plain_decision_json(p) for p in plain]
-        assert json.dumps(got) == json.dumps([decision_json(d) for d in decisions[start:stop]])
+        texts = packed.texts(start, stop)
+        assert texts is not None
+        assert texts == [json.dumps(decision_json(d)) for d in decisions[start:stop]]
 
 
-def test_packed_decisions_with_one_kept_as_it_is_have_no_plain_slices() -> None:
+def test_packed_decisions_with_one_kept_as_it_is_have_no_texts() -> None:
     odd = replace(_decisions(1)[0], current=object())  # type: ignore[arg-type]
-    assert analyzecache.PackedDecisions([*_decisions(2), odd]).plain(0, 1) is None
+    assert PackedDecisions([*_decisions(2), odd]).texts(0, 1) is None
