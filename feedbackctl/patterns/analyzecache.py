@@ -163,8 +163,8 @@ def save(git_dir: Path, key: Key, answer: Answer) -> None:
 
     def write(fh: TextIO) -> None:
         fh.write(json.dumps(head) + "\n")
-        for line in packed.lines():
-            fh.write(line + "\n")
+        for text in packed.chunk_texts():
+            fh.write(text + "\n")
 
     shapes.write_atomically(_file(git_dir), ".analyze-", write)
 

@@ -230,6 +230,13 @@ class PackedDecisions(Sequence[Decision]):
         for k in range(len(self._chunks) + 1):
             yield from self._lines(k)
 
+    def chunk_texts(self) -> Iterator[str]:
+        """The lines a chunk at a time, newline-separated (no newline after the last)."""
+        for chunk in self._chunks:
+            yield zlib.decompress(chunk).decode()
+        if self._pending:
+            yield "\n".join(self._pending)
+
     def _spans(self, start: int, stop: int) -> Iterator[tuple[int, int, int]]:
         """(chunk, first, stop) within each chunk that decisions ``start:stop`` touch."""
         first = 0
