@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -50,7 +51,30 @@ def analyze(capsys: pytest.CaptureFixture[str], repo: Path, metrics: Path, *extr
 
 
 def cache_file(repo: Path) -> Path:
-    return repo / ".git" / "feedbackctl" / f"analyze-v{analyzecache.VERSION}.jsonl"
+    return repo / ".git" / "feedbackctl" / f"analyze-v{analyzecache.VERSION}.packed"
+
+
+def read_cache(path: Path) -> str:
+    """The cache as text: its head line, then a decision a line (the chunks decompressed)."""
+    head, _, body = path.read_bytes().partition(b"\n")
+    lines: list[str] = []
+    for nbytes, _n in json.loads(head)["chunks"]:
+        lines += zlib.decompress(body[:nbytes]).decode().split("\n")
+        body = body[nbytes:]
+    return "\n".join([head.decode(), *lines]) + "\n"
+
+
+def write_cache(path: Path, text: str) -> None:
+    """``read_cache`` undone: the lines after the head as one chunk, the head's count of it set."""
+    head_line, *lines = text.removesuffix("\n").split("\n")
+    data = zlib.compress("\n".join(lines).encode())
+    try:
+        head = json.loads(head_line)
+        head["chunks"] = [[len(data), len(lines)]]
+        head_line = json.dumps(head)
+    except ValueError:
+        pass  # a head that is not JSON stays as it is
+    path.write_bytes(head_line.encode() + b"\n" + data)
 
 
 def setup(repo_factory: RepoFactory, tmp_path: Path) -> tuple[Path, Path]:
@@ -68,8 +92,9 @@ def test_a_rerun_on_the_same_inputs_gives_the_same_answer_from_the_cache(
     first = analyze(capsys, work, metrics)
     assert cache_file(work).exists()
     # Mark the cached answer: the re-run must come from it, and say exactly the same.
-    lines = cache_file(work).read_text().splitlines()
+    lines = read_cache(cache_file(work)).splitlines()
     assert len(lines) == 1 + len(json.loads(first)["decisions"])
+    assert lines[1].partition("\t")[0] == json.dumps(json.loads(first)["decisions"][0])
     assert analyze(capsys, work, metrics) == first
 
 
@@ -99,6 +124,7 @@ def test_a_changed_metric_file_commit_or_now_is_answered_anew(
         lambda text: text.replace('"change"', '"explode"'),
         lambda text: text.rsplit("\n", 2)[0] + "\n",  # a decision short
         lambda text: text.replace('"app-0"', "17", 1),
+        lambda text: text.replace('"reason": "', '"reason": "x', 1),  # disagrees with its notes
     ],
 )
 def test_a_damaged_cache_is_ignored(
@@ -107,11 +133,32 @@ def test_a_damaged_cache_is_ignored(
     work, metrics = setup(repo_factory, tmp_path)
     first = analyze(capsys, work, metrics)
     path = cache_file(work)
-    key = json.loads(path.read_text().splitlines()[0])["key"]
+    key = json.loads(read_cache(path).splitlines()[0])["key"]
     assert callable(damage)
-    path.write_text(damage(path.read_text()))
+    write_cache(path, damage(read_cache(path)))
     assert analyze(capsys, work, metrics) == first
-    assert json.loads(path.read_text().splitlines()[0])["key"] == key  # rewritten whole
+    assert json.loads(read_cache(path).splitlines()[0])["key"] == key  # rewritten whole
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda data: data[:-1],  # cut short
+        lambda data: data + b"x",  # more than the head says
+        lambda data: data[:-5] + bytes(b ^ 1 for b in data[-5:]),  # a chunk's bytes changed
+    ],
+)
+def test_a_damaged_chunk_is_ignored(
+    repo_factory: RepoFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: object
+) -> None:
+    work, metrics = setup(repo_factory, tmp_path)
+    first = analyze(capsys, work, metrics)
+    path = cache_file(work)
+    good = path.read_bytes()
+    assert callable(damage)
+    path.write_bytes(damage(good))
+    assert analyze(capsys, work, metrics) == first
+    assert path.read_bytes() == good  # rewritten whole
 
 
 def test_a_fresh_file_is_not_vouched_for(

@@ -8,9 +8,10 @@ and every metric file the run reads with the same size, mtime, ctime and inode
 (git's own test for an unchanged work-tree file). Only fixture directories
 qualify: a CloudWatch answer is never reused.
 
-The file is a JSON head line, then a decision a line as ``patterns/packed.py``
-packs it (its report JSON, a tab, the rest), read one at a time and validated
-entry by entry; anything that does not validate means no cache. A file touched
+The file is a JSON head line, then the packed decisions' compressed chunks as
+``patterns/packed.py`` holds them (a decision a line: its report JSON, a tab,
+the rest; 1 MB at 10k claims where the lines are 17 MB), read a chunk at a time
+and validated entry by entry; anything that does not validate means no cache. A file touched
 in the last ``RACY_SECONDS`` could still change within the same timestamp, so a
 run that read one does not write the cache.
 """
@@ -22,6 +23,7 @@ import hashlib
 import json
 import os
 import time
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +37,10 @@ from feedbackctl.sources.base import MetricsCost
 
 VERSION = 2  # 2: a decision's line is its report text and the rest (patterns/packed.py)
 RACY_SECONDS = 2.0
-MAX_LINE_BYTES = 1024 * 1024
+MAX_LINE_BYTES = 1024 * 1024  # the head line
+# A chunk's lines (1,000 decisions, about 1 MB): a larger one is not this version's, and a
+# file that would inflate past it is no cache rather than a run's memory.
+MAX_CHUNK_BYTES = 64 * 1024 * 1024
 _PACKAGE = Path(__file__).resolve().parents[1]
 
 
@@ -123,7 +128,7 @@ def _lstat(root: str, rel: str, fd: int | None) -> os.stat_result:
 
 
 def _file(git_dir: Path) -> Path:
-    return git_dir / "feedbackctl" / f"analyze-v{VERSION}.jsonl"
+    return git_dir / "feedbackctl" / f"analyze-v{VERSION}.packed"
 
 
 def load(git_dir: Path, key: Key) -> Answer | None:
@@ -133,10 +138,11 @@ def load(git_dir: Path, key: Key) -> Answer | None:
             if head.get("key") != key.digest:
                 return None
             decisions = PackedDecisions()
-            for raw in _lines(fh, _int(head.get("decisions"))):
-                line = raw.decode().removesuffix("\n")
-                decisions.add_line(_valid(line))
-    except (OSError, ValueError, _Invalid, TypeError, KeyError):
+            for data, lines in _chunks(fh, _list(head.get("chunks")), _int(head.get("decisions"))):
+                for line in lines:
+                    _valid(line)  # every entry validates, or there is no cache
+                decisions.add_chunk(data, len(lines))
+    except (OSError, ValueError, _Invalid, TypeError, KeyError, zlib.error):
         return None
     cost = _dict(head.get("metricsCost"))
     return Answer(
@@ -152,10 +158,12 @@ def save(git_dir: Path, key: Key, answer: Answer) -> None:
     packed = decisions if isinstance(decisions, PackedDecisions) else PackedDecisions(decisions)
     if key.racy or not packed.all_json:
         return
+    chunks = list(packed.compressed())
     head = {
         "version": VERSION,
         "key": key.digest,
         "decisions": len(packed),
+        "chunks": [[len(data), lines] for data, lines in chunks],
         "problems": [[p.where, p.message] for p in answer.problems],
         "warnings": answer.warnings,
         "metricsCost": answer.metrics_cost.json() | {"estimatedUSD": answer.metrics_cost.estimated_usd},
@@ -163,19 +171,29 @@ def save(git_dir: Path, key: Key, answer: Answer) -> None:
 
     def write(fh: TextIO) -> None:
         fh.write(json.dumps(head) + "\n")
-        for text in packed.chunk_texts():
-            fh.write(text + "\n")
+        fh.flush()  # the chunks go to the bytes underneath, after the head
+        for data, _ in chunks:
+            fh.buffer.write(data)
 
     shapes.write_atomically(_file(git_dir), ".analyze-", write)
 
 
-def _lines(fh: Any, n: int) -> Iterator[bytes]:
-    for _ in range(n):
-        line = fh.readline(MAX_LINE_BYTES)
-        if not line.endswith(b"\n"):
+def _chunks(fh: Any, sizes: list[Any], n: int) -> Iterator[tuple[bytes, list[str]]]:
+    """Each chunk as it is stored and its lines, decompressed no further than ``MAX_CHUNK_BYTES``."""
+    total = 0
+    for size in sizes:
+        nbytes, lines = (_int(v) for v in _list(size, 2))
+        data = fh.read(nbytes)
+        unpack = zlib.decompressobj()
+        text = unpack.decompress(data, MAX_CHUNK_BYTES)
+        if len(data) != nbytes or not unpack.eof or unpack.unconsumed_tail or unpack.unused_data:
             raise _Invalid
-        yield line
-    if fh.readline(1):
+        chunk = text.decode().split("\n")
+        if len(chunk) != lines or lines == 0:
+            raise _Invalid
+        total += lines
+        yield data, chunk
+    if total != n or fh.read(1):
         raise _Invalid
 
 

@@ -230,12 +230,18 @@ class PackedDecisions(Sequence[Decision]):
         for k in range(len(self._chunks) + 1):
             yield from self._lines(k)
 
-    def chunk_texts(self) -> Iterator[str]:
-        """The lines a chunk at a time, newline-separated (no newline after the last)."""
-        for chunk in self._chunks:
-            yield zlib.decompress(chunk).decode()
+    def compressed(self) -> Iterator[tuple[bytes, int]]:
+        """Each chunk compressed, with its number of lines (the answer cache stores them so)."""
+        yield from zip(self._chunks, self._sizes, strict=True)
         if self._pending:
-            yield "\n".join(self._pending)
+            yield zlib.compress("\n".join(self._pending).encode(), 1), len(self._pending)
+
+    def add_chunk(self, data: bytes, lines: int) -> None:
+        """A chunk of ``lines`` lines as ``compressed`` gave it (the cache reader validated it)."""
+        assert not self._pending, "chunks go before any line added one by one"
+        self._chunks.append(data)
+        self._sizes.append(lines)
+        self._len += lines
 
     def _spans(self, start: int, stop: int) -> Iterator[tuple[int, int, int]]:
         """(chunk, first, stop) within each chunk that decisions ``start:stop`` touch."""
