@@ -88,28 +88,35 @@ def key_of(parts: Sequence[str], root: str, claims: Sequence[str], metrics: Sequ
     out: list[str] = []
     newest = 0
     files = [f"/{metric}.csv" for metric in metrics]
+    stat = os.stat
     with _opened(root) as fd:
+        # Relative to the root's descriptor, or (none) by the whole path: lstat either way.
+        at = "" if fd is not None else os.path.join(root, "")
         for claim in claims:
             try:
-                st = _lstat(root, claim, fd)
-                out.append(f"{claim}\0d{st.st_mode}\0")
+                st = stat(at + claim, dir_fd=fd, follow_symlinks=False)
             except OSError:
                 out.append(f"{claim}\0-\0")
                 continue
+            out.append(f"{claim}\0d{st.st_mode}\0")
             for file in files:
                 try:
-                    st = _lstat(root, claim + file, fd)
+                    st = stat(at + claim + file, dir_fd=fd, follow_symlinks=False)
                 except OSError:
                     out.append("-\0")
                     continue
-                out.append(f"{st.st_mode}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}\0")
-                newest = max(newest, st.st_mtime_ns, st.st_ctime_ns)
+                mtime, ctime = st.st_mtime_ns, st.st_ctime_ns
+                out.append(f"{st.st_mode}:{st.st_size}:{mtime}:{ctime}:{st.st_ino}\0")
+                newest = max(newest, mtime, ctime)
     h.update("".join(out).encode())
     return Key(h.hexdigest(), newest >= time.time_ns() - int(RACY_SECONDS * 1e9))
 
 
 @contextlib.contextmanager
 def _opened(root: str) -> Iterator[int | None]:
+    if os.stat not in os.supports_dir_fd:
+        yield None
+        return
     try:
         fd = os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError:
@@ -119,12 +126,6 @@ def _opened(root: str) -> Iterator[int | None]:
         yield fd
     finally:
         os.close(fd)
-
-
-def _lstat(root: str, rel: str, fd: int | None) -> os.stat_result:
-    if fd is None or os.stat not in os.supports_dir_fd:
-        return os.lstat(os.path.join(root, rel))
-    return os.stat(rel, dir_fd=fd, follow_symlinks=False)
 
 
 def _file(git_dir: Path) -> Path:
