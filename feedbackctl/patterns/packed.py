@@ -8,8 +8,8 @@ decision a line: its JSON exactly as ``render.decision_json`` gives it and
 (``[[unit, ...], validated_in, acknowledged]``; neither part can hold a raw tab
 or newline). The lines are compressed 1,000 at a time. The report then writes
 a decision's text as it is: no decision is decoded, built into a dict and
-encoded again (docs/performance.md), and the answer cache writes and reads the
-same lines (``patterns/analyzecache.py``).
+encoded again (docs/performance.md), and the answer cache keeps the compressed
+chunks as they are (``patterns/analyzecache.py``).
 
 The text is built here rather than by ``json.dumps`` of the dict (most of a
 report's cost); ``tests/test_analyzecache_packed.py`` pins it to
@@ -210,7 +210,7 @@ class PackedDecisions(Sequence[Decision]):
             self._pending = []
 
     def add_line(self, line: str) -> None:
-        """A decision already in its line (the cache's, validated by its reader)."""
+        """A decision already in its line (``packed_line``)."""
         self._pending.append(line)
         self._len += 1
         if len(self._pending) == self.CHUNK:
