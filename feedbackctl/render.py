@@ -20,7 +20,7 @@ from rich.table import Table
 
 from feedbackctl.core.models import Decision, Evidence, Outcome, reason_of
 from feedbackctl.core.results import JSON_SCHEMA_VERSION, Report
-from feedbackctl.patterns.analyzecache import PackedDecisions, plain_decision
+from feedbackctl.patterns.packed import PackedDecisions, decision_text, plain_decision
 
 _OUTCOME_STYLE = {
     Outcome.CHANGE: "green",
@@ -81,10 +81,10 @@ def decision_json(d: Decision) -> dict[str, Any]:
 
 
 def plain_decision_json(raw: list[Any]) -> dict[str, Any]:
-    """A decision's JSON, from its plain list (patterns/analyzecache.py ``plain_decision``).
+    """A decision's JSON, from its plain list (patterns/packed.py ``plain_decision``).
 
-    A fleet's report is mostly its decisions: written from the packed lists, they are
-    never built as objects only to be taken apart again (the same text: tests/test_batches.py).
+    A fleet's report writes each decision's text as ``patterns/packed.py`` builds it,
+    the same text as this dict's ``json.dumps`` (tests/test_analyzecache_packed.py).
     """
     (claim, field_name, current, outcome, recommended, uncapped, direction, confidence, rule, source, risk,
      evidence, notes) = raw[:13]  # fmt: skip
@@ -118,12 +118,13 @@ def plain_decision_json(raw: list[Any]) -> dict[str, Any]:
     }
 
 
-def _slice_json(decisions: Sequence[Decision], start: int) -> list[dict[str, Any]]:
+def _slice_texts(decisions: Sequence[Decision], start: int) -> list[str]:
+    """Decisions ``start:start + JSON_SLICE`` as ``json.dumps(decision_json(d), default=str)`` each."""
     stop = start + JSON_SLICE
-    plain = decisions.plain(start, stop) if isinstance(decisions, PackedDecisions) else None
-    if plain is None:
-        return [decision_json(d) for d in decisions[start:stop]]
-    return [plain_decision_json(p) for p in plain]
+    texts = decisions.texts(start, stop) if isinstance(decisions, PackedDecisions) else None
+    if texts is not None:
+        return texts
+    return [decision_text(d) or json.dumps(decision_json(d), default=str) for d in decisions[start:stop]]
 
 
 def report_json(r: Report) -> dict[str, Any]:
@@ -170,8 +171,8 @@ def print_report_json(r: Report) -> None:
     out = sys.stdout
     out.write(head + '"decisions": [')
     for i in range(0, len(r.decisions), JSON_SLICE):
-        # One dump of the slice as a list: the same ", "-separated text as a dump per decision.
-        part = json.dumps(_slice_json(r.decisions, i), default=str)[1:-1]
+        # The same ", "-separated text as one dump of the slice as a list.
+        part = ", ".join(_slice_texts(r.decisions, i))
         out.write(part if i == 0 else ", " + part)
     out.write("]" + tail + "\n")
 

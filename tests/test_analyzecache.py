@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from feedbackctl.cli import run
 from feedbackctl.core.models import Decision, Evidence, Note, Outcome
 from feedbackctl.patterns import analyzecache
+from feedbackctl.patterns.packed import PackedDecisions
 from feedbackctl.sources.base import MetricsCost
 from tests.autotunefix import PROD_CLAIM, T0, fresh_metrics, iso
 from tests.gitutil import RepoFactory, commit_files
@@ -49,7 +51,30 @@ def analyze(capsys: pytest.CaptureFixture[str], repo: Path, metrics: Path, *extr
 
 
 def cache_file(repo: Path) -> Path:
-    return repo / ".git" / "feedbackctl" / f"analyze-v{analyzecache.VERSION}.jsonl"
+    return repo / ".git" / "feedbackctl" / f"analyze-v{analyzecache.VERSION}.packed"
+
+
+def read_cache(path: Path) -> str:
+    """The cache as text: its head line, then a decision a line (the chunks decompressed)."""
+    head, _, body = path.read_bytes().partition(b"\n")
+    lines: list[str] = []
+    for nbytes, _n in json.loads(head)["chunks"]:
+        lines += zlib.decompress(body[:nbytes]).decode().split("\n")
+        body = body[nbytes:]
+    return "\n".join([head.decode(), *lines]) + "\n"
+
+
+def write_cache(path: Path, text: str) -> None:
+    """``read_cache`` undone: the lines after the head as one chunk, the head's count of it set."""
+    head_line, *lines = text.removesuffix("\n").split("\n")
+    data = zlib.compress("\n".join(lines).encode())
+    try:
+        head = json.loads(head_line)
+        head["chunks"] = [[len(data), len(lines)]]
+        head_line = json.dumps(head)
+    except ValueError:
+        pass  # a head that is not JSON stays as it is
+    path.write_bytes(head_line.encode() + b"\n" + data)
 
 
 def setup(repo_factory: RepoFactory, tmp_path: Path) -> tuple[Path, Path]:
@@ -67,8 +92,9 @@ def test_a_rerun_on_the_same_inputs_gives_the_same_answer_from_the_cache(
     first = analyze(capsys, work, metrics)
     assert cache_file(work).exists()
     # Mark the cached answer: the re-run must come from it, and say exactly the same.
-    lines = cache_file(work).read_text().splitlines()
+    lines = read_cache(cache_file(work)).splitlines()
     assert len(lines) == 1 + len(json.loads(first)["decisions"])
+    assert lines[1].partition("\t")[0] == json.dumps(json.loads(first)["decisions"][0])
     assert analyze(capsys, work, metrics) == first
 
 
@@ -98,6 +124,7 @@ def test_a_changed_metric_file_commit_or_now_is_answered_anew(
         lambda text: text.replace('"change"', '"explode"'),
         lambda text: text.rsplit("\n", 2)[0] + "\n",  # a decision short
         lambda text: text.replace('"app-0"', "17", 1),
+        lambda text: text.replace('"reason": "', '"reason": "x', 1),  # disagrees with its notes
     ],
 )
 def test_a_damaged_cache_is_ignored(
@@ -106,11 +133,32 @@ def test_a_damaged_cache_is_ignored(
     work, metrics = setup(repo_factory, tmp_path)
     first = analyze(capsys, work, metrics)
     path = cache_file(work)
-    key = json.loads(path.read_text().splitlines()[0])["key"]
+    key = json.loads(read_cache(path).splitlines()[0])["key"]
     assert callable(damage)
-    path.write_text(damage(path.read_text()))
+    write_cache(path, damage(read_cache(path)))
     assert analyze(capsys, work, metrics) == first
-    assert json.loads(path.read_text().splitlines()[0])["key"] == key  # rewritten whole
+    assert json.loads(read_cache(path).splitlines()[0])["key"] == key  # rewritten whole
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda data: data[:-1],  # cut short
+        lambda data: data + b"x",  # more than the head says
+        lambda data: data[:-5] + bytes(b ^ 1 for b in data[-5:]),  # a chunk's bytes changed
+    ],
+)
+def test_a_damaged_chunk_is_ignored(
+    repo_factory: RepoFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: object
+) -> None:
+    work, metrics = setup(repo_factory, tmp_path)
+    first = analyze(capsys, work, metrics)
+    path = cache_file(work)
+    good = path.read_bytes()
+    assert callable(damage)
+    path.write_bytes(damage(good))
+    assert analyze(capsys, work, metrics) == first
+    assert path.read_bytes() == good  # rewritten whole
 
 
 def test_a_fresh_file_is_not_vouched_for(
@@ -144,9 +192,9 @@ def _decisions(n: int) -> list[Decision]:
 
 
 def test_packed_decisions_read_back_equal_in_any_slice(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(analyzecache.PackedDecisions, "CHUNK", 4)
+    monkeypatch.setattr(PackedDecisions, "CHUNK", 4)
     plain = _decisions(11)
-    packed = analyzecache.PackedDecisions(plain[:5])
+    packed = PackedDecisions(plain[:5])
     packed.extend(plain[5:])
     assert len(packed) == 11
     assert list(packed) == plain
@@ -162,7 +210,7 @@ def test_packed_decisions_read_back_equal_in_any_slice(monkeypatch: pytest.Monke
 
 def test_a_decision_json_cannot_hold_is_kept_as_it_is_and_not_cached(tmp_path: Path) -> None:
     odd = replace(_decisions(1)[0], current=object())  # type: ignore[arg-type]
-    packed = analyzecache.PackedDecisions([*_decisions(2), odd])
+    packed = PackedDecisions([*_decisions(2), odd])
     assert packed[2] is odd and not packed.all_json
     answer = analyzecache.Answer(packed, [], [], MetricsCost())
     analyzecache.save(tmp_path, analyzecache.Key("k", racy=False), answer)
@@ -170,11 +218,11 @@ def test_a_decision_json_cannot_hold_is_kept_as_it_is_and_not_cached(tmp_path: P
 
 
 def test_a_packed_report_slice_is_the_json_of_its_decisions(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The report writes packed decisions from their plain lists (render.plain_decision_json):
-    # every shape of reason, blocking note, evidence and unit must come out as decision_json's.
-    from feedbackctl.render import decision_json, plain_decision_json
+    # The report writes packed decisions' texts as they are (patterns/packed.py): every shape
+    # of reason, blocking note, evidence and unit must come out as decision_json's dump.
+    from feedbackctl.render import decision_json
 
-    monkeypatch.setattr(analyzecache.PackedDecisions, "CHUNK", 3)
+    monkeypatch.setattr(PackedDecisions, "CHUNK", 3)
     notes = [
         (),
         (Note("a", "info", "first"),),
@@ -191,14 +239,13 @@ def test_a_packed_report_slice_is_the_json_of_its_decisions(monkeypatch: pytest.
         replace(d, notes=notes[i % len(notes)], evidence=evidence[i % len(evidence)], risk="LOW")
         for i, d in enumerate(_decisions(16))
     ]
-    packed = analyzecache.PackedDecisions(decisions)
+    packed = PackedDecisions(decisions)
     for start, stop in ((0, 16), (2, 7), (5, 6), (14, 40)):
-        plain = packed.plain(start, stop)
-        assert plain is not None
-        got = [plain_decision_json(p) for p in plain]
-        assert json.dumps(got) == json.dumps([decision_json(d) for d in decisions[start:stop]])
+        texts = packed.texts(start, stop)
+        assert texts is not None
+        assert texts == [json.dumps(decision_json(d)) for d in decisions[start:stop]]
 
 
-def test_packed_decisions_with_one_kept_as_it_is_have_no_plain_slices() -> None:
+def test_packed_decisions_with_one_kept_as_it_is_have_no_texts() -> None:
     odd = replace(_decisions(1)[0], current=object())  # type: ignore[arg-type]
-    assert analyzecache.PackedDecisions([*_decisions(2), odd]).plain(0, 1) is None
+    assert PackedDecisions([*_decisions(2), odd]).texts(0, 1) is None

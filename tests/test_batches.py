@@ -154,9 +154,18 @@ def test_every_claim_is_in_exactly_one_batch(size: int) -> None:
     assert all(where[x] == where[y] for x, y in pairs.items())
 
 
-def test_a_fleet_report_is_written_in_slices_byte_for_byte(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("packed", [False, True])
+@pytest.mark.parametrize("odd", [None, (1, 2.5), object()])
+def test_a_fleet_report_is_written_in_slices_byte_for_byte(
+    capsys: pytest.CaptureFixture[str], packed: bool, odd: object
+) -> None:
+    # Packed or not, and with a value JSON gives back changed (a tuple) or only default=str
+    # can write (an object): the same bytes as one dump of the whole report.
+    from dataclasses import replace
+
     from feedbackctl.core.models import Decision, Note, Outcome
     from feedbackctl.patterns.inputs import Problem
+    from feedbackctl.patterns.packed import PackedDecisions
     from feedbackctl.render import JSON_SLICE, Report, print_report_json, report_json
     from feedbackctl.sources.base import MetricsCost
 
@@ -170,7 +179,10 @@ def test_a_fleet_report_is_written_in_slices_byte_for_byte(capsys: pytest.Captur
         )
         for i in range(2 * JSON_SLICE + 7)
     ]
-    report = Report("analyze", T0, "main", "abc", decisions, [Problem("x", "bad")], ["w"], dry_run=True)
+    if odd is not None:
+        decisions[JSON_SLICE + 3] = replace(decisions[JSON_SLICE + 3], current=odd)  # type: ignore[arg-type]
+    held = PackedDecisions(decisions) if packed else decisions
+    report = Report("analyze", T0, "main", "abc", held, [Problem("x", "bad")], ["w"], dry_run=True)
     report.metrics_cost = MetricsCost(api_calls=3, metrics_requested=7, estimated_usd=0.00007)
     print_report_json(report)
     import json

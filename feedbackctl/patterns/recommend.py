@@ -45,6 +45,7 @@ from feedbackctl.patterns.inputs import (
     metric_source,
     needed_metrics,
 )
+from feedbackctl.patterns.packed import PackedDecisions
 from feedbackctl.patterns.proposal_acts import human_identity, ident_text, outside_bounds, policy_check
 from feedbackctl.sources.fixtures import FixtureSource
 
@@ -169,7 +170,7 @@ def _answer(snapshot: Snapshot, metrics: str | None, now: datetime) -> analyzeca
     with long_lived():  # the claims' histories
         stream = open_stream(snapshot, metrics, now)
     # Packed as each batch is decided: a fleet's decisions never sit in memory as objects.
-    decisions = analyzecache.PackedDecisions()
+    decisions = PackedDecisions()
     decided: list[Problem] = []
     for part in stream.batches(now):
         decisions.extend(_recommend_batch(snapshot, part, now, decided))
