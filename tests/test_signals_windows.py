@@ -93,73 +93,52 @@ def plain_check_window(
     limits: Limits,
     threshold: float | None = None,
 ) -> WindowCheck:
-    """The definition of a window's answer, one window at a time, as it read before the memo."""
-    limit = threshold if threshold is not None else cond.limit(spec)
+    """The definition of a window's answer, one window at a time, on Series and plain numpy."""
+    limit = cond.limit(spec) if threshold is None else threshold
     if limit is None:
         return WindowCheck(False, False, None, f"{cond.relative_to} is not a number")
-    # Index arithmetic on the arrays rather than Series slices: this runs per rule and claim.
-    end = int(series.ts.searchsorted(now, side="right")) if series is not None else 0
-    if series is None or end == 0:
+    seen = None if series is None else series.until(now)
+    if seen is None or len(seen) == 0:
         return WindowCheck(False, False, None, f"no {cond.metric} data")
-    ts = series.ts
-    newest = float(ts[end - 1])
-    if now - newest > limits.max_staleness_minutes * 60:
-        return WindowCheck(
-            False,
-            False,
-            None,
-            f"newest {cond.metric} point is {(now - newest) / 60:.0f}m old "
-            f"(max {limits.max_staleness_minutes}m)",
+    newest = float(seen.ts[-1])
+    late = limits.max_staleness_minutes
+    if now - newest > late * 60:
+        why = f"newest {cond.metric} point is {(now - newest) / 60:.0f}m old (max {late}m)"
+        return WindowCheck(False, False, None, why)
+    start = newest - window_minutes * 60
+    if valid_from > start:
+        why = (
+            f"only {max(0.0, now - valid_from) / 60:.0f}m of {cond.metric} since the last change "
+            f"(settling); the rule needs {window_minutes}m"
         )
-    window_start = newest - window_minutes * 60
-    if valid_from > window_start:
-        span = max(0.0, now - valid_from) / 60
-        return WindowCheck(
-            False,
-            False,
-            None,
-            f"only {span:.0f}m of {cond.metric} since the last change "
-            f"(settling); the rule needs {window_minutes}m",
-        )
-    # The window's first point: at or after window_start (<= newest), so it lies in ts[:end].
-    first = int(ts.searchsorted(window_start, side="left"))
-    window_ts = ts[first:end]
-    n = end - first
+        return WindowCheck(False, False, None, why)
+    window = seen.since(start)
+    n = len(window)
     slack = max(COVERAGE_SLACK_MIN_SECONDS, window_minutes * 60 * COVERAGE_SLACK_FRACTION)
-    if float(window_ts[0]) - window_start > slack or n < limits.min_points:
-        return WindowCheck(
-            False,
-            False,
-            None,
+    if n < limits.min_points or float(window.ts[0]) - start > slack:
+        why = (
             f"{n} {cond.metric} points cover the {window_minutes}m window too thinly "
-            f"(need {limits.min_points}+ from its start)",
+            f"(need {limits.min_points}+ from its start)"
         )
-    gaps = window_ts[1:] - window_ts[:-1]
-    widest = int(gaps.argmax()) if gaps.size else 0
-    allowed = max_gap_seconds(Series(cond.metric, ts[:end], series.values[:end]), limits)
-    if gaps.size and float(gaps[widest]) > allowed:
-        hole_start = datetime.fromtimestamp(float(window_ts[widest]), UTC)
-        return WindowCheck(
-            False,
-            False,
-            None,
-            f"{cond.metric} has a {float(gaps[widest]) / 60:.0f}m gap after "
-            f"{hole_start:%Y-%m-%dT%H:%MZ} in the {window_minutes}m window "
-            f"(max {allowed / 60:.0f}m between points, limits.maxGapMinutes)",
+        return WindowCheck(False, False, None, why)
+    gaps = np.diff(window.ts)
+    allowed = max_gap_seconds(seen, limits)
+    if gaps.size and float(gaps.max()) > allowed:
+        hole = datetime.fromtimestamp(float(window.ts[int(np.argmax(gaps))]), UTC)
+        why = (
+            f"{cond.metric} has a {float(gaps.max()) / 60:.0f}m gap after {hole:%Y-%m-%dT%H:%MZ} "
+            f"in the {window_minutes}m window (max {allowed / 60:.0f}m between points, limits.maxGapMinutes)"
         )
-    values = series.values[first:end]
-    if cond.op == "above":
-        stat_name, stat = "min", float(values.min())
-        holds = stat > limit
-    else:
-        stat_name, stat = "max", float(values.max())
-        holds = stat < limit
-    evidence = Evidence(cond.metric, stat_name, window_minutes, n, stat, limit)
+        return WindowCheck(False, False, None, why)
+    above = cond.op == "above"
+    values = window.values
+    stat_name, stat = ("min", float(np.min(values))) if above else ("max", float(np.max(values)))
+    holds = stat > limit if above else stat < limit
     verb = "held" if holds else "did not hold"
     return WindowCheck(
         holds,
         True,
-        evidence,
+        Evidence(cond.metric, stat_name, window_minutes, n, stat, limit),
         f"{cond.metric} {cond.op} {limit:g} {verb} for {window_minutes}m ({stat_name} {stat:.4g}, n={n})",
     )
 
