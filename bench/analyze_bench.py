@@ -1,7 +1,8 @@
 """``analyze`` on a generated fleet against its floor, cold and warm, with peak RSS.
 
 Floor = git read (ls-tree + one cat-file --batch) + PyYAML C-loader parse of
-every claim file + loading the same series from the fixtures. Targets: cold
+every claim file + loading the same series from the fixtures, the quicker of
+two measurements (the first may read the files from disk). Targets: cold
 analyze <= 1.5x the floor, warm (a re-run on the same inputs) <= 0.7x, peak RSS
 <= 400 MB up to 50,000 claims (docs/performance.md).
 
@@ -102,7 +103,9 @@ def bench(sizes: list[int], points: int, step: int) -> list[Row]:
     per_claim: list[tuple[int, float]] = []
     for n in sizes:
         paths = fleet(n, points, step)
-        f = floor(paths)
+        # Twice, keeping the quicker: the first read of a fleet's metric files may come from
+        # disk, and analyze after it reads them from the page cache (a flattering floor).
+        f = min(floor(paths), floor(paths), key=lambda parts: sum(parts.values()))
         total_floor = sum(f.values())
         args = [
             "analyze",
