@@ -165,7 +165,7 @@ def _renamed_frozen(
     per = _group([e for e in events if e[0] not in known])
     out = []
     for name, changes in sorted(per.items()):
-        if not any(flap.assess(chs, now, policy.limits).flapping for chs in changes.values()):
+        if all(flap.flapping(chs, now, policy.limits) is None for chs in changes.values()):
             continue
         newest = max((ch for chs in changes.values() for ch in chs), key=lambda ch: ch.at)
         found = _successor(repo, tip, name, newest.commit, memo)

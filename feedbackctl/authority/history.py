@@ -145,7 +145,7 @@ def _rests_on_unknown(changes: Sequence[FieldChange], now: datetime, since: date
     """
     if now >= since and all(c.at >= since for c in changes):
         return False  # nothing older to rest on (asked per claim and field of a fleet)
-    if not flap.assess(changes, now, policy.limits).flapping:
+    if flap.flapping(changes, now, policy.limits) is None:
         return False
     return _first_state(changes, now) < since
 

@@ -83,12 +83,8 @@ def with_units(evidence: tuple[Evidence, ...], policy: Policy) -> tuple[Evidence
 Histories = Mapping[str, FieldHistory]
 
 
-def flap_note(d: Decision, histories: Histories, policy: Policy, now: datetime) -> Note | None:
-    """Say so when the field is flapping (autotune's flap-freeze guard then blocks it)."""
-    return field_flap_note(d.field, histories, policy, now)
-
-
 def field_flap_note(field_name: str, histories: Histories, policy: Policy, now: datetime) -> Note | None:
+    """Say so when the field is flapping (autotune's flap-freeze guard then blocks it)."""
     history = histories.get(field_name)
     if history is None:
         return None
@@ -99,7 +95,7 @@ def field_flap_note(field_name: str, histories: Histories, policy: Policy, now: 
 
 
 def with_flap(d: Decision, histories: Histories, policy: Policy, now: datetime) -> Decision:
-    note = flap_note(d, histories, policy, now)
+    note = field_flap_note(d.field, histories, policy, now)
     return d if note is None else replace(d, notes=d.notes + (note,))
 
 

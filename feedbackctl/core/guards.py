@@ -128,8 +128,8 @@ def shared_value(ctx: GuardContext, d: Decision) -> Decision:
 
 def flap_freeze(ctx: GuardContext, d: Decision) -> Decision:
     """Nagios percent state change or too many reversals: no auto-tune until a human acts."""
-    status = flap.assess(ctx.history.changes, ctx.now, ctx.policy.limits)
-    if status.flapping:
+    status = flap.flapping(ctx.history.changes, ctx.now, ctx.policy.limits)
+    if status is not None:
         d = replace(d, notes=tuple(n for n in d.notes if n.rule != RuleId.FLAP_FREEZE))  # analyze's info note
         return d.stopped(
             RuleId.FLAP_FREEZE,
