@@ -25,6 +25,7 @@ from datetime import datetime
 
 from feedbackctl.core.decide import ClaimInputs, settled_by_git, trigger_check
 from feedbackctl.core.guards import Budget
+from feedbackctl.core.models import Claim
 from feedbackctl.core.policy import Policy, Source
 from feedbackctl.core.tuning import parse_autotune
 from feedbackctl.errors import ClaimError
@@ -51,7 +52,12 @@ def evidence_metrics(policy: Policy, fields: Iterable[str]) -> tuple[str, ...]:
 
 def set_fields(inputs: ClaimInputs, policy: Policy) -> tuple[str, ...]:
     """The tuned fields the claim sets: the only ones it has decisions for."""
-    return tuple(f for f in policy.tuned_fields if inputs.claim.value(f) is not None)
+    return fields_set_by(inputs.claim, policy)
+
+
+def fields_set_by(claim: Claim, policy: Policy) -> tuple[str, ...]:
+    """``set_fields`` of a claim on its own (no inputs gathered yet)."""
+    return tuple(f for f in policy.tuned_fields if claim.value(f) is not None)
 
 
 def claim_metrics(inputs: ClaimInputs, policy: Policy) -> tuple[str, ...]:

@@ -89,11 +89,10 @@ def full_requests(claims: Sequence[Claim], policy: Policy, start: float, end: fl
     fleet's claims share a handful of such sets; asked per claim, the policy
     gave 10k claims the same few answers 10k times (docs/performance.md).
     """
-    tuned = policy.tuned_fields
     known: dict[tuple[str, ...], tuple[str, ...]] = {}
     requests = []
     for c in claims:
-        fields = tuple(f for f in tuned if c.value(f) is not None)
+        fields = fetchplan.fields_set_by(c, policy)
         metrics = known.get(fields)
         if metrics is None:
             metrics = known[fields] = fetchplan.evidence_metrics(policy, fields)
