@@ -7,12 +7,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from feedbackctl.boundedio import InputFileError, read_regular
 from feedbackctl.errors import UsageError
+from feedbackctl.sources import readahead
 from feedbackctl.sources.base import MetricBatch, MetricRequest, register
 from feedbackctl.sources.fixture_csv import _File, _prepare, parse_files
 
@@ -49,11 +50,20 @@ class FixtureSource:
         return next(self.fetch_batches([requests], now))
 
     def fetch_batches(self, groups: Sequence[Sequence[MetricRequest]], now: float) -> Iterator[MetricBatch]:
-        """One batch per group, read when asked for; the last one carries the run-wide notices."""
+        """One batch per group, read when asked for; the last one carries the run-wide notices.
+
+        With two cores or more, a helper process reads groups ahead while the caller
+        decides on the last one (``readahead.py``): the batches are the same.
+        """
+        wants = [[(r.claim.name, r.metrics, r.start, r.end) for r in g] for g in groups]
+        args = (str(self.root), self.display, now)
+        helper = {"make": f"{__name__}:group_reader", "args": args} if readahead.wanted(len(wants)) else None
         later = [0, 0]  # points after now, files holding them
-        for k, requests in enumerate(groups):
-            batch = self._fetch(requests, now, later)
-            if k == len(groups) - 1 and later[0]:
+        read = readahead.read_groups(wants, group_reader(*args), helper)
+        for k, (batch, points, files) in enumerate(read):
+            later[0] += points
+            later[1] += files
+            if k == len(wants) - 1 and later[0]:
                 at = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
                 n, files = later
                 batch.warnings.append(
@@ -62,57 +72,69 @@ class FixtureSource:
                 )
             yield batch
 
-    def _fetch(self, requests: Sequence[MetricRequest], now: float, later_total: list[int]) -> MetricBatch:
-        batch = MetricBatch()
-        files: list[_File] = []
-        unsafe_metric = {m: _unsafe_component(m) for r in requests for m in r.metrics}
-        for request in requests:
-            claim = request.claim.name
-            problem = _unsafe_component(claim)
+
+# One claim's wanted metrics over [start, end]: what a MetricRequest says, in plain values.
+Want = tuple[str, tuple[str, ...], float, float]
+# A group's batch, with its count of points after now and of files holding them.
+GroupRead = tuple[MetricBatch, int, int]
+
+
+def group_reader(root: str, display: str, now: float) -> Callable[[Sequence[Want]], GroupRead]:
+    """Reads one group of wants: here, or in the read-ahead helper from the same arguments."""
+    return lambda wants: _read_group(root, display, wants, now)
+
+
+def _read_group(root: str, display: str, wants: Sequence[Want], now: float) -> GroupRead:
+    batch = MetricBatch()
+    files: list[_File] = []
+    unsafe_metric = {m: _unsafe_component(m) for _, metrics, _, _ in wants for m in metrics}
+    for claim, metrics, start, end in wants:
+        problem = _unsafe_component(claim)
+        if problem:
+            batch.add_problem(
+                claim,
+                f"claim name {claim!r} {problem}, so it cannot name a directory under "
+                f"'{display}'; refusing to read metrics for it (rename the claim)",
+            )
+            continue
+        claim_dir = os.path.join(root, claim)
+        if not os.path.isdir(claim_dir):
+            where = os.path.join(display, claim)
+            batch.add_absent(claim, f"{where}: no metrics for claim; add {where}/<metric>.csv files")
+            continue
+        batch.series.setdefault(claim, {})
+        for metric in metrics:
+            problem = unsafe_metric[metric]
             if problem:
                 batch.add_problem(
                     claim,
-                    f"claim name {claim!r} {problem}, so it cannot name a directory under "
-                    f"'{self.display}'; refusing to read metrics for it (rename the claim)",
+                    f"metric name {metric!r} {problem}, so it cannot name a file; fix the rule",
                 )
                 continue
-            claim_dir = os.path.join(self.root, claim)
-            if not os.path.isdir(claim_dir):
-                where = os.path.join(self.display, claim)
-                batch.add_absent(claim, f"{where}: no metrics for claim; add {where}/<metric>.csv files")
-                continue
-            batch.series.setdefault(claim, {})
-            for metric in request.metrics:
-                problem = unsafe_metric[metric]
-                if problem:
-                    batch.add_problem(
-                        claim,
-                        f"metric name {metric!r} {problem}, so it cannot name a file; fix the rule",
-                    )
-                    continue
-                loaded = self._read(claim_dir, claim, metric, request)
-                if isinstance(loaded, str):
-                    batch.add_metric_problem(claim, metric, loaded)
-                elif loaded is not None:
-                    files.append(loaded)
-        later: list[int] = []
-        for file, result in zip(files, parse_files(files, now, later), strict=True):
-            if isinstance(result, str):
-                batch.add_metric_problem(file.claim, file.metric, result)
-            else:
-                batch.add_series(file.claim, result)
-        later_total[0] += sum(later)
-        later_total[1] += sum(1 for c in later if c)
-        return batch
+            loaded = _read(display, claim_dir, claim, metric, start, end)
+            if isinstance(loaded, str):
+                batch.add_metric_problem(claim, metric, loaded)
+            elif loaded is not None:
+                files.append(loaded)
+    later: list[int] = []
+    for file, result in zip(files, parse_files(files, now, later), strict=True):
+        if isinstance(result, str):
+            batch.add_metric_problem(file.claim, file.metric, result)
+        else:
+            batch.add_series(file.claim, result)
+    return batch, sum(later), sum(1 for c in later if c)
 
-    def _read(self, claim_dir: str, claim: str, metric: str, request: MetricRequest) -> _File | str | None:
-        try:
-            data = read_regular(f"{claim_dir}/{metric}.csv", MAX_METRIC_FILE_BYTES, follow_symlinks=False)
-        except FileNotFoundError:
-            return None  # no series: the core reports "not enough data"
-        except InputFileError as exc:
-            return f"{os.path.join(self.display, claim, f'{metric}.csv')}: {exc}"
-        return _prepare(claim, metric, self.display, data, request.start, request.end)
+
+def _read(
+    display: str, claim_dir: str, claim: str, metric: str, start: float, end: float
+) -> _File | str | None:
+    try:
+        data = read_regular(f"{claim_dir}/{metric}.csv", MAX_METRIC_FILE_BYTES, follow_symlinks=False)
+    except FileNotFoundError:
+        return None  # no series: the core reports "not enough data"
+    except InputFileError as exc:
+        return f"{os.path.join(display, claim, f'{metric}.csv')}: {exc}"
+    return _prepare(claim, metric, display, data, start, end)
 
 
 def _unsafe_component(name: str) -> str | None:
