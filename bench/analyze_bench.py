@@ -18,7 +18,7 @@ import time
 
 import yaml
 
-from bench.common import OUT, Row, child, peak_rss_mb, print_rows, timed
+from bench.common import OUT, ChildrenRss, Row, child, peak_rss_mb, print_rows, timed
 from bench.fleet import FleetPaths, make_fleet
 
 # (claims, points) -> cold/warm ratio to the floor and peak RSS in MB: first before series
@@ -91,11 +91,16 @@ def floor(paths: FleetPaths) -> dict[str, float]:
 def run_child(args: list[str]) -> None:
     from feedbackctl.cli import run
 
-    start = time.perf_counter()
-    code = run(args)
-    seconds = time.perf_counter() - start
+    with ChildrenRss() as others:
+        start = time.perf_counter()
+        code = run(args)
+        seconds = time.perf_counter() - start
     rss = peak_rss_mb()
-    print(f'{{"seconds": {seconds}, "rss_mb": {rss}, "code": {code}}}', file=sys.stderr)
+    print(
+        f'{{"seconds": {seconds}, "rss_mb": {rss}, "helper_mb": {others.helpers}, '
+        f'"together_mb": {others.together}, "code": {code}}}',
+        file=sys.stderr,
+    )
 
 
 def bench(sizes: list[int], points: int, step: int) -> list[Row]:
@@ -153,7 +158,11 @@ def bench(sizes: list[int], points: int, step: int) -> list[Row]:
                 _before(n, points, "warm"),
             )
         )
-        rss_note = "; ".join(x for x in (f"warm {warm['rss_mb']:.0f} MB", _before(n, points, "rss")) if x)
+        helper = (
+            f"read-ahead helper {cold['helper_mb']:.0f} MB, with it {cold['together_mb']:.0f} MB (sampled)"
+        )
+        notes = (f"warm {warm['rss_mb']:.0f} MB", helper, _before(n, points, "rss"))
+        rss_note = "; ".join(x for x in notes if x)
         rows.append(
             Row(
                 "analyze", f"peak RSS, cold ({label})", cold["rss_mb"], None, "<= 400 MB", rss_note, unit="MB"

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -75,6 +76,50 @@ def peak_rss_mb() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class ChildrenRss:
+    """Samples, every 20 ms while open, the RSS of this process's children and of all together.
+
+    A fixture run reads ahead in a helper process (feedbackctl/sources/readahead.py),
+    whose memory is its own: ``helpers`` is the children's peak, ``together`` the
+    peak of this process and its children summed (sampled, so a short spike can
+    be missed; VmHWM above is exact for this process alone).
+    """
+
+    def __init__(self) -> None:
+        self.helpers = 0.0
+        self.together = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> ChildrenRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        me = os.getpid()
+        while not self._stop.wait(0.02):
+            kids = 0.0
+            for task in Path(f"/proc/{me}/task").glob("*/children"):
+                for pid in task.read_text().split():
+                    kids += _rss_mb(pid)
+            self.helpers = max(self.helpers, kids)
+            self.together = max(self.together, kids + _rss_mb(str(me)))
+
+
+def _rss_mb(pid: str) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
 
 
 def child(module: str, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import signal
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import IO, TypeVar
 
 from feedbackctl.errors import CommandError, FeedbackError, UsageError
 
@@ -154,3 +154,44 @@ def run(
     if check and proc.returncode != 0:
         raise CommandError(list(argv), proc.returncode, proc.stderr.decode("utf-8", "replace"))
     return proc
+
+
+class Piped:
+    """A long-lived child this run speaks to over its stdin and stdout (a helper process).
+
+    Its stderr goes nowhere. It dies with this run: the parent-death signal where
+    setpriv is installed, else the end of its stdin when this process is gone;
+    ``stop`` ends it at once.
+    """
+
+    def __init__(self, child: subprocess.Popen[bytes]) -> None:
+        assert child.stdin is not None and child.stdout is not None
+        self._child = child
+        self.stdin: IO[bytes] = child.stdin
+        self.stdout: IO[bytes] = child.stdout
+
+    def kill(self) -> None:
+        _kill_group(self._child)
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self.stdin.close()
+        _kill_group(self._child)
+        with contextlib.suppress(Exception):
+            self._child.wait(timeout=5)
+
+
+def start_piped(argv: Sequence[str]) -> Piped:
+    """Start ``argv`` (an absolute program) as a ``Piped`` child; OSError when it cannot start."""
+    command = list(argv)
+    if _SETPRIV is not None:
+        command = [_SETPRIV, "--pdeathsig", "KILL", "--", *command]
+    child = subprocess.Popen(
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        close_fds=True,
+        start_new_session=True,
+    )
+    return Piped(child)

@@ -186,3 +186,27 @@ def test_a_killed_run_leaves_no_helper_behind(tmp_path: Path) -> None:
         if run_.poll() is None:
             run_.kill()
             run_.wait()
+
+
+def test_the_helper_imports_nothing_from_the_working_directory(tmp_path: Path) -> None:
+    """Run from inside a checkout someone else wrote: its pickle.py must not run in the helper."""
+    hostile = tmp_path / "checkout"
+    hostile.mkdir()
+    marker = tmp_path / "ran"
+    for name in ("pickle", "struct", "os"):
+        (hostile / f"{name}.py").write_text(f"open({str(marker)!r}, 'a').write({name!r})\n")
+    # The parent as the installed console script starts: the working directory not on its path.
+    script = (
+        "import os, sys\n"
+        f"sys.path[:0] = [{str(ROOT)!r}]\n"
+        "from feedbackctl.sources import readahead\n"
+        "from tests.test_readahead import make_reader\n"
+        "setup = {'make': 'tests.test_readahead:make_reader', 'args': (os.getpid(), 0.02)}\n"
+        "pids = {pid for _, pid in readahead.read_groups(range(12), make_reader(os.getpid(), 0.02), setup)}\n"
+        "print(len(pids))\n"
+    )
+    argv = [sys.executable, "-I", "-c", script]
+    done = subprocess.run(argv, cwd=hostile, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "2", "the helper read no group"
+    assert not marker.exists(), f"the helper imported {marker.read_text()} from the working directory"

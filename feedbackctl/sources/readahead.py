@@ -24,7 +24,6 @@ import os
 import pickle
 import queue
 import struct
-import subprocess
 import sys
 import threading
 from collections import deque
@@ -32,6 +31,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import IO, Any, Generic, TypeVar
 
 from feedbackctl.errors import UsageError
+from feedbackctl.proc import Piped, start_piped
 
 # Groups handed to the helper and not yet consumed: enough that it never waits for
 # this process between two groups, few enough that their series stay a few batches.
@@ -192,7 +192,7 @@ def _read_exactly(fd: int, size: int) -> bytearray | None:
 class _Helper:
     """The helper process, and a thread that takes its batches off the pipe as they come."""
 
-    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+    def __init__(self, proc: Piped) -> None:
         self.proc = proc
         self.results: queue.Queue[Any] = queue.Queue()
         self.alive = True
@@ -202,13 +202,9 @@ class _Helper:
     @classmethod
     def start(cls, setup: dict[str, Any]) -> _Helper | None:
         try:
-            proc = subprocess.Popen(
-                [sys.executable, "-c", _BOOT],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                close_fds=True,
-            )
+            # -I: not even `import pickle` may come from the working directory (a
+            # checkout someone else wrote); the path is then this process's own.
+            proc = start_piped([sys.executable, "-I", "-c", _BOOT])
         except OSError:
             return None
         _widen(proc.stdin)  # handing out a group then never waits for the helper to take it
@@ -243,27 +239,17 @@ class _Helper:
 
     def kill(self) -> None:
         self.alive = False
-        with contextlib.suppress(OSError):
-            self.proc.kill()
+        self.proc.kill()
 
     def stop(self) -> None:
         self.alive = False
-        stdin = self.proc.stdin
-        if stdin is not None:
-            with contextlib.suppress(OSError):
-                stdin.close()
-        with contextlib.suppress(OSError):
-            self.proc.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=5)
+        self.proc.stop()
         self.thread.join(timeout=5)
 
     def _send(self, message: object) -> bool:
-        stdin = self.proc.stdin
         try:
-            assert stdin is not None
-            pickle.dump(message, stdin, protocol=pickle.HIGHEST_PROTOCOL)
-            stdin.flush()
+            pickle.dump(message, self.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            self.proc.stdin.flush()
             return True
         except (OSError, ValueError, pickle.PicklingError):
             self.kill()
@@ -271,9 +257,7 @@ class _Helper:
 
     def _receive(self) -> None:
         """Whole messages off the pipe as raw bytes: the GIL is held only between reads."""
-        out = self.proc.stdout
-        assert out is not None
-        fd = out.fileno()
+        fd = self.proc.stdout.fileno()
         try:
             while True:
                 head = _read_exactly(fd, _HEAD.size)
