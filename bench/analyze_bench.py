@@ -159,7 +159,8 @@ def bench(sizes: list[int], points: int, step: int) -> list[Row]:
             )
         )
         helper = (
-            f"read-ahead helper {cold['helper_mb']:.0f} MB, with it {cold['together_mb']:.0f} MB (sampled)"
+            f"children (read-ahead helper, git) {cold['helper_mb']:.0f} MB, "
+            f"with them {cold['together_mb']:.0f} MB (sampled)"
         )
         notes = (f"warm {warm['rss_mb']:.0f} MB", helper, _before(n, points, "rss"))
         rss_note = "; ".join(x for x in notes if x)

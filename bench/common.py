@@ -82,9 +82,9 @@ class ChildrenRss:
     """Samples, every 20 ms while open, the RSS of this process's children and of all together.
 
     A fixture run reads ahead in a helper process (feedbackctl/sources/readahead.py),
-    whose memory is its own: ``helpers`` is the children's peak, ``together`` the
-    peak of this process and its children summed (sampled, so a short spike can
-    be missed; VmHWM above is exact for this process alone).
+    whose memory is its own, beside git's children: ``helpers`` is the children's
+    peak, ``together`` the peak of this process and its children summed (sampled,
+    so a short spike can be missed; VmHWM above is exact for this process alone).
     """
 
     def __init__(self) -> None:
