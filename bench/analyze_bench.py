@@ -25,18 +25,20 @@ from bench.fleet import FleetPaths, make_fleet
 # were batched and answers cached (quiet 2-core machine), then before decisions were packed
 # and batches halved (loaded machine, ratios from the same run), then at 10k before the
 # collector was paused and frozen around the snapshot, then before the window memo, the
-# packed report texts and the flat claim cache (issue 17; docs/performance.md).
+# packed report texts and the flat claim cache, then (a slower machine) before the
+# read-ahead helper (issue 17; docs/performance.md).
 BEFORE: dict[tuple[int, int], dict[str, str]] = {
     (10_000, 168): {
         "cold": "3.28x (10.6 s / 3.2 s); 2.33x (40.4 s / 17.3 s); 1.79x (8.5 s / 4.7 s); "
-        "1.62x (7.7 s / 4.7 s)",
-        "warm": "2.83x (9.1 s); 0.38x (6.6 s); 0.41x (1.9 s); 0.35x (1.65 s)",
-        "rss": "396 MB, warm 411 MB; 199 MB, warm 124 MB; 149 MB, warm 108 MB; 141 MB, warm 102 MB",
+        "1.62x (7.7 s / 4.7 s); 1.58x-1.65x (9.5-9.9 s / 6.0 s)",
+        "warm": "2.83x (9.1 s); 0.38x (6.6 s); 0.41x (1.9 s); 0.35x (1.65 s); 0.33x-0.37x (2.0-2.2 s)",
+        "rss": "396 MB, warm 411 MB; 199 MB, warm 124 MB; 149 MB, warm 108 MB; 141 MB, warm 102 MB; "
+        "150 MB, warm 110 MB",
     },
     (50_000, 168): {
-        "cold": "96 s; 2.27x (509 s / 224 s)",
+        "cold": "96 s; 2.27x (509 s / 224 s); 54.7 s (helper off, floor about 30 s)",
         "warm": "101 s; 0.30x (68 s)",
-        "rss": "1,717 MB, warm 1,791 MB; 517 MB, warm 382 MB",
+        "rss": "1,717 MB, warm 1,791 MB; 517 MB, warm 382 MB; 376 MB (helper off)",
     },
 }
 
