@@ -67,12 +67,9 @@ def peak_rss_mb() -> float:
     subprocess uses vfork), so the child reports the parent's peak. ``VmHWM``
     in /proc is the current image's own.
     """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
+    hwm = _status_mb("self", "VmHWM:")
+    if hwm is not None:
+        return hwm
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -107,19 +104,20 @@ class ChildrenRss:
             kids = 0.0
             for task in Path(f"/proc/{me}/task").glob("*/children"):
                 for pid in task.read_text().split():
-                    kids += _rss_mb(pid)
+                    kids += _status_mb(pid, "VmRSS:") or 0.0
             self.helpers = max(self.helpers, kids)
-            self.together = max(self.together, kids + _rss_mb(str(me)))
+            self.together = max(self.together, kids + (_status_mb(str(me), "VmRSS:") or 0.0))
 
 
-def _rss_mb(pid: str) -> float:
+def _status_mb(pid: str, key: str) -> float | None:
+    """The ``key`` line (kB) of /proc/PID/status in MB; None where there is none."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(key):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
-    return 0.0
+    return None
 
 
 def child(module: str, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:

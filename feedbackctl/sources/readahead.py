@@ -189,21 +189,16 @@ def _read_exactly(fd: int, size: int) -> mmap.mmap | None:
     reuses (+15 MB at the peak of a 50k-claim run); a mapping is gone when closed.
     """
     buf = mmap.mmap(-1, max(size, 1))
-    view = memoryview(buf)
     got = 0
-    try:
+    with memoryview(buf) as view:
         while got < size:
             n = os.readv(fd, [view[got:size]])
             if n == 0:
-                view.release()
-                buf.close()
-                return None
+                break
             got += n
-    except BaseException:
-        view.release()
+    if got < size:
         buf.close()
-        raise
-    view.release()
+        return None
     return buf
 
 
